@@ -1,0 +1,53 @@
+package dev.tessera.serving.cli;
+
+import dev.tessera.models.gguf.GgufException;
+
+import java.util.Arrays;
+import java.util.List;
+
+/** Entry point of {@code ./tessera}: dispatches to subcommands. Results go to stdout, logs to stderr. */
+public final class Main {
+    static final List<Command> COMMANDS = List.of(
+            new GenerateCommand(), new TokenizeCommand(), new SynthCommand(), new BenchCommand());
+
+    public static void main(String[] argv) {
+        System.exit(run(argv));
+    }
+
+    public static int run(String[] argv) {
+        if (argv.length == 0 || argv[0].equals("--help") || argv[0].equals("-h") || argv[0].equals("help")) {
+            System.out.println(topLevelHelp());
+            return argv.length == 0 ? 2 : 0;
+        }
+        Command command = COMMANDS.stream().filter(c -> c.name().equals(argv[0])).findFirst().orElse(null);
+        if (command == null) {
+            System.err.println("tessera: unknown command '" + argv[0] + "'\n" + topLevelHelp());
+            return 2;
+        }
+        List<String> args = Arrays.asList(argv).subList(1, argv.length);
+        if (args.contains("--help") || args.contains("-h")) {
+            System.out.println(command.usage());
+            return 0;
+        }
+        try {
+            return command.run(args);
+        } catch (CliArgs.UsageException e) {
+            System.err.println("tessera " + command.name() + ": " + e.getMessage());
+            System.err.println("run 'tessera " + command.name() + " --help' for usage");
+            return 2;
+        } catch (GgufException e) {
+            System.err.println("tessera " + command.name() + ": " + e.getMessage());
+            return 1;
+        } catch (Exception e) {
+            System.err.println("tessera " + command.name() + ": " + e);
+            return 1;
+        }
+    }
+
+    static String topLevelHelp() {
+        StringBuilder sb = new StringBuilder("usage: tessera <command> [options]\n\ncommands:\n");
+        for (Command c : COMMANDS) sb.append(String.format("  %-10s %s%n", c.name(), c.summary()));
+        sb.append("\nrun 'tessera <command> --help' for a command's options");
+        return sb.toString();
+    }
+}
