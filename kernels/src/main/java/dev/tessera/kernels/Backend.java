@@ -1,0 +1,54 @@
+package dev.tessera.kernels;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * The op vocabulary a model graph is written in. The graph (models/arch) only calls these; where and how each op
+ * runs — CPU threads, a CUDA device, a remote attention worker, a shard of the weights — is the backend's business.
+ * All activations are F32 rows; {@code numTokens} says how many leading rows of a buffer are live.
+ */
+public interface Backend extends AutoCloseable {
+    String name();
+
+    /** Makes a weight usable by this backend; {@code data} is a GGUF tensor [rows][cols] of {@code type}. */
+    Weight weight(String name, TensorType type, MemorySegment data, int rows, int cols);
+
+    Activations allocate(int maxTokens, int width);
+
+    KvCache allocateKvCache(int numLayers, int numKvHeads, int headDim, int capacity);
+
+    void upload(float[] src, Activations dst, int numTokens);
+
+    void download(Activations src, float[] dst, int numTokens);
+
+    /** out[t] = row tokens[t] of table. */
+    void embed(Weight table, int[] tokens, int numTokens, Activations out);
+
+    /** out[t] = x[t] / rms(x[t]) * gamma. */
+    void rmsNorm(Activations x, Weight gamma, float eps, int numTokens, Activations out);
+
+    /** out[t] = W · x[t]: every weight row is read once for all tokens. */
+    void matmul(Weight w, Activations x, int numTokens, Activations out);
+
+    /** x[t] += bias. */
+    void addBias(Activations x, Weight bias, int numTokens);
+
+    /** Rotates each head of x[t] by position positions[t]. */
+    void rope(Activations x, int numTokens, int numHeads, int headDim, int[] positions, RopeTable rope);
+
+    /** gate[t] = silu(gate[t]) * up[t]. */
+    void swiglu(Activations gate, Activations up, int numTokens);
+
+    /** acc[t] += x[t]. */
+    void add(Activations acc, Activations x, int numTokens);
+
+    /**
+     * Stores k[t], v[t] of layer {@code layer} at each token's position in its sequence's cache, then
+     * out[t] = softmax(q[t] · Kᵀ / √headDim) · V per query head, with GQA (numHeads / numKvHeads query heads per KV head).
+     */
+    void attention(int layer, Activations q, Activations k, Activations v, AttentionBatch batch,
+                   int numHeads, int numKvHeads, int headDim, Activations out);
+
+    @Override
+    void close();
+}

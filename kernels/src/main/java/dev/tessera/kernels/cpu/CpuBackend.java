@@ -1,0 +1,240 @@
+package dev.tessera.kernels.cpu;
+
+import dev.tessera.kernels.Activations;
+import dev.tessera.kernels.AttentionBatch;
+import dev.tessera.kernels.Backend;
+import dev.tessera.kernels.KvCache;
+import dev.tessera.kernels.RopeTable;
+import dev.tessera.kernels.TensorType;
+import dev.tessera.kernels.Weight;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.MemorySegment;
+
+/** The CPU backend: Vector API kernels over mapped weights, parallel over rows and heads on a {@link WorkerPool}. */
+public final class CpuBackend implements Backend {
+    static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+
+    private final WorkerPool pool;
+    private final MatMul matMul;
+    private final float[][] scores;
+
+    public CpuBackend(int numThreads) {
+        if (!QuantDot.SUPPORTED) throw new IllegalStateException("the CPU backend needs 512-bit vectors (AVX-512); this CPU has " + F.vectorBitSize() + "-bit");
+        this.pool = new WorkerPool(numThreads);
+        this.matMul = new MatMul(pool);
+        this.scores = new float[numThreads][];
+    }
+
+    public int numThreads() {
+        return pool.numThreads();
+    }
+
+    @Override
+    public String name() {
+        return "cpu (" + pool.numThreads() + " threads)";
+    }
+
+    @Override
+    public Weight weight(String name, TensorType type, MemorySegment data, int rows, int cols) {
+        if (!type.computable()) throw new IllegalArgumentException(name + ": tensor type " + type + " is not supported");
+        return new CpuWeight(name, type, data, rows, cols);
+    }
+
+    @Override
+    public Activations allocate(int maxTokens, int width) {
+        return new CpuActivations(maxTokens, width);
+    }
+
+    @Override
+    public KvCache allocateKvCache(int numLayers, int numKvHeads, int headDim, int capacity) {
+        return new CpuKvCache(numLayers, numKvHeads * headDim, capacity);
+    }
+
+    @Override
+    public void upload(float[] src, Activations dst, int numTokens) {
+        System.arraycopy(src, 0, a(dst).data(), 0, numTokens * dst.width());
+    }
+
+    @Override
+    public void download(Activations src, float[] dst, int numTokens) {
+        System.arraycopy(a(src).data(), 0, dst, 0, numTokens * src.width());
+    }
+
+    @Override
+    public void embed(Weight table, int[] tokens, int numTokens, Activations out) {
+        CpuWeight w = (CpuWeight) table;
+        float[] o = a(out).data();
+        for (int t = 0; t < numTokens; t++) {
+            if (tokens[t] < 0 || tokens[t] >= w.rows()) throw new IllegalArgumentException("token id " + tokens[t] + " outside vocabulary of " + w.rows());
+            MatMul.dequantize(w, tokens[t], o, t * out.width());
+        }
+    }
+
+    @Override
+    public void rmsNorm(Activations x, Weight gamma, float eps, int numTokens, Activations out) {
+        float[] xs = a(x).data(), os = a(out).data();
+        float[] g = gammaArray((CpuWeight) gamma);
+        int n = x.width();
+        for (int t = 0; t < numTokens; t++) {
+            int off = t * n;
+            FloatVector acc = FloatVector.zero(F);
+            int i = 0;
+            for (; i < F.loopBound(n); i += F.length()) {
+                FloatVector v = FloatVector.fromArray(F, xs, off + i);
+                acc = v.fma(v, acc);
+            }
+            float ss = acc.reduceLanes(VectorOperators.ADD);
+            for (; i < n; i++) ss += xs[off + i] * xs[off + i];
+            float scale = (float) (1.0 / Math.sqrt(ss / n + eps));
+            for (i = 0; i < F.loopBound(n); i += F.length())
+                FloatVector.fromArray(F, xs, off + i).mul(scale).mul(FloatVector.fromArray(F, g, i)).intoArray(os, off + i);
+            for (; i < n; i++) os[off + i] = xs[off + i] * scale * g[i];
+        }
+    }
+
+    @Override
+    public void matmul(Weight w, Activations x, int numTokens, Activations out) {
+        CpuWeight cw = (CpuWeight) w;
+        if (cw.cols() != x.width() || cw.rows() != out.width())
+            throw new IllegalStateException(w.name() + " [" + cw.rows() + "x" + cw.cols() + "] applied to width " + x.width() + " into " + out.width());
+        matMul.run(cw, a(x).data(), numTokens, a(out).data(), out.width());
+    }
+
+    @Override
+    public void addBias(Activations x, Weight bias, int numTokens) {
+        float[] b = gammaArray((CpuWeight) bias);
+        float[] xs = a(x).data();
+        int n = x.width();
+        for (int t = 0; t < numTokens; t++) for (int i = 0; i < n; i++) xs[t * n + i] += b[i];
+    }
+
+    @Override
+    public void rope(Activations x, int numTokens, int numHeads, int headDim, int[] positions, RopeTable rope) {
+        float[] xs = a(x).data();
+        int width = x.width(), half = rope.ropeDim() / 2;
+        float[] inv = rope.invFreq();
+        for (int t = 0; t < numTokens; t++) {
+            int pos = positions[t];
+            for (int i = 0; i < half; i++) {
+                double angle = pos * (double) inv[i];
+                float cos = (float) Math.cos(angle), sin = (float) Math.sin(angle);
+                for (int h = 0; h < numHeads; h++) {
+                    int base = t * width + h * headDim;
+                    int i0 = rope.neox() ? base + i : base + 2 * i;
+                    int i1 = rope.neox() ? base + i + half : base + 2 * i + 1;
+                    float v0 = xs[i0], v1 = xs[i1];
+                    xs[i0] = v0 * cos - v1 * sin;
+                    xs[i1] = v0 * sin + v1 * cos;
+                }
+            }
+        }
+    }
+
+    @Override
+    public void swiglu(Activations gate, Activations up, int numTokens) {
+        float[] g = a(gate).data(), u = a(up).data();
+        int n = numTokens * gate.width();
+        pool.parallelFor(n, F.length(), (thread, start, end) -> {
+            int i = start;
+            for (; i + F.length() <= end; i += F.length()) {
+                FloatVector gv = FloatVector.fromArray(F, g, i);
+                FloatVector silu = gv.div(gv.neg().lanewise(VectorOperators.EXP).add(1f));
+                silu.mul(FloatVector.fromArray(F, u, i)).intoArray(g, i);
+            }
+            for (; i < end; i++) g[i] = (float) (g[i] / (1 + Math.exp(-g[i]))) * u[i];
+        });
+    }
+
+    @Override
+    public void add(Activations acc, Activations x, int numTokens) {
+        float[] as = a(acc).data(), xs = a(x).data();
+        int n = numTokens * acc.width();
+        int i = 0;
+        for (; i < F.loopBound(n); i += F.length())
+            FloatVector.fromArray(F, as, i).add(FloatVector.fromArray(F, xs, i)).intoArray(as, i);
+        for (; i < n; i++) as[i] += xs[i];
+    }
+
+    @Override
+    public void attention(int layer, Activations q, Activations k, Activations v, AttentionBatch batch,
+                          int numHeads, int numKvHeads, int headDim, Activations out) {
+        int numTokens = batch.numTokens();
+        int kvDim = numKvHeads * headDim;
+        float[] ks = a(k).data(), vs = a(v).data(), qs = a(q).data(), os = a(out).data();
+        for (int t = 0; t < numTokens; t++) {
+            CpuKvCache cache = (CpuKvCache) batch.sequences()[t];
+            int pos = batch.positions()[t];
+            cache.reserve(layer, pos + 1);
+            System.arraycopy(ks, t * k.width(), cache.keys[layer], pos * kvDim, kvDim);
+            System.arraycopy(vs, t * v.width(), cache.values[layer], pos * kvDim, kvDim);
+        }
+        int group = numHeads / numKvHeads;
+        float scale = (float) (1.0 / Math.sqrt(headDim));
+        pool.parallelFor(numTokens * numHeads, 1, (thread, start, end) -> {
+            for (int job = start; job < end; job++) {
+                int t = job / numHeads, h = job % numHeads;
+                CpuKvCache cache = (CpuKvCache) batch.sequences()[t];
+                int len = batch.positions()[t] + 1;
+                float[] s = scores[thread];
+                if (s == null || s.length < len) scores[thread] = s = new float[Math.max(len, 256)];
+                float[] keys = cache.keys[layer], values = cache.values[layer];
+                int qo = t * q.width() + h * headDim, kvo = (h / group) * headDim;
+                float max = Float.NEGATIVE_INFINITY;
+                for (int j = 0; j < len; j++) {
+                    float d = QuantDot.dot(qs, qo, keys, j * kvDim + kvo, headDim) * scale;
+                    s[j] = d;
+                    if (d > max) max = d;
+                }
+                float sum = 0;
+                for (int j = 0; j < len; j++) { float e = (float) Math.exp(s[j] - max); s[j] = e; sum += e; }
+                float inv = 1f / sum;
+                int oo = t * out.width() + h * headDim;
+                java.util.Arrays.fill(os, oo, oo + headDim, 0f);
+                for (int j = 0; j < len; j++) axpy(s[j] * inv, values, j * kvDim + kvo, os, oo, headDim);
+            }
+        });
+    }
+
+    /** y += a * x over n elements. */
+    static void axpy(float alpha, float[] x, int xo, float[] y, int yo, int n) {
+        int i = 0;
+        if (n >= F.length()) {
+            FloatVector av = FloatVector.broadcast(F, alpha);
+            for (; i < F.loopBound(n); i += F.length())
+                FloatVector.fromArray(F, x, xo + i).fma(av, FloatVector.fromArray(F, y, yo + i)).intoArray(y, yo + i);
+        }
+        for (; i < n; i++) y[yo + i] += alpha * x[xo + i];
+    }
+
+    private static float[] gammaArray(CpuWeight w) {
+        // Norm weights and biases are tiny F32 vectors; copy once and cache by identity.
+        return GammaCache.get(w);
+    }
+
+    private static CpuActivations a(Activations x) {
+        return (CpuActivations) x;
+    }
+
+    @Override
+    public void close() {
+        pool.close();
+    }
+
+    /** Norm and bias vectors decoded to float[] once per weight. */
+    static final class GammaCache {
+        private static final java.util.Map<CpuWeight, float[]> CACHE = java.util.Collections.synchronizedMap(new java.util.IdentityHashMap<>());
+
+        static float[] get(CpuWeight w) {
+            float[] g = CACHE.get(w);
+            if (g == null) {
+                g = new float[w.rows() * w.cols()];
+                for (int r = 0; r < w.rows(); r++) MatMul.dequantize(w, r, g, r * w.cols());
+                CACHE.put(w, g);
+            }
+            return g;
+        }
+    }
+}

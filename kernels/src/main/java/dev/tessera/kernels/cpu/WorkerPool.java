@@ -1,0 +1,95 @@
+package dev.tessera.kernels.cpu;
+
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.LockSupport;
+
+/**
+ * A fixed set of platform threads that split an index range [0, n) into contiguous chunks. The calling thread
+ * takes chunk 0, so one thread means no hand-off at all. Workers spin briefly before parking, because ops in a
+ * decode step come microseconds apart.
+ */
+public final class WorkerPool implements AutoCloseable {
+    /** Body of a parallel loop over [start, end), run on thread {@code threadIndex}. */
+    @FunctionalInterface
+    public interface RangeTask {
+        void run(int threadIndex, int start, int end);
+    }
+
+    private static final int SPIN_ITERATIONS = 20_000;
+
+    private final int numThreads;
+    private final Thread[] threads;
+    private final AtomicInteger pending = new AtomicInteger();
+    private volatile long generation;
+    private volatile boolean closed;
+    private volatile RangeTask task;
+    private volatile int rangeEnd;
+    private volatile int chunk;
+    private final Thread[] waiting = new Thread[1];
+
+    public WorkerPool(int numThreads) {
+        if (numThreads < 1) throw new IllegalArgumentException("numThreads must be >= 1, got " + numThreads);
+        this.numThreads = numThreads;
+        this.threads = new Thread[numThreads - 1];
+        for (int i = 0; i < threads.length; i++) {
+            int index = i + 1;
+            threads[i] = Thread.ofPlatform().daemon().name("tessera-cpu-" + index).start(() -> workLoop(index));
+        }
+    }
+
+    public int numThreads() {
+        return numThreads;
+    }
+
+    /** Runs task over [0, n) split into numThreads contiguous chunks aligned to {@code granule}; returns when all are done. */
+    public void parallelFor(int n, int granule, RangeTask task) {
+        if (n <= 0) return;
+        int units = (n + granule - 1) / granule;
+        int unitsPerThread = (units + numThreads - 1) / numThreads;
+        int chunkSize = unitsPerThread * granule;
+        if (numThreads == 1 || chunkSize >= n) {
+            task.run(0, 0, n);
+            return;
+        }
+        this.task = task;
+        this.rangeEnd = n;
+        this.chunk = chunkSize;
+        waiting[0] = Thread.currentThread();
+        pending.set(threads.length);
+        generation++;
+        for (Thread t : threads) LockSupport.unpark(t);
+        task.run(0, 0, Math.min(chunkSize, n));
+        int spins = 0;
+        while (pending.get() != 0) {
+            if (++spins > SPIN_ITERATIONS) LockSupport.parkNanos(this, 20_000);
+            else Thread.onSpinWait();
+        }
+        this.task = null;
+    }
+
+    private void workLoop(int index) {
+        long seen = 0;
+        while (true) {
+            int spins = 0;
+            while (generation == seen && !closed) {
+                if (++spins > SPIN_ITERATIONS) LockSupport.park(this);
+                else Thread.onSpinWait();
+            }
+            if (closed) return;
+            seen = generation;
+            RangeTask t = task;
+            int start = index * chunk, end = Math.min(start + chunk, rangeEnd);
+            try {
+                if (start < end) t.run(index, start, end);
+            } finally {
+                if (pending.decrementAndGet() == 0) LockSupport.unpark(waiting[0]);
+            }
+        }
+    }
+
+    @Override
+    public void close() {
+        closed = true;
+        for (Thread t : threads) LockSupport.unpark(t);
+    }
+}

@@ -1,0 +1,103 @@
+package dev.tessera.models.arch;
+
+import dev.tessera.kernels.Activations;
+import dev.tessera.kernels.AttentionBatch;
+import dev.tessera.kernels.Backend;
+import dev.tessera.kernels.KvCache;
+
+/**
+ * The Llama-family forward pass as a sequence of backend ops. It knows shapes and order, never where an op runs.
+ * A batch is up to {@code maxBatchTokens} token rows from any mix of sequences; logits are produced only for the
+ * rows asked for (the last prompt token, or each sequence's decode token).
+ */
+public final class LlamaModel implements AutoCloseable {
+    private final ModelConfig config;
+    private final LlamaWeights weights;
+    private final Backend backend;
+    private final int maxBatchTokens;
+    private final int maxLogitRows;
+    private final Activations x, xb, q, k, v, att, hb, hb2, logitRows, logits;
+    private final int[] rowTokens;
+
+    /** @param maxLogitRows most rows one forward call may ask logits for (1 for a single sequence) */
+    public LlamaModel(ModelConfig config, LlamaWeights weights, Backend backend, int maxBatchTokens, int maxLogitRows) {
+        if (maxLogitRows < 1 || maxLogitRows > maxBatchTokens) throw new IllegalArgumentException("maxLogitRows " + maxLogitRows + " outside 1.." + maxBatchTokens);
+        this.config = config;
+        this.maxLogitRows = maxLogitRows;
+        this.weights = weights;
+        this.backend = backend;
+        this.maxBatchTokens = maxBatchTokens;
+        int qDim = config.numHeads() * config.headDim();
+        x = backend.allocate(maxBatchTokens, config.dim());
+        xb = backend.allocate(maxBatchTokens, config.dim());
+        q = backend.allocate(maxBatchTokens, qDim);
+        k = backend.allocate(maxBatchTokens, config.kvDim());
+        v = backend.allocate(maxBatchTokens, config.kvDim());
+        att = backend.allocate(maxBatchTokens, qDim);
+        hb = backend.allocate(maxBatchTokens, config.hiddenDim());
+        hb2 = backend.allocate(maxBatchTokens, config.hiddenDim());
+        logitRows = backend.allocate(maxLogitRows, config.dim());
+        logits = backend.allocate(maxLogitRows, config.vocabSize());
+        rowTokens = new int[maxBatchTokens];
+    }
+
+    public ModelConfig config() { return config; }
+    public Backend backend() { return backend; }
+    public int maxBatchTokens() { return maxBatchTokens; }
+
+    public KvCache newKvCache(int capacity) {
+        return backend.allocateKvCache(config.numLayers(), config.numKvHeads(), config.headDim(), capacity);
+    }
+
+    /**
+     * Runs tokens[0..batch.numTokens) through the model, storing their K/V, and writes the logits of rows
+     * {@code logitRowIndices} into {@code out} ([logitRowIndices.length][vocabSize]).
+     */
+    public void forward(int[] tokens, AttentionBatch batch, int[] logitRowIndices, float[] out) {
+        int n = batch.numTokens();
+        if (n < 1 || n > maxBatchTokens) throw new IllegalArgumentException("batch of " + n + " tokens, limit " + maxBatchTokens);
+        ModelConfig c = config;
+        backend.embed(weights.tokenEmbedding(), tokens, n, x);
+        for (int l = 0; l < c.numLayers(); l++) {
+            LlamaWeights.Layer w = weights.layers()[l];
+            backend.rmsNorm(x, w.attentionNorm(), c.rmsNormEps(), n, xb);
+            backend.matmul(w.wq(), xb, n, q);
+            backend.matmul(w.wk(), xb, n, k);
+            backend.matmul(w.wv(), xb, n, v);
+            if (w.bq() != null) {
+                backend.addBias(q, w.bq(), n);
+                backend.addBias(k, w.bk(), n);
+                backend.addBias(v, w.bv(), n);
+            }
+            backend.rope(q, n, c.numHeads(), c.headDim(), batch.positions(), c.rope());
+            backend.rope(k, n, c.numKvHeads(), c.headDim(), batch.positions(), c.rope());
+            backend.attention(l, q, k, v, batch, c.numHeads(), c.numKvHeads(), c.headDim(), att);
+            backend.matmul(w.wo(), att, n, xb);
+            backend.add(x, xb, n);
+
+            backend.rmsNorm(x, w.ffnNorm(), c.rmsNormEps(), n, xb);
+            backend.matmul(w.gate(), xb, n, hb);
+            backend.matmul(w.up(), xb, n, hb2);
+            backend.swiglu(hb, hb2, n);
+            backend.matmul(w.down(), hb, n, xb);
+            backend.add(x, xb, n);
+        }
+        int m = logitRowIndices.length;
+        if (m == 0) return;
+        if (m > maxLogitRows) throw new IllegalArgumentException(m + " logit rows asked, limit " + maxLogitRows);
+        // Gather the rows that need logits so the classifier runs once over just those.
+        float[] hidden = new float[n * c.dim()];
+        backend.download(x, hidden, n);
+        float[] picked = new float[m * c.dim()];
+        for (int i = 0; i < m; i++) System.arraycopy(hidden, logitRowIndices[i] * c.dim(), picked, i * c.dim(), c.dim());
+        backend.upload(picked, xb, m);
+        backend.rmsNorm(xb, weights.outputNorm(), c.rmsNormEps(), m, logitRows);
+        backend.matmul(weights.output(), logitRows, m, logits);
+        backend.download(logits, out, m);
+    }
+
+    @Override
+    public void close() {
+        backend.close();
+    }
+}
