@@ -130,7 +130,7 @@ public final class GgufFile implements AutoCloseable {
 
     /** An error naming this file. */
     public GgufException fail(String problem) {
-        return new GgufException(path.getFileName() + ": " + problem);
+        return new GgufException(GgufReader.oneLine(path.getFileName() + ": " + problem));
     }
 
     @Override

@@ -13,6 +13,7 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -28,6 +29,9 @@ public final class GgufReader {
     static final int DEFAULT_ALIGNMENT = 32;
     static final int MAX_DIMS = 4;
     static final int MAX_ARRAY_DEPTH = 8;
+    /** Far above any real value (the largest vocabularies have ~0.5M merges, chat templates are kilobytes). */
+    static final long MAX_ARRAY_LENGTH = 1L << 24;
+    static final long MAX_STRING_BYTES = 1L << 24;
     private static final ValueLayout.OfInt I32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfLong I64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfShort I16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -69,8 +73,13 @@ public final class GgufReader {
         int magic = seg.get(I32, 0);
         if (magic != MAGIC) throw fail(String.format("bad magic 0x%08x, expected 0x%08x (\"GGUF\"); not a GGUF file", magic, MAGIC));
         pos = 4;
-        int version = u32AsInt("version");
-        if (version != 2 && version != 3) throw fail("unsupported GGUF version " + version + ", expected 2 or 3");
+        long rawVersion = u32("version");
+        if (rawVersion != 2 && rawVersion != 3) {
+            long swapped = Integer.toUnsignedLong(Integer.reverseBytes((int) rawVersion));
+            String hint = swapped == 2 || swapped == 3 ? " (a big-endian file?)" : rawVersion == 1 ? " (GGUF v1 is obsolete)" : "";
+            throw fail("unsupported GGUF version " + rawVersion + ", expected 2 or 3" + hint);
+        }
+        int version = (int) rawVersion;
         long numTensors = u64("tensor count");
         long numKv = u64("metadata count");
         // Each tensor entry takes at least 8+4+8+4+8 bytes and each KV at least 8+4+1: bound the counts by the file.
@@ -80,34 +89,38 @@ public final class GgufReader {
         Map<String, GgufValue> metadata = new LinkedHashMap<>();
         for (long i = 0; i < numKv; i++) {
             String key = string("metadata key #" + i);
-            int typeId = u32AsInt("type of " + key);
-            GgufType type = GgufType.fromId(typeId);
-            if (type == null) throw fail("metadata " + key + " has unknown value type " + typeId);
-            Object value = value(type, key, 0);
-            if (metadata.put(key, new GgufValue(type, value)) != null) throw fail("duplicate metadata key " + key);
+            String shownKey = shown(key);
+            long typeId = u32("type of " + shownKey);
+            GgufType type = typeId > Integer.MAX_VALUE ? null : GgufType.fromId((int) typeId);
+            if (type == null) throw fail("metadata " + shownKey + " has unknown value type " + typeId);
+            Object value = value(type, shownKey, 0);
+            if (metadata.put(key, new GgufValue(type, value)) != null) throw fail("duplicate metadata key " + shownKey);
         }
 
         List<GgufTensorInfo> infos = new ArrayList<>((int) numTensors);
         Set<String> names = new HashSet<>();
         for (long i = 0; i < numTensors; i++) {
-            String name = string("tensor name #" + i);
-            int numDims = u32AsInt("dimension count of " + name);
+            String rawName = string("tensor name #" + i);
+            String name = shown(rawName);
+            long numDims = u32("dimension count of " + name);
             if (numDims < 1 || numDims > MAX_DIMS) throw fail("tensor " + name + " has " + numDims + " dimensions, expected 1 to " + MAX_DIMS);
-            long[] dims = new long[numDims];
+            long[] dims = new long[(int) numDims];
             long numElements = 1;
             for (int d = 0; d < numDims; d++) {
                 dims[d] = u64("dimension of " + name);
                 if (dims[d] <= 0 || dims[d] > Integer.MAX_VALUE) throw fail("tensor " + name + " has absurd dimension " + Long.toUnsignedString(dims[d]));
-                numElements = Math.multiplyHigh(numElements, dims[d]) != 0 ? -1 : numElements * dims[d];
-                if (numElements < 0 || numElements > size * 8) throw fail("tensor " + name + " has absurd shape " + java.util.Arrays.toString(dims) + " for a file of " + size + " bytes");
+                // No type stores an element in fewer than 2 bits, so more than 4 elements per file byte cannot fit.
+                // Dividing first keeps the product from overflowing.
+                if (numElements > size * 4 / dims[d]) throw fail("tensor " + name + " has absurd shape " + Arrays.toString(Arrays.copyOf(dims, d + 1)) + " for a file of " + size + " bytes");
+                numElements *= dims[d];
             }
-            int typeId = u32AsInt("type of " + name);
-            TensorType type = TensorType.fromId(typeId);
+            long typeId = u32("type of " + name);
+            TensorType type = typeId > Integer.MAX_VALUE ? null : TensorType.fromId((int) typeId);
             if (type == null) throw fail("tensor " + name + " has unknown tensor type " + typeId);
             if (dims[0] % type.blockSize != 0) throw fail("tensor " + name + " row length " + dims[0] + " is not a multiple of " + type + " block size " + type.blockSize);
             long offset = u64("offset of " + name);
-            if (!names.add(name)) throw fail("duplicate tensor " + name);
-            infos.add(new GgufTensorInfo(name, dims, type, offset));
+            if (!names.add(rawName)) throw fail("duplicate tensor " + name);
+            infos.add(new GgufTensorInfo(rawName, dims, type, offset));
         }
 
         long alignment = DEFAULT_ALIGNMENT;
@@ -120,9 +133,10 @@ public final class GgufReader {
         long dataOffset = (pos + alignment - 1) / alignment * alignment;
         if (numTensors > 0 && dataOffset > size) throw fail("data section starts at byte " + dataOffset + ", file is " + size + " bytes");
         for (GgufTensorInfo t : infos) {
-            if (t.offset() < 0 || t.offset() % alignment != 0) throw fail("tensor " + t.name() + " offset " + Long.toUnsignedString(t.offset()) + " is not aligned to " + alignment);
+            if (t.offset() < 0 || t.offset() % alignment != 0) throw fail("tensor " + shown(t.name()) + " offset " + Long.toUnsignedString(t.offset()) + " is not aligned to " + alignment);
+            // offset < 2^63 and dataOffset + sizeBytes is bounded by a few times the file, so overflow shows as a negative end.
             long end = dataOffset + t.offset() + t.sizeBytes();
-            if (end < 0 || end > size) throw fail("tensor " + t.name() + " ends at byte " + (end < 0 ? "beyond 2^63" : end) + ", file is " + size + " bytes");
+            if (end < 0 || end > size) throw fail("tensor " + shown(t.name()) + " ends at byte " + (end < 0 ? Long.toUnsignedString(end) : end) + ", file is " + size + " bytes (tensor data past end of file)");
         }
         return new GgufFile(path, version, metadata, infos, dataOffset, seg, arena);
     }
@@ -150,12 +164,13 @@ public final class GgufReader {
 
     private GgufArray array(String key, int depth) {
         if (depth >= MAX_ARRAY_DEPTH) throw fail("metadata " + key + " nests arrays deeper than " + MAX_ARRAY_DEPTH);
-        int typeId = u32AsInt("array type of " + key);
-        GgufType et = GgufType.fromId(typeId);
+        long typeId = u32("array type of " + key);
+        GgufType et = typeId > Integer.MAX_VALUE ? null : GgufType.fromId((int) typeId);
         if (et == null) throw fail("metadata " + key + " is an array of unknown type " + typeId);
         long n = u64("array length of " + key);
         long minBytes = et == GgufType.STRING ? 8 : et == GgufType.ARRAY ? 12 : et.scalarBytes();
-        if (n < 0 || n > (size - pos) / minBytes) throw fail("metadata " + key + " claims " + Long.toUnsignedString(n) + " elements, more than the " + (size - pos) + " bytes left");
+        if (n < 0 || n > MAX_ARRAY_LENGTH) throw fail("metadata " + key + " claims an absurd " + Long.toUnsignedString(n) + " elements (at most " + MAX_ARRAY_LENGTH + ")");
+        if (n > (size - pos) / minBytes) throw fail("metadata " + key + " claims " + Long.toUnsignedString(n) + " elements, more than the " + (size - pos) + " bytes left can hold (truncated header?)");
         int len = (int) n;
         switch (et) {
             case UINT8, INT8, UINT16, INT16, INT32 -> {
@@ -201,7 +216,8 @@ public final class GgufReader {
 
     private String string(String what) {
         long n = u64("length of " + what);
-        if (n < 0 || n > size - pos) throw fail(what + " claims a string of " + Long.toUnsignedString(n) + " bytes, only " + (size - pos) + " left (truncated header?)");
+        if (n < 0 || n > MAX_STRING_BYTES) throw fail(what + " claims an absurd string of " + Long.toUnsignedString(n) + " bytes (at most " + MAX_STRING_BYTES + ")");
+        if (n > size - pos) throw fail(what + " claims a string of " + n + " bytes, only " + (size - pos) + " left (truncated header?)");
         byte[] b = bytes((int) n, what);
         return new String(b, StandardCharsets.UTF_8);
     }
@@ -221,9 +237,8 @@ public final class GgufReader {
         return v;
     }
 
-    private int u32AsInt(String what) {
-        int v = i32(what);
-        return v < 0 ? Integer.MAX_VALUE : v;
+    private long u32(String what) {
+        return Integer.toUnsignedLong(i32(what));
     }
 
     private long u64(String what) {
@@ -238,6 +253,27 @@ public final class GgufReader {
     }
 
     private GgufException fail(String problem) {
-        return new GgufException(fileName + ": " + problem);
+        return new GgufException(oneLine(fileName + ": " + problem));
+    }
+
+    /** A name from the file as shown in messages: control characters escaped, at most 80 characters. */
+    static String shown(String name) {
+        String s = oneLine(name);
+        return s.length() <= 80 ? s : s.substring(0, 77) + "...";
+    }
+
+    /** Escapes control characters and line separators so a message stays on one line. */
+    static String oneLine(String s) {
+        StringBuilder sb = null;
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            boolean bad = c < 0x20 || c == 0x7f || c == 0x85 || c == 0x2028 || c == 0x2029;
+            if (bad && sb == null) sb = new StringBuilder(s.length() + 8).append(s, 0, i);
+            if (sb != null) {
+                if (bad) sb.append(String.format("\\u%04x", (int) c));
+                else sb.append(c);
+            }
+        }
+        return sb == null ? s : sb.toString();
     }
 }

@@ -1,10 +1,109 @@
 package dev.tessera.serving.cli;
 
-import java.util.List;
+import dev.tessera.kernels.TensorType;
+import dev.tessera.models.synth.SynthModel;
+import dev.tessera.models.synth.SynthPreset;
 
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Locale;
+import java.util.Set;
+
+/** {@code tessera synth}: writes a Llama-shaped GGUF with random weights and a real vocabulary, for benchmarks and tests. */
 public final class SynthCommand implements Command {
+    static final List<TensorType> TYPES = List.of(TensorType.Q8_0, TensorType.Q4_0, TensorType.F16, TensorType.F32,
+            TensorType.BF16, TensorType.Q4_1, TensorType.Q5_0, TensorType.Q5_1, TensorType.Q4_K, TensorType.Q5_K, TensorType.Q6_K);
+    private static final Set<String> SHAPE_FLAGS = Set.of("dim", "layers", "heads", "kv-heads", "ffn");
+    private static final Set<String> KNOWN = Set.of("preset", "dim", "layers", "heads", "kv-heads", "ffn", "vocab-from",
+            "type", "out", "seed", "name");
+    private static final int MAX_DIM = 1 << 16;
+
     @Override public String name() { return "synth"; }
-    @Override public String summary() { return "(being written)"; }
-    @Override public String usage() { return "tessera synth"; }
-    @Override public int run(List<String> args) { throw new IllegalStateException("not implemented yet"); }
+
+    @Override public String summary() { return "write a Llama-shaped GGUF with random weights (for benchmarks)"; }
+
+    @Override
+    public String usage() {
+        return """
+                usage: tessera synth --preset NAME --type TYPE --out FILE [--seed S] [--vocab-from VOCAB.gguf] [--name NAME]
+                       tessera synth --dim N --layers N --heads N --kv-heads N --ffn N --vocab-from VOCAB.gguf
+                                     --type TYPE --out FILE [--seed S] [--name NAME]
+
+                Writes a Llama model with random weights (std 0.02, norms 1.0) and the tokenizer of VOCAB.gguf
+                (every tokenizer.* key is copied; the vocabulary size is its token count). Prints FILE on stdout.
+
+                  --preset NAME       %s
+                                      (tiny: dim 256, 4 layers, 8/4 heads, ffn 768; llama-1b: 2048, 16, 32/8, 8192;
+                                       llama-7b: 4096, 32, 32/32, 11008)
+                  --dim N             embedding width (a multiple of --heads)
+                  --layers N          transformer blocks
+                  --heads N           attention heads
+                  --kv-heads N        key/value heads (divides --heads)
+                  --ffn N             feed-forward hidden width
+                  --vocab-from FILE   GGUF to take the tokenizer from; presets default to
+                                      ../shared/models/%s under the Tessera directory
+                  --type TYPE         weight type of the 2-D tensors (norms stay f32): %s
+                  --out FILE          output GGUF (replaced if it exists)
+                  --seed S            random seed (default 0); the same seed gives the same bytes
+                  --name NAME         general.name (default synth-PRESET or synth-custom)""".formatted(
+                SynthPreset.names(), SynthPreset.DEFAULT_VOCAB,
+                String.join("|", TYPES.stream().map(TensorType::ggmlName).toList()));
+    }
+
+    @Override
+    public int run(List<String> argv) {
+        CliArgs args = new CliArgs(argv, KNOWN, Set.of());
+        TensorType type = parseType(args.require("type"));
+        Path out = Path.of(args.require("out"));
+        long seed = args.getLong("seed", 0);
+
+        SynthModel model;
+        Path vocab;
+        if (args.has("preset")) {
+            String presetName = args.get("preset", null);
+            SynthPreset preset = SynthPreset.find(presetName);
+            if (preset == null) throw new CliArgs.UsageException("unknown preset '" + presetName + "' (presets: " + SynthPreset.names() + ")");
+            for (String flag : SHAPE_FLAGS)
+                if (args.has(flag)) throw new CliArgs.UsageException("--" + flag + " cannot be combined with --preset");
+            model = SynthModel.of(preset, type, seed);
+            vocab = args.has("vocab-from") ? Path.of(args.get("vocab-from", null)) : defaultVocab();
+        } else {
+            for (String flag : SHAPE_FLAGS)
+                if (!args.has(flag)) throw new CliArgs.UsageException("give --preset, or all of --dim --layers --heads --kv-heads --ffn (missing --" + flag + ")");
+            if (!args.has("vocab-from")) throw new CliArgs.UsageException("--vocab-from is required without --preset");
+            model = new SynthModel("synth-custom", args.getInt("dim", 0, 1, MAX_DIM), args.getInt("layers", 0, 1, 1024),
+                    args.getInt("heads", 0, 1, 1024), args.getInt("kv-heads", 0, 1, 1024), args.getInt("ffn", 0, 1, 4 * MAX_DIM),
+                    type, seed);
+            vocab = Path.of(args.get("vocab-from", null));
+        }
+        if (args.has("name")) model = new SynthModel(args.get("name", null), model.dim(), model.numLayers(), model.numHeads(),
+                model.numKvHeads(), model.hiddenDim(), type, seed);
+        try {
+            model.validate();
+        } catch (IllegalArgumentException e) {
+            throw new CliArgs.UsageException(e.getMessage());
+        }
+        Path parent = out.toAbsolutePath().getParent();
+        if (parent != null && !Files.isDirectory(parent)) throw new CliArgs.UsageException("--out: directory " + parent + " does not exist");
+        if (Files.isDirectory(out)) throw new CliArgs.UsageException("--out: " + out + " is a directory");
+
+        System.err.printf("synth: %s, dim %d, %d layers, %d/%d heads, ffn %d, %s weights, seed %d -> %s%n", model.name(),
+                model.dim(), model.numLayers(), model.numHeads(), model.numKvHeads(), model.hiddenDim(), type.ggmlName(), seed, out);
+        model.write(vocab, out, System.err);
+        System.out.println(out);
+        return 0;
+    }
+
+    static TensorType parseType(String name) {
+        String n = name.trim().toLowerCase(Locale.ROOT);
+        for (TensorType t : TYPES) if (t.ggmlName().equals(n)) return t;
+        throw new CliArgs.UsageException("unknown --type '" + name + "' (types: "
+                + String.join(", ", TYPES.stream().map(TensorType::ggmlName).toList()) + ")");
+    }
+
+    /** The presets' vocabulary: ../shared/models/… next to the Tessera directory ({@code tessera.home}, else the current one). */
+    static Path defaultVocab() {
+        return Path.of(System.getProperty("tessera.home", ".")).resolve("../shared/models").resolve(SynthPreset.DEFAULT_VOCAB).normalize();
+    }
 }

@@ -1,0 +1,224 @@
+package dev.tessera.models.synth;
+
+import dev.tessera.kernels.TensorType;
+import dev.tessera.models.gguf.GgufFile;
+import dev.tessera.models.gguf.GgufTensorInfo;
+import dev.tessera.models.gguf.GgufValue;
+import dev.tessera.models.gguf.GgufWriter;
+import dev.tessera.models.quant.Quantizer;
+
+import java.io.PrintStream;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.IntStream;
+
+/**
+ * A Llama-shaped model with random weights and a real tokenizer, written as GGUF exactly as llama.cpp names and lays
+ * out its tensors. Weights are deterministic in {@code seed}: each row has its own generator seeded from
+ * (seed, tensor, row), so the bytes do not depend on how rows are spread over threads.
+ */
+public record SynthModel(String name, int dim, int numLayers, int numHeads, int numKvHeads, int hiddenDim,
+                         TensorType type, long seed) {
+
+    static final float WEIGHT_STD = 0.02f;
+    static final int CONTEXT_LENGTH = 4096;
+    /** Elements generated per parallel task: large enough to amortise scheduling, small enough to balance 2 cores. */
+    static final int CHUNK_ELEMENTS = 1 << 20;
+
+    public static SynthModel of(SynthPreset preset, TensorType type, long seed) {
+        return new SynthModel("synth-" + preset.presetName, preset.dim, preset.numLayers, preset.numHeads,
+                preset.numKvHeads, preset.hiddenDim, type, seed);
+    }
+
+    public int headDim() {
+        return dim / numHeads;
+    }
+
+    public int kvDim() {
+        return numKvHeads * headDim();
+    }
+
+    /** ggml's LLAMA_FTYPE for a model whose 2-D weights are all {@code type}; -1 if synth cannot write it. */
+    public static int fileType(TensorType type) {
+        return switch (type) {
+            case F32 -> 0;
+            case F16 -> 1;
+            case Q4_0 -> 2;
+            case Q4_1 -> 3;
+            case Q8_0 -> 7;
+            case Q5_0 -> 8;
+            case Q5_1 -> 9;
+            case Q4_K -> 15; // MOSTLY_Q4_K_M
+            case Q5_K -> 17; // MOSTLY_Q5_K_M
+            case Q6_K -> 18;
+            case BF16 -> 32;
+            default -> -1;
+        };
+    }
+
+    /** Throws IllegalArgumentException, one line, when this shape or type cannot make a valid model. */
+    public void validate() {
+        if (dim <= 0 || numLayers <= 0 || numHeads <= 0 || numKvHeads <= 0 || hiddenDim <= 0)
+            throw new IllegalArgumentException("dimensions must be positive: dim " + dim + ", layers " + numLayers + ", heads " + numHeads + ", kv heads " + numKvHeads + ", ffn " + hiddenDim);
+        if (dim % numHeads != 0) throw new IllegalArgumentException("dim " + dim + " is not a multiple of heads " + numHeads);
+        if (numHeads % numKvHeads != 0) throw new IllegalArgumentException("heads " + numHeads + " is not a multiple of kv heads " + numKvHeads);
+        if (headDim() % 2 != 0) throw new IllegalArgumentException("head dimension " + headDim() + " (dim / heads) must be even for RoPE");
+        if (fileType(type) < 0) throw new IllegalArgumentException("synth cannot write " + type.ggmlName() + " weights");
+        if (dim % type.blockSize != 0 || hiddenDim % type.blockSize != 0)
+            throw new IllegalArgumentException(type.ggmlName() + " needs dim and ffn to be multiples of " + type.blockSize + ", got dim " + dim + ", ffn " + hiddenDim);
+    }
+
+    /**
+     * Writes the model to {@code out}, taking every {@code tokenizer.*} key from {@code vocabGguf}. When {@code progress}
+     * is not null and the write takes over a second, a progress bar is drawn on it in place.
+     */
+    public void write(Path vocabGguf, Path out, PrintStream progress) {
+        validate();
+        Map<String, GgufValue> tokenizer = new LinkedHashMap<>();
+        int vocabSize;
+        try (GgufFile vocab = GgufFile.open(vocabGguf)) {
+            String[] tokens = vocab.getStringArray("tokenizer.ggml.tokens");
+            if (tokens == null || tokens.length == 0) throw vocab.fail("has no tokenizer.ggml.tokens to copy the vocabulary from");
+            vocabSize = tokens.length;
+            vocab.metadata().forEach((k, v) -> { if (k.startsWith("tokenizer.")) tokenizer.put(k, v); });
+        }
+
+        GgufWriter w = new GgufWriter();
+        w.metadata("general.architecture", GgufValue.ofString("llama"));
+        w.metadata("general.name", GgufValue.ofString(name));
+        w.metadata("general.file_type", GgufValue.ofUint32(fileType(type)));
+        w.metadata("general.quantization_version", GgufValue.ofUint32(2));
+        w.metadata("general.alignment", GgufValue.ofUint32(32));
+        w.metadata("llama.context_length", GgufValue.ofUint32(CONTEXT_LENGTH));
+        w.metadata("llama.embedding_length", GgufValue.ofUint32(dim));
+        w.metadata("llama.feed_forward_length", GgufValue.ofUint32(hiddenDim));
+        w.metadata("llama.block_count", GgufValue.ofUint32(numLayers));
+        w.metadata("llama.attention.head_count", GgufValue.ofUint32(numHeads));
+        w.metadata("llama.attention.head_count_kv", GgufValue.ofUint32(numKvHeads));
+        w.metadata("llama.rope.dimension_count", GgufValue.ofUint32(headDim()));
+        w.metadata("llama.rope.freq_base", GgufValue.ofFloat32(10000f));
+        w.metadata("llama.attention.layer_norm_rms_epsilon", GgufValue.ofFloat32(1e-5f));
+        w.metadata("llama.vocab_size", GgufValue.ofUint32(vocabSize));
+        w.metadata(tokenizer);
+
+        // Shapes are ggml ne: ne0 (the input dimension) first.
+        w.tensor("token_embd.weight", new long[] {dim, vocabSize}, type);
+        w.tensor("output_norm.weight", new long[] {dim}, TensorType.F32);
+        w.tensor("output.weight", new long[] {dim, vocabSize}, type);
+        for (int i = 0; i < numLayers; i++) {
+            String b = "blk." + i + ".";
+            w.tensor(b + "attn_norm.weight", new long[] {dim}, TensorType.F32);
+            w.tensor(b + "attn_q.weight", new long[] {dim, dim}, type);
+            w.tensor(b + "attn_k.weight", new long[] {dim, kvDim()}, type);
+            w.tensor(b + "attn_v.weight", new long[] {dim, kvDim()}, type);
+            w.tensor(b + "attn_output.weight", new long[] {dim, dim}, type);
+            w.tensor(b + "ffn_norm.weight", new long[] {dim}, TensorType.F32);
+            w.tensor(b + "ffn_gate.weight", new long[] {dim, hiddenDim}, type);
+            w.tensor(b + "ffn_up.weight", new long[] {dim, hiddenDim}, type);
+            w.tensor(b + "ffn_down.weight", new long[] {hiddenDim, dim}, type);
+        }
+
+        List<GgufTensorInfo> infos = w.tensors();
+        Map<String, Integer> index = new HashMap<>();
+        long totalBytes = 0;
+        for (int i = 0; i < infos.size(); i++) {
+            index.put(infos.get(i).name(), i);
+            totalBytes += infos.get(i).sizeBytes();
+        }
+        ProgressBar bar = new ProgressBar(progress, totalBytes);
+        w.write(out, (info, dst) -> fill(info, index.get(info.name()), dst, bar));
+        bar.finish();
+    }
+
+    /** Generates and encodes one tensor row by row, in parallel chunks of rows. */
+    private void fill(GgufTensorInfo info, int tensorIndex, MemorySegment dst, ProgressBar bar) {
+        int cols = info.cols();
+        int rows = info.rows();
+        boolean norm = info.dims().length == 1;
+        long rowBytes = info.type().byteSize(cols);
+        int rowsPerChunk = Math.max(1, CHUNK_ELEMENTS / cols);
+        int numChunks = (rows + rowsPerChunk - 1) / rowsPerChunk;
+        IntStream.range(0, numChunks).parallel().forEach(c -> {
+            float[] row = new float[cols];
+            int end = Math.min(rows, (c + 1) * rowsPerChunk);
+            for (int r = c * rowsPerChunk; r < end; r++) {
+                gaussianRow(row, rowSeed(seed, tensorIndex, r), WEIGHT_STD, norm ? 1f : 0f);
+                Quantizer.quantize(info.type(), row, 0, cols, dst, r * rowBytes);
+            }
+            bar.advance((end - (long) c * rowsPerChunk) * rowBytes);
+        });
+    }
+
+    /** splitmix64 finaliser over (seed, tensor, row): independent, well-mixed starting states for every row. */
+    static long rowSeed(long seed, int tensorIndex, int row) {
+        long z = seed + 0x9E3779B97F4A7C15L * (1 + tensorIndex) + 0xD1B54A32D192ED03L * row;
+        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+        z ^= z >>> 31;
+        return z == 0 ? 0x2545F4914F6CDD1DL : z; // xorshift must not start at 0
+    }
+
+    /**
+     * Fills {@code row} with mean + std * (approximately standard normal) values. Each xorshift64 step gives four
+     * 16-bit uniforms whose sum (Irwin-Hall, n = 4) has mean 131070 and standard deviation 65536 / sqrt(3).
+     */
+    static void gaussianRow(float[] row, long state, float std, float mean) {
+        final float center = 4 * 32767.5f;
+        final float scale = std / (65536f / (float) Math.sqrt(3));
+        long s = state;
+        for (int i = 0; i < row.length; i++) {
+            s ^= s << 13;
+            s ^= s >>> 7;
+            s ^= s << 17;
+            int sum = (int) (s & 0xFFFF) + (int) ((s >>> 16) & 0xFFFF) + (int) ((s >>> 32) & 0xFFFF) + (int) (s >>> 48);
+            row[i] = mean + (sum - center) * scale;
+        }
+    }
+
+    /** Draws {@code [#####.....]  45%  1.2 / 2.7 GB} with \r, only once a write has run for over a second. */
+    static final class ProgressBar {
+        private static final long DELAY_NANOS = 1_000_000_000L;
+        private static final long REDRAW_NANOS = 200_000_000L;
+        private final PrintStream out;
+        private final long totalBytes;
+        private final long startNanos = System.nanoTime();
+        private long doneBytes;
+        private long lastDrawNanos;
+        private boolean drawn;
+
+        ProgressBar(PrintStream out, long totalBytes) {
+            this.out = out;
+            this.totalBytes = Math.max(1, totalBytes);
+        }
+
+        synchronized void advance(long bytes) {
+            doneBytes += bytes;
+            if (out == null) return;
+            long now = System.nanoTime();
+            if (now - startNanos < DELAY_NANOS || now - lastDrawNanos < REDRAW_NANOS) return;
+            lastDrawNanos = now;
+            draw();
+        }
+
+        synchronized void finish() {
+            if (out == null || !drawn) return;
+            doneBytes = totalBytes;
+            draw();
+            out.println();
+            out.flush();
+        }
+
+        private void draw() {
+            int width = 30;
+            int filled = (int) (width * doneBytes / totalBytes);
+            out.printf("\rsynth: [%s%s] %3d%%  %.2f / %.2f GB", "#".repeat(filled), ".".repeat(width - filled),
+                    100 * doneBytes / totalBytes, doneBytes / 1e9, totalBytes / 1e9);
+            out.flush();
+            drawn = true;
+        }
+    }
+}

@@ -1,0 +1,40 @@
+package dev.tessera.models.synth;
+
+import java.util.Arrays;
+import java.util.stream.Collectors;
+
+/** Named Llama shapes for {@code tessera synth}; all take their vocabulary from llama.cpp's Llama SPM vocab GGUF. */
+public enum SynthPreset {
+    TINY("tiny", 256, 4, 8, 4, 768),
+    LLAMA_1B("llama-1b", 2048, 16, 32, 8, 8192),
+    LLAMA_7B("llama-7b", 4096, 32, 32, 32, 11008);
+
+    /** The vocabulary file of every preset, relative to the shared models folder. */
+    public static final String DEFAULT_VOCAB = "llama.cpp-vocab/ggml-vocab-llama-spm.gguf";
+
+    public final String presetName;
+    public final int dim;
+    public final int numLayers;
+    public final int numHeads;
+    public final int numKvHeads;
+    public final int hiddenDim;
+
+    SynthPreset(String presetName, int dim, int numLayers, int numHeads, int numKvHeads, int hiddenDim) {
+        this.presetName = presetName;
+        this.dim = dim;
+        this.numLayers = numLayers;
+        this.numHeads = numHeads;
+        this.numKvHeads = numKvHeads;
+        this.hiddenDim = hiddenDim;
+    }
+
+    /** The preset called {@code name}, or null. */
+    public static SynthPreset find(String name) {
+        for (SynthPreset p : values()) if (p.presetName.equals(name)) return p;
+        return null;
+    }
+
+    public static String names() {
+        return Arrays.stream(values()).map(p -> p.presetName).collect(Collectors.joining(", "));
+    }
+}
