@@ -137,7 +137,7 @@ public final class CpuBackend implements Backend {
     public void swiglu(Activations gate, Activations up, int numTokens) {
         float[] g = a(gate).data(), u = a(up).data();
         int n = numTokens * gate.width();
-        pool.parallelFor(n, F.length(), (thread, start, end) -> {
+        pool.parallelFor(n, F.length(), 8L * n, (thread, start, end) -> {
             int i = start;
             for (; i + F.length() <= end; i += F.length()) {
                 FloatVector gv = FloatVector.fromArray(F, g, i);
@@ -173,7 +173,9 @@ public final class CpuBackend implements Backend {
         }
         int group = numHeads / numKvHeads;
         float scale = (float) (1.0 / Math.sqrt(headDim));
-        pool.parallelFor(numTokens * numHeads, 1, (thread, start, end) -> {
+        long work = 0;
+        for (int t = 0; t < numTokens; t++) work += (long) (batch.positions()[t] + 1) * headDim * numHeads * 2;
+        pool.parallelFor(numTokens * numHeads, 1, work, (thread, start, end) -> {
             for (int job = start; job < end; job++) {
                 int t = job / numHeads, h = job % numHeads;
                 CpuKvCache cache = (CpuKvCache) batch.sequences()[t];

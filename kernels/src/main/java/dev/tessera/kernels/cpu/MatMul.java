@@ -24,12 +24,12 @@ final class MatMul {
     void run(CpuWeight w, float[] x, int numTokens, float[] out, int outWidth) {
         int cols = w.cols();
         if (numTokens == 1) {
-            pool.parallelFor(w.rows(), 16, (thread, start, end) -> {
+            pool.parallelFor(w.rows(), 16, (long) w.rows() * cols, (thread, start, end) -> {
                 for (int r = start; r < end; r++) out[r] = dot(w, r, x, 0, cols);
             });
             return;
         }
-        pool.parallelFor(w.rows(), TILE_ROWS, (thread, start, end) -> {
+        pool.parallelFor(w.rows(), TILE_ROWS, (long) w.rows() * cols * numTokens, (thread, start, end) -> {
             float[] tile = tiles[thread];
             if (tile == null || tile.length < TILE_ROWS * cols) tiles[thread] = tile = new float[TILE_ROWS * cols];
             int r = start;

@@ -37,31 +37,42 @@ public final class QuantDot {
     }
 
     public static float dotQ8_0(MemorySegment w, long off, float[] x, int xo, int n) {
-        FloatVector acc = FloatVector.zero(F);
-        for (int b = 0; b < n / 32; b++) {
-            long bo = off + 34L * b;
-            int xi = xo + 32 * b;
-            FloatVector q0 = (FloatVector) ByteVector.fromMemorySegment(B16, w, bo + 2, LE).convertShape(VectorOperators.B2F, F, 0);
-            FloatVector q1 = (FloatVector) ByteVector.fromMemorySegment(B16, w, bo + 18, LE).convertShape(VectorOperators.B2F, F, 0);
-            FloatVector s = q0.mul(FloatVector.fromArray(F, x, xi)).add(q1.mul(FloatVector.fromArray(F, x, xi + 16)));
-            acc = s.fma(FloatVector.broadcast(F, Float.float16ToFloat(w.get(I16, bo))), acc);
+        // Two accumulators: the per-block FMA chain, not the loads, limits one accumulator.
+        FloatVector acc0 = FloatVector.zero(F), acc1 = FloatVector.zero(F);
+        int nb = n / 32, b = 0;
+        for (; b + 1 < nb; b += 2) {
+            acc0 = blockQ8_0(w, off + 34L * b, x, xo + 32 * b, acc0);
+            acc1 = blockQ8_0(w, off + 34L * (b + 1), x, xo + 32 * (b + 1), acc1);
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        if (b < nb) acc0 = blockQ8_0(w, off + 34L * b, x, xo + 32 * b, acc0);
+        return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+    }
+
+    private static FloatVector blockQ8_0(MemorySegment w, long bo, float[] x, int xi, FloatVector acc) {
+        FloatVector q0 = (FloatVector) ByteVector.fromMemorySegment(B16, w, bo + 2, LE).convertShape(VectorOperators.B2F, F, 0);
+        FloatVector q1 = (FloatVector) ByteVector.fromMemorySegment(B16, w, bo + 18, LE).convertShape(VectorOperators.B2F, F, 0);
+        FloatVector s = q1.fma(FloatVector.fromArray(F, x, xi + 16), q0.mul(FloatVector.fromArray(F, x, xi)));
+        return s.fma(FloatVector.broadcast(F, Float.float16ToFloat(w.get(I16, bo))), acc);
     }
 
     public static float dotQ4_0(MemorySegment w, long off, float[] x, int xo, int n) {
-        FloatVector acc = FloatVector.zero(F);
-        for (int b = 0; b < n / 32; b++) {
-            long bo = off + 18L * b;
-            int xi = xo + 32 * b;
-            ByteVector q = ByteVector.fromMemorySegment(B16, w, bo + 2, LE);
-            // low nibbles are elements 0..15 of the block, high nibbles 16..31; both stored +8
-            FloatVector lo = (FloatVector) q.and((byte) 0x0F).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0);
-            FloatVector hi = (FloatVector) q.lanewise(VectorOperators.LSHR, 4).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0);
-            FloatVector s = lo.mul(FloatVector.fromArray(F, x, xi)).add(hi.mul(FloatVector.fromArray(F, x, xi + 16)));
-            acc = s.fma(FloatVector.broadcast(F, Float.float16ToFloat(w.get(I16, bo))), acc);
+        FloatVector acc0 = FloatVector.zero(F), acc1 = FloatVector.zero(F);
+        int nb = n / 32, b = 0;
+        for (; b + 1 < nb; b += 2) {
+            acc0 = blockQ4_0(w, off + 18L * b, x, xo + 32 * b, acc0);
+            acc1 = blockQ4_0(w, off + 18L * (b + 1), x, xo + 32 * (b + 1), acc1);
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        if (b < nb) acc0 = blockQ4_0(w, off + 18L * b, x, xo + 32 * b, acc0);
+        return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+    }
+
+    private static FloatVector blockQ4_0(MemorySegment w, long bo, float[] x, int xi, FloatVector acc) {
+        ByteVector q = ByteVector.fromMemorySegment(B16, w, bo + 2, LE);
+        // low nibbles are elements 0..15 of the block, high nibbles 16..31; both stored +8
+        FloatVector lo = (FloatVector) q.and((byte) 0x0F).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0);
+        FloatVector hi = (FloatVector) q.lanewise(VectorOperators.LSHR, 4).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0);
+        FloatVector s = hi.fma(FloatVector.fromArray(F, x, xi + 16), lo.mul(FloatVector.fromArray(F, x, xi)));
+        return s.fma(FloatVector.broadcast(F, Float.float16ToFloat(w.get(I16, bo))), acc);
     }
 
     /** Dot of two F32 arrays (used after dequantizing a row once for many tokens). */

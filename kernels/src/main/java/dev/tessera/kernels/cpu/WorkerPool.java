@@ -41,9 +41,19 @@ public final class WorkerPool implements AutoCloseable {
         return numThreads;
     }
 
-    /** Runs task over [0, n) split into numThreads contiguous chunks aligned to {@code granule}; returns when all are done. */
-    public void parallelFor(int n, int granule, RangeTask task) {
+    /** Below this many multiply-adds a hand-off costs more than it saves (tiny models, small ops). */
+    static final long MIN_PARALLEL_WORK = 1 << 16;
+
+    /**
+     * Runs task over [0, n) split into numThreads contiguous chunks aligned to {@code granule}; returns when all are
+     * done. {@code work} estimates the total multiply-adds: small jobs run on the calling thread alone.
+     */
+    public void parallelFor(int n, int granule, long work, RangeTask task) {
         if (n <= 0) return;
+        if (work < MIN_PARALLEL_WORK) {
+            task.run(0, 0, n);
+            return;
+        }
         int units = (n + granule - 1) / granule;
         int unitsPerThread = (units + numThreads - 1) / numThreads;
         int chunkSize = unitsPerThread * granule;

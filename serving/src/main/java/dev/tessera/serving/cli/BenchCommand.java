@@ -1,10 +1,128 @@
 package dev.tessera.serving.cli;
 
-import java.util.List;
+import dev.tessera.kernels.AttentionBatch;
+import dev.tessera.kernels.KvCache;
+import dev.tessera.kernels.cpu.CpuBackend;
+import dev.tessera.kernels.cpu.CpuTopology;
+import dev.tessera.models.LoadedModel;
+import dev.tessera.models.ModelLoader;
+import dev.tessera.models.arch.LlamaModel;
 
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.SplittableRandom;
+
+/**
+ * {@code tessera bench}: prefill and decode throughput of one sequence, median over repeated runs after a warm-up.
+ * Prompt tokens are a fixed pseudo-random sequence of ordinary vocabulary ids, so every run (and a peer engine
+ * given the same ids) does identical work; decode is greedy.
+ */
 public final class BenchCommand implements Command {
     @Override public String name() { return "bench"; }
-    @Override public String summary() { return "(being written)"; }
-    @Override public String usage() { return "tessera bench"; }
-    @Override public int run(List<String> args) { throw new IllegalStateException("not implemented yet"); }
+
+    @Override public String summary() { return "measure prefill and decode tokens/s of a model"; }
+
+    @Override
+    public String usage() {
+        return """
+                usage: tessera bench --model PATH [options]
+
+                  --model PATH          GGUF model file (required)
+                  --prompt-tokens N     prompt length for prefill (default 128)
+                  --gen-tokens N        decode steps (default 64)
+                  --reps N              measured runs after one warm-up; the median is reported (default 3)
+                  --threads N           CPU threads (default: physical cores)
+                  --json                print one JSON object instead of a table""";
+    }
+
+    @Override
+    public int run(List<String> argList) throws Exception {
+        CliArgs args = new CliArgs(argList, java.util.Set.of("model", "prompt-tokens", "gen-tokens", "reps", "threads", "device"), java.util.Set.of("json"));
+        Path path = Path.of(args.require("model"));
+        int promptTokens = args.getInt("prompt-tokens", 128, 1, 1 << 20);
+        int genTokens = args.getInt("gen-tokens", 64, 1, 1 << 20);
+        int reps = args.getInt("reps", 3, 1, 1000);
+        int threads = args.getInt("threads", CpuTopology.physicalCores(), 1, 1024);
+        long t0 = System.nanoTime();
+        try (LoadedModel m = ModelLoader.load(path, new CpuBackend(threads), ModelLoader.DEFAULT_MAX_BATCH_TOKENS)) {
+            double loadSeconds = (System.nanoTime() - t0) / 1e9;
+            LlamaModel model = m.model();
+            if (promptTokens + genTokens > m.config().contextLength())
+                throw new CliArgs.UsageException("prompt + gen tokens " + (promptTokens + genTokens) + " exceed the context of " + m.config().contextLength());
+            int[] prompt = benchPrompt(m, promptTokens);
+            double[] prefill = new double[reps], decode = new double[reps];
+            for (int r = -1; r < reps; r++) {
+                double[] run = runOnce(model, prompt, genTokens);
+                if (r >= 0) { prefill[r] = run[0]; decode[r] = run[1]; }
+                System.err.printf(Locale.ROOT, "tessera bench: %s prefill %.1f tok/s, decode %.2f tok/s%n", r < 0 ? "warm-up" : "run " + (r + 1), run[0], run[1]);
+            }
+            double p = median(prefill), d = median(decode);
+            if (args.has("json")) {
+                System.out.printf(Locale.ROOT, "{\"engine\":\"tessera\",\"model\":\"%s\",\"model_bytes\":%d,\"backend\":\"%s\",\"threads\":%d,"
+                                + "\"prompt_tokens\":%d,\"gen_tokens\":%d,\"reps\":%d,\"load_s\":%.3f,"
+                                + "\"prefill_tokens_per_s\":%.3f,\"decode_tokens_per_s\":%.3f,\"prefill_runs\":%s,\"decode_runs\":%s}%n",
+                        path.getFileName(), Files.size(path), model.backend().name(), threads, promptTokens, genTokens, reps, loadSeconds,
+                        p, d, json(prefill), json(decode));
+            } else {
+                System.out.printf(Locale.ROOT, "model %s, %s%nprefill %d tokens: %.1f tok/s (median of %d)%ndecode %d tokens: %.2f tok/s (median of %d)%n",
+                        path.getFileName(), model.backend().name(), promptTokens, p, reps, genTokens, d, reps);
+            }
+        }
+        return 0;
+    }
+
+    /** Seconds-based throughput of one prefill of the prompt and genTokens greedy decode steps: {prefill, decode} tok/s. */
+    static double[] runOnce(LlamaModel model, int[] prompt, int genTokens) {
+        float[] logits = new float[model.config().vocabSize()];
+        try (KvCache cache = model.newKvCache(prompt.length + genTokens)) {
+            long t0 = System.nanoTime();
+            int chunk = model.maxBatchTokens();
+            for (int start = 0; start < prompt.length; start += chunk) {
+                int n = Math.min(chunk, prompt.length - start);
+                boolean last = start + n == prompt.length;
+                model.forward(Arrays.copyOfRange(prompt, start, start + n), AttentionBatch.single(cache, start, n), last ? new int[]{n - 1} : new int[0], logits);
+            }
+            long t1 = System.nanoTime();
+            int[] one = new int[1];
+            int[] row = {0};
+            for (int i = 0; i < genTokens; i++) {
+                one[0] = argmax(logits);
+                model.forward(one, AttentionBatch.single(cache, prompt.length + i, 1), row, logits);
+            }
+            long t2 = System.nanoTime();
+            return new double[]{prompt.length / ((t1 - t0) / 1e9), genTokens / ((t2 - t1) / 1e9)};
+        }
+    }
+
+    static int[] benchPrompt(LoadedModel m, int n) {
+        int vocab = m.config().vocabSize();
+        int[] out = new int[n];
+        SplittableRandom random = new SplittableRandom(42);
+        // Skip the first 260 ids: control and byte tokens in SentencePiece vocabularies.
+        int low = Math.min(260, vocab - 1);
+        for (int i = 0; i < n; i++) out[i] = low + random.nextInt(vocab - low);
+        if (m.tokenizer().addBos()) out[0] = m.tokenizer().bosId();
+        return out;
+    }
+
+    static int argmax(float[] x) {
+        int best = 0;
+        for (int i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
+        return best;
+    }
+
+    static double median(double[] v) {
+        double[] s = v.clone();
+        Arrays.sort(s);
+        return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+    }
+
+    private static String json(double[] v) {
+        StringBuilder sb = new StringBuilder("[");
+        for (int i = 0; i < v.length; i++) sb.append(i > 0 ? "," : "").append(String.format(Locale.ROOT, "%.3f", v[i]));
+        return sb.append(']').toString();
+    }
 }

@@ -1,10 +1,98 @@
 package dev.tessera.serving.cli;
 
-import java.util.List;
+import dev.tessera.kernels.cpu.CpuBackend;
+import dev.tessera.kernels.cpu.CpuTopology;
+import dev.tessera.models.LoadedModel;
+import dev.tessera.models.ModelLoader;
+import dev.tessera.models.sample.Sampler;
+import dev.tessera.models.sample.SamplingParams;
+import dev.tessera.models.tokenizer.StreamingDecoder;
+import dev.tessera.scheduler.engine.SequenceGenerator;
 
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Set;
+
+/** {@code tessera generate}: one prompt in, its continuation streamed to stdout. */
 public final class GenerateCommand implements Command {
+    private static final Set<String> OPTIONS = Set.of("model", "prompt", "max-tokens", "temperature", "top-p", "top-k",
+            "min-p", "repeat-penalty", "presence-penalty", "frequency-penalty", "seed", "threads", "device");
+
     @Override public String name() { return "generate"; }
-    @Override public String summary() { return "(being written)"; }
-    @Override public String usage() { return "tessera generate"; }
-    @Override public int run(List<String> args) { throw new IllegalStateException("not implemented yet"); }
+
+    @Override public String summary() { return "generate text from a prompt"; }
+
+    @Override
+    public String usage() {
+        return """
+                usage: tessera generate --model PATH --prompt TEXT [options]
+
+                Prints only the generated text on stdout (logs and timings go to stderr).
+                For a 'llama' (SentencePiece) tokenizer a BOS token is prepended, as llama.cpp does.
+
+                  --model PATH             GGUF model file (required)
+                  --prompt TEXT            prompt text; "" starts from BOS alone (required)
+                  --max-tokens N           tokens to generate (default 256)
+                  --temperature T          0 = greedy (default 0.8)
+                  --top-p P                nucleus sampling (default 0.95; 1 = off)
+                  --top-k K                keep the K most likely tokens (default 40; 0 = off)
+                  --min-p P                drop tokens below P x the top probability (default 0.05; 0 = off)
+                  --repeat-penalty R       CTRL-style repetition penalty (default 1 = off)
+                  --presence-penalty P     OpenAI presence penalty (default 0)
+                  --frequency-penalty F    OpenAI frequency penalty (default 0)
+                  --seed S                 fixed seed: identical output on every run (default random)
+                  --threads N              CPU threads (default: physical cores)
+                  --device auto|cpu        compute device (default auto = cpu in this build)""";
+    }
+
+    @Override
+    public int run(List<String> argList) throws Exception {
+        CliArgs args = new CliArgs(argList, OPTIONS, Set.of());
+        Path model = Path.of(args.require("model"));
+        String prompt = args.require("prompt");
+        int maxTokens = args.getInt("max-tokens", 256, 1, 1 << 24);
+        SamplingParams params = samplingParams(args);
+        int threads = args.getInt("threads", CpuTopology.physicalCores(), 1, 1024);
+        String device = args.get("device", "auto");
+        if (!device.equals("auto") && !device.equals("cpu")) throw new CliArgs.UsageException("--device must be auto or cpu, got '" + device + "'");
+
+        long t0 = System.nanoTime();
+        try (LoadedModel m = ModelLoader.load(model, new CpuBackend(threads), ModelLoader.DEFAULT_MAX_BATCH_TOKENS)) {
+            long t1 = System.nanoTime();
+            int[] tokens = m.tokenizer().encode(prompt, true, false);
+            if (tokens.length == 0) throw new CliArgs.UsageException("the prompt produced no tokens and the model adds no BOS");
+            PrintStream out = new PrintStream(new java.io.FileOutputStream(java.io.FileDescriptor.out), false, StandardCharsets.UTF_8);
+            // Right after BOS, SentencePiece's dummy-prefix space of the first piece is not part of the text.
+            StreamingDecoder decoder = new StreamingDecoder(m.tokenizer(), prompt.isEmpty());
+            Sampler sampler = new Sampler(params, m.config().vocabSize());
+            SequenceGenerator.Result r = new SequenceGenerator(m.model()).generate(tokens, sampler, maxTokens,
+                    m.tokenizer()::isEndOfGeneration, token -> {
+                        out.print(decoder.feed(token));
+                        out.flush();
+                        return true;
+                    });
+            out.print(decoder.flush());
+            out.println();
+            out.flush();
+            System.err.printf("tessera: loaded in %.2f s; prompt %d tokens at %.1f tok/s; generated %d tokens at %.1f tok/s (%s, %s)%n",
+                    (t1 - t0) / 1e9, r.numPromptTokens(), r.numPromptTokens() / (r.prefillNanos() / 1e9),
+                    r.numTokens(), r.numTokens() / Math.max(1e-9, r.decodeNanos() / 1e9), r.finishReason(), m.model().backend().name());
+        }
+        return 0;
+    }
+
+    static SamplingParams samplingParams(CliArgs args) {
+        SamplingParams p = SamplingParams.defaults()
+                .withTemperature((float) args.getDouble("temperature", 0.8, 0, SamplingParams.MAX_TEMPERATURE))
+                .withTopP((float) args.getDouble("top-p", 0.95, 0, 1))
+                .withTopK(args.getInt("top-k", 40, 0, Integer.MAX_VALUE))
+                .withMinP((float) args.getDouble("min-p", 0.05, 0, 1))
+                .withRepetitionPenalty((float) args.getDouble("repeat-penalty", 1, 0.01, SamplingParams.MAX_PENALTY))
+                .withPresencePenalty((float) args.getDouble("presence-penalty", 0, -2, 2))
+                .withFrequencyPenalty((float) args.getDouble("frequency-penalty", 0, -2, 2));
+        if (args.has("seed")) p = p.withSeed(args.getLong("seed", 0));
+        return p;
+    }
 }

@@ -1,0 +1,83 @@
+package dev.tessera.scheduler.engine;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.tessera.kernels.cpu.CpuBackend;
+import dev.tessera.models.LoadedModel;
+import dev.tessera.models.ModelLoader;
+import dev.tessera.models.sample.Sampler;
+import dev.tessera.models.sample.SamplingParams;
+import dev.tessera.models.tokenizer.StreamingDecoder;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+
+/** End to end through tokenizer, forward pass, sampler and streaming decoder, against published references. */
+class SequenceGeneratorTest {
+
+    static Path models() {
+        String p = System.getProperty("tessera.models");
+        Path dir = p != null ? Path.of(p) : Path.of("../../shared/models");
+        if (!Files.isDirectory(dir)) throw new IllegalStateException("test data not found at " + dir.toAbsolutePath());
+        return dir;
+    }
+
+    record Output(int[] tokens, String text, String finishReason) {}
+
+    static Output generate(Path model, String prompt, SamplingParams params, int maxTokens) {
+        try (LoadedModel m = ModelLoader.load(model, new CpuBackend(2), 64)) {
+            int[] tokens = m.tokenizer().encode(prompt, true, false);
+            StreamingDecoder decoder = new StreamingDecoder(m.tokenizer(), prompt.isEmpty());
+            StringBuilder text = new StringBuilder();
+            SequenceGenerator.Result r = new SequenceGenerator(m.model()).generate(tokens, new Sampler(params, m.config().vocabSize()),
+                    maxTokens, m.tokenizer()::isEndOfGeneration, t -> { text.append(decoder.feed(t)); return true; });
+            text.append(decoder.flush());
+            return new Output(r.tokens(), text.toString(), r.finishReason());
+        }
+    }
+
+    @Test
+    void emptyPromptPrintsLlama2cReferenceText() throws IOException {
+        JsonNode ref = new ObjectMapper().readTree(models().resolve("stories260K.reference.json").toFile());
+        JsonNode c = ref.get("cases").get(0);
+        Output out = generate(models().resolve("stories260K.gguf"), "", SamplingParams.greedy(), 256);
+        assertEquals(c.get("greedy_text").asText(), out.text());
+        assertEquals("length", out.finishReason());
+    }
+
+    /** derived/REFERENCE.md records llama.cpp's greedy ids: the first list for F32/F16/Q8_0, the second for Q4_0. */
+    @ParameterizedTest
+    @CsvSource({"stories260K-F16.gguf,0", "stories260K-Q8_0.gguf,0", "stories260K-Q4_0.gguf,1"})
+    void quantizedVariantsMatchLlamaCpp(String file, int listIndex) throws IOException {
+        String md = Files.readString(models().resolve("derived/REFERENCE.md"));
+        Matcher m = Pattern.compile("^\\[(432(?:, \\d+)+)]$", Pattern.MULTILINE).matcher(md);
+        List<int[]> lists = new ArrayList<>();
+        while (m.find()) lists.add(Arrays.stream(m.group(1).split(", ")).mapToInt(Integer::parseInt).toArray());
+        assertEquals(2, lists.size(), "REFERENCE.md id lists");
+        Output out = generate(models().resolve("derived").resolve(file), "Once upon a time", SamplingParams.greedy(), 64);
+        assertArrayEquals(lists.get(listIndex), out.tokens(), file);
+    }
+
+    @Test
+    void seedMakesSamplingRepeatable() {
+        SamplingParams p = SamplingParams.defaults().withTemperature(1.0f).withSeed(1234L);
+        Path model = models().resolve("stories260K.gguf");
+        Output a = generate(model, "Once upon a time", p, 48), b = generate(model, "Once upon a time", p, 48);
+        assertArrayEquals(a.tokens(), b.tokens());
+        Output c = generate(model, "Once upon a time", p.withSeed(99L), 48);
+        assertNotEquals(Arrays.toString(a.tokens()), Arrays.toString(c.tokens()));
+    }
+}
