@@ -1,0 +1,41 @@
+package dev.tessera.kernels.cpu.rows;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+
+import java.lang.foreign.MemorySegment;
+
+import static dev.tessera.kernels.cpu.rows.VectorLanes.F;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.I16;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.LE;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.S;
+
+/** Rows of little-endian IEEE half floats, 2 bytes each. */
+public final class F16Rows implements RowKernel {
+
+    @Override
+    public float dot(MemorySegment w, long rowOffset, float[] x, int xOffset, int n) {
+        FloatVector acc = FloatVector.zero(F);
+        int i = 0;
+        for (int bound = F.loopBound(n); i < bound; i += F.length()) {
+            FloatVector wv = VectorLanes.halfToFloat(ShortVector.fromMemorySegment(S, w, rowOffset + 2L * i, LE));
+            acc = wv.fma(FloatVector.fromArray(F, x, xOffset + i), acc);
+        }
+        float sum = acc.reduceLanes(VectorOperators.ADD);
+        for (; i < n; i++) sum += Float.float16ToFloat(w.get(I16, rowOffset + 2L * i)) * x[xOffset + i];
+        return sum;
+    }
+
+    @Override
+    public float dotScalar(MemorySegment w, long rowOffset, float[] x, int xOffset, int n) {
+        float sum = 0f;
+        for (int i = 0; i < n; i++) sum += Float.float16ToFloat(w.get(I16, rowOffset + 2L * i)) * x[xOffset + i];
+        return sum;
+    }
+
+    @Override
+    public void dequantize(MemorySegment w, long offset, float[] out, int outOffset, int n) {
+        for (int i = 0; i < n; i++) out[outOffset + i] = Float.float16ToFloat(w.get(I16, offset + 2L * i));
+    }
+}

@@ -1,0 +1,72 @@
+package dev.tessera.kernels.cpu.rows;
+
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+
+import java.lang.foreign.MemorySegment;
+
+import static dev.tessera.kernels.cpu.rows.VectorLanes.B;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.F;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.I16;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.L;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.LE;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.U8;
+
+/**
+ * block_q4_0, 18 bytes per 32 values: f16 d, u8 qs[16]. Value j (j &lt; 16) is d * ((qs[j] &amp; 15) - 8), value
+ * j + 16 is d * ((qs[j] &gt;&gt; 4) - 8).
+ */
+public final class Q4_0Rows implements RowKernel {
+    static final int BLOCK = 32;
+    static final int BLOCK_BYTES = 18;
+
+    @Override
+    public float dot(MemorySegment w, long rowOffset, float[] x, int xOffset, int n) {
+        FloatVector acc = FloatVector.zero(F);
+        long off = rowOffset;
+        for (int xb = xOffset, end = xOffset + n; xb < end; xb += BLOCK, off += BLOCK_BYTES) {
+            FloatVector sum = FloatVector.zero(F);
+            for (int j = 0; j < 16; j += L) {
+                ByteVector qs = ByteVector.fromMemorySegment(B, w, off + 2 + j, LE);
+                FloatVector lo = (FloatVector) qs.and((byte) 0x0f).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0);
+                FloatVector hi = (FloatVector) qs.lanewise(VectorOperators.LSHR, 4).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0);
+                sum = lo.fma(FloatVector.fromArray(F, x, xb + j), sum);
+                sum = hi.fma(FloatVector.fromArray(F, x, xb + 16 + j), sum);
+            }
+            acc = sum.fma(FloatVector.broadcast(F, Float.float16ToFloat(w.get(I16, off))), acc);
+        }
+        return acc.reduceLanes(VectorOperators.ADD);
+    }
+
+    @Override
+    public float dotScalar(MemorySegment w, long rowOffset, float[] x, int xOffset, int n) {
+        float sum = 0f;
+        long off = rowOffset;
+        for (int b = 0; b < n / BLOCK; b++, off += BLOCK_BYTES) {
+            float d = Float.float16ToFloat(w.get(I16, off));
+            int xb = xOffset + b * BLOCK;
+            float blockSum = 0f;
+            for (int j = 0; j < 16; j++) {
+                int q = w.get(U8, off + 2 + j) & 0xff;
+                blockSum += ((q & 0x0f) - 8) * x[xb + j] + ((q >> 4) - 8) * x[xb + 16 + j];
+            }
+            sum += d * blockSum;
+        }
+        return sum;
+    }
+
+    @Override
+    public void dequantize(MemorySegment w, long offset, float[] out, int outOffset, int n) {
+        long off = offset;
+        for (int b = 0; b < n / BLOCK; b++, off += BLOCK_BYTES) {
+            float d = Float.float16ToFloat(w.get(I16, off));
+            int ob = outOffset + b * BLOCK;
+            for (int j = 0; j < 16; j++) {
+                int q = w.get(U8, off + 2 + j) & 0xff;
+                out[ob + j] = ((q & 0x0f) - 8) * d;
+                out[ob + 16 + j] = ((q >> 4) - 8) * d;
+            }
+        }
+    }
+}

@@ -1,0 +1,77 @@
+package dev.tessera.kernels.cpu.rows;
+
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+
+import java.lang.foreign.MemorySegment;
+
+import static dev.tessera.kernels.cpu.rows.VectorLanes.B;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.F;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.I16;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.L;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.LE;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.U8;
+
+/**
+ * block_q4_1, 20 bytes per 32 values: f16 d, f16 m, u8 qs[16]. Value j (j &lt; 16) is d * (qs[j] &amp; 15) + m,
+ * value j + 16 is d * (qs[j] &gt;&gt; 4) + m.
+ */
+public final class Q4_1Rows implements RowKernel {
+    static final int BLOCK = 32;
+    static final int BLOCK_BYTES = 20;
+
+    @Override
+    public float dot(MemorySegment w, long rowOffset, float[] x, int xOffset, int n) {
+        FloatVector acc = FloatVector.zero(F);
+        long off = rowOffset;
+        for (int xb = xOffset, end = xOffset + n; xb < end; xb += BLOCK, off += BLOCK_BYTES) {
+            FloatVector qx = FloatVector.zero(F);
+            FloatVector xs = FloatVector.zero(F);
+            for (int j = 0; j < 16; j += L) {
+                ByteVector qs = ByteVector.fromMemorySegment(B, w, off + 4 + j, LE);
+                FloatVector lo = (FloatVector) qs.and((byte) 0x0f).convertShape(VectorOperators.B2F, F, 0);
+                FloatVector hi = (FloatVector) qs.lanewise(VectorOperators.LSHR, 4).convertShape(VectorOperators.B2F, F, 0);
+                FloatVector x0 = FloatVector.fromArray(F, x, xb + j);
+                FloatVector x1 = FloatVector.fromArray(F, x, xb + 16 + j);
+                qx = lo.fma(x0, qx);
+                qx = hi.fma(x1, qx);
+                xs = xs.add(x0).add(x1);
+            }
+            acc = qx.fma(FloatVector.broadcast(F, Float.float16ToFloat(w.get(I16, off))), acc);
+            acc = xs.fma(FloatVector.broadcast(F, Float.float16ToFloat(w.get(I16, off + 2))), acc);
+        }
+        return acc.reduceLanes(VectorOperators.ADD);
+    }
+
+    @Override
+    public float dotScalar(MemorySegment w, long rowOffset, float[] x, int xOffset, int n) {
+        float sum = 0f;
+        long off = rowOffset;
+        for (int b = 0; b < n / BLOCK; b++, off += BLOCK_BYTES) {
+            float d = Float.float16ToFloat(w.get(I16, off));
+            float m = Float.float16ToFloat(w.get(I16, off + 2));
+            int xb = xOffset + b * BLOCK;
+            for (int j = 0; j < 16; j++) {
+                int q = w.get(U8, off + 4 + j) & 0xff;
+                sum += (d * (q & 0x0f) + m) * x[xb + j] + (d * (q >> 4) + m) * x[xb + 16 + j];
+            }
+        }
+        return sum;
+    }
+
+    @Override
+    public void dequantize(MemorySegment w, long offset, float[] out, int outOffset, int n) {
+        long off = offset;
+        for (int b = 0; b < n / BLOCK; b++, off += BLOCK_BYTES) {
+            float d = Float.float16ToFloat(w.get(I16, off));
+            float m = Float.float16ToFloat(w.get(I16, off + 2));
+            int ob = outOffset + b * BLOCK;
+            for (int j = 0; j < 16; j++) {
+                int q = w.get(U8, off + 4 + j) & 0xff;
+                out[ob + j] = (q & 0x0f) * d + m;
+                out[ob + 16 + j] = (q >> 4) * d + m;
+            }
+        }
+    }
+}
