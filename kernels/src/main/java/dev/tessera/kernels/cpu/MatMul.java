@@ -11,14 +11,14 @@ import java.lang.foreign.MemorySegment;
  * token, so each weight byte is read and decoded once per step (prefill and batched decode).
  */
 final class MatMul {
-    private static final int TILE_ROWS = 4;
-
     private final WorkerPool pool;
     private final float[][] tiles;
+    private final float[][] packs;
 
     MatMul(WorkerPool pool) {
         this.pool = pool;
         this.tiles = new float[pool.numThreads()][];
+        this.packs = new float[pool.numThreads()][];
     }
 
     void run(CpuWeight w, float[] x, int numTokens, float[] out, int outWidth) {
@@ -29,41 +29,22 @@ final class MatMul {
             });
             return;
         }
-        pool.parallelFor(w.rows(), TILE_ROWS, (long) w.rows() * cols * numTokens, (thread, start, end) -> {
+        int block = PackedGemm.BLOCK_ROWS;
+        pool.parallelFor(w.rows(), block, (long) w.rows() * cols * numTokens, (thread, start, end) -> {
             float[] tile = tiles[thread];
-            if (tile == null || tile.length < TILE_ROWS * cols) tiles[thread] = tile = new float[TILE_ROWS * cols];
+            if (tile == null || tile.length < block * cols) tiles[thread] = tile = new float[block * cols];
+            float[] pack = packs[thread];
+            if (pack == null) packs[thread] = pack = new float[PackedGemm.K_CHUNK * block];
             int r = start;
-            for (; r + TILE_ROWS <= end; r += TILE_ROWS) {
-                for (int i = 0; i < TILE_ROWS; i++) dequantize(w, r + i, tile, i * cols);
-                for (int t = 0; t < numTokens; t++) dot4(tile, cols, x, t * cols, out, t * outWidth + r);
+            for (; r + block <= end; r += block) {
+                for (int i = 0; i < block; i++) dequantize(w, r + i, tile, i * cols);
+                PackedGemm.multiply(tile, cols, pack, x, numTokens, out, outWidth, r);
             }
             for (; r < end; r++) {
                 dequantize(w, r, tile, 0);
                 for (int t = 0; t < numTokens; t++) out[t * outWidth + r] = QuantDot.dot(tile, 0, x, t * cols, cols);
             }
         });
-    }
-
-    /** Four rows of tile against one activation row: each x vector is loaded once for four FMAs. */
-    private static void dot4(float[] tile, int cols, float[] x, int xo, float[] out, int oo) {
-        var F = QuantDot.F;
-        var a0 = jdk.incubator.vector.FloatVector.zero(F);
-        var a1 = a0; var a2 = a0; var a3 = a0;
-        int i = 0;
-        for (; i < F.loopBound(cols); i += F.length()) {
-            var xv = jdk.incubator.vector.FloatVector.fromArray(F, x, xo + i);
-            a0 = jdk.incubator.vector.FloatVector.fromArray(F, tile, i).fma(xv, a0);
-            a1 = jdk.incubator.vector.FloatVector.fromArray(F, tile, cols + i).fma(xv, a1);
-            a2 = jdk.incubator.vector.FloatVector.fromArray(F, tile, 2 * cols + i).fma(xv, a2);
-            a3 = jdk.incubator.vector.FloatVector.fromArray(F, tile, 3 * cols + i).fma(xv, a3);
-        }
-        float s0 = a0.reduceLanes(jdk.incubator.vector.VectorOperators.ADD), s1 = a1.reduceLanes(jdk.incubator.vector.VectorOperators.ADD);
-        float s2 = a2.reduceLanes(jdk.incubator.vector.VectorOperators.ADD), s3 = a3.reduceLanes(jdk.incubator.vector.VectorOperators.ADD);
-        for (; i < cols; i++) {
-            float xi = x[xo + i];
-            s0 += tile[i] * xi; s1 += tile[cols + i] * xi; s2 += tile[2 * cols + i] * xi; s3 += tile[3 * cols + i] * xi;
-        }
-        out[oo] = s0; out[oo + 1] = s1; out[oo + 2] = s2; out[oo + 3] = s3;
     }
 
     static float dot(CpuWeight w, int row, float[] x, int xo, int n) {

@@ -26,6 +26,7 @@ public final class WorkerPool implements AutoCloseable {
     private volatile int rangeEnd;
     private volatile int chunk;
     private final Thread[] waiting = new Thread[1];
+    private volatile Throwable failure;
 
     public WorkerPool(int numThreads) {
         if (numThreads < 1) throw new IllegalArgumentException("numThreads must be >= 1, got " + numThreads);
@@ -75,6 +76,14 @@ public final class WorkerPool implements AutoCloseable {
             else Thread.onSpinWait();
         }
         this.task = null;
+        Throwable f = failure;
+        if (f != null) {
+            failure = null;
+            // A worker's failure is the caller's failure: rethrow it here instead of losing its rows.
+            if (f instanceof RuntimeException re) throw re;
+            if (f instanceof Error err) throw err;
+            throw new IllegalStateException(f);
+        }
     }
 
     private void workLoop(int index) {
@@ -91,6 +100,8 @@ public final class WorkerPool implements AutoCloseable {
             int start = index * chunk, end = Math.min(start + chunk, rangeEnd);
             try {
                 if (start < end) t.run(index, start, end);
+            } catch (Throwable e) {
+                failure = e;
             } finally {
                 if (pending.decrementAndGet() == 0) LockSupport.unpark(waiting[0]);
             }

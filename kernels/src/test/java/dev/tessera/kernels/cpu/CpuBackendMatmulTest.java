@@ -1,0 +1,70 @@
+package dev.tessera.kernels.cpu;
+
+import dev.tessera.kernels.Activations;
+import dev.tessera.kernels.TensorType;
+import dev.tessera.kernels.Weight;
+import dev.tessera.kernels.cpu.rows.RowKernel;
+import dev.tessera.kernels.cpu.rows.RowKernels;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/** The backend's matmul paths (decode dots, packed many-token kernel, row tails) against scalar row kernels. */
+class CpuBackendMatmulTest {
+
+    @ParameterizedTest
+    @CsvSource({
+            "Q4_0, 96, 256, 1, 2", "Q4_0, 96, 256, 9, 2", "Q4_0, 45, 512, 4, 1", "Q4_0, 64, 2048, 13, 2",
+            "Q8_0, 96, 256, 1, 2", "Q8_0, 70, 320, 7, 2", "F32, 33, 48, 5, 2", "F32, 64, 64, 1, 1",
+            "F16, 40, 128, 6, 2", "Q6_K, 32, 256, 3, 2", "Q4_K, 35, 512, 1, 2"})
+    void matchesScalarReference(TensorType type, int rows, int cols, int numTokens, int threads) {
+        Random random = new Random(rows * 31L + cols + numTokens);
+        try (Arena arena = Arena.ofShared(); CpuBackend backend = new CpuBackend(threads)) {
+            long rowBytes = type.byteSize(cols);
+            MemorySegment data = arena.allocate(rowBytes * rows);
+            for (long i = 0; i < data.byteSize(); i++) data.set(ValueLayout.JAVA_BYTE, i, (byte) random.nextInt());
+            saneScales(type, data, rows * cols / type.blockSize);
+            Weight w = backend.weight("w", type, data, rows, cols);
+            float[] x = new float[numTokens * cols];
+            for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
+            Activations in = backend.allocate(numTokens, cols), out = backend.allocate(numTokens, rows);
+            backend.upload(x, in, numTokens);
+            backend.matmul(w, in, numTokens, out);
+            float[] got = new float[numTokens * rows];
+            backend.download(out, got, numTokens);
+            RowKernel ref = RowKernels.forType(type);
+            for (int t = 0; t < numTokens; t++)
+                for (int r = 0; r < rows; r++) {
+                    float expected = ref.dotScalar(data, r * rowBytes, x, t * cols, cols);
+                    assertEquals(expected, got[t * rows + r], 1e-3f * (1 + Math.abs(expected)), type + " token " + t + " row " + r);
+                }
+        }
+    }
+
+    /** Random bytes make NaN/huge f16 scales; give every block a small finite scale instead. */
+    private static void saneScales(TensorType type, MemorySegment data, int numBlocks) {
+        var f16 = ValueLayout.JAVA_SHORT_UNALIGNED;
+        short scale = Float.floatToFloat16(0.01f);
+        for (int b = 0; b < numBlocks; b++) {
+            long o = (long) b * type.blockBytes;
+            switch (type) {
+                case Q4_0, Q8_0 -> data.set(f16, o, scale);
+                case Q4_K -> { data.set(f16, o, scale); data.set(f16, o + 2, scale); }
+                case Q6_K -> data.set(f16, o + 208, scale);
+                case F16 -> { }
+                case F32 -> { }
+                default -> throw new IllegalArgumentException(type.toString());
+            }
+        }
+        if (type == TensorType.F16)
+            for (long i = 0; i < data.byteSize(); i += 2) data.set(f16, i, Float.floatToFloat16((float) (((i * 7919) % 200) - 100) / 100f));
+        if (type == TensorType.F32)
+            for (long i = 0; i < data.byteSize(); i += 4) data.set(ValueLayout.JAVA_FLOAT_UNALIGNED, i, (float) (((i * 7919) % 200) - 100) / 100f);
+    }
+}

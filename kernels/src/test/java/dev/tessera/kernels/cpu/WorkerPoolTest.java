@@ -1,0 +1,36 @@
+package dev.tessera.kernels.cpu;
+
+import org.junit.jupiter.api.Test;
+
+import java.util.concurrent.atomic.AtomicIntegerArray;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+class WorkerPoolTest {
+
+    @Test
+    void coversEveryIndexExactlyOnce() {
+        try (WorkerPool pool = new WorkerPool(3)) {
+            for (int n : new int[]{1, 31, 32, 96, 1000}) {
+                AtomicIntegerArray hits = new AtomicIntegerArray(n);
+                pool.parallelFor(n, 16, Long.MAX_VALUE, (thread, start, end) -> { for (int i = start; i < end; i++) hits.incrementAndGet(i); });
+                for (int i = 0; i < n; i++) assertEquals(1, hits.get(i), "n=" + n + " index " + i);
+            }
+        }
+    }
+
+    @Test
+    void workerFailureReachesTheCaller() {
+        try (WorkerPool pool = new WorkerPool(2)) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> pool.parallelFor(64, 16, Long.MAX_VALUE, (thread, start, end) -> {
+                if (thread == 1) throw new IllegalArgumentException("boom in worker");
+            }));
+            assertEquals("boom in worker", e.getMessage());
+            // The pool keeps working after a failure.
+            AtomicIntegerArray hits = new AtomicIntegerArray(64);
+            pool.parallelFor(64, 16, Long.MAX_VALUE, (thread, start, end) -> { for (int i = start; i < end; i++) hits.incrementAndGet(i); });
+            for (int i = 0; i < 64; i++) assertEquals(1, hits.get(i));
+        }
+    }
+}
