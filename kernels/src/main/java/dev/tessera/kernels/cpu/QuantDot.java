@@ -70,9 +70,17 @@ public final class QuantDot {
         ByteVector q = ByteVector.fromMemorySegment(B16, w, bo + 2, LE);
         // low nibbles are elements 0..15 of the block, high nibbles 16..31; both stored +8
         FloatVector lo = (FloatVector) q.and((byte) 0x0F).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0);
-        FloatVector hi = (FloatVector) q.lanewise(VectorOperators.LSHR, 4).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0);
+        FloatVector hi = (FloatVector) highNibbles(q).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0);
         FloatVector s = hi.fma(FloatVector.fromArray(F, x, xi + 16), lo.mul(FloatVector.fromArray(F, x, xi)));
         return s.fma(FloatVector.broadcast(F, Float.float16ToFloat(w.get(I16, bo))), acc);
+    }
+
+    /**
+     * q >>> 4 per byte. x86 has no byte shift, so a byte-lane LSHR compiles to a widen-shift-narrow sequence;
+     * shifting 16-bit lanes and masking gives the same nibbles in two instructions.
+     */
+    static ByteVector highNibbles(ByteVector q) {
+        return q.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 4).reinterpretAsBytes().and((byte) 0x0F);
     }
 
     /** Dot of two F32 arrays (used after dequantizing a row once for many tokens). */
@@ -109,7 +117,7 @@ public final class QuantDot {
             FloatVector d = FloatVector.broadcast(F, Float.float16ToFloat(w.get(I16, bo)));
             ByteVector q = ByteVector.fromMemorySegment(B16, w, bo + 2, LE);
             ((FloatVector) q.and((byte) 0x0F).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).mul(d).intoArray(out, oo + 32 * b);
-            ((FloatVector) q.lanewise(VectorOperators.LSHR, 4).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).mul(d).intoArray(out, oo + 32 * b + 16);
+            ((FloatVector) highNibbles(q).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).mul(d).intoArray(out, oo + 32 * b + 16);
         }
     }
 
