@@ -2,7 +2,7 @@ package dev.tessera.serving.cli;
 
 import dev.tessera.kernels.AttentionBatch;
 import dev.tessera.kernels.KvCache;
-import dev.tessera.kernels.cpu.CpuBackend;
+import dev.tessera.kernels.Backend;
 import dev.tessera.kernels.cpu.CpuTopology;
 import dev.tessera.models.LoadedModel;
 import dev.tessera.models.ModelLoader;
@@ -35,6 +35,7 @@ public final class BenchCommand implements Command {
                   --gen-tokens N        decode steps (default 64)
                   --reps N              measured runs after one warm-up; the median is reported (default 3)
                   --threads N           CPU threads (default: physical cores)
+                  --device auto|cpu|cuda[:N]  compute device (default auto)
                   --json                print one JSON object instead of a table""";
     }
 
@@ -46,8 +47,9 @@ public final class BenchCommand implements Command {
         int genTokens = args.getInt("gen-tokens", 64, 1, 1 << 20);
         int reps = args.getInt("reps", 3, 1, 1000);
         int threads = args.getInt("threads", CpuTopology.physicalCores(), 1, 1024);
+        Backend backend = Devices.backend(args, threads);
         long t0 = System.nanoTime();
-        try (LoadedModel m = ModelLoader.load(path, new CpuBackend(threads), ModelLoader.DEFAULT_MAX_BATCH_TOKENS)) {
+        try (LoadedModel m = ModelLoader.load(path, backend, ModelLoader.DEFAULT_MAX_BATCH_TOKENS)) {
             double loadSeconds = (System.nanoTime() - t0) / 1e9;
             LlamaModel model = m.model();
             if (promptTokens + genTokens > m.config().contextLength())

@@ -1,6 +1,6 @@
 package dev.tessera.serving.cli;
 
-import dev.tessera.kernels.cpu.CpuBackend;
+import dev.tessera.kernels.Backend;
 import dev.tessera.kernels.cpu.CpuTopology;
 import dev.tessera.models.LoadedModel;
 import dev.tessera.models.ModelLoader;
@@ -44,7 +44,7 @@ public final class GenerateCommand implements Command {
                   --frequency-penalty F    OpenAI frequency penalty (default 0)
                   --seed S                 fixed seed: identical output on every run (default random)
                   --threads N              CPU threads (default: physical cores)
-                  --device auto|cpu        compute device (default auto = cpu in this build)""";
+                  --device auto|cpu|cuda[:N]  compute device (default auto: CUDA when a driver and device exist)""";
     }
 
     @Override
@@ -55,11 +55,10 @@ public final class GenerateCommand implements Command {
         int maxTokens = args.getInt("max-tokens", 256, 1, 1 << 24);
         SamplingParams params = samplingParams(args);
         int threads = args.getInt("threads", CpuTopology.physicalCores(), 1, 1024);
-        String device = args.get("device", "auto");
-        if (!device.equals("auto") && !device.equals("cpu")) throw new CliArgs.UsageException("--device must be auto or cpu, got '" + device + "'");
+        Backend backend = Devices.backend(args, threads);
 
         long t0 = System.nanoTime();
-        try (LoadedModel m = ModelLoader.load(model, new CpuBackend(threads), ModelLoader.DEFAULT_MAX_BATCH_TOKENS)) {
+        try (LoadedModel m = ModelLoader.load(model, backend, ModelLoader.DEFAULT_MAX_BATCH_TOKENS)) {
             long t1 = System.nanoTime();
             int[] tokens = m.tokenizer().encode(prompt, true, false);
             if (tokens.length == 0) throw new CliArgs.UsageException("the prompt produced no tokens and the model adds no BOS");

@@ -39,7 +39,9 @@ public final class Main {
             System.err.println("tessera " + command.name() + ": " + e.getMessage());
             return 1;
         } catch (Exception e) {
-            System.err.println("tessera " + command.name() + ": " + e);
+            // Our own exceptions carry a finished one-line message; anything else keeps its type for diagnosis.
+            boolean ours = e.getClass().getName().startsWith("dev.tessera.") && e.getMessage() != null;
+            System.err.println("tessera " + command.name() + ": " + (ours ? e.getMessage() : e));
             return 1;
         }
     }
