@@ -49,6 +49,19 @@ public interface Backend extends AutoCloseable {
     void attention(int layer, Activations q, Activations k, Activations v, AttentionBatch batch,
                    int numHeads, int numKvHeads, int headDim, Activations out);
 
+    /**
+     * Marks the start of a forward step whose op sequence is the same whenever {@code shapeKey} is equal, so a backend
+     * may record it once and replay it (CUDA graphs); a null key means "do not record". Host-side inputs of the ops
+     * (tokens, positions, caches) may change between equal steps. No upload or download until {@link #endStep}.
+     */
+    default void beginStep(Object shapeKey) {}
+
+    /** Ends the step: a recording backend runs (or replays) it now. Results are read with {@link #download}. */
+    default void endStep() {}
+
+    /** Ends a step that failed part-way, discarding any half-made recording. */
+    default void abortStep() {}
+
     @Override
     void close();
 }

@@ -57,6 +57,32 @@ public final class LlamaModel implements AutoCloseable {
         int n = batch.numTokens();
         if (n < 1 || n > maxBatchTokens) throw new IllegalArgumentException("batch of " + n + " tokens, limit " + maxBatchTokens);
         ModelConfig c = config;
+        // A single-token step of one sequence has the same launches every time: let the backend record and replay it.
+        backend.beginStep(n == 1 ? new StepKey(this, batch.sequences()[0]) : null);
+        try {
+            layers(tokens, batch, n);
+        } catch (RuntimeException | Error e) {
+            backend.abortStep();
+            throw e;
+        }
+        backend.endStep();
+        int m = logitRowIndices.length;
+        if (m == 0) return;
+        if (m > maxLogitRows) throw new IllegalArgumentException(m + " logit rows asked, limit " + maxLogitRows);
+        // Gather the rows that need logits so the classifier runs once over just those.
+        float[] hidden = new float[n * c.dim()];
+        backend.download(x, hidden, n);
+        float[] picked = new float[m * c.dim()];
+        for (int i = 0; i < m; i++) System.arraycopy(hidden, logitRowIndices[i] * c.dim(), picked, i * c.dim(), c.dim());
+        backend.upload(picked, xb, m);
+        backend.rmsNorm(xb, weights.outputNorm(), c.rmsNormEps(), m, logitRows);
+        backend.matmul(weights.output(), logitRows, m, logits);
+        backend.download(logits, out, m);
+    }
+
+    /** Embedding and every transformer layer, leaving the hidden states of all n rows in x. */
+    private void layers(int[] tokens, AttentionBatch batch, int n) {
+        ModelConfig c = config;
         backend.embed(weights.tokenEmbedding(), tokens, n, x);
         for (int l = 0; l < c.numLayers(); l++) {
             LlamaWeights.Layer w = weights.layers()[l];
@@ -82,19 +108,10 @@ public final class LlamaModel implements AutoCloseable {
             backend.matmul(w.down(), hb, n, xb);
             backend.add(x, xb, n);
         }
-        int m = logitRowIndices.length;
-        if (m == 0) return;
-        if (m > maxLogitRows) throw new IllegalArgumentException(m + " logit rows asked, limit " + maxLogitRows);
-        // Gather the rows that need logits so the classifier runs once over just those.
-        float[] hidden = new float[n * c.dim()];
-        backend.download(x, hidden, n);
-        float[] picked = new float[m * c.dim()];
-        for (int i = 0; i < m; i++) System.arraycopy(hidden, logitRowIndices[i] * c.dim(), picked, i * c.dim(), c.dim());
-        backend.upload(picked, xb, m);
-        backend.rmsNorm(xb, weights.outputNorm(), c.rmsNormEps(), m, logitRows);
-        backend.matmul(weights.output(), logitRows, m, logits);
-        backend.download(logits, out, m);
     }
+
+    /** Identifies a replayable single-token step: same model buffers, same sequence cache. */
+    private record StepKey(LlamaModel model, KvCache cache) {}
 
     @Override
     public void close() {

@@ -1,0 +1,102 @@
+package dev.tessera.kernels.cuda;
+
+import dev.tessera.bindings.cuda.cuda_h;
+import dev.tessera.kernels.TensorType;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.EnumMap;
+import java.util.Map;
+
+import static dev.tessera.kernels.cuda.CudaException.check;
+
+/**
+ * The kernel functions of tessera.fatbin, looked up once, and a launcher that packs arguments into one reused
+ * buffer (cuLaunchKernel copies them at launch, so reuse is safe on the backend's single thread).
+ */
+final class CudaKernels implements AutoCloseable {
+    private static final int MAX_ARGS = 16;
+    static final TensorType[] FORMATS = {TensorType.F32, TensorType.F16, TensorType.BF16, TensorType.Q8_0,
+            TensorType.Q4_0, TensorType.Q4_K, TensorType.Q6_K};
+
+    final MemorySegment rmsNorm, rope, swiglu, add, addBias, kvStore, attentionDecode, attentionPrefill;
+    final MemorySegment argmax, sampleTopKTopP, convertF32ToF16;
+    private final Map<TensorType, MemorySegment> embed = new EnumMap<>(TensorType.class);
+    private final Map<TensorType, MemorySegment> dequantF16 = new EnumMap<>(TensorType.class);
+    private final Map<TensorType, MemorySegment[]> matvec = new EnumMap<>(TensorType.class);
+
+    private final CudaDevice device;
+    private final Arena arena = Arena.ofShared();
+    private final MemorySegment values = arena.allocate(8L * MAX_ARGS, 8);
+    private final MemorySegment pointers = arena.allocate(ValueLayout.ADDRESS, MAX_ARGS);
+    private int numArgs;
+
+    CudaKernels(CudaDevice device) {
+        this.device = device;
+        for (int i = 0; i < MAX_ARGS; i++) pointers.setAtIndex(ValueLayout.ADDRESS, i, values.asSlice(8L * i, 8));
+        rmsNorm = device.function("rms_norm");
+        rope = device.function("rope");
+        swiglu = device.function("swiglu");
+        add = device.function("add");
+        addBias = device.function("add_bias");
+        kvStore = device.function("kv_store");
+        attentionDecode = device.function("attention_decode");
+        attentionPrefill = device.function("attention_prefill");
+        argmax = device.function("argmax");
+        sampleTopKTopP = device.function("sample_top_k_top_p");
+        convertF32ToF16 = device.function("convert_f32_to_f16");
+        for (TensorType type : FORMATS) {
+            String suffix = LaunchGeometry.formatSuffix(type);
+            embed.put(type, device.function("embed_" + suffix));
+            dequantF16.put(type, device.function("dequant_f16_" + suffix));
+            MemorySegment[] tiers = new MemorySegment[LaunchGeometry.MATVEC_TIERS.length];
+            for (int i = 0; i < tiers.length; i++) tiers[i] = device.function("matvec_" + suffix + "_" + LaunchGeometry.MATVEC_TIERS[i]);
+            matvec.put(type, tiers);
+        }
+    }
+
+    MemorySegment embed(TensorType type) { return embed.get(type); }
+    MemorySegment dequantF16(TensorType type) { return dequantF16.get(type); }
+    MemorySegment matvec(TensorType type, int tier) { return matvec.get(type)[LaunchGeometry.tierIndex(tier)]; }
+
+    /** Starts a new argument list; chain {@link #ptr}, {@link #i32}, {@link #i64}, {@link #f32}, then launch. */
+    CudaKernels args() {
+        numArgs = 0;
+        return this;
+    }
+
+    CudaKernels ptr(long devicePointer) { return i64(devicePointer); }
+
+    CudaKernels i64(long v) {
+        values.set(ValueLayout.JAVA_LONG, 8L * slot(), v);
+        return this;
+    }
+
+    CudaKernels i32(int v) {
+        values.set(ValueLayout.JAVA_INT, 8L * slot(), v);
+        return this;
+    }
+
+    CudaKernels f32(float v) {
+        values.set(ValueLayout.JAVA_FLOAT, 8L * slot(), v);
+        return this;
+    }
+
+    private int slot() {
+        if (numArgs == MAX_ARGS) throw new IllegalStateException("more than " + MAX_ARGS + " kernel arguments");
+        return numArgs++;
+    }
+
+    /** Queues the kernel on the device's stream with the arguments given since {@link #args()}. */
+    void launch(MemorySegment function, String name, int gridX, int gridY, int blockX) {
+        if (gridX <= 0 || gridY <= 0) return;  // nothing to do (0 tokens or rows)
+        check(cuda_h.cuLaunchKernel(function, gridX, gridY, 1, blockX, 1, 1, 0, device.stream, pointers, MemorySegment.NULL),
+                "cuLaunchKernel(" + name + ", grid " + gridX + "x" + gridY + ", block " + blockX + ")");
+    }
+
+    @Override
+    public void close() {
+        arena.close();
+    }
+}
