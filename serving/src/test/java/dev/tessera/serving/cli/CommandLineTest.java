@@ -1,0 +1,111 @@
+package dev.tessera.serving.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The tessera CLI as a user runs it: a separate JVM, stdout and stderr and the exit code. */
+class CommandLineTest {
+
+    record Run(int exitCode, String stdout, String stderr) {}
+
+    static Path models() {
+        String p = System.getProperty("tessera.models");
+        Path dir = p != null ? Path.of(p) : Path.of("../../shared/models");
+        if (!Files.isDirectory(dir)) throw new IllegalStateException("test data not found at " + dir.toAbsolutePath());
+        return dir;
+    }
+
+    static Run tessera(String... args) throws IOException, InterruptedException {
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
+                "--sun-misc-unsafe-memory-access=allow", "-cp", System.getProperty("java.class.path"), Main.class.getName()));
+        cmd.addAll(List.of(args));
+        Path out = Files.createTempFile("tessera-out", ".txt"), err = Files.createTempFile("tessera-err", ".txt");
+        Process p = new ProcessBuilder(cmd).redirectOutput(out.toFile()).redirectError(err.toFile()).start();
+        if (!p.waitFor(120, TimeUnit.SECONDS)) {
+            p.destroyForcibly();
+            throw new AssertionError("tessera " + String.join(" ", args) + " did not finish in 120 s");
+        }
+        Run r = new Run(p.exitValue(), Files.readString(out, StandardCharsets.UTF_8), Files.readString(err, StandardCharsets.UTF_8));
+        Files.delete(out);
+        Files.delete(err);
+        return r;
+    }
+
+    @Test
+    void generatePrintsTheLlama2cReferenceTextExactly() throws Exception {
+        JsonNode ref = new ObjectMapper().readTree(models().resolve("stories260K.reference.json").toFile());
+        Run r = tessera("generate", "--model", models().resolve("stories260K.gguf").toString(), "--prompt", "",
+                "--temperature", "0", "--max-tokens", "256", "--device", "cpu");
+        assertEquals(0, r.exitCode(), r.stderr());
+        assertEquals(ref.get("cases").get(0).get("greedy_text").asText() + "\n", r.stdout());
+    }
+
+    @Test
+    void tokenizePrintsIds() throws Exception {
+        Run r = tessera("tokenize", "--model", models().resolve("stories260K.gguf").toString(), "--text", "Once upon a time");
+        assertEquals(0, r.exitCode(), r.stderr());
+        assertEquals("1 403 407 261 378", r.stdout().strip());
+        Run noBos = tessera("tokenize", "--model", models().resolve("stories260K.gguf").toString(), "--text", "Once upon a time", "--no-bos");
+        assertEquals("403 407 261 378", noBos.stdout().strip());
+    }
+
+    @Test
+    void badUsageExitsTwoWithOneLine() throws Exception {
+        Run r = tessera("generate", "--model", "x.gguf", "--prompt", "hi", "--max-tokens", "zero");
+        assertEquals(2, r.exitCode());
+        assertTrue(r.stderr().contains("--max-tokens expects an integer, got 'zero'"), r.stderr());
+        Run device = tessera("generate", "--model", "x.gguf", "--prompt", "hi", "--device", "tpu");
+        assertEquals(2, device.exitCode(), device.stderr());
+    }
+
+    @Test
+    void badModelFileFailsWithOneLineNamingIt(@TempDir Path dir) throws Exception {
+        Path bad = dir.resolve("broken.gguf");
+        Files.write(bad, "GGUF\u0003\0\0\0garbage".getBytes(StandardCharsets.ISO_8859_1));
+        Run r = tessera("generate", "--model", bad.toString(), "--prompt", "hi", "--device", "cpu");
+        assertEquals(1, r.exitCode(), r.stderr());
+        // The JVM's own start-up warnings (incubator module) are not ours; the launcher filters them too.
+        List<String> lines = r.stderr().lines().filter(l -> !l.isBlank() && !l.startsWith("WARNING:")).toList();
+        assertEquals(1, lines.size(), r.stderr());
+        assertTrue(lines.get(0).startsWith("tessera generate: broken.gguf: "), lines.get(0));
+    }
+
+    @Test
+    void cudaWithoutDriverFailsClearlyAndAutoFallsBack() throws Exception {
+        Run cuda = tessera("generate", "--model", models().resolve("stories260K.gguf").toString(), "--prompt", "Once", "--max-tokens", "4", "--device", "cuda");
+        if (cuda.exitCode() == 0) return; // a machine with a GPU: nothing to check here (the GPU check covers it)
+        assertEquals(1, cuda.exitCode());
+        assertTrue(cuda.stderr().contains("CUDA unavailable") || cuda.stderr().contains("CUDA"), cuda.stderr());
+        Run auto = tessera("generate", "--model", models().resolve("stories260K.gguf").toString(), "--prompt", "Once", "--max-tokens", "4", "--temperature", "0");
+        assertEquals(0, auto.exitCode(), auto.stderr());
+        assertTrue(auto.stderr().contains("using the CPU"), auto.stderr());
+    }
+
+    @Test
+    void synthThenBenchJson(@TempDir Path dir) throws Exception {
+        Path model = dir.resolve("tiny.gguf");
+        Run synth = tessera("synth", "--preset", "tiny", "--type", "q4_0", "--out", model.toString(),
+                "--vocab-from", models().resolve("llama.cpp-vocab/ggml-vocab-llama-spm.gguf").toString());
+        assertEquals(0, synth.exitCode(), synth.stderr());
+        Run bench = tessera("bench", "--model", model.toString(), "--prompt-tokens", "16", "--gen-tokens", "8", "--reps", "1", "--json", "--device", "cpu");
+        assertEquals(0, bench.exitCode(), bench.stderr());
+        JsonNode j = new ObjectMapper().readTree(bench.stdout());
+        assertTrue(j.get("prefill_tokens_per_s").asDouble() > 0);
+        assertTrue(j.get("decode_tokens_per_s").asDouble() > 0);
+        assertEquals(16, j.get("prompt_tokens").asInt());
+    }
+}
