@@ -19,7 +19,7 @@ for f in stories260K.gguf stories260K.reference.json llama.cpp-vocab/ggml-vocab-
 done
 
 echo "gpu-bundle: building jars (mvn package, -Dbuild.dir.name=$build_dir)" >&2
-(cd "$root" && mvn -q -B -Dstyle.color=never -DskipTests -Dbuild.dir.name="$build_dir" package >&2)
+(cd "$root" && mvn -q -B -Dstyle.color=never -Dmaven.test.skip=true -Dbuild.dir.name="$build_dir" package >&2)
 target="$root/serving/$build_dir"
 jar="$(ls "$target"/serving-*.jar | head -1)"
 
