@@ -22,7 +22,6 @@ public final class CpuBackend implements Backend {
     private final float[][] scores;
 
     public CpuBackend(int numThreads) {
-        if (!QuantDot.SUPPORTED) throw new IllegalStateException("the CPU backend needs 512-bit vectors (AVX-512); this CPU has " + F.vectorBitSize() + "-bit");
         this.pool = new WorkerPool(numThreads);
         this.matMul = new MatMul(pool);
         this.scores = new float[numThreads][];
@@ -69,7 +68,7 @@ public final class CpuBackend implements Backend {
         float[] o = a(out).data();
         for (int t = 0; t < numTokens; t++) {
             if (tokens[t] < 0 || tokens[t] >= w.rows()) throw new IllegalArgumentException("token id " + tokens[t] + " outside vocabulary of " + w.rows());
-            MatMul.dequantize(w, tokens[t], o, t * out.width());
+            w.dequantize(tokens[t], o, t * out.width());
         }
     }
 
@@ -186,7 +185,7 @@ public final class CpuBackend implements Backend {
                 int qo = t * q.width() + h * headDim, kvo = (h / group) * headDim;
                 float max = Float.NEGATIVE_INFINITY;
                 for (int j = 0; j < len; j++) {
-                    float d = QuantDot.dot(qs, qo, keys, j * kvDim + kvo, headDim) * scale;
+                    float d = FloatDot.dot(qs, qo, keys, j * kvDim + kvo, headDim) * scale;
                     s[j] = d;
                     if (d > max) max = d;
                 }
@@ -233,7 +232,7 @@ public final class CpuBackend implements Backend {
             float[] g = CACHE.get(w);
             if (g == null) {
                 g = new float[w.rows() * w.cols()];
-                for (int r = 0; r < w.rows(); r++) MatMul.dequantize(w, r, g, r * w.cols());
+                for (int r = 0; r < w.rows(); r++) w.dequantize(r, g, r * w.cols());
                 CACHE.put(w, g);
             }
             return g;

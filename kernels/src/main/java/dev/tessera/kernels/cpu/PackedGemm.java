@@ -4,25 +4,26 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * The many-token matmul micro-kernel (prefill): out[t][r] += Σ_k W[r][k] · x[t][k] over one block of 32 rows.
- * The dequantized rows are repacked column-major in chunks of {@link #K_CHUNK} columns ({@code packed[k][32]}),
+ * The many-token matmul micro-kernel (prefill): out[t][r] += Σ_k W[r][k] · x[t][k] over one block of {@link #BLOCK_ROWS} rows.
+ * The dequantized rows are repacked column-major in chunks of {@link #K_CHUNK} columns ({@code packed[k][BLOCK_ROWS]}),
  * so each k step loads two weight vectors once and multiplies them by broadcasts of four tokens' x[t][k]:
  * 8 FMAs per 2 loads + 4 broadcasts, the outer-product form BLAS kernels use. Everything a chunk touches
- * (32 KiB of weights, four 1 KiB slices of x) stays in L1. Four tokens measured faster than six or eight here:
+ * (32 KiB of weights with AVX-512, four 1 KiB slices of x) stays in L1. Four tokens measured faster than six or eight here:
  * larger groups made C2 spill accumulators.
  */
 final class PackedGemm {
-    static final VectorSpecies<Float> F = FloatVector.SPECIES_512;
-    static final int BLOCK_ROWS = 32;
+    static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    /** Two weight vectors per k step: 32 rows with AVX-512, 16 with AVX2. */
+    static final int BLOCK_ROWS = 2 * F.length();
     static final int K_CHUNK = 256;
     static final int TOKEN_GROUP = 4;
 
     private PackedGemm() {}
 
     /**
-     * @param rows    [32][cols] dequantized weight rows
+     * @param rows    [BLOCK_ROWS][cols] dequantized weight rows
      * @param packed  scratch of at least K_CHUNK * 32 floats
-     * @param out     row t of out starts at t * outWidth; columns r0..r0+31 are written
+     * @param out     row t of out starts at t * outWidth; columns r0..r0+BLOCK_ROWS-1 are written
      */
     static void multiply(float[] rows, int cols, float[] packed, float[] x, int numTokens, float[] out, int outWidth, int r0) {
         for (int k0 = 0; k0 < cols; k0 += K_CHUNK) {
@@ -43,7 +44,7 @@ final class PackedGemm {
         int x0 = t * cols + k0, x1 = x0 + cols, x2 = x1 + cols, x3 = x2 + cols;
         for (int k = 0; k < kn; k++) {
             FloatVector wa = FloatVector.fromArray(F, p, k * BLOCK_ROWS);
-            FloatVector wb = FloatVector.fromArray(F, p, k * BLOCK_ROWS + 16);
+            FloatVector wb = FloatVector.fromArray(F, p, k * BLOCK_ROWS + F.length());
             FloatVector v0 = FloatVector.broadcast(F, x[x0 + k]);
             FloatVector v1 = FloatVector.broadcast(F, x[x1 + k]);
             FloatVector v2 = FloatVector.broadcast(F, x[x2 + k]);
@@ -66,7 +67,7 @@ final class PackedGemm {
         for (int k = 0; k < kn; k++) {
             FloatVector v = FloatVector.broadcast(F, x[xo + k]);
             a = FloatVector.fromArray(F, p, k * BLOCK_ROWS).fma(v, a);
-            b = FloatVector.fromArray(F, p, k * BLOCK_ROWS + 16).fma(v, b);
+            b = FloatVector.fromArray(F, p, k * BLOCK_ROWS + F.length()).fma(v, b);
         }
         store(out, t * outWidth + r0, a, b, first);
     }
@@ -74,9 +75,9 @@ final class PackedGemm {
     private static void store(float[] out, int o, FloatVector a, FloatVector b, boolean first) {
         if (!first) {
             a = a.add(FloatVector.fromArray(F, out, o));
-            b = b.add(FloatVector.fromArray(F, out, o + 16));
+            b = b.add(FloatVector.fromArray(F, out, o + F.length()));
         }
         a.intoArray(out, o);
-        b.intoArray(out, o + 16);
+        b.intoArray(out, o + F.length());
     }
 }

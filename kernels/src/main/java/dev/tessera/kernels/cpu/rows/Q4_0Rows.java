@@ -23,20 +23,34 @@ public final class Q4_0Rows implements RowKernel {
 
     @Override
     public float dot(MemorySegment w, long rowOffset, float[] x, int xOffset, int n) {
-        FloatVector acc = FloatVector.zero(F);
-        long off = rowOffset;
-        for (int xb = xOffset, end = xOffset + n; xb < end; xb += BLOCK, off += BLOCK_BYTES) {
-            FloatVector sum = FloatVector.zero(F);
-            for (int j = 0; j < 16; j += L) {
-                ByteVector qs = ByteVector.fromMemorySegment(B, w, off + 2 + j, LE);
-                FloatVector lo = (FloatVector) qs.and((byte) 0x0f).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0);
-                FloatVector hi = (FloatVector) qs.lanewise(VectorOperators.LSHR, 4).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0);
-                sum = lo.fma(FloatVector.fromArray(F, x, xb + j), sum);
-                sum = hi.fma(FloatVector.fromArray(F, x, xb + 16 + j), sum);
-            }
-            acc = sum.fma(FloatVector.broadcast(F, Float.float16ToFloat(w.get(I16, off))), acc);
+        // Two accumulators: the per-block FMA chain, not the loads, limits a single one.
+        FloatVector acc0 = FloatVector.zero(F), acc1 = FloatVector.zero(F);
+        int numBlocks = n / BLOCK, b = 0;
+        for (; b + 1 < numBlocks; b += 2) {
+            acc0 = block(w, rowOffset + (long) BLOCK_BYTES * b, x, xOffset + BLOCK * b, acc0);
+            acc1 = block(w, rowOffset + (long) BLOCK_BYTES * (b + 1), x, xOffset + BLOCK * (b + 1), acc1);
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        if (b < numBlocks) acc0 = block(w, rowOffset + (long) BLOCK_BYTES * b, x, xOffset + BLOCK * b, acc0);
+        return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+    }
+
+    private static FloatVector block(MemorySegment w, long off, float[] x, int xb, FloatVector acc) {
+        FloatVector sum = FloatVector.zero(F);
+        for (int j = 0; j < 16; j += L) {
+            ByteVector qs = ByteVector.fromMemorySegment(B, w, off + 2 + j, LE);
+            FloatVector lo = (FloatVector) qs.and((byte) 0x0f).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0);
+            FloatVector hi = (FloatVector) highNibbles(qs).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0);
+            sum = hi.fma(FloatVector.fromArray(F, x, xb + 16 + j), lo.fma(FloatVector.fromArray(F, x, xb + j), sum));
+        }
+        return sum.fma(FloatVector.broadcast(F, Float.float16ToFloat(w.get(I16, off))), acc);
+    }
+
+    /**
+     * qs >>> 4 per byte. x86 has no byte shift, so a byte-lane LSHR compiles to a widen-shift-narrow sequence;
+     * shifting 16-bit lanes and masking gives the same nibbles in two instructions.
+     */
+    static ByteVector highNibbles(ByteVector qs) {
+        return qs.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 4).reinterpretAsBytes().and((byte) 0x0f);
     }
 
     @Override
@@ -60,12 +74,12 @@ public final class Q4_0Rows implements RowKernel {
     public void dequantize(MemorySegment w, long offset, float[] out, int outOffset, int n) {
         long off = offset;
         for (int b = 0; b < n / BLOCK; b++, off += BLOCK_BYTES) {
-            float d = Float.float16ToFloat(w.get(I16, off));
+            FloatVector d = FloatVector.broadcast(F, Float.float16ToFloat(w.get(I16, off)));
             int ob = outOffset + b * BLOCK;
-            for (int j = 0; j < 16; j++) {
-                int q = w.get(U8, off + 2 + j) & 0xff;
-                out[ob + j] = ((q & 0x0f) - 8) * d;
-                out[ob + 16 + j] = ((q >> 4) - 8) * d;
+            for (int j = 0; j < 16; j += L) {
+                ByteVector qs = ByteVector.fromMemorySegment(B, w, off + 2 + j, LE);
+                ((FloatVector) qs.and((byte) 0x0f).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).mul(d).intoArray(out, ob + j);
+                ((FloatVector) highNibbles(qs).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).mul(d).intoArray(out, ob + 16 + j);
             }
         }
     }

@@ -20,17 +20,24 @@ public final class Q8_0Rows implements RowKernel {
 
     @Override
     public float dot(MemorySegment w, long rowOffset, float[] x, int xOffset, int n) {
-        FloatVector acc = FloatVector.zero(F);
-        long off = rowOffset;
-        for (int xb = xOffset, end = xOffset + n; xb < end; xb += BLOCK, off += BLOCK_BYTES) {
-            FloatVector sum = FloatVector.zero(F);
-            for (int j = 0; j < BLOCK; j += L) {
-                FloatVector q = (FloatVector) ByteVector.fromMemorySegment(B, w, off + 2 + j, LE).convertShape(VectorOperators.B2F, F, 0);
-                sum = q.fma(FloatVector.fromArray(F, x, xb + j), sum);
-            }
-            acc = sum.fma(FloatVector.broadcast(F, Float.float16ToFloat(w.get(I16, off))), acc);
+        // Two accumulators: the per-block FMA chain, not the loads, limits a single one.
+        FloatVector acc0 = FloatVector.zero(F), acc1 = FloatVector.zero(F);
+        int numBlocks = n / BLOCK, b = 0;
+        for (; b + 1 < numBlocks; b += 2) {
+            acc0 = block(w, rowOffset + (long) BLOCK_BYTES * b, x, xOffset + BLOCK * b, acc0);
+            acc1 = block(w, rowOffset + (long) BLOCK_BYTES * (b + 1), x, xOffset + BLOCK * (b + 1), acc1);
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        if (b < numBlocks) acc0 = block(w, rowOffset + (long) BLOCK_BYTES * b, x, xOffset + BLOCK * b, acc0);
+        return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+    }
+
+    private static FloatVector block(MemorySegment w, long off, float[] x, int xb, FloatVector acc) {
+        FloatVector sum = FloatVector.zero(F);
+        for (int j = 0; j < BLOCK; j += L) {
+            FloatVector q = (FloatVector) ByteVector.fromMemorySegment(B, w, off + 2 + j, LE).convertShape(VectorOperators.B2F, F, 0);
+            sum = q.fma(FloatVector.fromArray(F, x, xb + j), sum);
+        }
+        return sum.fma(FloatVector.broadcast(F, Float.float16ToFloat(w.get(I16, off))), acc);
     }
 
     @Override
@@ -50,8 +57,10 @@ public final class Q8_0Rows implements RowKernel {
     public void dequantize(MemorySegment w, long offset, float[] out, int outOffset, int n) {
         long off = offset;
         for (int b = 0; b < n / BLOCK; b++, off += BLOCK_BYTES) {
-            float d = Float.float16ToFloat(w.get(I16, off));
-            for (int j = 0; j < BLOCK; j++) out[outOffset + b * BLOCK + j] = w.get(U8, off + 2 + j) * d;
+            FloatVector d = FloatVector.broadcast(F, Float.float16ToFloat(w.get(I16, off)));
+            for (int j = 0; j < BLOCK; j += L)
+                ((FloatVector) ByteVector.fromMemorySegment(B, w, off + 2 + j, LE).convertShape(VectorOperators.B2F, F, 0))
+                        .mul(d).intoArray(out, outOffset + b * BLOCK + j);
         }
     }
 }
