@@ -342,7 +342,7 @@ public final class CudaBackend implements Backend {
     @Override
     public void beginStep(Object shapeKey) {
         if (mode != Mode.EAGER) throw new IllegalStateException("beginStep inside a step");
-        if (shapeKey == null) return;
+        if (shapeKey == null || kernels.profiling()) return;  // profiling times each launch, so nothing is captured
         enter();
         stepKey = shapeKey;
         if (graphs.containsKey(shapeKey)) {
@@ -395,6 +395,19 @@ public final class CudaBackend implements Backend {
         mode = Mode.EAGER;
         stepKey = null;
         stagingDirty = true;
+    }
+
+    /**
+     * Times every kernel launch (synchronizing before and after, graphs off) until switched off; for finding where a
+     * step's time goes, not for production.
+     */
+    public void profile(boolean on) {
+        kernels.profile(on);
+    }
+
+    /** Kernel name (layer number dropped) → {launches, nanoseconds} since {@code profile(true)}. */
+    public java.util.Map<String, long[]> profileResults() {
+        return kernels.profileResults();
     }
 
     /** Number of captured graphs held (for tests). */

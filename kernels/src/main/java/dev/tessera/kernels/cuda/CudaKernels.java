@@ -91,8 +91,37 @@ final class CudaKernels implements AutoCloseable {
     /** Queues the kernel on the device's stream with the arguments given since {@link #args()}. */
     void launch(MemorySegment function, String name, int gridX, int gridY, int blockX) {
         if (gridX <= 0 || gridY <= 0) return;  // nothing to do (0 tokens or rows)
+        long t0 = profile == null ? 0 : synchronizedNanos();
         check(cuda_h.cuLaunchKernel(function, gridX, gridY, 1, blockX, 1, 1, 0, device.stream, pointers, MemorySegment.NULL),
                 "cuLaunchKernel(" + name + ", grid " + gridX + "x" + gridY + ", block " + blockX + ")");
+        if (profile != null) {
+            long[] entry = profile.computeIfAbsent(LAYER_PREFIX.matcher(name).replaceAll(""), k -> new long[2]);
+            entry[0]++;
+            entry[1] += synchronizedNanos() - t0;
+        }
+    }
+
+    // ---- profiling: each launch synchronized and timed on the host, summed per kernel (layer numbers dropped) ----
+
+    private static final java.util.regex.Pattern LAYER_PREFIX = java.util.regex.Pattern.compile("blk\\.\\d+\\.");
+    private Map<String, long[]> profile;
+
+    void profile(boolean on) {
+        profile = on ? new java.util.TreeMap<>() : null;
+    }
+
+    boolean profiling() {
+        return profile != null;
+    }
+
+    /** Kernel name → {launches, nanoseconds} since profiling was switched on. */
+    Map<String, long[]> profileResults() {
+        return profile == null ? Map.of() : Map.copyOf(profile);
+    }
+
+    private long synchronizedNanos() {
+        check(cuda_h.cuStreamSynchronize(device.stream), "cuStreamSynchronize");
+        return System.nanoTime();
     }
 
     @Override

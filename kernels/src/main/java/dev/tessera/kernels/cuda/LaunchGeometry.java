@@ -15,7 +15,7 @@ final class LaunchGeometry {
     static final int[] MATVEC_TIERS = {1, 2, 4, 8, 16};
     static final int MAX_MATVEC_TOKENS = 16;
     static final int ELEMENTWISE_THREADS = 256;
-    static final int DECODE_THREADS = 4 * WARP;
+    static final int DECODE_THREADS = 16 * WARP;
     static final int PREFILL_QUERIES = 8;
     static final int PREFILL_THREADS = PREFILL_QUERIES * WARP;
     static final int MAX_HEAD_DIM = 256;
