@@ -26,14 +26,20 @@ jar="$(ls "$target"/serving-*.jar | head -1)"
 rm -rf "$out"
 mkdir -p "$out/lib" "$out/models/llama.cpp-vocab" "$out/scripts"
 cp "$jar" "$out/lib/"
-# lwjgl natives are only for hwloc (physical core count); they are small, so they stay.
-cp "$target"/lib/*.jar "$out/lib/"
+# Only what GpuCheck loads: Tessera's own modules and LWJGL (hwloc for the physical core count). The HTTP stack
+# (Helidon, Jinjava, Micrometer, Jackson) is left out: it is not used here and would pull desktop modules into jlink.
+for j in "$target"/lib/*.jar; do
+  case "$(basename "$j")" in
+    kernels-*|models-*|scheduler-*|native-bindings-*|offload-*|lwjgl*) cp "$j" "$out/lib/" ;;
+  esac
+done
 
 # jdeps names the platform modules the jars use (its last line; split-package warnings come first). The Vector API
 # and jdk.unsupported (LWJGL's sun.misc.Unsafe) are added in case it misses them; java.management backs JMX-free
 # diagnostics such as thread dumps.
+# The serving jar is left out of jdeps: its HTTP classes (never loaded by GpuCheck) would pull in java.desktop.
 modules="$("$JAVA_HOME/bin/jdeps" --print-module-deps --ignore-missing-deps --multi-release 25 \
-  "$out"/lib/*.jar 2>/dev/null | grep -v '^Warning' | tail -1 || true)"
+  $(ls "$out"/lib/*.jar | grep -v '/serving-') 2>/dev/null | grep -v '^Warning' | tail -1 || true)"
 modules="${modules:-java.base}"
 modules="$(echo "$modules,jdk.incubator.vector,jdk.unsupported,java.management" | tr , "\n" | sort -u | paste -sd,)"
 echo "gpu-bundle: jlink --add-modules $modules" >&2

@@ -22,6 +22,9 @@ static __device__ __forceinline__ void matvec_body(const uint8_t* __restrict__ w
     float acc[NT];
 #pragma unroll
     for (int t = 0; t < NT; t++) acc[t] = 0.f;
+    // Unrolled so each lane has several independent weight loads in flight: a 2048-column row is only 16 warp
+    // steps long, and with one load outstanding per lane the small matrices of a decode step were latency bound.
+#pragma unroll 4
     for (int u = lane; u < numUnits; u += WARP) {
         float v[Fmt::RUNS * 4];
         int start[Fmt::RUNS];

@@ -437,6 +437,33 @@ public final class GpuCheck {
         }
     }
 
+    /** Where a batch-1 decode step's time goes: each launch synchronized and timed, per kernel, per token. */
+    private void profileDecode(String label, LlamaModel model, dev.tessera.kernels.cuda.CudaBackend cuda, int[] prompt, int steps, float[] logits) {
+        int vocab = model.config().vocabSize(), promptTokens = prompt.length;
+        try (KvCache cache = model.newKvCache(promptTokens + steps + 1)) {
+            model.forward(prompt, AttentionBatch.single(cache, 0, promptTokens), new int[] {promptTokens - 1}, logits);
+            int[] one = {argmax(logits, 0, vocab)};
+            cuda.profile(true);
+            long t0 = System.nanoTime();
+            for (int s = 0; s < steps; s++) {
+                model.forward(one, AttentionBatch.single(cache, promptTokens + s, 1), new int[] {0}, logits);
+                one[0] = argmax(logits, 0, vocab);
+            }
+            double stepMicros = (System.nanoTime() - t0) / 1e3 / steps;
+            var results = new java.util.TreeMap<>(cuda.profileResults());
+            cuda.profile(false);
+            double kernelMicros = 0;
+            for (long[] r : results.values()) kernelMicros += r[1] / 1e3 / steps;
+            rows.add(new Row("profile", label + " eager step (synchronized)", String.format(Locale.ROOT, "%.0f us/token, kernels %.0f us", stepMicros, kernelMicros), "ok"));
+            results.entrySet().stream().sorted((a, b) -> Long.compare(b.getValue()[1], a.getValue()[1])).limit(12).forEach(e ->
+                    rows.add(new Row("profile", "  " + e.getKey(), String.format(Locale.ROOT, "%.1f us/token (%d launches/token)",
+                            e.getValue()[1] / 1e3 / steps, e.getValue()[0] / steps), "ok")));
+        } catch (Throwable e) {
+            cuda.profile(false);
+            rows.add(new Row("profile", label, oneLine(e.toString()), "FAIL"));
+        }
+    }
+
     private Path synth(SynthPreset preset, TensorType type) throws IOException {
         Files.createDirectories(workDir);
         Path out = workDir.resolve("synth-" + preset.presetName + "-" + type.ggmlName() + ".gguf");
@@ -484,6 +511,8 @@ public final class GpuCheck {
                     decode1 = steps / ((t2 - t1) / 1e9);
                 }
             }
+
+            if (model.backend() instanceof dev.tessera.kernels.cuda.CudaBackend cuda) profileDecode(label, model, cuda, prompt, steps, logits);
 
             // Batch 16: 16 sequences prefilled together in one forward, then one token each per forward.
             double prefill16 = 0, decode16 = 0;
