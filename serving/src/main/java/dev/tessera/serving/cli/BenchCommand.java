@@ -36,17 +36,21 @@ public final class BenchCommand implements Command {
                   --reps N              measured runs after one warm-up; the median is reported (default 3)
                   --threads N           CPU threads (default: physical cores)
                   --device auto|cpu|cuda[:N]  compute device (default auto)
-                  --json                print one JSON object instead of a table""";
+                  --json                print one JSON object instead of a table""" + TensorParallelOptions.USAGE;
     }
 
     @Override
     public int run(List<String> argList) throws Exception {
-        CliArgs args = new CliArgs(argList, java.util.Set.of("model", "prompt-tokens", "gen-tokens", "reps", "threads", "device"), java.util.Set.of("json"));
+        CliArgs args = new CliArgs(argList, java.util.Set.of("model", "prompt-tokens", "gen-tokens", "reps", "threads", "device",
+                // Tensor-parallel master options (TensorParallelOptions).
+                "tp-workers", "tp-weights", "allreduce", "memory-window"), java.util.Set.of("json"));
         Path path = Path.of(args.require("model"));
         int promptTokens = args.getInt("prompt-tokens", 128, 1, 1 << 20);
         int genTokens = args.getInt("gen-tokens", 64, 1, 1 << 20);
         int reps = args.getInt("reps", 3, 1, 1000);
         int threads = args.getInt("threads", CpuTopology.physicalCores(), 1, 1024);
+        // Tensor-parallel hook: with --tp-workers this process is rank 0 of a TPI-LLM group.
+        if (args.has("tp-workers")) return TensorParallelOptions.bench(args, path, promptTokens, genTokens, reps, threads);
         Backend backend = Devices.backend(args, threads);
         long t0 = System.nanoTime();
         try (LoadedModel m = ModelLoader.load(path, backend, ModelLoader.DEFAULT_MAX_BATCH_TOKENS)) {

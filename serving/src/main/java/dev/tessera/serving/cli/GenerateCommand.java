@@ -18,7 +18,9 @@ import java.util.Set;
 /** {@code tessera generate}: one prompt in, its continuation streamed to stdout. */
 public final class GenerateCommand implements Command {
     private static final Set<String> OPTIONS = Set.of("model", "prompt", "max-tokens", "temperature", "top-p", "top-k",
-            "min-p", "repeat-penalty", "presence-penalty", "frequency-penalty", "seed", "threads", "device");
+            "min-p", "repeat-penalty", "presence-penalty", "frequency-penalty", "seed", "threads", "device",
+            // Tensor-parallel master options (TensorParallelOptions).
+            "tp-workers", "tp-weights", "allreduce", "memory-window");
 
     @Override public String name() { return "generate"; }
 
@@ -44,7 +46,7 @@ public final class GenerateCommand implements Command {
                   --frequency-penalty F    OpenAI frequency penalty (default 0)
                   --seed S                 fixed seed: identical output on every run (default random)
                   --threads N              CPU threads (default: physical cores)
-                  --device auto|cpu|cuda[:N]  compute device (default auto: CUDA when a driver and device exist)""";
+                  --device auto|cpu|cuda[:N]  compute device (default auto: CUDA when a driver and device exist)""" + TensorParallelOptions.USAGE;
     }
 
     @Override
@@ -55,6 +57,8 @@ public final class GenerateCommand implements Command {
         int maxTokens = args.getInt("max-tokens", 256, 1, 1 << 24);
         SamplingParams params = samplingParams(args);
         int threads = args.getInt("threads", CpuTopology.physicalCores(), 1, 1024);
+        // Tensor-parallel hook: with --tp-workers this process is rank 0 of a TPI-LLM group.
+        if (args.has("tp-workers")) return TensorParallelOptions.generate(args, model, prompt, maxTokens, params, threads);
         Backend backend = Devices.backend(args, threads);
 
         long t0 = System.nanoTime();

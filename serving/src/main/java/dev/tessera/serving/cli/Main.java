@@ -1,14 +1,28 @@
 package dev.tessera.serving.cli;
 
 import dev.tessera.models.gguf.GgufException;
+import dev.tessera.serving.ServingContext;
+import dev.tessera.serving.http.ApiKeyFilter;
+import dev.tessera.serving.http.ChatCompletionsService;
+import dev.tessera.serving.http.CompletionsService;
+import dev.tessera.serving.http.HealthService;
+import dev.tessera.serving.http.ModelsService;
+import dev.tessera.serving.http.RequestLog;
+import dev.tessera.serving.http.Responses;
+import io.helidon.webserver.WebServer;
+import io.helidon.webserver.http.HttpRouting;
 
+import java.io.PrintStream;
 import java.util.Arrays;
 import java.util.List;
 
 /** Entry point of {@code ./tessera}: dispatches to subcommands. Results go to stdout, logs to stderr. */
 public final class Main {
     static final List<Command> COMMANDS = List.of(
-            new GenerateCommand(), new TokenizeCommand(), new SynthCommand(), new BenchCommand());
+            new ServeCommand(), new GenerateCommand(), new TokenizeCommand(), new SynthCommand(), new BenchCommand(),
+            new LinkEmuCommand(), new AllReduceBenchCommand(),
+            new WorkerCommand(),
+            new ShardCommand());
 
     public static void main(String[] argv) {
         System.exit(run(argv));
@@ -44,6 +58,29 @@ public final class Main {
             System.err.println("tessera " + command.name() + ": " + (ours ? e.getMessage() : e));
             return 1;
         }
+    }
+
+    /**
+     * The HTTP API: request log and API key filters, then one service per endpoint family; unknown paths get a 404
+     * with an OpenAI error body. Tests build their servers from this too.
+     */
+    public static void routing(HttpRouting.Builder routing, ServingContext context, PrintStream log) {
+        routing.addFilter(new RequestLog(context.metrics(), log))
+                .addFilter(new ApiKeyFilter(context.config().apiKey()))
+                .register(new HealthService(context))
+                .register("/v1", new ModelsService(context), new CompletionsService(context), new ChatCompletionsService(context))
+                .any(Responses::notFound)
+                .error(Throwable.class, Responses::unexpected);
+    }
+
+    /** Starts a server on host:port (0 = any free port) with {@link #routing}; the model may be loaded later. */
+    public static WebServer server(String host, int port, ServingContext context, PrintStream log) {
+        return WebServer.builder()
+                .host(host)
+                .port(port)
+                .routing(r -> routing(r, context, log))
+                .build()
+                .start();
     }
 
     static String topLevelHelp() {

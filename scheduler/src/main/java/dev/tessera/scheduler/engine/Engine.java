@@ -1,0 +1,28 @@
+package dev.tessera.scheduler.engine;
+
+/**
+ * Runs generation requests; speaks token ids only. {@link #submit} never blocks on generation: it queues the request
+ * and returns a handle whose events arrive as tokens are sampled. Implementations decide how many requests run at
+ * once ({@link SerialEngine}: one; a continuous-batching engine: many), so callers consume each handle on its own.
+ */
+public interface Engine extends AutoCloseable {
+    /**
+     * Queues a request.
+     *
+     * @throws EngineOverloadedException when the waiting queue is full (the request is not queued)
+     */
+    RequestHandle submit(EngineRequest request);
+
+    /** Requests being computed now. */
+    int numRunning();
+
+    /** Requests queued and not yet started. */
+    int numWaiting();
+
+    /** The most tokens one sequence (prompt plus generated) can hold. */
+    int maxSequenceTokens();
+
+    /** Stops the engine: queued and running requests finish as {@link FinishReason#CANCELLED}. */
+    @Override
+    void close();
+}

@@ -1,0 +1,26 @@
+package dev.tessera.scheduler.engine;
+
+import dev.tessera.models.sample.TokenLogprob;
+
+/** What a {@link RequestHandle} delivers: tokens, then exactly one {@link Finished} or {@link Failed}. */
+public sealed interface TokenEvent {
+
+    /**
+     * One sampled token.
+     *
+     * @param logprob its log-probability, or null when the request did not ask for logprobs
+     * @param top     the most likely alternatives, most likely first (empty when not asked for)
+     */
+    record Token(int token, TokenLogprob logprob, TokenLogprob[] top) implements TokenEvent {}
+
+    /**
+     * The sequence ended.
+     *
+     * @param queueNanos time between submit and the start of prefill
+     */
+    record Finished(FinishReason reason, int numPromptTokens, int numGeneratedTokens, long queueNanos,
+                    long prefillNanos, long decodeNanos) implements TokenEvent {}
+
+    /** The engine could not run the request; {@code message} is one line. */
+    record Failed(String message) implements TokenEvent {}
+}

@@ -1,0 +1,51 @@
+package dev.tessera.serving;
+
+import dev.tessera.serving.metrics.ServingMetrics;
+import dev.tessera.serving.openai.ApiException;
+
+/**
+ * What every handler shares: the configuration, the metrics, and the model once it is loaded. The server listens
+ * before the model is loaded; until {@link #ready} is called, {@link #requireModel()} answers 503.
+ */
+public final class ServingContext {
+    private final ServingConfig config;
+    private final ServingMetrics metrics;
+    private volatile ServedModel model;
+    private volatile String loadFailure;
+
+    public ServingContext(ServingConfig config) {
+        this.config = config;
+        this.metrics = new ServingMetrics(() -> model == null ? null : model.engine());
+    }
+
+    public ServingConfig config() { return config; }
+
+    public ServingMetrics metrics() { return metrics; }
+
+    /** The served model, or a 503 while it is loading (or failed to load). */
+    public ServedModel requireModel() {
+        ServedModel m = model;
+        if (m != null) return m;
+        String failure = loadFailure;
+        throw ApiException.notReady(failure != null ? "model " + config.servedModelName() + " failed to load: " + failure
+                : "model " + config.servedModelName() + " is still loading");
+    }
+
+    public boolean isReady() { return model != null; }
+
+    public void ready(ServedModel m) {
+        if (!m.name().equals(config.servedModelName())) {
+            throw new IllegalStateException("served model is named " + m.name() + ", config says " + config.servedModelName());
+        }
+        this.model = m;
+    }
+
+    public void loadFailed(String message) { this.loadFailure = message; }
+
+    /** Returns the model, if any, so the caller can close it; the context is no longer ready. */
+    public ServedModel unload() {
+        ServedModel m = model;
+        model = null;
+        return m;
+    }
+}

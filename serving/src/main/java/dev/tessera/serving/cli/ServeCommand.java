@@ -1,0 +1,86 @@
+package dev.tessera.serving.cli;
+
+import dev.tessera.kernels.Backend;
+import dev.tessera.kernels.cpu.CpuTopology;
+import dev.tessera.serving.ServedModel;
+import dev.tessera.serving.ServingConfig;
+import dev.tessera.serving.ServingContext;
+import io.helidon.webserver.WebServer;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.CountDownLatch;
+
+/** {@code tessera serve}: the OpenAI-compatible HTTP server. */
+public final class ServeCommand implements Command {
+    private static final Set<String> OPTIONS = Set.of("model", "served-model-name", "host", "port", "api-key",
+            "max-queue", "threads", "max-body-bytes", "device");
+
+    @Override public String name() { return "serve"; }
+
+    @Override public String summary() { return "serve a model over an OpenAI-compatible HTTP API"; }
+
+    @Override
+    public String usage() {
+        return """
+                usage: tessera serve --model PATH [options]
+
+                Serves /v1/completions, /v1/chat/completions and /v1/models (OpenAI-compatible), plus /health,
+                /ready (503 until the model is loaded) and /metrics (Prometheus). Listens first, then loads the
+                model; prints 'listening on http://HOST:PORT' to stderr once listening. One log line per request.
+
+                  --model PATH              GGUF model file (required)
+                  --served-model-name NAME  the name clients send as "model" (default: file name without .gguf)
+                  --host HOST               address to bind (default 127.0.0.1)
+                  --port N                  port; 0 picks a free one (default 8000)
+                  --api-key KEY             require 'Authorization: Bearer KEY' on /v1/ (default: $TESSERA_API_KEY,
+                                            none when unset)
+                  --max-queue N             requests that may wait for the engine; more get 429 (default 64)
+                  --threads N               CPU threads (default: physical cores)
+                  --max-body-bytes N        largest request body; larger gets 413 (default 4194304)
+                  --device auto|cpu|cuda    compute device (default auto)""";
+    }
+
+    @Override
+    public int run(List<String> argList) throws Exception {
+        CliArgs args = new CliArgs(argList, OPTIONS, Set.of());
+        Path model = Path.of(args.require("model"));
+        if (!Files.isRegularFile(model)) throw new CliArgs.UsageException("--model " + model + " is not a file");
+        String name = args.get("served-model-name", ServingConfig.defaultServedName(model));
+        String host = args.get("host", "127.0.0.1");
+        int port = args.getInt("port", 8000, 0, 65535);
+        String apiKey = args.get("api-key", System.getenv("TESSERA_API_KEY"));
+        int maxQueue = args.getInt("max-queue", 64, 1, 1 << 20);
+        int threads = args.getInt("threads", CpuTopology.physicalCores(), 1, 1024);
+        long maxBodyBytes = args.getLong("max-body-bytes", ServingConfig.DEFAULT_MAX_BODY_BYTES);
+        if (maxBodyBytes < 1) throw new CliArgs.UsageException("--max-body-bytes must be >= 1, got " + maxBodyBytes);
+
+        long t0 = System.nanoTime();
+        ServingContext context = new ServingContext(new ServingConfig(name, apiKey, maxBodyBytes));
+        WebServer server = Main.server(host, port, context, System.err);
+        System.err.printf("tessera serve: listening on http://%s:%d (model %s loading)%n", host, server.port(), name);
+        CountDownLatch stopped = new CountDownLatch(1);
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            server.stop();
+            ServedModel m = context.unload();
+            if (m != null) m.close();
+            stopped.countDown();
+        }));
+        try {
+            Backend backend = Devices.backend(args, threads);
+            ServedModel served = ServedModel.load(model, name, backend, maxQueue);
+            context.ready(served);
+            System.err.printf("tessera serve: ready in %.2f s: %s (%s, context %d tokens)%n", (System.nanoTime() - t0) / 1e9,
+                    name, backend.name(), served.contextLength());
+        } catch (RuntimeException | Error e) {
+            // A server without its model is of no use: stop it and exit 1 with the reason.
+            context.loadFailed(e.getMessage());
+            server.stop();
+            throw e;
+        }
+        stopped.await();
+        return 0;
+    }
+}

@@ -1,0 +1,58 @@
+package dev.tessera.serving.cli;
+
+import dev.tessera.kernels.cpu.CpuBackend;
+import dev.tessera.kernels.cpu.CpuTopology;
+import dev.tessera.scheduler.parallel.TensorParallelWorker;
+import dev.tessera.scheduler.parallel.TpProtocol;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Set;
+
+/** {@code tessera worker}: a tensor-parallel worker that serves masters one at a time until killed. */
+public final class WorkerCommand implements Command {
+    @Override public String name() { return "worker"; }
+
+    @Override public String summary() { return "run a tensor-parallel worker for 'generate/bench --tp-workers'"; }
+
+    @Override
+    public String usage() {
+        return """
+                usage: tessera worker --listen HOST:PORT --shard-dir DIR [options]
+
+                Waits for a master ('tessera generate|bench --tp-workers ...'), checks it holds the shard the master
+                expects (made by 'tessera shard' from the same model and --tp-weights), then computes its share of every
+                layer. Prompts and text never reach a worker. Logs to stderr.
+
+                  --listen HOST:PORT       control address masters connect to (required)
+                  --shard-dir DIR          directory of shard files from 'tessera shard' (required)
+                  --memory-window W        blocks of weights resident at once, 0 = all (default 0; otherwise at least 2)
+                  --threads N              CPU threads (default: physical cores)""";
+    }
+
+    @Override
+    public int run(List<String> argList) {
+        CliArgs args = new CliArgs(argList, Set.of("listen", "shard-dir", "memory-window", "threads"), Set.of());
+        var listen = parse(args.require("listen"));
+        Path dir = Path.of(args.require("shard-dir"));
+        if (!Files.isDirectory(dir)) throw new CliArgs.UsageException("--shard-dir " + dir + " is not a directory");
+        int window = args.getInt("memory-window", 0, 0, 1 << 20);
+        if (window == 1) throw new CliArgs.UsageException("--memory-window must be 0 (all) or at least 2");
+        int threads = args.getInt("threads", CpuTopology.physicalCores(), 1, 1024);
+        try (TensorParallelWorker worker = new TensorParallelWorker(listen, dir, window, unused -> new CpuBackend(threads),
+                Duration.ofSeconds(30), System.err)) {
+            worker.serve();
+        }
+        return 0;
+    }
+
+    private static java.net.InetSocketAddress parse(String s) {
+        try {
+            return TensorParallelWorker.parseAddress(s);
+        } catch (TpProtocol.ProtocolException e) {
+            throw new CliArgs.UsageException("--listen: " + e.getMessage());
+        }
+    }
+}

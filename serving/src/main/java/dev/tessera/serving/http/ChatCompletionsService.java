@@ -1,0 +1,151 @@
+package dev.tessera.serving.http;
+
+import dev.tessera.models.sample.TokenLogprob;
+import dev.tessera.models.tokenizer.Tokenizer;
+import dev.tessera.serving.ServedModel;
+import dev.tessera.serving.ServingContext;
+import dev.tessera.serving.openai.ApiException;
+import dev.tessera.serving.openai.ChatCompletionChunk;
+import dev.tessera.serving.openai.ChatCompletionRequest;
+import dev.tessera.serving.openai.ChatCompletionResponse;
+import dev.tessera.serving.openai.ChatLogprobs;
+import dev.tessera.serving.openai.Usage;
+import dev.tessera.serving.text.ChoiceStream;
+import io.helidon.webserver.http.HttpRules;
+import io.helidon.webserver.http.HttpService;
+import io.helidon.webserver.http.ServerRequest;
+import io.helidon.webserver.http.ServerResponse;
+
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+
+/** {@code POST /v1/chat/completions}: the model's chat template renders the messages; whole or streamed. */
+public final class ChatCompletionsService implements HttpService {
+    private final ServingContext context;
+
+    public ChatCompletionsService(ServingContext context) {
+        this.context = context;
+    }
+
+    @Override
+    public void routing(HttpRules rules) {
+        rules.post("/chat/completions", this::complete)
+                .any("/chat/completions", Responses::methodNotAllowed);
+    }
+
+    private void complete(ServerRequest req, ServerResponse res) {
+        long startNanos = System.nanoTime();
+        Responses.guarded(res, () -> {
+            ServedModel model = context.requireModel();
+            ChatCompletionRequest r = ChatCompletionRequest.parse(JsonBody.read(req, context.config().maxBodyBytes()));
+            ModelsService.requireModelName(model, r.model());
+            Generation.checkLogitBias(model, r.sampling());
+            int[] ids = model.chat().encode(model.chat().render(r.messages()));
+            if (ids.length == 0) throw ApiException.invalid("messages", "the rendered conversation has no tokens");
+            // Without a limit the answer may run to the end of the context.
+            int maxTokens = r.maxTokens() != null ? r.maxTokens() : model.contextLength() - ids.length;
+            Generation.checkContext(model, ids.length, maxTokens, "messages");
+            String id = Generation.newId("chatcmpl-");
+            Generation g = Generation.start(model, context.metrics(), startNanos,
+                    List.of(new Generation.Prompt(ids, maxTokens)), r.n(), r.sampling(), r.stop(), r.logprobs(), id);
+            try {
+                if (r.stream()) stream(res, r, g, id);
+                else respond(res, r, g, id);
+            } finally {
+                g.abort();
+            }
+        });
+    }
+
+    private void respond(ServerResponse res, ChatCompletionRequest r, Generation g, String id) throws InterruptedException {
+        Tokenizer tokenizer = g.model().tokenizer();
+        List<ChatCompletionResponse.Choice> out = new ArrayList<>();
+        for (ChoiceStream c : g.choices()) {
+            StringBuilder text = new StringBuilder();
+            List<ChatLogprobs.Entry> entries = r.logprobs() ? new ArrayList<>() : null;
+            ChoiceStream.Delta d;
+            do {
+                d = CompletionsService.next(c);
+                text.append(d.text());
+                if (entries != null) entries.addAll(entries(tokenizer, d.tokens()));
+            } while (d.finishReason() == null);
+            g.finished(c);
+            out.add(new ChatCompletionResponse.Choice(c.index(), new ChatCompletionResponse.Message("assistant", text.toString()),
+                    entries == null ? null : new ChatLogprobs(entries), d.finishReason()));
+        }
+        Responses.json(res, 200, new ChatCompletionResponse(id, ChatCompletionResponse.OBJECT, CompletionsService.nowSeconds(),
+                g.model().name(), out, Usage.of(g.numPromptTokens(), g.numCompletionTokens())));
+    }
+
+    private void stream(ServerResponse res, ChatCompletionRequest r, Generation g, String id) {
+        Tokenizer tokenizer = g.model().tokenizer();
+        long created = CompletionsService.nowSeconds();
+        String name = g.model().name();
+        SseSink sse = new SseSink(res);
+        try {
+            for (ChoiceStream c : g.choices()) {
+                if (!sse.send(chunk(id, created, name, c.index(), new ChatCompletionChunk.Delta("assistant", ""), null, null))) return;
+                ChoiceStream.Delta d;
+                do {
+                    try {
+                        d = c.next();
+                    } catch (ChoiceStream.EngineFailure e) {
+                        sse.send(ApiException.serverError("generation failed: " + e.getMessage()).body());
+                        return;
+                    }
+                    if (d.isEmpty()) continue;
+                    ChatLogprobs logprobs = r.logprobs() ? new ChatLogprobs(entries(tokenizer, d.tokens())) : null;
+                    if (!d.text().isEmpty() || !d.tokens().isEmpty()) {
+                        if (!sse.send(chunk(id, created, name, c.index(), new ChatCompletionChunk.Delta(null, d.text()), logprobs, null))) return;
+                    }
+                    if (d.finishReason() != null) {
+                        // The finish reason travels alone in the choice's last chunk, with an empty delta, as OpenAI's.
+                        if (!sse.send(chunk(id, created, name, c.index(), new ChatCompletionChunk.Delta(null, null), null, d.finishReason()))) return;
+                    }
+                } while (d.finishReason() == null);
+                g.finished(c);
+            }
+            if (r.includeUsage()) {
+                if (!sse.send(new ChatCompletionChunk(id, ChatCompletionChunk.OBJECT, created, name, List.of(),
+                        Usage.of(g.numPromptTokens(), g.numCompletionTokens())))) return;
+            }
+            sse.done();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } catch (RuntimeException e) {
+            // Headers are gone: the error travels as an event, as vLLM sends it.
+            System.err.println("tessera serve: stream " + id + " failed: " + e);
+            e.printStackTrace(System.err);
+            sse.send(e instanceof ApiException a ? a.body() : ApiException.serverError("internal error: " + e).body());
+        } finally {
+            sse.close();
+        }
+    }
+
+    private static ChatCompletionChunk chunk(String id, long created, String model, int index, ChatCompletionChunk.Delta delta,
+                                             ChatLogprobs logprobs, String finishReason) {
+        return new ChatCompletionChunk(id, ChatCompletionChunk.OBJECT, created, model,
+                List.of(new ChatCompletionChunk.Choice(index, delta, logprobs, finishReason)), null);
+    }
+
+    private static List<ChatLogprobs.Entry> entries(Tokenizer tokenizer, List<ChoiceStream.TokenInfo> tokens) {
+        List<ChatLogprobs.Entry> out = new ArrayList<>(tokens.size());
+        for (ChoiceStream.TokenInfo t : tokens) {
+            List<ChatLogprobs.Top> top = new ArrayList<>(t.top().length);
+            for (TokenLogprob alt : t.top()) {
+                byte[] b = tokenizer.tokenBytes(alt.token(), true);
+                top.add(new ChatLogprobs.Top(new String(b, StandardCharsets.UTF_8), alt.logprob(), bytes(b)));
+            }
+            byte[] b = tokenizer.tokenBytes(t.token(), true);
+            out.add(new ChatLogprobs.Entry(new String(b, StandardCharsets.UTF_8), t.logprob(), bytes(b), top));
+        }
+        return out;
+    }
+
+    private static List<Integer> bytes(byte[] b) {
+        List<Integer> out = new ArrayList<>(b.length);
+        for (byte x : b) out.add(x & 0xff);
+        return out;
+    }
+}

@@ -1,0 +1,191 @@
+package dev.tessera.serving.http;
+
+import dev.tessera.models.tokenizer.Tokenizer;
+import dev.tessera.serving.ServedModel;
+import dev.tessera.serving.ServingContext;
+import dev.tessera.serving.openai.ApiException;
+import dev.tessera.serving.openai.CompletionRequest;
+import dev.tessera.serving.openai.CompletionResponse;
+import dev.tessera.serving.openai.Usage;
+import dev.tessera.serving.text.ChoiceStream;
+import io.helidon.webserver.http.HttpRules;
+import io.helidon.webserver.http.HttpService;
+import io.helidon.webserver.http.ServerRequest;
+import io.helidon.webserver.http.ServerResponse;
+
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/** {@code POST /v1/completions}: OpenAI's legacy text completions, whole or streamed. */
+public final class CompletionsService implements HttpService {
+    private final ServingContext context;
+
+    public CompletionsService(ServingContext context) {
+        this.context = context;
+    }
+
+    @Override
+    public void routing(HttpRules rules) {
+        rules.post("/completions", this::complete)
+                .any("/completions", Responses::methodNotAllowed);
+    }
+
+    private void complete(ServerRequest req, ServerResponse res) {
+        long startNanos = System.nanoTime();
+        Responses.guarded(res, () -> {
+            ServedModel model = context.requireModel();
+            CompletionRequest r = CompletionRequest.parse(JsonBody.read(req, context.config().maxBodyBytes()));
+            ModelsService.requireModelName(model, r.model());
+            Generation.checkLogitBias(model, r.sampling());
+            Tokenizer tokenizer = model.tokenizer();
+            List<Generation.Prompt> prompts = new ArrayList<>();
+            List<String> promptTexts = new ArrayList<>();
+            for (CompletionRequest.Prompt p : r.prompts()) {
+                int[] ids = switch (p) {
+                    case CompletionRequest.Prompt.Text t -> tokenizer.encode(t.text(), true, false);
+                    case CompletionRequest.Prompt.Tokens t -> t.ids();
+                };
+                if (ids.length == 0) throw ApiException.invalid("prompt", "the prompt has no tokens (empty text, and the model adds no BOS)");
+                Generation.checkTokenIds(model, ids, "prompt");
+                Generation.checkContext(model, ids.length, r.maxTokens(), "prompt");
+                prompts.add(new Generation.Prompt(ids, r.maxTokens()));
+                promptTexts.add(switch (p) {
+                    case CompletionRequest.Prompt.Text t -> t.text();
+                    case CompletionRequest.Prompt.Tokens t -> tokenizer.decode(t.ids());
+                });
+            }
+            String id = Generation.newId("cmpl-");
+            Generation g = Generation.start(model, context.metrics(), startNanos, prompts, r.n(), r.sampling(), r.stop(),
+                    r.logprobs() != null, id);
+            try {
+                if (r.stream()) stream(res, r, g, id, promptTexts);
+                else respond(res, r, g, id, promptTexts);
+            } finally {
+                g.abort();
+            }
+        });
+    }
+
+    private void respond(ServerResponse res, CompletionRequest r, Generation g, String id, List<String> promptTexts)
+            throws InterruptedException {
+        Tokenizer tokenizer = g.model().tokenizer();
+        List<CompletionResponse.Choice> out = new ArrayList<>();
+        for (ChoiceStream c : g.choices()) {
+            StringBuilder text = new StringBuilder();
+            String echo = r.echo() ? promptTexts.get(c.index() / r.n()) : "";
+            text.append(echo);
+            Logprobs logprobs = r.logprobs() == null ? null : new Logprobs(tokenizer);
+            ChoiceStream.Delta d;
+            do {
+                d = next(c);
+                if (logprobs != null) logprobs.add(d.tokens(), echo.length());
+                text.append(d.text());
+            } while (d.finishReason() == null);
+            g.finished(c);
+            out.add(new CompletionResponse.Choice(c.index(), text.toString(), logprobs == null ? null : logprobs.build(),
+                    d.finishReason()));
+        }
+        Responses.json(res, 200, new CompletionResponse(id, CompletionResponse.OBJECT, nowSeconds(), g.model().name(), out,
+                Usage.of(g.numPromptTokens(), g.numCompletionTokens())));
+    }
+
+    private void stream(ServerResponse res, CompletionRequest r, Generation g, String id, List<String> promptTexts) {
+        Tokenizer tokenizer = g.model().tokenizer();
+        long created = nowSeconds();
+        String name = g.model().name();
+        SseSink sse = new SseSink(res);
+        try {
+            for (ChoiceStream c : g.choices()) {
+                String echo = r.echo() ? promptTexts.get(c.index() / r.n()) : "";
+                if (!echo.isEmpty() && !sse.send(chunk(id, created, name, c.index(), echo, null, null))) return;
+                ChoiceStream.Delta d;
+                do {
+                    try {
+                        d = c.next();
+                    } catch (ChoiceStream.EngineFailure e) {
+                        sse.send(ApiException.serverError("generation failed: " + e.getMessage()).body());
+                        return;
+                    }
+                    if (d.isEmpty()) continue;
+                    Logprobs logprobs = null;
+                    if (r.logprobs() != null && !d.tokens().isEmpty()) {
+                        logprobs = new Logprobs(tokenizer);
+                        logprobs.add(d.tokens(), echo.length());
+                    }
+                    if (!sse.send(chunk(id, created, name, c.index(), d.text(), logprobs == null ? null : logprobs.build(), d.finishReason()))) {
+                        return; // client gone: abort() in the caller cancels generation
+                    }
+                } while (d.finishReason() == null);
+                g.finished(c);
+            }
+            if (r.includeUsage()) {
+                if (!sse.send(new CompletionResponse(id, CompletionResponse.OBJECT, created, name, List.of(),
+                        Usage.of(g.numPromptTokens(), g.numCompletionTokens())))) return;
+            }
+            sse.done();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } catch (RuntimeException e) {
+            // Headers are gone: the error travels as an event, as vLLM sends it.
+            System.err.println("tessera serve: stream " + id + " failed: " + e);
+            e.printStackTrace(System.err);
+            sse.send(e instanceof ApiException a ? a.body() : ApiException.serverError("internal error: " + e).body());
+        } finally {
+            sse.close();
+        }
+    }
+
+    private static CompletionResponse chunk(String id, long created, String model, int index, String text,
+                                            CompletionResponse.Logprobs logprobs, String finishReason) {
+        return new CompletionResponse(id, CompletionResponse.OBJECT, created, model,
+                List.of(new CompletionResponse.Choice(index, text, logprobs, finishReason)), null);
+    }
+
+    /** Waits for a choice's next delta; an engine failure is a 500. */
+    static ChoiceStream.Delta next(ChoiceStream c) throws InterruptedException {
+        try {
+            return c.next();
+        } catch (ChoiceStream.EngineFailure e) {
+            throw ApiException.serverError("generation failed: " + e.getMessage());
+        }
+    }
+
+    static long nowSeconds() {
+        return System.currentTimeMillis() / 1000;
+    }
+
+    /** Builds OpenAI's legacy logprobs lists token by token. */
+    private static final class Logprobs {
+        private final Tokenizer tokenizer;
+        private final List<String> tokens = new ArrayList<>();
+        private final List<Float> tokenLogprobs = new ArrayList<>();
+        private final List<Map<String, Float>> top = new ArrayList<>();
+        private final List<Integer> offsets = new ArrayList<>();
+
+        Logprobs(Tokenizer tokenizer) {
+            this.tokenizer = tokenizer;
+        }
+
+        void add(List<ChoiceStream.TokenInfo> infos, int offsetShift) {
+            for (ChoiceStream.TokenInfo t : infos) {
+                tokens.add(text(t.token()));
+                tokenLogprobs.add(t.logprob());
+                Map<String, Float> alternatives = new LinkedHashMap<>();
+                for (var alt : t.top()) alternatives.putIfAbsent(text(alt.token()), alt.logprob());
+                top.add(alternatives);
+                offsets.add(t.textOffset() + offsetShift);
+            }
+        }
+
+        private String text(int token) {
+            return new String(tokenizer.tokenBytes(token, true), StandardCharsets.UTF_8);
+        }
+
+        CompletionResponse.Logprobs build() {
+            return new CompletionResponse.Logprobs(tokens, tokenLogprobs, top, offsets);
+        }
+    }
+}
