@@ -10,4 +10,10 @@ if [[ ! -d "$here/../shared/models" ]]; then
   exit 1
 fi
 cd "$here"
+# Test tools the suites drive for real: promtool lints /metrics, the official openai npm client calls the server.
+if ! command -v promtool >/dev/null; then
+  echo "test.sh: installing promtool (Debian package prometheus)" >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null) || { echo "test.sh: could not install promtool" >&2; exit 1; }
+fi
+(cd serving/src/test/node && npm ci --no-audit --no-fund --loglevel=error)
 exec mvn -B -ntp verify "$@"
