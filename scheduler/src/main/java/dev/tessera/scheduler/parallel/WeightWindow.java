@@ -91,11 +91,14 @@ public final class WeightWindow implements AutoCloseable {
             arena = arenas[index];
             loaded[index] = null;
             arenas[index] = null;
+        }
+        // Free the memory before the loader may count the slot as open, so at most `window` blocks ever exist.
+        arena.close();
+        synchronized (this) {
             resident--;
             nextToUse = (index + 1) % numBlocks;
             notifyAll();
         }
-        arena.close();
     }
 
     private void loadLoop() {
