@@ -26,16 +26,18 @@ final class MatMul {
             });
             return;
         }
-        int block = PackedGemm.BLOCK_ROWS;
-        pool.parallelFor(w.rows(), block, (long) w.rows() * cols * numTokens, (thread, start, end) -> {
+        int wide = PackedGemm.WIDE_ROWS, narrow = PackedGemm.NARROW_ROWS;
+        pool.parallelFor(w.rows(), wide, (long) w.rows() * cols * numTokens, (thread, start, end) -> {
             float[] tile = tiles[thread];
-            if (tile == null || tile.length < block * cols) tiles[thread] = tile = new float[block * cols];
+            if (tile == null || tile.length < wide * cols) tiles[thread] = tile = new float[wide * cols];
             float[] pack = packs[thread];
-            if (pack == null) packs[thread] = pack = new float[PackedGemm.K_CHUNK * block];
+            if (pack == null) packs[thread] = pack = new float[PackedGemm.K_CHUNK * wide];
             int r = start;
-            for (; r + block <= end; r += block) {
-                for (int i = 0; i < block; i++) w.dequantize(r + i, tile, i * cols);
-                PackedGemm.multiply(tile, cols, pack, x, numTokens, out, outWidth, r);
+            for (int block = wide; block >= narrow; block -= wide - narrow) {
+                for (; r + block <= end; r += block) {
+                    for (int i = 0; i < block; i++) w.dequantize(r + i, tile, i * cols);
+                    PackedGemm.multiply(tile, block, cols, pack, x, numTokens, out, outWidth, r);
+                }
             }
             for (; r < end; r++) {
                 w.dequantize(r, tile, 0);
