@@ -35,6 +35,7 @@ public final class LinkEmulator implements AutoCloseable {
     private final long delayNanos;
     private final long rateBitsPerSecond;
     private final Thread acceptor;
+    private final AtomicInteger numAccepted = new AtomicInteger();
     private volatile boolean closed;
 
     private record Chunk(byte[] data, int length, long releaseNanos) {}
@@ -58,6 +59,11 @@ public final class LinkEmulator implements AutoCloseable {
         return new InetSocketAddress(server.getInetAddress(), server.getLocalPort());
     }
 
+    /** Connections accepted so far (a way to check that a peer really goes through this link). */
+    public int numAccepted() {
+        return numAccepted.get();
+    }
+
     private void acceptLoop() {
         while (!closed) {
             Socket inbound;
@@ -67,6 +73,7 @@ public final class LinkEmulator implements AutoCloseable {
                 if (!closed) System.err.println("linkemu: accept on " + address() + " failed: " + e.getMessage());
                 return;
             }
+            numAccepted.incrementAndGet();
             Thread.ofPlatform().daemon().name("linkemu-connect").start(() -> bridge(inbound));
         }
     }

@@ -45,6 +45,8 @@ public final class TensorParallelModel implements AutoCloseable {
     private final int maxBatchTokens;
     private final Duration timeout;
     private final String fingerprint;
+    private final InetSocketAddress collectiveListen;
+    private final List<InetSocketAddress> masterAddressPerWorker;
     private final Weight embeddings, outputNorm, output;
     private final Activations xb, normed, logits;
     private Session session;
@@ -68,6 +70,25 @@ public final class TensorParallelModel implements AutoCloseable {
      */
     public TensorParallelModel(GgufFile file, ModelConfig config, Backend backend, List<InetSocketAddress> workers,
                                ShardPlan plan, AllReduceKind kind, int window, int maxBatchTokens, Duration timeout) {
+        this(file, config, backend, workers, plan, kind, window, maxBatchTokens, timeout, null, List.of());
+    }
+
+    /**
+     * As above, with the allreduce links of rank 0 routed explicitly, so that each can pass through its own proxy
+     * (a {@link dev.tessera.kernels.collective.LinkEmulator} in benchmarks, a NAT or tunnel in the field).
+     *
+     * @param collectiveListen where rank 0's allreduce listener binds (a fixed port a proxy can forward to); null = an
+     *                         ephemeral port on the interface of the first control connection
+     * @param masterAddressPerWorker element i is where worker rank i+1 reaches rank 0's allreduce listener; empty =
+     *                         every worker uses the listener's own address
+     */
+    public TensorParallelModel(GgufFile file, ModelConfig config, Backend backend, List<InetSocketAddress> workers,
+                               ShardPlan plan, AllReduceKind kind, int window, int maxBatchTokens, Duration timeout,
+                               InetSocketAddress collectiveListen, List<InetSocketAddress> masterAddressPerWorker) {
+        if (!masterAddressPerWorker.isEmpty() && masterAddressPerWorker.size() != workers.size())
+            throw new IllegalArgumentException(masterAddressPerWorker.size() + " rank-0 allreduce addresses for " + workers.size() + " workers (one per worker, in order)");
+        this.collectiveListen = collectiveListen;
+        this.masterAddressPerWorker = List.copyOf(masterAddressPerWorker);
         if (plan.numDevices() != workers.size() + 1)
             throw new IllegalArgumentException(plan.numDevices() + " device weights for " + (workers.size() + 1) + " devices (the master and " + workers.size() + " workers)");
         this.file = file;
@@ -186,8 +207,9 @@ public final class TensorParallelModel implements AutoCloseable {
             String[] addresses = new String[workers.size() + 1];
             if (CollectiveGroup.needsListener(kind, 0, workers.size() + 1)) {
                 Socket first = connections.getFirst().socket();
-                listener = CollectiveGroup.listen(new InetSocketAddress(first.getLocalAddress(), 0));
-                addresses[0] = first.getLocalAddress().getHostAddress() + ":" + listener.getLocalPort();
+                listener = CollectiveGroup.listen(collectiveListen != null ? collectiveListen : new InetSocketAddress(first.getLocalAddress(), 0));
+                addresses[0] = (collectiveListen != null && !collectiveListen.getAddress().isAnyLocalAddress()
+                        ? collectiveListen.getAddress() : first.getLocalAddress()).getHostAddress() + ":" + listener.getLocalPort();
             } else {
                 addresses[0] = "127.0.0.1:0";
             }
@@ -196,7 +218,15 @@ public final class TensorParallelModel implements AutoCloseable {
                 addresses[i + 1] = c.collective().isEmpty() ? c.address().getHostString() + ":" + c.address().getPort() : c.collective();
             }
             String group = String.join(",", addresses);
-            for (Connection c : connections) TpProtocol.write(c.out(), new TpProtocol.Group(group));
+            for (int i = 0; i < connections.size(); i++) {
+                // Each worker may reach rank 0 by its own route; the rest of the group is the same for all.
+                String[] own = addresses.clone();
+                if (!masterAddressPerWorker.isEmpty()) {
+                    InetSocketAddress via = masterAddressPerWorker.get(i);
+                    own[0] = via.getHostString() + ":" + via.getPort();
+                }
+                TpProtocol.write(connections.get(i).out(), new TpProtocol.Group(String.join(",", own)));
+            }
             List<InetSocketAddress> parsed = TensorParallelWorker.parseAddresses(group, addresses.length);
             ServerSocket l = listener;
             listener = null;
@@ -229,6 +259,10 @@ public final class TensorParallelModel implements AutoCloseable {
             DataOutputStream out = new DataOutputStream(new BufferedOutputStream(socket.getOutputStream()));
             TpProtocol.write(out, new TpProtocol.Hello(TpProtocol.VERSION, rank, workers.size() + 1, fingerprint, plan.describe(), kind.flagName(), maxBatchTokens));
             TpProtocol.Message reply = TpProtocol.read(in);
+            if (reply instanceof TpProtocol.NeedShard) {
+                ShardSender.send(file, config, plan, rank, fingerprint, out, name, System.err);
+                reply = TpProtocol.read(in);
+            }
             if (reply instanceof TpProtocol.HelloError err) {
                 socket.close();
                 throw new TensorParallelException(name + " refused: " + err.message(), null);

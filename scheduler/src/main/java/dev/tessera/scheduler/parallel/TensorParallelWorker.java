@@ -39,11 +39,22 @@ public final class TensorParallelWorker implements AutoCloseable {
     private final IntFunction<Backend> backends;
     private final PrintStream log;
     private final Duration timeout;
+    private final boolean receiveShards;
     private volatile boolean closed;
 
     /** @param backends makes a compute backend for a session (argument: unused, 0) */
     public TensorParallelWorker(InetSocketAddress listen, Path shardDir, int window, IntFunction<Backend> backends,
                                 Duration timeout, PrintStream log) {
+        this(listen, shardDir, window, backends, timeout, log, false);
+    }
+
+    /**
+     * @param receiveShards when no shard in shardDir matches a master's hello, ask the master to stream it (written to
+     *                      shardDir, checked by SHA-256 and then by its metadata) instead of refusing
+     */
+    public TensorParallelWorker(InetSocketAddress listen, Path shardDir, int window, IntFunction<Backend> backends,
+                                Duration timeout, PrintStream log, boolean receiveShards) {
+        this.receiveShards = receiveShards;
         this.control = CollectiveGroup.listen(listen);
         this.shardDir = shardDir;
         this.window = window;
@@ -91,7 +102,16 @@ public final class TensorParallelWorker implements AutoCloseable {
         }
         Path shardPath;
         try {
-            shardPath = findShard(hello);
+            try {
+                shardPath = findShard(hello);
+            } catch (IllegalStateException e) {
+                if (!receiveShards) throw e;
+                log.println("tessera worker: no shard for rank " + hello.rank() + " of model " + hello.fingerprint().substring(0, Math.min(12, hello.fingerprint().length()))
+                        + "; asking master " + socket.getRemoteSocketAddress() + " to send it");
+                TpProtocol.write(out, new TpProtocol.NeedShard(e.getMessage()));
+                ShardReceiver.receive(in, shardDir, log);
+                shardPath = findShard(hello);
+            }
         } catch (IllegalStateException | GgufException e) {
             log.println("tessera worker: refused master " + socket.getRemoteSocketAddress() + ": " + e.getMessage());
             TpProtocol.write(out, new TpProtocol.HelloError(e.getMessage()));

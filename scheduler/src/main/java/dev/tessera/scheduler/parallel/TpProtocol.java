@@ -33,7 +33,8 @@ public final class TpProtocol {
         public ProtocolException(String message) { super(message); }
     }
 
-    public sealed interface Message permits Hello, HelloOk, HelloError, Group, Begin, Step, End, StatsRequest, StatsReply, Shutdown {}
+    public sealed interface Message permits Hello, HelloOk, HelloError, Group, Begin, Step, End, StatsRequest, StatsReply, Shutdown,
+            NeedShard, ShardBegin, ShardChunk, ShardEnd {}
 
     /** Master → worker: who you are in this group, which model and plan, how to build the collective. */
     public record Hello(int version, int rank, int numDevices, String fingerprint, String plan, String allReduce,
@@ -62,6 +63,21 @@ public final class TpProtocol {
 
     public record Shutdown() implements Message {}
 
+    /** Worker → master, instead of HelloOk: no matching shard here, send it (then the worker answers the hello again). */
+    public record NeedShard(String reason) implements Message {}
+
+    /** Master → worker: a shard file of {@code sizeBytes} follows in chunks. */
+    public record ShardBegin(String fileName, long sizeBytes) implements Message {}
+
+    /** Master → worker: the next bytes of the shard file (at most {@link #MAX_CHUNK_BYTES}). */
+    public record ShardChunk(byte[] data) implements Message {}
+
+    /** Master → worker: the shard is complete; {@code sha256} (hex) of all its bytes, checked before it is used. */
+    public record ShardEnd(String sha256) implements Message {}
+
+    /** Shard bytes per chunk frame, leaving room in a frame's payload limit. */
+    public static final int MAX_CHUNK_BYTES = 60 * 1024;
+
     private TpProtocol() {}
 
     public static void write(DataOutputStream out, Message m) throws IOException {
@@ -83,6 +99,14 @@ public final class TpProtocol {
             case StatsReply r -> { string(p, r.summary()); p.writeInt(r.window()); p.writeInt(r.peakResidentBlocks()); yield 8; }
             case Shutdown s -> 9;
             case Group g -> { string(p, g.addresses()); yield 10; }
+            case NeedShard n -> { string(p, n.reason()); yield 11; }
+            case ShardBegin b -> { string(p, b.fileName()); p.writeLong(b.sizeBytes()); yield 12; }
+            case ShardChunk c -> {
+                if (c.data().length > MAX_CHUNK_BYTES) throw new IllegalArgumentException("shard chunk of " + c.data().length + " bytes");
+                p.write(c.data());
+                yield 13;
+            }
+            case ShardEnd e -> { string(p, e.sha256()); yield 14; }
         };
         p.flush();
         out.writeInt(MAGIC);
@@ -122,6 +146,24 @@ public final class TpProtocol {
                 case 8 -> new StatsReply(string(p), range(p.readInt(), 0, 1 << 20, "window"), range(p.readInt(), 0, 1 << 20, "peak blocks"));
                 case 9 -> new Shutdown();
                 case 10 -> new Group(string(p));
+                case 11 -> new NeedShard(string(p));
+                case 12 -> {
+                    String name = string(p);
+                    if (name.isEmpty() || !name.endsWith(".gguf") || name.contains("/") || name.contains("\\") || name.startsWith("."))
+                        throw new ProtocolException("shard file name '" + name + "' is not a plain *.gguf name");
+                    long size = p.readLong();
+                    if (size < 1 || size > 1L << 40) throw new ProtocolException("shard size " + size + " outside 1..2^40 bytes");
+                    yield new ShardBegin(name, size);
+                }
+                case 13 -> {
+                    if (length < 1 || length > MAX_CHUNK_BYTES) throw new ProtocolException("shard chunk of " + length + " bytes, limit " + MAX_CHUNK_BYTES);
+                    yield new ShardChunk(p.readNBytes(length));
+                }
+                case 14 -> {
+                    String hash = string(p);
+                    if (!hash.matches("[0-9a-f]{64}")) throw new ProtocolException("shard hash '" + hash + "' is not 64 hex digits");
+                    yield new ShardEnd(hash);
+                }
                 default -> throw new ProtocolException("unknown frame type " + type);
             };
         } catch (EOFException e) {

@@ -3,6 +3,7 @@ package dev.tessera.scheduler.parallel;
 import dev.tessera.kernels.TensorType;
 import dev.tessera.kernels.cpu.CpuBackend;
 import dev.tessera.kernels.collective.AllReduceKind;
+import dev.tessera.kernels.collective.LinkEmulator;
 import dev.tessera.models.LoadedModel;
 import dev.tessera.models.ModelLoader;
 import dev.tessera.models.arch.ModelConfig;
@@ -18,6 +19,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.util.ArrayList;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -147,5 +150,97 @@ class TensorParallelModelTest {
             InetSocketAddress a = whole.address(0);
             assertTrue(e.getMessage().contains("worker 127.0.0.1:" + a.getPort() + " (rank 1) refused: no shard in"), e.getMessage());
         }
+    }
+
+    @Test
+    void everyLinkCanPassThroughItsOwnLinkEmulator() throws Exception {
+        int collectivePort;
+        try (ServerSocket probe = new ServerSocket(0)) {
+            collectivePort = probe.getLocalPort();
+        }
+        InetSocketAddress collective = new InetSocketAddress("127.0.0.1", collectivePort);
+        List<LinkEmulator> control = new ArrayList<>(), allReduce = new ArrayList<>();
+        try {
+            for (int i = 0; i < 3; i++) {
+                control.add(new LinkEmulator(new InetSocketAddress("127.0.0.1", 0), windowed.address(i), Duration.ofMillis(1), 300_000_000));
+                allReduce.add(new LinkEmulator(new InetSocketAddress("127.0.0.1", 0), collective, Duration.ofMillis(1), 300_000_000));
+            }
+            try (GgufFile f = GgufFile.open(stories)) {
+                ModelConfig c = ModelConfig.fromGguf(f);
+                try (TensorParallelModel model = new TensorParallelModel(f, c, new CpuBackend(1), control.stream().map(LinkEmulator::address).toList(),
+                        TensorParallelModel.plan(f, c, new int[]{1, 1, 1, 1}), AllReduceKind.STAR, 2, 64, Duration.ofSeconds(20),
+                        collective, allReduce.stream().map(LinkEmulator::address).toList())) {
+                    assertArrayEquals(storiesReference, generate(model, storiesPrompt));
+                }
+            }
+            for (int i = 0; i < 3; i++) {
+                assertEquals(1, control.get(i).numAccepted(), "control link of worker " + (i + 1));
+                assertEquals(1, allReduce.get(i).numAccepted(), "allreduce link of worker " + (i + 1) + " went around its emulator");
+            }
+        } finally {
+            for (LinkEmulator l : control) l.close();
+            for (LinkEmulator l : allReduce) l.close();
+        }
+    }
+
+    @Test
+    void allReduceRoutesMustNameEveryWorker() {
+        try (GgufFile f = GgufFile.open(stories)) {
+            ModelConfig c = ModelConfig.fromGguf(f);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new TensorParallelModel(f, c, new CpuBackend(1),
+                    whole.addresses(2), TensorParallelModel.plan(f, c, new int[]{1, 1, 1}), AllReduceKind.STAR, 0, 64, Duration.ofSeconds(5),
+                    new InetSocketAddress("127.0.0.1", 0), List.of(whole.address(0))));
+            assertTrue(e.getMessage().contains("1 rank-0 allreduce addresses for 2 workers"), e.getMessage());
+        }
+    }
+
+    @Test
+    void masterStreamsMissingShardsToWorkersThatAskForThem() throws Exception {
+        Path empty = Files.createDirectories(temp.resolve("received-shards"));
+        try (WorkerProcesses receiving = new WorkerProcesses(empty, 2, true)) {
+            receiving.start(0);
+            receiving.start(0);
+            try (GgufFile f = GgufFile.open(stories)) {
+                try (TensorParallelModel model = master(f, receiving.addresses(2), new int[]{1, 1, 2}, AllReduceKind.STAR, 2)) {
+                    assertArrayEquals(storiesReference, generate(model, storiesPrompt), "first connection, shards streamed");
+                }
+                List<Path> stored;
+                try (var files = Files.list(empty)) {
+                    stored = files.sorted().toList();
+                }
+                assertEquals(List.of(empty.resolve("stories260K.tp1-1-2.rank1.gguf"), empty.resolve("stories260K.tp1-1-2.rank2.gguf")), stored);
+                for (int rank = 1; rank <= 2; rank++) {
+                    assertArrayEquals(Files.readAllBytes(shards.resolve("stories260K.tp1-1-2.rank" + rank + ".gguf")),
+                            Files.readAllBytes(empty.resolve("stories260K.tp1-1-2.rank" + rank + ".gguf")), "received shard of rank " + rank);
+                }
+                long[] modified = {Files.getLastModifiedTime(stored.get(0)).toMillis(), Files.getLastModifiedTime(stored.get(1)).toMillis()};
+                Thread.sleep(20);
+                try (TensorParallelModel model = master(f, receiving.addresses(2), new int[]{1, 1, 2}, AllReduceKind.STAR, 0)) {
+                    assertArrayEquals(storiesReference, generate(model, storiesPrompt), "second connection, stored shards reused");
+                }
+                assertEquals(modified[0], Files.getLastModifiedTime(stored.get(0)).toMillis(), "rank 1 shard was sent again");
+                assertEquals(modified[1], Files.getLastModifiedTime(stored.get(1)).toMillis(), "rank 2 shard was sent again");
+            }
+        }
+    }
+
+    @Test
+    void shardTransferFramesAreChecked() throws Exception {
+        java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
+        java.io.DataOutputStream out = new java.io.DataOutputStream(bytes);
+        TpProtocol.write(out, new TpProtocol.ShardBegin("x.gguf", 3));
+        TpProtocol.write(out, new TpProtocol.ShardChunk(new byte[]{1, 2, 3}));
+        TpProtocol.write(out, new TpProtocol.ShardEnd("0".repeat(64)));
+        Path dir = Files.createDirectories(temp.resolve("bad-hash"));
+        var in = new java.io.DataInputStream(new java.io.ByteArrayInputStream(bytes.toByteArray()));
+        TpProtocol.ProtocolException e = assertThrows(TpProtocol.ProtocolException.class, () -> ShardReceiver.receive(in, dir, System.err));
+        assertTrue(e.getMessage().contains("has SHA-256"), e.getMessage());
+        try (var files = Files.list(dir)) {
+            assertEquals(0, files.count(), "a shard with a wrong hash was kept");
+        }
+        bytes.reset();
+        TpProtocol.write(out, new TpProtocol.ShardBegin("../escape.gguf", 3));
+        var in2 = new java.io.DataInputStream(new java.io.ByteArrayInputStream(bytes.toByteArray()));
+        assertThrows(TpProtocol.ProtocolException.class, () -> TpProtocol.read(in2));
     }
 }

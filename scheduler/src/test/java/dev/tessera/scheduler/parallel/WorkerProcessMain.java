@@ -6,12 +6,13 @@ import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.time.Duration;
 
-/** A worker process for tests: {@code PORT SHARD_DIR WINDOW}; prints "listening PORT" once it accepts masters. */
+/** A worker process for tests: {@code PORT SHARD_DIR WINDOW [receive]}; prints "listening PORT" once it accepts masters. */
 public final class WorkerProcessMain {
     public static void main(String[] args) {
         int port = Integer.parseInt(args[0]);
         try (TensorParallelWorker worker = new TensorParallelWorker(new InetSocketAddress("127.0.0.1", port), Path.of(args[1]),
-                Integer.parseInt(args[2]), unused -> new CpuBackend(1), Duration.ofSeconds(20), System.err)) {
+                Integer.parseInt(args[2]), unused -> new CpuBackend(1), Duration.ofSeconds(20), System.err,
+                args.length > 3 && args[3].equals("receive"))) {
             System.out.println("listening " + worker.port());
             System.out.flush();
             worker.serve();

@@ -15,10 +15,17 @@ final class WorkerProcesses implements AutoCloseable {
     private final List<Integer> ports = new ArrayList<>();
     private final Path shardDir;
     private final int window;
+    private final boolean receiveShards;
 
     WorkerProcesses(Path shardDir, int window) {
+        this(shardDir, window, false);
+    }
+
+    /** @param receiveShards workers ask the master for a missing shard instead of refusing */
+    WorkerProcesses(Path shardDir, int window, boolean receiveShards) {
         this.shardDir = shardDir;
         this.window = window;
+        this.receiveShards = receiveShards;
     }
 
     /** Starts a worker on port (0 = any) and waits until it listens; returns its index. */
@@ -27,7 +34,7 @@ final class WorkerProcesses implements AutoCloseable {
         Process p = new ProcessBuilder(java, "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
                 "-Xmx256m", "-XX:+UseSerialGC",
                 "-cp", System.getProperty("java.class.path"), WorkerProcessMain.class.getName(),
-                Integer.toString(port), shardDir.toString(), Integer.toString(window))
+                Integer.toString(port), shardDir.toString(), Integer.toString(window), receiveShards ? "receive" : "refuse")
                 .redirectError(ProcessBuilder.Redirect.INHERIT).start();
         BufferedReader out = new BufferedReader(new InputStreamReader(p.getInputStream()));
         String line = out.readLine();

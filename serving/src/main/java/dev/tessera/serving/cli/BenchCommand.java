@@ -43,7 +43,7 @@ public final class BenchCommand implements Command {
     public int run(List<String> argList) throws Exception {
         CliArgs args = new CliArgs(argList, java.util.Set.of("model", "prompt-tokens", "gen-tokens", "reps", "threads", "device",
                 // Tensor-parallel master options (TensorParallelOptions).
-                "tp-workers", "tp-weights", "allreduce", "memory-window"), java.util.Set.of("json"));
+                "tp-workers", "tp-weights", "allreduce", "memory-window", "tp-allreduce-listen", "tp-allreduce-via"), java.util.Set.of("json"));
         Path path = Path.of(args.require("model"));
         int promptTokens = args.getInt("prompt-tokens", 128, 1, 1 << 20);
         int genTokens = args.getInt("gen-tokens", 64, 1, 1 << 20);

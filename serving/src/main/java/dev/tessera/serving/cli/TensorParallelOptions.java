@@ -31,14 +31,17 @@ import java.util.SplittableRandom;
  * {@code --allreduce}, {@code --memory-window}) and the runs they select: this process is rank 0.
  */
 final class TensorParallelOptions {
-    static final Set<String> OPTIONS = Set.of("tp-workers", "tp-weights", "allreduce", "memory-window");
+    static final Set<String> OPTIONS = Set.of("tp-workers", "tp-weights", "allreduce", "memory-window", "tp-allreduce-listen", "tp-allreduce-via");
 
     static final String USAGE = """
 
               --tp-workers H:P,...     tensor-parallel: run with these workers (ranks 1..N); this process is rank 0
               --tp-weights 1,1,2       relative device speeds, master first (default: all equal)
               --allreduce star|ring    allreduce algorithm (default star)
-              --memory-window W        blocks of the master's weights resident at once, 0 = all (default 0)""";
+              --memory-window W        blocks of the master's weights resident at once, 0 = all (default 0)
+              --tp-allreduce-listen H:P  bind the master's allreduce listener here (default: a free port)
+              --tp-allreduce-via H:P,... per worker, in --tp-workers order, the address it reaches the master's
+                                       allreduce listener at (e.g. a 'tessera linkemu' in front of --tp-allreduce-listen)""";
 
     private TensorParallelOptions() {}
 
@@ -65,7 +68,23 @@ final class TensorParallelOptions {
         }
         int window = args.getInt("memory-window", 0, 0, 1 << 20);
         if (window == 1) throw new CliArgs.UsageException("--memory-window must be 0 (all) or at least 2");
-        return new TensorParallelModel(file, config, new CpuBackend(threads), workers, plan, kind, window, 256, Duration.ofSeconds(30));
+        InetSocketAddress listen = args.has("tp-allreduce-listen") ? address("--tp-allreduce-listen", args.get("tp-allreduce-listen", "")) : null;
+        List<InetSocketAddress> via = new ArrayList<>();
+        if (args.has("tp-allreduce-via")) {
+            for (String s : args.get("tp-allreduce-via", "").split(",")) via.add(address("--tp-allreduce-via", s.trim()));
+            if (via.size() != workers.size())
+                throw new CliArgs.UsageException("--tp-allreduce-via has " + via.size() + " addresses for " + workers.size() + " workers (one per worker, in --tp-workers order)");
+            if (listen == null) throw new CliArgs.UsageException("--tp-allreduce-via needs --tp-allreduce-listen (the fixed port the routes lead to)");
+        }
+        return new TensorParallelModel(file, config, new CpuBackend(threads), workers, plan, kind, window, 256, Duration.ofSeconds(30), listen, via);
+    }
+
+    private static InetSocketAddress address(String flag, String s) {
+        try {
+            return TensorParallelWorker.parseAddress(s);
+        } catch (TpProtocol.ProtocolException e) {
+            throw new CliArgs.UsageException(flag + ": " + e.getMessage());
+        }
     }
 
     private static int[] ones(int n) {
