@@ -39,7 +39,7 @@ public final class CpuBackend implements Backend {
     @Override
     public Weight weight(String name, TensorType type, MemorySegment data, int rows, int cols) {
         if (!type.computable()) throw new IllegalArgumentException(name + ": tensor type " + type + " is not supported");
-        return new CpuWeight(name, type, data, rows, cols);
+        return CpuWeight.of(name, type, data, rows, cols);
     }
 
     @Override
@@ -75,7 +75,7 @@ public final class CpuBackend implements Backend {
     @Override
     public void rmsNorm(Activations x, Weight gamma, float eps, int numTokens, Activations out) {
         float[] xs = a(x).data(), os = a(out).data();
-        float[] g = gammaArray((CpuWeight) gamma);
+        float[] g = vector((CpuWeight) gamma);
         int n = x.width();
         for (int t = 0; t < numTokens; t++) {
             int off = t * n;
@@ -104,7 +104,7 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void addBias(Activations x, Weight bias, int numTokens) {
-        float[] b = gammaArray((CpuWeight) bias);
+        float[] b = vector((CpuWeight) bias);
         float[] xs = a(x).data();
         int n = x.width();
         for (int t = 0; t < numTokens; t++) for (int i = 0; i < n; i++) xs[t * n + i] += b[i];
@@ -210,9 +210,9 @@ public final class CpuBackend implements Backend {
         for (; i < n; i++) y[yo + i] += alpha * x[xo + i];
     }
 
-    private static float[] gammaArray(CpuWeight w) {
-        // Norm weights and biases are tiny F32 vectors; copy once and cache by identity.
-        return GammaCache.get(w);
+    private static float[] vector(CpuWeight w) {
+        if (w.vector() == null) throw new IllegalStateException(w.name() + " is not a 1-D weight");
+        return w.vector();
     }
 
     private static CpuActivations a(Activations x) {
@@ -222,20 +222,5 @@ public final class CpuBackend implements Backend {
     @Override
     public void close() {
         pool.close();
-    }
-
-    /** Norm and bias vectors decoded to float[] once per weight. */
-    static final class GammaCache {
-        private static final java.util.Map<CpuWeight, float[]> CACHE = java.util.Collections.synchronizedMap(new java.util.IdentityHashMap<>());
-
-        static float[] get(CpuWeight w) {
-            float[] g = CACHE.get(w);
-            if (g == null) {
-                g = new float[w.rows() * w.cols()];
-                for (int r = 0; r < w.rows(); r++) w.dequantize(r, g, r * w.cols());
-                CACHE.put(w, g);
-            }
-            return g;
-        }
     }
 }
