@@ -3,20 +3,24 @@ package dev.tessera.serving;
 import dev.tessera.kernels.Backend;
 import dev.tessera.models.LoadedModel;
 import dev.tessera.models.ModelLoader;
+import dev.tessera.models.gguf.GgufFile;
 import dev.tessera.models.tokenizer.Tokenizer;
 import dev.tessera.scheduler.engine.Engine;
+import dev.tessera.scheduler.engine.SequenceModel;
 import dev.tessera.scheduler.engine.SerialEngine;
 import dev.tessera.serving.text.ChatPrompts;
 
 import java.nio.file.Path;
+import java.util.function.BiFunction;
 
 /**
  * A loaded model behind the API: its name, tokenizer and chat prompt rendering, and the engine that runs it.
  *
- * @param createdSeconds when it was loaded, Unix seconds (the model card's {@code created})
+ * @param resources        what closing the served model releases after the engine (the mapped file, the model)
+ * @param createdSeconds   when it was loaded, Unix seconds (the model card's {@code created})
  */
-public record ServedModel(String name, LoadedModel loaded, Engine engine, ChatPrompts chat, long createdSeconds)
-        implements AutoCloseable {
+public record ServedModel(String name, Tokenizer tokenizer, Engine engine, ChatPrompts chat, AutoCloseable resources,
+                          long createdSeconds) implements AutoCloseable {
 
     /** Loads a model file onto a backend and starts a {@link SerialEngine} with room for maxWaiting requests. */
     public static ServedModel load(Path path, String name, Backend backend, int maxWaiting) {
@@ -24,15 +28,34 @@ public record ServedModel(String name, LoadedModel loaded, Engine engine, ChatPr
         try {
             ChatPrompts chat = ChatPrompts.fromGguf(loaded.file(), loaded.tokenizer());
             Engine engine = new SerialEngine(loaded.model(), maxWaiting);
-            return new ServedModel(name, loaded, engine, chat, System.currentTimeMillis() / 1000);
+            return new ServedModel(name, loaded.tokenizer(), engine, chat, loaded, System.currentTimeMillis() / 1000);
         } catch (RuntimeException e) {
             loaded.close();
             throw e;
         }
     }
 
-    public Tokenizer tokenizer() {
-        return loaded.tokenizer();
+    /**
+     * Serves a model whose layers run elsewhere (tensor-parallel workers): {@code open} builds the
+     * {@link SequenceModel} from the mapped file; tokenizer and chat template stay here.
+     */
+    public static <M extends SequenceModel & AutoCloseable> ServedModel load(Path path, String name, int maxWaiting,
+                                                                               BiFunction<GgufFile, Tokenizer, M> open) {
+        GgufFile file = GgufFile.open(path);
+        try {
+            Tokenizer tokenizer = Tokenizer.fromGguf(file);
+            ChatPrompts chat = ChatPrompts.fromGguf(file, tokenizer);
+            M model = open.apply(file, tokenizer);
+            AutoCloseable resources = () -> {
+                try (file) {
+                    model.close();
+                }
+            };
+            return new ServedModel(name, tokenizer, new SerialEngine(model, maxWaiting), chat, resources, System.currentTimeMillis() / 1000);
+        } catch (RuntimeException e) {
+            file.close();
+            throw e;
+        }
     }
 
     public int contextLength() {
@@ -42,6 +65,10 @@ public record ServedModel(String name, LoadedModel loaded, Engine engine, ChatPr
     @Override
     public void close() {
         engine.close();
-        loaded.close();
+        try {
+            resources.close();
+        } catch (Exception e) {
+            throw new IllegalStateException("closing " + name + ": " + e.getMessage(), e);
+        }
     }
 }

@@ -1,7 +1,5 @@
 package dev.tessera.scheduler.engine;
 
-import dev.tessera.kernels.AttentionBatch;
-import dev.tessera.kernels.KvCache;
 import dev.tessera.models.arch.LlamaModel;
 import dev.tessera.models.sample.Sampler;
 
@@ -22,10 +20,14 @@ public final class SequenceGenerator {
     public record Result(int[] tokens, int numTokens, String finishReason, int numPromptTokens,
                          long prefillNanos, long decodeNanos) {}
 
-    private final LlamaModel model;
+    private final SequenceModel model;
+
+    public SequenceGenerator(SequenceModel model) {
+        this.model = model;
+    }
 
     public SequenceGenerator(LlamaModel model) {
-        this.model = model;
+        this(new LocalSequenceModel(model));
     }
 
     public Result generate(int[] prompt, Sampler sampler, int maxTokens, IntPredicate isStop, TokenSink sink) {
@@ -33,21 +35,16 @@ public final class SequenceGenerator {
         int context = model.config().contextLength();
         if (prompt.length >= context) throw new IllegalArgumentException("prompt of " + prompt.length + " tokens does not fit the context of " + context);
         int limit = Math.min(maxTokens, context - prompt.length);
-        int vocab = model.config().vocabSize();
         int[] history = new int[prompt.length + limit];
         System.arraycopy(prompt, 0, history, 0, prompt.length);
-        float[] logits = new float[vocab];
-        int[] lastRow = new int[1];
+        float[] logits = new float[model.config().vocabSize()];
         int[] one = new int[1];
-        try (KvCache cache = model.newKvCache(prompt.length + limit)) {
+        try (SequenceModel.Sequence sequence = model.begin(prompt.length + limit)) {
             long t0 = System.nanoTime();
             int chunk = model.maxBatchTokens();
             for (int start = 0; start < prompt.length; start += chunk) {
                 int n = Math.min(chunk, prompt.length - start);
-                int[] tokens = java.util.Arrays.copyOfRange(prompt, start, start + n);
-                boolean last = start + n == prompt.length;
-                lastRow[0] = n - 1;
-                model.forward(tokens, AttentionBatch.single(cache, start, n), last ? lastRow : new int[0], logits);
+                sequence.forward(java.util.Arrays.copyOfRange(prompt, start, start + n), n, start, start + n == prompt.length ? logits : null);
             }
             long t1 = System.nanoTime();
             int length = prompt.length, generated = 0;
@@ -60,8 +57,7 @@ public final class SequenceGenerator {
                 if (!sink.accept(token)) { finish = "stop"; break; }
                 if (generated == limit) break;
                 one[0] = token;
-                lastRow[0] = 0;
-                model.forward(one, AttentionBatch.single(cache, length - 1, 1), lastRow, logits);
+                sequence.forward(one, 1, length - 1, logits);
             }
             long t2 = System.nanoTime();
             int[] out = java.util.Arrays.copyOfRange(history, prompt.length, prompt.length + generated);

@@ -15,7 +15,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 public final class SerialEngine implements Engine {
     private static final TokenLogprob[] NO_LOGPROBS = new TokenLogprob[0];
 
-    private final LlamaModel model;
+    private final SequenceModel model;
     private final SequenceGenerator generator;
     private final BlockingQueue<RequestHandle> waiting;
     private final int maxWaiting;
@@ -25,6 +25,11 @@ public final class SerialEngine implements Engine {
 
     /** @param maxWaiting requests that may wait while one runs; one more is refused */
     public SerialEngine(LlamaModel model, int maxWaiting) {
+        this(new LocalSequenceModel(model), maxWaiting);
+    }
+
+    /** @param maxWaiting requests that may wait while one runs; one more is refused */
+    public SerialEngine(SequenceModel model, int maxWaiting) {
         if (maxWaiting < 1) throw new IllegalArgumentException("maxWaiting must be >= 1, found " + maxWaiting);
         this.model = model;
         this.generator = new SequenceGenerator(model);
@@ -86,9 +91,10 @@ public final class SerialEngine implements Engine {
             } catch (RuntimeException | OutOfMemoryError e) {
                 // One request's failure must not take the engine down: it gets the message, the next one runs.
                 // The KV cache is closed by SequenceGenerator's try-with-resources on the way out.
+                boolean unavailable = e instanceof DeviceUnavailableException;
                 System.err.println("tessera engine: request " + handle.request().id() + " failed: " + e);
-                e.printStackTrace(System.err);
-                handle.emit(new TokenEvent.Failed(e.getClass().getSimpleName() + ": " + e.getMessage()));
+                if (!unavailable) e.printStackTrace(System.err);
+                handle.emit(new TokenEvent.Failed(unavailable ? e.getMessage() : e.getClass().getSimpleName() + ": " + e.getMessage(), unavailable));
             } finally {
                 numRunning.decrementAndGet();
             }

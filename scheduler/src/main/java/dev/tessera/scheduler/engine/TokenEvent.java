@@ -21,6 +21,10 @@ public sealed interface TokenEvent {
     record Finished(FinishReason reason, int numPromptTokens, int numGeneratedTokens, long queueNanos,
                     long prefillNanos, long decodeNanos) implements TokenEvent {}
 
-    /** The engine could not run the request; {@code message} is one line. */
-    record Failed(String message) implements TokenEvent {}
+    /**
+     * The engine could not run the request; {@code message} is one line.
+     *
+     * @param deviceUnavailable a device it needs is gone for now (retrying later may work)
+     */
+    record Failed(String message, boolean deviceUnavailable) implements TokenEvent {}
 }

@@ -1,5 +1,8 @@
 package dev.tessera.scheduler.parallel;
 
+import dev.tessera.scheduler.engine.DeviceUnavailableException;
+import dev.tessera.scheduler.engine.SequenceModel;
+
 import dev.tessera.kernels.Activations;
 import dev.tessera.kernels.Backend;
 import dev.tessera.kernels.Weight;
@@ -29,9 +32,9 @@ import java.util.List;
  * Connects lazily: the first sequence (and the first after a failure) sets up the group; while a worker is down
  * every sequence fails fast naming it, and once it is back the next one reconnects.
  */
-public final class TensorParallelModel implements AutoCloseable {
+public final class TensorParallelModel implements SequenceModel, AutoCloseable {
     /** A failed tensor-parallel request; the message is one line naming the worker when one is to blame. */
-    public static final class TensorParallelException extends RuntimeException {
+    public static final class TensorParallelException extends DeviceUnavailableException {
         public TensorParallelException(String message, Throwable cause) { super(message, cause); }
     }
 
@@ -122,13 +125,32 @@ public final class TensorParallelModel implements AutoCloseable {
         return backend.weight(name, t.type(), file.data(t), rows, cols);
     }
 
+    @Override
     public ModelConfig config() { return config; }
 
+    @Override
     public int maxBatchTokens() { return maxBatchTokens; }
 
     public ShardPlan shardPlan() { return plan; }
 
     public String fingerprint() { return fingerprint; }
+
+    /** A sequence over every device; closing it ends the sequence everywhere. One sequence at a time. */
+    @Override
+    public Sequence begin(int capacity) {
+        beginSequence(capacity);
+        return new Sequence() {
+            @Override
+            public void forward(int[] tokens, int n, int start, float[] logitsOut) {
+                TensorParallelModel.this.forward(tokens, n, start, logitsOut);
+            }
+
+            @Override
+            public void close() {
+                endSequence();
+            }
+        };
+    }
 
     /** Starts a sequence on every device, connecting the group first if it is not up. */
     public void beginSequence(int capacity) {

@@ -46,7 +46,7 @@ class TensorParallelFaultTest {
             workers.start(0);
             try (TensorParallelModel tp = new TensorParallelModel(f, c, new CpuBackend(1), workers.addresses(2), plan,
                     AllReduceKind.STAR, 2, 64, Duration.ofSeconds(10))) {
-                TensorParallelGenerator gen = new TensorParallelGenerator(tp);
+                SequenceGenerator gen = new SequenceGenerator(tp);
                 Sampler greedy = new Sampler(SamplingParams.greedy(), c.vocabSize());
                 assertArrayEquals(reference, gen.generate(prompt, greedy, 40, t -> false, t -> true).tokens());
 

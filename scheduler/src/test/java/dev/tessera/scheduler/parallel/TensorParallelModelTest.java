@@ -90,7 +90,7 @@ class TensorParallelModelTest {
     }
 
     static int[] generate(TensorParallelModel model, int[] prompt) {
-        return new TensorParallelGenerator(model).generate(prompt, new Sampler(SamplingParams.greedy(), model.config().vocabSize()),
+        return new SequenceGenerator(model).generate(prompt, new Sampler(SamplingParams.greedy(), model.config().vocabSize()),
                 NUM_TOKENS, t -> false, t -> true).tokens();
     }
 

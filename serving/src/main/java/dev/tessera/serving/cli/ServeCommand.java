@@ -1,6 +1,7 @@
 package dev.tessera.serving.cli;
 
 import dev.tessera.kernels.Backend;
+import dev.tessera.models.arch.ModelConfig;
 import dev.tessera.kernels.cpu.CpuTopology;
 import dev.tessera.serving.ServedModel;
 import dev.tessera.serving.ServingConfig;
@@ -15,8 +16,14 @@ import java.util.concurrent.CountDownLatch;
 
 /** {@code tessera serve}: the OpenAI-compatible HTTP server. */
 public final class ServeCommand implements Command {
-    private static final Set<String> OPTIONS = Set.of("model", "served-model-name", "host", "port", "api-key",
-            "max-queue", "threads", "max-body-bytes", "device");
+    private static final Set<String> OPTIONS = union(Set.of("model", "served-model-name", "host", "port", "api-key",
+            "max-queue", "threads", "max-body-bytes", "device"), TensorParallelOptions.OPTIONS);
+
+    private static Set<String> union(Set<String> a, Set<String> b) {
+        Set<String> all = new java.util.HashSet<>(a);
+        all.addAll(b);
+        return Set.copyOf(all);
+    }
 
     @Override public String name() { return "serve"; }
 
@@ -40,7 +47,10 @@ public final class ServeCommand implements Command {
                   --max-queue N             requests that may wait for the engine; more get 429 (default 64)
                   --threads N               CPU threads (default: physical cores)
                   --max-body-bytes N        largest request body; larger gets 413 (default 4194304)
-                  --device auto|cpu|cuda    compute device (default auto)""";
+                  --device auto|cpu|cuda    compute device (default auto)
+
+                With --tp-workers the layers run tensor-parallel over worker processes ('tessera worker'); a
+                request that loses a worker fails with 503 naming it, and serving resumes once it is back.""" + TensorParallelOptions.USAGE;
     }
 
     @Override
@@ -69,11 +79,20 @@ public final class ServeCommand implements Command {
             stopped.countDown();
         }));
         try {
-            Backend backend = Devices.backend(args, threads);
-            ServedModel served = ServedModel.load(model, name, backend, maxQueue);
+            ServedModel served;
+            String where;
+            if (args.has("tp-workers")) {
+                served = ServedModel.load(model, name, maxQueue,
+                        (file, tokenizer) -> TensorParallelOptions.open(args, file, ModelConfig.fromGguf(file), threads));
+                where = "tensor-parallel over " + args.get("tp-workers", "") + " and this process";
+            } else {
+                Backend backend = Devices.backend(args, threads);
+                served = ServedModel.load(model, name, backend, maxQueue);
+                where = backend.name();
+            }
             context.ready(served);
             System.err.printf("tessera serve: ready in %.2f s: %s (%s, context %d tokens)%n", (System.nanoTime() - t0) / 1e9,
-                    name, backend.name(), served.contextLength());
+                    name, where, served.contextLength());
         } catch (RuntimeException | Error e) {
             // A server without its model is of no use: stop it and exit 1 with the reason.
             context.loadFailed(e.getMessage());

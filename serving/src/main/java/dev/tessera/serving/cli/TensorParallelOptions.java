@@ -10,7 +10,6 @@ import dev.tessera.models.tokenizer.StreamingDecoder;
 import dev.tessera.models.tokenizer.Tokenizer;
 import dev.tessera.scheduler.engine.SequenceGenerator;
 import dev.tessera.scheduler.parallel.ShardPlan;
-import dev.tessera.scheduler.parallel.TensorParallelGenerator;
 import dev.tessera.scheduler.parallel.TensorParallelModel;
 import dev.tessera.scheduler.parallel.TensorParallelWorker;
 import dev.tessera.scheduler.parallel.TpProtocol;
@@ -102,7 +101,7 @@ final class TensorParallelOptions {
                 if (tokens.length == 0) throw new CliArgs.UsageException("the prompt produced no tokens and the model adds no BOS");
                 PrintStream out = new PrintStream(new java.io.FileOutputStream(java.io.FileDescriptor.out), false, StandardCharsets.UTF_8);
                 StreamingDecoder decoder = new StreamingDecoder(tokenizer, prompt.isEmpty());
-                SequenceGenerator.Result r = new TensorParallelGenerator(tp).generate(tokens, new Sampler(params, config.vocabSize()), maxTokens,
+                SequenceGenerator.Result r = new SequenceGenerator(tp).generate(tokens, new Sampler(params, config.vocabSize()), maxTokens,
                         tokenizer::isEndOfGeneration, token -> {
                             out.print(decoder.feed(token));
                             out.flush();
@@ -133,7 +132,7 @@ final class TensorParallelOptions {
             try (TensorParallelModel tp = open(args, file, config, threads)) {
                 double[] ttft = new double[reps], perToken = new double[reps];
                 for (int r = -1; r < reps; r++) {
-                    SequenceGenerator.Result res = new TensorParallelGenerator(tp).generate(prompt, new Sampler(SamplingParams.greedy(), config.vocabSize()),
+                    SequenceGenerator.Result res = new SequenceGenerator(tp).generate(prompt, new Sampler(SamplingParams.greedy(), config.vocabSize()),
                             genTokens, t -> false, t -> true);
                     double first = res.prefillNanos() / 1e6, each = res.decodeNanos() / 1e6 / Math.max(1, res.numTokens() - 1);
                     if (r >= 0) { ttft[r] = first; perToken[r] = each; }

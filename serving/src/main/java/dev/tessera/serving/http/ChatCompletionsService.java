@@ -91,7 +91,7 @@ public final class ChatCompletionsService implements HttpService {
                     try {
                         d = c.next();
                     } catch (ChoiceStream.EngineFailure e) {
-                        sse.send(ApiException.serverError("generation failed: " + e.getMessage()).body());
+                        sse.send(e.toApiException().body());
                         return;
                     }
                     if (d.isEmpty()) continue;

@@ -106,7 +106,7 @@ public final class CompletionsService implements HttpService {
                     try {
                         d = c.next();
                     } catch (ChoiceStream.EngineFailure e) {
-                        sse.send(ApiException.serverError("generation failed: " + e.getMessage()).body());
+                        sse.send(e.toApiException().body());
                         return;
                     }
                     if (d.isEmpty()) continue;
@@ -144,12 +144,12 @@ public final class CompletionsService implements HttpService {
                 List.of(new CompletionResponse.Choice(index, text, logprobs, finishReason)), null);
     }
 
-    /** Waits for a choice's next delta; an engine failure is a 500. */
+    /** Waits for a choice's next delta; an engine failure is a 500, a lost device a 503. */
     static ChoiceStream.Delta next(ChoiceStream c) throws InterruptedException {
         try {
             return c.next();
         } catch (ChoiceStream.EngineFailure e) {
-            throw ApiException.serverError("generation failed: " + e.getMessage());
+            throw e.toApiException();
         }
     }
 

@@ -38,8 +38,22 @@ public final class ChoiceStream {
 
     /** The engine failed this request. */
     public static final class EngineFailure extends RuntimeException {
-        public EngineFailure(String message) {
+        private final boolean deviceUnavailable;
+
+        public EngineFailure(String message, boolean deviceUnavailable) {
             super(message);
+            this.deviceUnavailable = deviceUnavailable;
+        }
+
+        /** A device the engine needs is gone for now: a 503, not a 500. */
+        public boolean deviceUnavailable() {
+            return deviceUnavailable;
+        }
+
+        /** The OpenAI error this failure answers with. */
+        public dev.tessera.serving.openai.ApiException toApiException() {
+            return deviceUnavailable ? dev.tessera.serving.openai.ApiException.deviceUnavailable(getMessage())
+                    : dev.tessera.serving.openai.ApiException.serverError("generation failed: " + getMessage());
         }
     }
 
@@ -130,7 +144,7 @@ public final class ChoiceStream {
                 }
                 case TokenEvent.Failed e -> {
                     finishReason = "error";
-                    throw new EngineFailure(e.message());
+                    throw new EngineFailure(e.message(), e.deviceUnavailable());
                 }
             }
         }
