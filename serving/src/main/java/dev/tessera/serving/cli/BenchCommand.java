@@ -23,7 +23,7 @@ import java.util.SplittableRandom;
 public final class BenchCommand implements Command {
     @Override public String name() { return "bench"; }
 
-    @Override public String summary() { return "measure prefill and decode tokens/s of a model"; }
+    @Override public String summary() { return "measure prefill and decode tokens/s of a model; 'bench serve' load-tests a server"; }
 
     @Override
     public String usage() {
@@ -36,11 +36,13 @@ public final class BenchCommand implements Command {
                   --reps N              measured runs after one warm-up; the median is reported (default 3)
                   --threads N           CPU threads (default: physical cores)
                   --device auto|cpu|cuda[:N]  compute device (default auto)
-                  --json                print one JSON object instead of a table""" + TensorParallelOptions.USAGE;
+                  --json                print one JSON object instead of a table""" + TensorParallelOptions.USAGE
+                + "\n\n'tessera bench serve' load-tests a running OpenAI-compatible server instead:\n" + BenchServeCommand.USAGE;
     }
 
     @Override
     public int run(List<String> argList) throws Exception {
+        if (!argList.isEmpty() && argList.getFirst().equals("serve")) return new BenchServeCommand().run(argList.subList(1, argList.size()));
         CliArgs args = new CliArgs(argList, java.util.Set.of("model", "prompt-tokens", "gen-tokens", "reps", "threads", "device",
                 // Tensor-parallel master options (TensorParallelOptions).
                 "tp-workers", "tp-weights", "allreduce", "memory-window", "tp-allreduce-listen", "tp-allreduce-via"), java.util.Set.of("json"));
