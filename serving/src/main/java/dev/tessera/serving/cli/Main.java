@@ -78,6 +78,9 @@ public final class Main {
         return WebServer.builder()
                 .host(host)
                 .port(port)
+                // Streamed tokens are small writes: without TCP_NODELAY, Nagle's algorithm holds each one back until
+                // the client's delayed ACK (~40 ms per chunk on a kept-alive connection).
+                .connectionOptions(o -> o.tcpNoDelay(true))
                 .routing(r -> routing(r, context, log))
                 .build()
                 .start();
