@@ -5,6 +5,7 @@ import dev.tessera.models.LoadedModel;
 import dev.tessera.models.ModelLoader;
 import dev.tessera.models.gguf.GgufFile;
 import dev.tessera.models.tokenizer.Tokenizer;
+import dev.tessera.scheduler.engine.BatchingEngine;
 import dev.tessera.scheduler.engine.Engine;
 import dev.tessera.scheduler.engine.SequenceModel;
 import dev.tessera.scheduler.engine.SerialEngine;
@@ -22,17 +23,28 @@ import java.util.function.BiFunction;
 public record ServedModel(String name, Tokenizer tokenizer, Engine engine, ChatPrompts chat, AutoCloseable resources,
                           long createdSeconds) implements AutoCloseable {
 
-    /** Loads a model file onto a backend and starts a {@link SerialEngine} with room for maxWaiting requests. */
-    public static ServedModel load(Path path, String name, Backend backend, int maxWaiting) {
-        LoadedModel loaded = ModelLoader.load(path, backend, ModelLoader.DEFAULT_MAX_BATCH_TOKENS);
+    /** Sequences the batching engine runs at once by default. */
+    public static final int DEFAULT_MAX_NUM_SEQS = 16;
+
+    /**
+     * Loads a model file onto a backend and starts a {@link BatchingEngine} that runs up to {@code maxNumSeqs}
+     * sequences together (1 gives the one-at-a-time {@link SerialEngine}), with room for maxWaiting more.
+     */
+    public static ServedModel load(Path path, String name, Backend backend, int maxWaiting, int maxNumSeqs) {
+        LoadedModel loaded = ModelLoader.load(path, backend, ModelLoader.DEFAULT_MAX_BATCH_TOKENS, maxNumSeqs);
         try {
             ChatPrompts chat = ChatPrompts.fromGguf(loaded.file(), loaded.tokenizer());
-            Engine engine = new SerialEngine(loaded.model(), maxWaiting);
+            Engine engine = maxNumSeqs == 1 ? new SerialEngine(loaded.model(), maxWaiting)
+                    : new BatchingEngine(loaded.model(), maxNumSeqs, ModelLoader.DEFAULT_MAX_BATCH_TOKENS, maxWaiting);
             return new ServedModel(name, loaded.tokenizer(), engine, chat, loaded, System.currentTimeMillis() / 1000);
         } catch (RuntimeException e) {
             loaded.close();
             throw e;
         }
+    }
+
+    public static ServedModel load(Path path, String name, Backend backend, int maxWaiting) {
+        return load(path, name, backend, maxWaiting, DEFAULT_MAX_NUM_SEQS);
     }
 
     /**

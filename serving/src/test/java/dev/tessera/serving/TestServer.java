@@ -49,8 +49,13 @@ public final class TestServer implements AutoCloseable {
 
     /** A server with stories260K loaded and a waiting queue of maxQueue. */
     public static TestServer loaded(ServingConfig config, int maxQueue) {
+        return loaded(config, maxQueue, ServedModel.DEFAULT_MAX_NUM_SEQS);
+    }
+
+    /** With maxNumSeqs running at once (1: one request at a time). */
+    public static TestServer loaded(ServingConfig config, int maxQueue, int maxNumSeqs) {
         TestServer s = unloaded(config);
-        s.load(maxQueue);
+        s.context.ready(ServedModel.load(modelPath(), config.servedModelName(), new CpuBackend(1), maxQueue, maxNumSeqs));
         return s;
     }
 

@@ -1,6 +1,7 @@
 package dev.tessera.serving.cli;
 
 import dev.tessera.kernels.Backend;
+import dev.tessera.models.ModelLoader;
 import dev.tessera.models.arch.ModelConfig;
 import dev.tessera.kernels.cpu.CpuTopology;
 import dev.tessera.serving.ServedModel;
@@ -17,7 +18,7 @@ import java.util.concurrent.CountDownLatch;
 /** {@code tessera serve}: the OpenAI-compatible HTTP server. */
 public final class ServeCommand implements Command {
     private static final Set<String> OPTIONS = union(Set.of("model", "served-model-name", "host", "port", "api-key",
-            "max-queue", "threads", "max-body-bytes", "device"), TensorParallelOptions.OPTIONS);
+            "max-queue", "max-num-seqs", "threads", "max-body-bytes", "device"), TensorParallelOptions.OPTIONS);
 
     private static Set<String> union(Set<String> a, Set<String> b) {
         Set<String> all = new java.util.HashSet<>(a);
@@ -45,6 +46,7 @@ public final class ServeCommand implements Command {
                   --api-key KEY             require 'Authorization: Bearer KEY' on /v1/ (default: $TESSERA_API_KEY,
                                             none when unset)
                   --max-queue N             requests that may wait for the engine; more get 429 (default 64)
+                  --max-num-seqs N          requests batched together each step (default 16; 1 = one at a time)
                   --threads N               CPU threads (default: physical cores)
                   --max-body-bytes N        largest request body; larger gets 413 (default 4194304)
                   --device auto|cpu|cuda    compute device (default auto)
@@ -63,6 +65,7 @@ public final class ServeCommand implements Command {
         int port = args.getInt("port", 8000, 0, 65535);
         String apiKey = args.get("api-key", System.getenv("TESSERA_API_KEY"));
         int maxQueue = args.getInt("max-queue", 64, 1, 1 << 20);
+        int maxNumSeqs = args.getInt("max-num-seqs", ServedModel.DEFAULT_MAX_NUM_SEQS, 1, ModelLoader.DEFAULT_MAX_BATCH_TOKENS);
         int threads = args.getInt("threads", CpuTopology.physicalCores(), 1, 1024);
         long maxBodyBytes = args.getLong("max-body-bytes", ServingConfig.DEFAULT_MAX_BODY_BYTES);
         if (maxBodyBytes < 1) throw new CliArgs.UsageException("--max-body-bytes must be >= 1, got " + maxBodyBytes);
@@ -87,7 +90,7 @@ public final class ServeCommand implements Command {
                 where = "tensor-parallel over " + args.get("tp-workers", "") + " and this process";
             } else {
                 Backend backend = Devices.backend(args, threads);
-                served = ServedModel.load(model, name, backend, maxQueue);
+                served = ServedModel.load(model, name, backend, maxQueue, maxNumSeqs);
                 where = backend.name();
             }
             context.ready(served);

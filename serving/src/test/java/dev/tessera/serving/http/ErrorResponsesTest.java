@@ -154,7 +154,8 @@ class ErrorResponsesTest {
 
     @Test
     void fullQueueIs429WithRetryAfter() throws Exception {
-        try (TestServer small = TestServer.loaded(new ServingConfig(TestServer.MODEL_NAME, null, 1 << 20), 1)) {
+        // One sequence at a time and one waiting slot, so two requests fill the engine.
+        try (TestServer small = TestServer.loaded(new ServingConfig(TestServer.MODEL_NAME, null, 1 << 20), 1, 1)) {
             var engine = small.context.requireModel().engine();
             int[] prompt = small.context.requireModel().tokenizer().encode("Once", true, false);
             // One request running, one waiting: the engine is full.
