@@ -8,6 +8,9 @@ package dev.tessera.kernels.cpu;
  * token, so each weight byte is read and decoded once per step (prefill and batched decode).
  */
 final class MatMul {
+    /** Up to this many tokens go through per-row dots; more through the packed GEMM (measured crossover). */
+    static final int SMALL_BATCH = 16;
+
     private final WorkerPool pool;
     private final float[][] tiles;
     private final float[][] packs;
@@ -23,6 +26,21 @@ final class MatMul {
         if (numTokens == 1) {
             pool.parallelFor(w.rows(), 16, (long) w.rows() * cols, (thread, start, end) -> {
                 for (int r = start; r < end; r++) out[r] = w.dot(r, x, 0);
+            });
+            return;
+        }
+        if (numTokens <= SMALL_BATCH) {
+            // A few tokens (batched decode): dequantizing into the packed layout would cost more than the FMAs it
+            // feeds, so each row is decoded once into an L1 buffer and dotted with every token's activations.
+            pool.parallelFor(w.rows(), 16, (long) w.rows() * cols * numTokens, (thread, start, end) -> {
+                float[] tile = tiles[thread];
+                if (tile == null || tile.length < cols) tiles[thread] = tile = new float[Math.max(cols, PackedGemm.WIDE_ROWS * cols)];
+                for (int r = start; r < end; r++) {
+                    w.dequantize(r, tile, 0);
+                    int t = 0;
+                    for (; t + 4 <= numTokens; t += 4) FloatDot.dot4(tile, x, t, cols, out, outWidth, r);
+                    for (; t < numTokens; t++) out[t * outWidth + r] = FloatDot.dot(tile, 0, x, t * cols, cols);
+                }
             });
             return;
         }

@@ -23,7 +23,8 @@ class CpuBackendMatmulTest {
             "Q4_0, 96, 256, 1, 2", "Q4_0, 96, 256, 9, 2", "Q4_0, 45, 512, 4, 1", "Q4_0, 64, 2048, 13, 2",
             "Q8_0, 96, 256, 1, 2", "Q8_0, 70, 320, 7, 2", "F32, 33, 48, 5, 2", "F32, 64, 64, 1, 1",
             "F16, 40, 128, 6, 2", "Q6_K, 32, 256, 3, 2", "Q4_K, 35, 512, 1, 2",
-            "Q4_0, 80, 256, 6, 1", "Q8_0, 112, 128, 5, 1", "Q4_0, 2048, 64, 4, 2", "F32, 512, 96, 11, 2"})
+            "Q4_0, 80, 256, 6, 1", "Q8_0, 112, 128, 5, 1", "Q4_0, 2048, 64, 4, 2", "F32, 512, 96, 11, 2",
+            "Q4_0, 96, 256, 20, 2", "Q8_0, 112, 128, 33, 1", "F32, 80, 64, 19, 1", "Q4_0, 2048, 64, 17, 2", "Q6_K, 64, 256, 24, 2"})
     void matchesScalarReference(TensorType type, int rows, int cols, int numTokens, int threads) {
         Random random = new Random(rows * 31L + cols + numTokens);
         try (Arena arena = Arena.ofShared(); CpuBackend backend = new CpuBackend(threads)) {
