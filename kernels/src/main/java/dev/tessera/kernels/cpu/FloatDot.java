@@ -45,4 +45,36 @@ final class FloatDot {
         out[(t + 2) * outWidth + row] = s2;
         out[(t + 3) * outWidth + row] = s3;
     }
+
+    /** out[t..t+3][row..row+3] = w[row..row+3] · x[t..t+3]; w holds four rows of {@code cols}. */
+    static void dot4x4(float[] w, float[] x, int t, int cols, float[] out, int outWidth, int row) {
+        FloatVector z = FloatVector.zero(F);
+        FloatVector a00 = z, a01 = z, a02 = z, a03 = z, a10 = z, a11 = z, a12 = z, a13 = z;
+        FloatVector a20 = z, a21 = z, a22 = z, a23 = z, a30 = z, a31 = z, a32 = z, a33 = z;
+        int x0 = t * cols, x1 = x0 + cols, x2 = x1 + cols, x3 = x2 + cols;
+        int w1 = cols, w2 = 2 * cols, w3 = 3 * cols;
+        int i = 0;
+        for (; i < F.loopBound(cols); i += F.length()) {
+            FloatVector v0 = FloatVector.fromArray(F, w, i), v1 = FloatVector.fromArray(F, w, w1 + i);
+            FloatVector v2 = FloatVector.fromArray(F, w, w2 + i), v3 = FloatVector.fromArray(F, w, w3 + i);
+            FloatVector xv = FloatVector.fromArray(F, x, x0 + i);
+            a00 = v0.fma(xv, a00); a10 = v1.fma(xv, a10); a20 = v2.fma(xv, a20); a30 = v3.fma(xv, a30);
+            xv = FloatVector.fromArray(F, x, x1 + i);
+            a01 = v0.fma(xv, a01); a11 = v1.fma(xv, a11); a21 = v2.fma(xv, a21); a31 = v3.fma(xv, a31);
+            xv = FloatVector.fromArray(F, x, x2 + i);
+            a02 = v0.fma(xv, a02); a12 = v1.fma(xv, a12); a22 = v2.fma(xv, a22); a32 = v3.fma(xv, a32);
+            xv = FloatVector.fromArray(F, x, x3 + i);
+            a03 = v0.fma(xv, a03); a13 = v1.fma(xv, a13); a23 = v2.fma(xv, a23); a33 = v3.fma(xv, a33);
+        }
+        VectorOperators.Associative add = VectorOperators.ADD;
+        float[] r = {a00.reduceLanes(add), a10.reduceLanes(add), a20.reduceLanes(add), a30.reduceLanes(add),
+                a01.reduceLanes(add), a11.reduceLanes(add), a21.reduceLanes(add), a31.reduceLanes(add),
+                a02.reduceLanes(add), a12.reduceLanes(add), a22.reduceLanes(add), a32.reduceLanes(add),
+                a03.reduceLanes(add), a13.reduceLanes(add), a23.reduceLanes(add), a33.reduceLanes(add)};
+        for (; i < cols; i++)
+            for (int tt = 0; tt < 4; tt++)
+                for (int rr = 0; rr < 4; rr++) r[tt * 4 + rr] += w[rr * cols + i] * x[(t + tt) * cols + i];
+        for (int tt = 0; tt < 4; tt++)
+            for (int rr = 0; rr < 4; rr++) out[(t + tt) * outWidth + row + rr] = r[tt * 4 + rr];
+    }
 }
