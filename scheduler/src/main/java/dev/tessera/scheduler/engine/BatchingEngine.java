@@ -9,8 +9,6 @@ import dev.tessera.models.sample.TokenLogprob;
 import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
-import java.util.concurrent.ArrayBlockingQueue;
-import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
@@ -26,8 +24,7 @@ public final class BatchingEngine implements Engine {
     private final LlamaModel model;
     private final int maxNumSeqs;
     private final int maxBatchedTokens;
-    private final int maxWaiting;
-    private final BlockingQueue<RequestHandle> waiting;
+    private final WaitingQueue waiting;
     private final List<Sequence> running = new ArrayList<>();
     private final AtomicInteger numRunning = new AtomicInteger();
     private final Thread thread;
@@ -78,25 +75,15 @@ public final class BatchingEngine implements Engine {
         this.model = model;
         this.maxNumSeqs = maxNumSeqs;
         this.maxBatchedTokens = maxBatchedTokens;
-        this.maxWaiting = maxWaiting;
-        this.waiting = new ArrayBlockingQueue<>(maxWaiting);
+        this.waiting = new WaitingQueue(maxWaiting);
         this.thread = Thread.ofPlatform().name("tessera-engine").daemon(true).unstarted(this::loop);
         thread.start();
     }
 
     @Override
     public RequestHandle submit(EngineRequest request) {
-        int context = model.config().contextLength();
-        if (request.promptTokens().length >= context)
-            throw new IllegalArgumentException(request.id() + ": prompt of " + request.promptTokens().length + " tokens does not fit the context of " + context);
         if (closed || !thread.isAlive()) throw new IllegalStateException("engine is not running");
-        RequestHandle handle = new RequestHandle(request);
-        if (!waiting.offer(handle)) throw new EngineOverloadedException(maxWaiting + " requests are already waiting");
-        handle.onCancel(() -> {
-            // A request still waiting ends at once; a running one stops at the next step.
-            if (waiting.remove(handle)) handle.emit(finished(handle, FinishReason.CANCELLED, 0));
-        });
-        return handle;
+        return waiting.offer(request, model.config().contextLength());
     }
 
     @Override public int numRunning() { return numRunning.get(); }
@@ -114,8 +101,7 @@ public final class BatchingEngine implements Engine {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
-        RequestHandle h;
-        while ((h = waiting.poll()) != null) h.emit(finished(h, FinishReason.CANCELLED, 0));
+        waiting.cancelAll();
     }
 
     private void loop() {
@@ -150,7 +136,7 @@ public final class BatchingEngine implements Engine {
         while (running.size() < maxNumSeqs) {
             RequestHandle h = running.isEmpty() ? waiting.take() : waiting.poll();
             if (h == null) break;
-            if (h.isCancelled()) { h.emit(finished(h, FinishReason.CANCELLED, System.nanoTime() - h.submitNanos())); continue; }
+            if (h.isCancelled()) { h.emit(WaitingQueue.cancelledBeforeStart(h, System.nanoTime() - h.submitNanos())); continue; }
             running.add(new Sequence(h, model, System.nanoTime()));
         }
         numRunning.set(running.size());
@@ -219,10 +205,5 @@ public final class BatchingEngine implements Engine {
         long now = System.nanoTime();
         long first = s.firstTokenNanos > 0 ? s.firstTokenNanos : now;
         return new TokenEvent.Finished(reason, s.promptLength, s.numDelivered, s.queueNanos, first - s.startNanos, now - first);
-    }
-
-    /** A request that ends before it ever ran. */
-    private static TokenEvent.Finished finished(RequestHandle h, FinishReason reason, long queueNanos) {
-        return new TokenEvent.Finished(reason, h.request().promptTokens().length, 0, queueNanos, 0, 0);
     }
 }

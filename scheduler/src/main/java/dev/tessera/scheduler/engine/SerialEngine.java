@@ -4,8 +4,6 @@ import dev.tessera.models.arch.LlamaModel;
 import dev.tessera.models.sample.Sampler;
 import dev.tessera.models.sample.TokenLogprob;
 
-import java.util.concurrent.ArrayBlockingQueue;
-import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
@@ -17,8 +15,7 @@ public final class SerialEngine implements Engine {
 
     private final SequenceModel model;
     private final SequenceGenerator generator;
-    private final BlockingQueue<RequestHandle> waiting;
-    private final int maxWaiting;
+    private final WaitingQueue waiting;
     private final AtomicInteger numRunning = new AtomicInteger();
     private final Thread thread;
     private volatile boolean closed;
@@ -30,32 +27,17 @@ public final class SerialEngine implements Engine {
 
     /** @param maxWaiting requests that may wait while one runs; one more is refused */
     public SerialEngine(SequenceModel model, int maxWaiting) {
-        if (maxWaiting < 1) throw new IllegalArgumentException("maxWaiting must be >= 1, found " + maxWaiting);
         this.model = model;
         this.generator = new SequenceGenerator(model);
-        this.maxWaiting = maxWaiting;
-        this.waiting = new ArrayBlockingQueue<>(maxWaiting);
+        this.waiting = new WaitingQueue(maxWaiting);
         this.thread = Thread.ofPlatform().name("tessera-engine").daemon(true).unstarted(this::loop);
         thread.start();
     }
 
     @Override
     public RequestHandle submit(EngineRequest request) {
-        int context = model.config().contextLength();
-        if (request.promptTokens().length >= context) {
-            throw new IllegalArgumentException(request.id() + ": prompt of " + request.promptTokens().length
-                    + " tokens does not fit the context of " + context);
-        }
         if (closed || !thread.isAlive()) throw new IllegalStateException("engine is not running");
-        RequestHandle handle = new RequestHandle(request);
-        if (!waiting.offer(handle)) {
-            throw new EngineOverloadedException(maxWaiting + " requests are already waiting");
-        }
-        handle.onCancel(() -> {
-            // A request still waiting ends at once; a running one stops at its next token.
-            if (waiting.remove(handle)) handle.emit(cancelled(handle, 0));
-        });
-        return handle;
+        return waiting.offer(request, model.config().contextLength());
     }
 
     @Override public int numRunning() { return numRunning.get(); }
@@ -73,8 +55,7 @@ public final class SerialEngine implements Engine {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
-        RequestHandle h;
-        while ((h = waiting.poll()) != null) h.emit(cancelled(h, 0));
+        waiting.cancelAll();
     }
 
     private void loop() {
@@ -105,7 +86,7 @@ public final class SerialEngine implements Engine {
         EngineRequest r = handle.request();
         long queueNanos = System.nanoTime() - handle.submitNanos();
         if (handle.isCancelled()) {
-            handle.emit(cancelled(handle, queueNanos));
+            handle.emit(WaitingQueue.cancelledBeforeStart(handle, queueNanos));
             return;
         }
         Sampler sampler = new Sampler(r.params(), model.config().vocabSize());
@@ -124,9 +105,5 @@ public final class SerialEngine implements Engine {
         // Counted here, not from the result: a token the sink refused is in the result but was never delivered.
         handle.emit(new TokenEvent.Finished(reason, result.numPromptTokens(), delivered[0], queueNanos,
                 result.prefillNanos(), result.decodeNanos()));
-    }
-
-    private static TokenEvent.Finished cancelled(RequestHandle handle, long queueNanos) {
-        return new TokenEvent.Finished(FinishReason.CANCELLED, handle.request().promptTokens().length, 0, queueNanos, 0, 0);
     }
 }
