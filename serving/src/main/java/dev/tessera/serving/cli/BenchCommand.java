@@ -1,12 +1,13 @@
 package dev.tessera.serving.cli;
 
-import dev.tessera.kernels.AttentionBatch;
-import dev.tessera.kernels.KvCache;
 import dev.tessera.kernels.Backend;
 import dev.tessera.kernels.cpu.CpuTopology;
 import dev.tessera.models.LoadedModel;
 import dev.tessera.models.ModelLoader;
 import dev.tessera.models.arch.LlamaModel;
+import dev.tessera.models.sample.Sampler;
+import dev.tessera.models.sample.SamplingParams;
+import dev.tessera.scheduler.engine.SequenceGenerator;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -84,25 +85,10 @@ public final class BenchCommand implements Command {
 
     /** Seconds-based throughput of one prefill of the prompt and genTokens greedy decode steps: {prefill, decode} tok/s. */
     static double[] runOnce(LlamaModel model, int[] prompt, int genTokens) {
-        float[] logits = new float[model.config().vocabSize()];
-        try (KvCache cache = model.newKvCache(prompt.length + genTokens)) {
-            long t0 = System.nanoTime();
-            int chunk = model.maxBatchTokens();
-            for (int start = 0; start < prompt.length; start += chunk) {
-                int n = Math.min(chunk, prompt.length - start);
-                boolean last = start + n == prompt.length;
-                model.forward(Arrays.copyOfRange(prompt, start, start + n), AttentionBatch.single(cache, start, n), last ? new int[]{n - 1} : new int[0], logits);
-            }
-            long t1 = System.nanoTime();
-            int[] one = new int[1];
-            int[] row = {0};
-            for (int i = 0; i < genTokens; i++) {
-                one[0] = argmax(logits);
-                model.forward(one, AttentionBatch.single(cache, prompt.length + i, 1), row, logits);
-            }
-            long t2 = System.nanoTime();
-            return new double[]{prompt.length / ((t1 - t0) / 1e9), genTokens / ((t2 - t1) / 1e9)};
-        }
+        // n sampled tokens take n - 1 decode steps after the prefill; ask for one more so there are genTokens steps.
+        SequenceGenerator.Result r = new SequenceGenerator(model).generate(prompt,
+                new Sampler(SamplingParams.greedy(), model.config().vocabSize()), genTokens + 1, t -> false, t -> true);
+        return new double[]{prompt.length / (r.prefillNanos() / 1e9), (r.numTokens() - 1) / (r.decodeNanos() / 1e9)};
     }
 
     static int[] benchPrompt(LoadedModel m, int n) {
@@ -114,12 +100,6 @@ public final class BenchCommand implements Command {
         for (int i = 0; i < n; i++) out[i] = low + random.nextInt(vocab - low);
         if (m.tokenizer().addBos()) out[0] = m.tokenizer().bosId();
         return out;
-    }
-
-    static int argmax(float[] x) {
-        int best = 0;
-        for (int i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
-        return best;
     }
 
     static double median(double[] v) {
