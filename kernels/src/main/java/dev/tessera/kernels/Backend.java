@@ -15,7 +15,14 @@ public interface Backend extends AutoCloseable {
 
     Activations allocate(int maxTokens, int width);
 
+    /** A private cache of one sequence, for callers that run one sequence at a time. */
     KvCache allocateKvCache(int numLayers, int numKvHeads, int headDim, int capacity);
+
+    /**
+     * A paged store shared by many sequences ({@link PagedKvCache}s over it); {@code attention} accepts those caches
+     * wherever it accepts private ones.
+     */
+    KvBlockStore allocateKvBlocks(int numLayers, int numKvHeads, int headDim, int blockSize, int numBlocks, KvCacheType type);
 
     void upload(float[] src, Activations dst, int numTokens);
 

@@ -18,6 +18,7 @@ final class ShapeOnlyBackend implements Backend {
     @Override public Weight weight(String name, TensorType type, MemorySegment data, int rows, int cols) { return new ShapeWeight(name, type, rows, cols); }
     @Override public Activations allocate(int maxTokens, int width) { throw new UnsupportedOperationException(); }
     @Override public KvCache allocateKvCache(int numLayers, int numKvHeads, int headDim, int capacity) { throw new UnsupportedOperationException(); }
+    @Override public dev.tessera.kernels.KvBlockStore allocateKvBlocks(int numLayers, int numKvHeads, int headDim, int blockSize, int numBlocks, dev.tessera.kernels.KvCacheType type) { throw new UnsupportedOperationException(); }
     @Override public void upload(float[] src, Activations dst, int numTokens) { throw new UnsupportedOperationException(); }
     @Override public void download(Activations src, float[] dst, int numTokens) { throw new UnsupportedOperationException(); }
     @Override public void embed(Weight table, int[] tokens, int numTokens, Activations out) { throw new UnsupportedOperationException(); }

@@ -3,7 +3,9 @@ package dev.tessera.kernels.cpu;
 import dev.tessera.kernels.Activations;
 import dev.tessera.kernels.AttentionBatch;
 import dev.tessera.kernels.Backend;
+import dev.tessera.kernels.KvBlockStore;
 import dev.tessera.kernels.KvCache;
+import dev.tessera.kernels.KvCacheType;
 import dev.tessera.kernels.RopeTable;
 import dev.tessera.kernels.TensorType;
 import dev.tessera.kernels.Weight;
@@ -19,12 +21,12 @@ public final class CpuBackend implements Backend {
 
     private final WorkerPool pool;
     private final MatMul matMul;
-    private final float[][] scores;
+    private final CpuAttention attention;
 
     public CpuBackend(int numThreads) {
         this.pool = new WorkerPool(numThreads);
         this.matMul = new MatMul(pool);
-        this.scores = new float[numThreads][];
+        this.attention = new CpuAttention(pool);
     }
 
     public int numThreads() {
@@ -50,6 +52,11 @@ public final class CpuBackend implements Backend {
     @Override
     public KvCache allocateKvCache(int numLayers, int numKvHeads, int headDim, int capacity) {
         return new CpuKvCache(numLayers, numKvHeads * headDim, capacity);
+    }
+
+    @Override
+    public KvBlockStore allocateKvBlocks(int numLayers, int numKvHeads, int headDim, int blockSize, int numBlocks, KvCacheType type) {
+        return new CpuKvBlockStore(numLayers, numKvHeads * headDim, blockSize, numBlocks, type);
     }
 
     @Override
@@ -160,54 +167,7 @@ public final class CpuBackend implements Backend {
     @Override
     public void attention(int layer, Activations q, Activations k, Activations v, AttentionBatch batch,
                           int numHeads, int numKvHeads, int headDim, Activations out) {
-        int numTokens = batch.numTokens();
-        int kvDim = numKvHeads * headDim;
-        float[] ks = a(k).data(), vs = a(v).data(), qs = a(q).data(), os = a(out).data();
-        for (int t = 0; t < numTokens; t++) {
-            CpuKvCache cache = (CpuKvCache) batch.sequences()[t];
-            int pos = batch.positions()[t];
-            cache.reserve(layer, pos + 1);
-            System.arraycopy(ks, t * k.width(), cache.keys[layer], pos * kvDim, kvDim);
-            System.arraycopy(vs, t * v.width(), cache.values[layer], pos * kvDim, kvDim);
-        }
-        int group = numHeads / numKvHeads;
-        float scale = (float) (1.0 / Math.sqrt(headDim));
-        long work = 0;
-        for (int t = 0; t < numTokens; t++) work += (long) (batch.positions()[t] + 1) * headDim * numHeads * 2;
-        pool.parallelFor(numTokens * numHeads, 1, work, (thread, start, end) -> {
-            for (int job = start; job < end; job++) {
-                int t = job / numHeads, h = job % numHeads;
-                CpuKvCache cache = (CpuKvCache) batch.sequences()[t];
-                int len = batch.positions()[t] + 1;
-                float[] s = scores[thread];
-                if (s == null || s.length < len) scores[thread] = s = new float[Math.max(len, 256)];
-                float[] keys = cache.keys[layer], values = cache.values[layer];
-                int qo = t * q.width() + h * headDim, kvo = (h / group) * headDim;
-                float max = Float.NEGATIVE_INFINITY;
-                for (int j = 0; j < len; j++) {
-                    float d = FloatDot.dot(qs, qo, keys, j * kvDim + kvo, headDim) * scale;
-                    s[j] = d;
-                    if (d > max) max = d;
-                }
-                float sum = 0;
-                for (int j = 0; j < len; j++) { float e = (float) Math.exp(s[j] - max); s[j] = e; sum += e; }
-                float inv = 1f / sum;
-                int oo = t * out.width() + h * headDim;
-                java.util.Arrays.fill(os, oo, oo + headDim, 0f);
-                for (int j = 0; j < len; j++) axpy(s[j] * inv, values, j * kvDim + kvo, os, oo, headDim);
-            }
-        });
-    }
-
-    /** y += a * x over n elements. */
-    static void axpy(float alpha, float[] x, int xo, float[] y, int yo, int n) {
-        int i = 0;
-        if (n >= F.length()) {
-            FloatVector av = FloatVector.broadcast(F, alpha);
-            for (; i < F.loopBound(n); i += F.length())
-                FloatVector.fromArray(F, x, xo + i).fma(av, FloatVector.fromArray(F, y, yo + i)).intoArray(y, yo + i);
-        }
-        for (; i < n; i++) y[yo + i] += alpha * x[xo + i];
+        attention.run(layer, q, k, v, batch, numHeads, numKvHeads, headDim, out);
     }
 
     private static float[] vector(CpuWeight w) {

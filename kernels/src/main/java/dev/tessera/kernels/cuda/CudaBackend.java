@@ -114,6 +114,11 @@ public final class CudaBackend implements Backend {
         return cache;
     }
 
+    @Override
+    public dev.tessera.kernels.KvBlockStore allocateKvBlocks(int numLayers, int numKvHeads, int headDim, int blockSize, int numBlocks, dev.tessera.kernels.KvCacheType type) {
+        throw new UnsupportedOperationException("a paged KV store on CUDA is not implemented yet");
+    }
+
     void release(CudaKvCache cache) {
         enter();
         // Graphs keyed by this cache stay until evicted: they read cache addresses from the staging buffer, never
