@@ -7,6 +7,7 @@ import dev.tessera.models.gguf.GgufFile;
 import dev.tessera.models.tokenizer.Tokenizer;
 import dev.tessera.scheduler.engine.BatchingEngine;
 import dev.tessera.scheduler.engine.Engine;
+import dev.tessera.scheduler.engine.EngineConfig;
 import dev.tessera.scheduler.engine.SequenceModel;
 import dev.tessera.scheduler.engine.SerialEngine;
 import dev.tessera.serving.text.ChatPrompts;
@@ -24,18 +25,23 @@ public record ServedModel(String name, Tokenizer tokenizer, Engine engine, ChatP
                           long createdSeconds) implements AutoCloseable {
 
     /** Sequences the batching engine runs at once by default. */
-    public static final int DEFAULT_MAX_NUM_SEQS = 16;
+    public static final int DEFAULT_MAX_NUM_SEQS = EngineConfig.DEFAULT_MAX_NUM_SEQS;
 
     /**
      * Loads a model file onto a backend and starts a {@link BatchingEngine} that runs up to {@code maxNumSeqs}
      * sequences together (1 gives the one-at-a-time {@link SerialEngine}), with room for maxWaiting more.
      */
     public static ServedModel load(Path path, String name, Backend backend, int maxWaiting, int maxNumSeqs) {
-        LoadedModel loaded = ModelLoader.load(path, backend, ModelLoader.DEFAULT_MAX_BATCH_TOKENS, maxNumSeqs);
+        return load(path, name, backend, EngineConfig.defaults(maxNumSeqs, ModelLoader.DEFAULT_MAX_BATCH_TOKENS, maxWaiting));
+    }
+
+    /** As above, with every engine setting (batch limits, KV memory and type, prefix caching). */
+    public static ServedModel load(Path path, String name, Backend backend, EngineConfig config) {
+        LoadedModel loaded = ModelLoader.load(path, backend, config.maxBatchedTokens(), config.maxNumSeqs());
         try {
             ChatPrompts chat = ChatPrompts.fromGguf(loaded.file(), loaded.tokenizer());
-            Engine engine = maxNumSeqs == 1 ? new SerialEngine(loaded.model(), maxWaiting)
-                    : new BatchingEngine(loaded.model(), maxNumSeqs, ModelLoader.DEFAULT_MAX_BATCH_TOKENS, maxWaiting);
+            Engine engine = config.maxNumSeqs() == 1 ? new SerialEngine(loaded.model(), config.maxWaiting())
+                    : new BatchingEngine(loaded.model(), config);
             return new ServedModel(name, loaded.tokenizer(), engine, chat, loaded, System.currentTimeMillis() / 1000);
         } catch (RuntimeException e) {
             loaded.close();

@@ -37,6 +37,7 @@ public final class ServingContext {
         if (!m.name().equals(config.servedModelName())) {
             throw new IllegalStateException("served model is named " + m.name() + ", config says " + config.servedModelName());
         }
+        metrics.bind(m.engine());
         this.model = m;
     }
 

@@ -22,6 +22,16 @@ public interface Engine extends AutoCloseable {
     /** The most tokens one sequence (prompt plus generated) can hold. */
     int maxSequenceTokens();
 
+    /** What bounds {@link #maxSequenceTokens}, for error messages: "this model's maximum context length" unless less KV memory does. */
+    default String sequenceLimitName() {
+        return "this model's maximum context length";
+    }
+
+    /** Live counters (KV usage, prefix cache, preemptions, iterations); an engine without a paged cache reports zeros. */
+    default EngineStats stats() {
+        return EngineStats.NONE;
+    }
+
     /** Stops the engine: queued and running requests finish as {@link FinishReason#CANCELLED}. */
     @Override
     void close();

@@ -51,7 +51,7 @@ class BatchingEngineTest {
                         20 + 3 * i, m.tokenizer()::isEndOfGeneration, t -> true).tokens();
             }
             // 64 tokens per step with 16 sequences: prompts are prefilled in chunks while others decode.
-            try (BatchingEngine engine = new BatchingEngine(m.model(), 16, 64, 64)) {
+            try (BatchingEngine engine = new BatchingEngine(m.model(), EngineConfig.defaults(16, 64, 64))) {
                 List<RequestHandle> handles = new ArrayList<>();
                 for (int i = 0; i < PROMPTS.length; i++)
                     handles.add(engine.submit(new EngineRequest("r" + i, prompts[i], SamplingParams.greedy(), 20 + 3 * i,
@@ -71,7 +71,7 @@ class BatchingEngineTest {
     @Test
     void cancelStopsARunningRequestAndOthersContinue() throws Exception {
         try (LoadedModel m = ModelLoader.load(SequenceGeneratorTest.models().resolve("stories260K.gguf"), new CpuBackend(1), 32, 4);
-             BatchingEngine engine = new BatchingEngine(m.model(), 4, 32, 8)) {
+             BatchingEngine engine = new BatchingEngine(m.model(), EngineConfig.defaults(4, 32, 8))) {
             int[] prompt = m.tokenizer().encode("Once upon a time", true, false);
             RequestHandle longOne = engine.submit(new EngineRequest("long", prompt, SamplingParams.greedy(), 1500, t -> false, false));
             RequestHandle other = engine.submit(new EngineRequest("other", prompt, SamplingParams.greedy(), 10, t -> false, false));
@@ -94,7 +94,7 @@ class BatchingEngineTest {
     @Test
     void fullQueueIsRefused() throws Exception {
         try (LoadedModel m = ModelLoader.load(SequenceGeneratorTest.models().resolve("stories260K.gguf"), new CpuBackend(1), 16, 1);
-             BatchingEngine engine = new BatchingEngine(m.model(), 1, 16, 1)) {
+             BatchingEngine engine = new BatchingEngine(m.model(), EngineConfig.defaults(1, 16, 1))) {
             int[] prompt = m.tokenizer().encode("Once upon a time", true, false);
             List<RequestHandle> accepted = new ArrayList<>();
             int refused = 0;

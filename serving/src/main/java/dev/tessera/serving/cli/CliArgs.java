@@ -60,6 +60,18 @@ public final class CliArgs {
         }
     }
 
+    /** A size in bytes: a plain number, or one with a K/M/G/T (powers of 1000) or KiB/MiB/GiB/TiB suffix. */
+    public long getBytes(String name, long fallback) {
+        String v = values.get(name);
+        if (v == null) return fallback;
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("(\\d+(?:\\.\\d+)?)\\s*([KMGT]?)(i?)B?", java.util.regex.Pattern.CASE_INSENSITIVE).matcher(v.trim());
+        if (!m.matches()) throw new UsageException("--" + name + " expects a size such as 4000000000, 4G or 4GiB, got '" + v + "'");
+        int power = "KMGT".indexOf(Character.toUpperCase(m.group(2).isEmpty() ? ' ' : m.group(2).charAt(0))) + 1;
+        double bytes = Double.parseDouble(m.group(1)) * Math.pow(m.group(3).isEmpty() ? 1000 : 1024, power);
+        if (bytes < 1 || bytes > Long.MAX_VALUE / 2) throw new UsageException("--" + name + " must be between 1 byte and " + (Long.MAX_VALUE / 2) + ", got '" + v + "'");
+        return (long) bytes;
+    }
+
     public double getDouble(String name, double fallback, double min, double max) {
         String v = values.get(name);
         if (v == null) return fallback;

@@ -1,6 +1,8 @@
 package dev.tessera.serving.cli;
 
 import dev.tessera.kernels.Backend;
+import dev.tessera.kernels.KvCacheType;
+import dev.tessera.scheduler.engine.EngineConfig;
 import dev.tessera.models.ModelLoader;
 import dev.tessera.models.arch.ModelConfig;
 import dev.tessera.kernels.cpu.CpuTopology;
@@ -18,7 +20,9 @@ import java.util.concurrent.CountDownLatch;
 /** {@code tessera serve}: the OpenAI-compatible HTTP server. */
 public final class ServeCommand implements Command {
     private static final Set<String> OPTIONS = union(Set.of("model", "served-model-name", "host", "port", "api-key",
-            "max-queue", "max-num-seqs", "threads", "max-body-bytes", "device"), TensorParallelOptions.OPTIONS);
+            "max-queue", "max-num-seqs", "max-num-batched-tokens", "kv-cache-memory", "kv-cache-type", "threads", "max-body-bytes", "device"), TensorParallelOptions.OPTIONS);
+
+    private static final Set<String> FLAGS = Set.of("no-enable-prefix-caching");
 
     private static Set<String> union(Set<String> a, Set<String> b) {
         Set<String> all = new java.util.HashSet<>(a);
@@ -47,6 +51,11 @@ public final class ServeCommand implements Command {
                                             none when unset)
                   --max-queue N             requests that may wait for the engine; more get 429 (default 64)
                   --max-num-seqs N          requests batched together each step (default 16; 1 = one at a time)
+                  --max-num-batched-tokens N  tokens in one step: decode tokens plus prefill chunks (default 256)
+                  --kv-cache-memory SIZE    bytes for the paged KV cache, e.g. 2GiB (default: room for every sequence
+                                            at full context, at most a quarter of the Java heap)
+                  --kv-cache-type f32|f16   element type of cached keys and values (default f32)
+                  --no-enable-prefix-caching  do not reuse KV blocks of earlier prompts
                   --threads N               CPU threads (default: physical cores)
                   --max-body-bytes N        largest request body; larger gets 413 (default 4194304)
                   --device auto|cpu|cuda    compute device (default auto)
@@ -57,7 +66,7 @@ public final class ServeCommand implements Command {
 
     @Override
     public int run(List<String> argList) throws Exception {
-        CliArgs args = new CliArgs(argList, OPTIONS, Set.of());
+        CliArgs args = new CliArgs(argList, OPTIONS, FLAGS);
         Path model = Path.of(args.require("model"));
         if (!Files.isRegularFile(model)) throw new CliArgs.UsageException("--model " + model + " is not a file");
         String name = args.get("served-model-name", ServingConfig.defaultServedName(model));
@@ -66,6 +75,10 @@ public final class ServeCommand implements Command {
         String apiKey = args.get("api-key", System.getenv("TESSERA_API_KEY"));
         int maxQueue = args.getInt("max-queue", 64, 1, 1 << 20);
         int maxNumSeqs = args.getInt("max-num-seqs", ServedModel.DEFAULT_MAX_NUM_SEQS, 1, ModelLoader.DEFAULT_MAX_BATCH_TOKENS);
+        int maxBatched = args.getInt("max-num-batched-tokens", ModelLoader.DEFAULT_MAX_BATCH_TOKENS, maxNumSeqs, 1 << 16);
+        EngineConfig engineConfig = EngineConfig.defaults(maxNumSeqs, maxBatched, maxQueue)
+                .withKvCache(args.getBytes("kv-cache-memory", 0), kvCacheType(args.get("kv-cache-type", "f32")))
+                .withPrefixCaching(!args.has("no-enable-prefix-caching"));
         int threads = args.getInt("threads", CpuTopology.physicalCores(), 1, 1024);
         long maxBodyBytes = args.getLong("max-body-bytes", ServingConfig.DEFAULT_MAX_BODY_BYTES);
         if (maxBodyBytes < 1) throw new CliArgs.UsageException("--max-body-bytes must be >= 1, got " + maxBodyBytes);
@@ -90,7 +103,7 @@ public final class ServeCommand implements Command {
                 where = "tensor-parallel over " + args.get("tp-workers", "") + " and this process";
             } else {
                 Backend backend = Devices.backend(args, threads);
-                served = ServedModel.load(model, name, backend, maxQueue, maxNumSeqs);
+                served = ServedModel.load(model, name, backend, engineConfig);
                 where = backend.name();
             }
             context.ready(served);
@@ -104,5 +117,13 @@ public final class ServeCommand implements Command {
         }
         stopped.await();
         return 0;
+    }
+
+    private static KvCacheType kvCacheType(String name) {
+        try {
+            return KvCacheType.parse(name);
+        } catch (IllegalArgumentException e) {
+            throw new CliArgs.UsageException("--kv-cache-type: " + e.getMessage());
+        }
     }
 }

@@ -91,12 +91,13 @@ final class Generation {
     /** The prompt plus the tokens to generate must fit the context, as OpenAI and vLLM check. */
     static void checkContext(ServedModel model, int numPromptTokens, int maxTokens, String param) {
         int context = model.contextLength();
+        String limit = model.engine().sequenceLimitName();
         if (numPromptTokens >= context) {
-            throw ApiException.invalid(param, "this model's maximum context length is " + context + " tokens, the prompt has "
+            throw ApiException.invalid(param, limit + " is " + context + " tokens, the prompt has "
                     + numPromptTokens + " tokens");
         }
         if ((long) numPromptTokens + maxTokens > context) {
-            throw ApiException.invalid("max_tokens", "this model's maximum context length is " + context + " tokens, but "
+            throw ApiException.invalid("max_tokens", limit + " is " + context + " tokens, but "
                     + numPromptTokens + " prompt tokens + " + maxTokens + " max_tokens = " + (numPromptTokens + maxTokens) + " tokens were requested");
         }
     }

@@ -1,7 +1,10 @@
 package dev.tessera.serving.metrics;
 
 import dev.tessera.scheduler.engine.Engine;
+import dev.tessera.scheduler.engine.EngineStats;
 import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.DistributionSummary;
+import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.Meter;
 import io.micrometer.core.instrument.config.MeterFilter;
@@ -42,6 +45,7 @@ public final class ServingMetrics {
     private final Timer timePerOutputToken;
     private final Timer e2eLatency;
     private final Timer queueTime;
+    private DistributionSummary iterationTokens;
 
     /**
      * @param engine the engine once the model is loaded, else null (the gauges then read 0); held strongly; a gauge
@@ -67,11 +71,34 @@ public final class ServingMetrics {
                 .description("Requests the engine is computing").strongReference(true).register(registry);
         Gauge.builder("tessera.num.requests.waiting", engine, e -> e.get() == null ? 0 : e.get().numWaiting())
                 .description("Requests waiting in the engine queue").strongReference(true).register(registry);
+        engineStats(engine);
         new JvmMemoryMetrics().bindTo(registry);
         new JvmGcMetrics().bindTo(registry);
         new JvmThreadMetrics().bindTo(registry);
         new ProcessorMetrics().bindTo(registry);
         new UptimeMetrics().bindTo(registry);
+    }
+
+    /** KV usage, prefix cache, preemptions and tokens per iteration, read from the engine's live stats (vLLM's names). */
+    private void engineStats(Supplier<Engine> engine) {
+        Supplier<EngineStats> stats = () -> engine.get() == null ? null : engine.get().stats();
+        Gauge.builder("tessera.kv.cache.usage.perc", stats, s -> s.get() == null ? 0 : s.get().kvCacheUsage())
+                .description("Fraction of KV-cache blocks held by requests (1 = full)").strongReference(true).register(registry);
+        Gauge.builder("tessera.kv.cache.blocks", stats, s -> s.get() == null ? 0 : s.get().kvBlocksTotal())
+                .description("KV-cache blocks in the pool").strongReference(true).register(registry);
+        FunctionCounter.builder("tessera.prefix.cache.queries", stats, s -> s.get() == null ? 0 : s.get().prefixQueryTokens())
+                .description("Prompt tokens looked up in the prefix cache").register(registry);
+        FunctionCounter.builder("tessera.prefix.cache.hits", stats, s -> s.get() == null ? 0 : s.get().prefixHitTokens())
+                .description("Prompt tokens found in the prefix cache (their prefill skipped)").register(registry);
+        FunctionCounter.builder("tessera.num.preemptions", stats, s -> s.get() == null ? 0 : s.get().preemptions())
+                .description("Requests preempted for lack of KV blocks (recomputed later)").register(registry);
+        iterationTokens = DistributionSummary.builder("tessera.iteration.tokens").description("Tokens per engine step")
+                .serviceLevelObjectives(1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192).register(registry);
+    }
+
+    /** Subscribes the tokens-per-iteration histogram to an engine (call once it is loaded). */
+    public void bind(Engine engine) {
+        engine.stats().onIteration(n -> iterationTokens.record(n));
     }
 
     private Timer timer(String name, String description, double[] bucketsSeconds) {
