@@ -23,6 +23,8 @@ import org.junit.jupiter.api.Test;
  */
 class PromtoolTest {
 
+    private static final String SHARED = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her friends.";
+
     @Test
     void metricsAfterTrafficPassPromtool() throws Exception {
         String promtool = findPromtool();
@@ -30,7 +32,10 @@ class PromtoolTest {
             HttpClient http = HttpClient.newHttpClient();
             for (String body : List.of(
                     "{\"model\":\"stories260K\",\"prompt\":\"Once upon a time\",\"max_tokens\":8}",
-                    "{\"model\":\"stories260K\",\"prompt\":\"One day\",\"max_tokens\":4,\"n\":2,\"temperature\":1}")) {
+                    "{\"model\":\"stories260K\",\"prompt\":\"One day\",\"max_tokens\":4,\"n\":2,\"temperature\":1}",
+                    // Twice the same long prompt: the second adopts the first's full KV blocks.
+                    "{\"model\":\"stories260K\",\"prompt\":\"" + SHARED + "\",\"max_tokens\":2}",
+                    "{\"model\":\"stories260K\",\"prompt\":\"" + SHARED + "\",\"max_tokens\":2}")) {
                 assertEquals(200, send(http, server, "/v1/completions", body).statusCode());
             }
             assertEquals(200, send(http, server, "/v1/chat/completions",
@@ -44,9 +49,13 @@ class PromtoolTest {
             String text = metrics.body();
             for (String name : List.of("tessera_num_requests_running", "tessera_num_requests_waiting", "tessera_prompt_tokens_total",
                     "tessera_generation_tokens_total", "tessera_time_to_first_token_seconds_bucket", "tessera_e2e_request_latency_seconds_count",
-                    "tessera_requests_total")) {
+                    "tessera_requests_total", "tessera_kv_cache_usage_perc", "tessera_kv_cache_blocks", "tessera_prefix_cache_queries_total",
+                    "tessera_prefix_cache_hits_total", "tessera_num_preemptions_total", "tessera_iteration_tokens_bucket")) {
                 assertTrue(text.contains("\n" + name) || text.startsWith(name), "/metrics lacks " + name + ":\n" + text);
             }
+            java.util.regex.Matcher hits = java.util.regex.Pattern.compile("\ntessera_prefix_cache_hits_total(?:\\{[^}]*\\})? (\\S+)").matcher(text);
+            assertTrue(hits.find(), text);
+            assertTrue(Double.parseDouble(hits.group(1)) >= 16, "the repeated prompt must hit the prefix cache: " + hits.group());
 
             Path file = Files.createTempFile("tessera-metrics-", ".prom");
             try {

@@ -101,7 +101,7 @@ public final class BatchingEngine implements Engine {
         long poolTokens = (long) numBlocks * config.blockSize();
         this.maxSequenceTokens = (int) Math.min(c.contextLength(), poolTokens);
         this.sequenceLimitName = poolTokens < c.contextLength()
-                ? "the KV cache (--kv-cache-memory " + bytes + ", " + numBlocks + " blocks)"
+                ? "the most tokens the KV cache holds (--kv-cache-memory " + bytes + " = " + numBlocks + " blocks of " + config.blockSize() + ")"
                 : "this model's maximum context length";
         this.waiting = new WaitingQueue(config.maxWaiting());
         stats.kvCache(0, numBlocks);
