@@ -1,5 +1,8 @@
 package dev.tessera.kernels.cpu;
 
+import dev.tessera.kernels.cpu.rows.Q4_0Panels;
+
+import java.lang.foreign.MemorySegment;
 
 
 /**
@@ -22,6 +25,10 @@ final class MatMul {
     }
 
     void run(CpuWeight w, float[] x, int numTokens, float[] out, int outWidth) {
+        if (w.panels() != null) {
+            runPanels(w, x, numTokens, out, outWidth);
+            return;
+        }
         int cols = w.cols();
         if (numTokens == 1) {
             pool.parallelFor(w.rows(), 16, (long) w.rows() * cols, (thread, start, end) -> {
@@ -69,6 +76,37 @@ final class MatMul {
             for (; r < end; r++) {
                 w.dequantize(r, tile, 0);
                 for (int t = 0; t < numTokens; t++) out[t * outWidth + r] = FloatDot.dot(tile, 0, x, t * cols, cols);
+            }
+        });
+    }
+
+    /**
+     * A weight repacked into {@link Q4_0Panels}: one token dots 16 rows per pass; more tokens unpack each K chunk of
+     * up to 48 rows straight into the packed layout (vector ops, no transpose) and run the packed micro-kernel.
+     */
+    private void runPanels(CpuWeight w, float[] x, int numTokens, float[] out, int outWidth) {
+        int cols = w.cols(), step = Q4_0Panels.ROWS;
+        MemorySegment panels = w.panels();
+        long panelBytes = Q4_0Panels.panelBytes(cols);
+        if (numTokens == 1) {
+            pool.parallelFor(w.rows(), step, (long) w.rows() * cols, (thread, start, end) -> {
+                for (int r = start; r < end; r += step) Q4_0Panels.dot(panels, (r / step) * panelBytes, cols, x, 0, out, r);
+            });
+            return;
+        }
+        int wide = PackedGemm.WIDE_ROWS;
+        pool.parallelFor(w.rows(), wide, (long) w.rows() * cols * numTokens, (thread, start, end) -> {
+            float[] pack = packs[thread];
+            if (pack == null) packs[thread] = pack = new float[PackedGemm.K_CHUNK * wide];
+            for (int r = start; r < end; ) {
+                int block = Math.min(wide, end - r);
+                for (int k0 = 0; k0 < cols; k0 += PackedGemm.K_CHUNK) {
+                    int kn = Math.min(PackedGemm.K_CHUNK, cols - k0);
+                    for (int i = 0; i < block; i += step)
+                        Q4_0Panels.unpack(panels, ((r + i) / step) * panelBytes, k0, kn, pack, block, i);
+                    PackedGemm.multiplyPacked(pack, block, kn, x, cols, k0, numTokens, out, outWidth, r);
+                }
+                r += block;
             }
         });
     }

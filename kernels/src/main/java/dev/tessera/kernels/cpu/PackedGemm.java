@@ -27,21 +27,34 @@ final class PackedGemm {
      * @param out       row t of out starts at t * outWidth; columns r0..r0+blockRows-1 are written
      */
     static void multiply(float[] rows, int blockRows, int cols, float[] packed, float[] x, int numTokens, float[] out, int outWidth, int r0) {
-        boolean wide = blockRows == WIDE_ROWS;
         for (int k0 = 0; k0 < cols; k0 += K_CHUNK) {
             int kn = Math.min(K_CHUNK, cols - k0);
             for (int r = 0; r < blockRows; r++) {
                 int src = r * cols + k0;
                 for (int k = 0; k < kn; k++) packed[k * blockRows + r] = rows[src + k];
             }
-            boolean first = k0 == 0;
-            int t = 0;
-            for (; t + TOKEN_GROUP <= numTokens; t += TOKEN_GROUP) {
-                if (wide) group4Wide(packed, kn, x, cols, k0, t, out, outWidth, r0, first);
-                else group4Narrow(packed, kn, x, cols, k0, t, out, outWidth, r0, first);
-            }
-            for (; t < numTokens; t++) single(packed, blockRows, kn, x, cols, k0, t, out, outWidth, r0, first);
+            multiplyPacked(packed, blockRows, kn, x, cols, k0, numTokens, out, outWidth, r0);
         }
+    }
+
+    /**
+     * One K chunk already packed ({@code packed[k][blockRows]} for columns k0..k0+kn-1): adds its products to out,
+     * or stores them when k0 is 0. Every output is one FMA chain over k in order, whatever its token's group, so a
+     * token's result does not depend on how many others share the batch.
+     */
+    static void multiplyPacked(float[] packed, int blockRows, int kn, float[] x, int cols, int k0, int numTokens, float[] out, int outWidth, int r0) {
+        boolean first = k0 == 0;
+        int t = 0;
+        for (; t + TOKEN_GROUP <= numTokens; t += TOKEN_GROUP) {
+            if (blockRows == WIDE_ROWS) group4Wide(packed, kn, x, cols, k0, t, out, outWidth, r0, first);
+            else if (blockRows == NARROW_ROWS) group4Narrow(packed, kn, x, cols, k0, t, out, outWidth, r0, first);
+            else group4One(packed, kn, x, cols, k0, t, out, outWidth, r0, first);
+        }
+        if (t + 2 <= numTokens) {
+            group2(packed, blockRows, kn, x, cols, k0, t, out, outWidth, r0, first);
+            t += 2;
+        }
+        if (t < numTokens) single(packed, blockRows, kn, x, cols, k0, t, out, outWidth, r0, first);
     }
 
     private static void group4Wide(float[] p, int kn, float[] x, int cols, int k0, int t, float[] out, int outWidth, int r0, boolean first) {
@@ -85,14 +98,60 @@ final class PackedGemm {
         store(out, o, a3, first); store(out, o + L, b3, first);
     }
 
-    /** One token against the block, a vector at a time (the token count's remainder after groups of four). */
-    private static void single(float[] p, int blockRows, int kn, float[] x, int cols, int k0, int t, float[] out, int outWidth, int r0, boolean first) {
-        int xo = t * cols + k0;
-        for (int v = 0; v < blockRows; v += L) {
-            FloatVector a = FloatVector.zero(F);
-            for (int k = 0; k < kn; k++) a = FloatVector.fromArray(F, p, k * blockRows + v).fma(FloatVector.broadcast(F, x[xo + k]), a);
-            store(out, t * outWidth + r0 + v, a, first);
+    /** Four tokens against a one-vector block (the last rows of a panel-packed weight). */
+    private static void group4One(float[] p, int kn, float[] x, int cols, int k0, int t, float[] out, int outWidth, int r0, boolean first) {
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+        int x0 = t * cols + k0, x1 = x0 + cols, x2 = x1 + cols, x3 = x2 + cols;
+        for (int k = 0; k < kn; k++) {
+            FloatVector wa = FloatVector.fromArray(F, p, k * L);
+            a0 = wa.fma(FloatVector.broadcast(F, x[x0 + k]), a0);
+            a1 = wa.fma(FloatVector.broadcast(F, x[x1 + k]), a1);
+            a2 = wa.fma(FloatVector.broadcast(F, x[x2 + k]), a2);
+            a3 = wa.fma(FloatVector.broadcast(F, x[x3 + k]), a3);
         }
+        int o = t * outWidth + r0;
+        store(out, o, a0, first); store(out, o + outWidth, a1, first);
+        store(out, o + 2 * outWidth, a2, first); store(out, o + 3 * outWidth, a3, first);
+    }
+
+    /** Two tokens against the block (a remainder after groups of four): up to six independent chains. */
+    private static void group2(float[] p, int blockRows, int kn, float[] x, int cols, int k0, int t, float[] out, int outWidth, int r0, boolean first) {
+        boolean two = blockRows >= NARROW_ROWS, wide = blockRows == WIDE_ROWS;
+        FloatVector a0 = FloatVector.zero(F), b0 = a0, c0 = a0, a1 = a0, b1 = a0, c1 = a0;
+        int x0 = t * cols + k0, x1 = x0 + cols;
+        for (int k = 0; k < kn; k++) {
+            int pk = k * blockRows;
+            FloatVector wa = FloatVector.fromArray(F, p, pk);
+            FloatVector v0 = FloatVector.broadcast(F, x[x0 + k]), v1 = FloatVector.broadcast(F, x[x1 + k]);
+            a0 = wa.fma(v0, a0); a1 = wa.fma(v1, a1);
+            if (two) {
+                FloatVector wb = FloatVector.fromArray(F, p, pk + L);
+                b0 = wb.fma(v0, b0); b1 = wb.fma(v1, b1);
+            }
+            if (wide) {
+                FloatVector wc = FloatVector.fromArray(F, p, pk + 2 * L);
+                c0 = wc.fma(v0, c0); c1 = wc.fma(v1, c1);
+            }
+        }
+        int o = t * outWidth + r0;
+        store(out, o, a0, first); if (two) store(out, o + L, b0, first); if (wide) store(out, o + 2 * L, c0, first); o += outWidth;
+        store(out, o, a1, first); if (two) store(out, o + L, b1, first); if (wide) store(out, o + 2 * L, c1, first);
+    }
+
+    /** One token against the block, all its vectors per k step (the token count's last remainder). */
+    private static void single(float[] p, int blockRows, int kn, float[] x, int cols, int k0, int t, float[] out, int outWidth, int r0, boolean first) {
+        boolean two = blockRows >= NARROW_ROWS, wide = blockRows == WIDE_ROWS;
+        FloatVector a = FloatVector.zero(F), b = a, c = a;
+        int xo = t * cols + k0;
+        for (int k = 0; k < kn; k++) {
+            int pk = k * blockRows;
+            FloatVector v = FloatVector.broadcast(F, x[xo + k]);
+            a = FloatVector.fromArray(F, p, pk).fma(v, a);
+            if (two) b = FloatVector.fromArray(F, p, pk + L).fma(v, b);
+            if (wide) c = FloatVector.fromArray(F, p, pk + 2 * L).fma(v, c);
+        }
+        int o = t * outWidth + r0;
+        store(out, o, a, first); if (two) store(out, o + L, b, first); if (wide) store(out, o + 2 * L, c, first);
     }
 
     private static void store(float[] out, int o, FloatVector a, boolean first) {

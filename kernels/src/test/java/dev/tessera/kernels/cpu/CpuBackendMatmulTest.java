@@ -24,7 +24,8 @@ class CpuBackendMatmulTest {
             "Q8_0, 96, 256, 1, 2", "Q8_0, 70, 320, 7, 2", "F32, 33, 48, 5, 2", "F32, 64, 64, 1, 1",
             "F16, 40, 128, 6, 2", "Q6_K, 32, 256, 3, 2", "Q4_K, 35, 512, 1, 2",
             "Q4_0, 80, 256, 6, 1", "Q8_0, 112, 128, 5, 1", "Q4_0, 2048, 64, 4, 2", "F32, 512, 96, 11, 2",
-            "Q4_0, 96, 256, 20, 2", "Q8_0, 112, 128, 33, 1", "F32, 80, 64, 19, 1", "Q4_0, 2048, 64, 17, 2", "Q6_K, 64, 256, 24, 2"})
+            "Q4_0, 96, 256, 20, 2", "Q8_0, 112, 128, 33, 1", "F32, 80, 64, 19, 1", "Q4_0, 2048, 64, 17, 2", "Q6_K, 64, 256, 24, 2",
+            "Q4_0, 112, 256, 1, 2", "Q4_0, 112, 256, 2, 1", "Q4_0, 112, 256, 7, 2", "Q4_0, 208, 512, 33, 2", "Q4_0, 208, 512, 3, 2"})
     void matchesScalarReference(TensorType type, int rows, int cols, int numTokens, int threads) {
         Random random = new Random(rows * 31L + cols + numTokens);
         try (Arena arena = Arena.ofShared(); CpuBackend backend = new CpuBackend(threads)) {
@@ -46,6 +47,34 @@ class CpuBackendMatmulTest {
                     float expected = ref.dotScalar(data, r * rowBytes, x, t * cols, cols);
                     assertEquals(expected, got[t * rows + r], 1e-3f * (1 + Math.abs(expected)), type + " token " + t + " row " + r);
                 }
+        }
+    }
+
+    /** Every row's result is the same for 1, 2 and 3 threads and any batch size, bit for bit. */
+    @ParameterizedTest
+    @CsvSource({"Q4_0, 208, 512", "Q4_0, 96, 256", "Q8_0, 96, 256", "Q4_0, 45, 512"})
+    void resultsDoNotDependOnThreadsOrBatch(TensorType type, int rows, int cols) {
+        Random random = new Random(rows + cols);
+        try (Arena arena = Arena.ofShared()) {
+            MemorySegment data = arena.allocate(type.byteSize(cols) * rows);
+            for (long i = 0; i < data.byteSize(); i++) data.set(ValueLayout.JAVA_BYTE, i, (byte) random.nextInt());
+            saneScales(type, data, rows * cols / type.blockSize);
+            int maxTokens = 37;
+            float[] x = new float[maxTokens * cols];
+            for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
+            float[] reference = null;
+            for (int threads = 1; threads <= 3; threads++) {
+                try (CpuBackend backend = new CpuBackend(threads)) {
+                    Weight w = backend.weight("w", type, data, rows, cols);
+                    Activations in = backend.allocate(maxTokens, cols), out = backend.allocate(maxTokens, rows);
+                    backend.upload(x, in, maxTokens);
+                    backend.matmul(w, in, maxTokens, out);
+                    float[] got = new float[maxTokens * rows];
+                    backend.download(out, got, maxTokens);
+                    if (reference == null) reference = got;
+                    else org.junit.jupiter.api.Assertions.assertArrayEquals(reference, got, threads + " threads");
+                }
+            }
         }
     }
 

@@ -1,0 +1,136 @@
+package dev.tessera.kernels.cpu.rows;
+
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+
+import static dev.tessera.kernels.cpu.rows.VectorLanes.F;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.I;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.I16;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.L;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.LE;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.U8;
+
+/**
+ * Q4_0 weights repacked at load into panels of 16 rows, the same bytes in an order that vector code reads without
+ * a transpose (the idea behind ggml-cpu's repacked q4_0 layouts). For each panel and each 32-column block, 288 bytes:
+ * the 16 rows' f16 scales, then 16 slices of 16 bytes where slice j holds byte qs[j] of rows 0..15, so its low
+ * nibbles are column j of the panel and its high nibbles column j + 16. One 16-byte load thus widens into one float
+ * vector of 16 rows: the many-token matmul unpacks a panel straight into its column-major packed form, and one-token
+ * dots compute 16 rows at once. The size equals the GGUF tensor's (18 bytes per 32 values).
+ * <p>
+ * Used only where a float vector has 16 lanes (AVX-512) and the row count is a multiple of 16.
+ */
+public final class Q4_0Panels {
+    public static final int ROWS = 16;
+    static final int BLOCK = 32;
+    static final int BLOCK_BYTES = 18;
+    static final int PANEL_BLOCK_BYTES = ROWS * BLOCK_BYTES;
+    private static final int QS = 2 * ROWS;
+    private static final VectorSpecies<Byte> B16 = ByteVector.SPECIES_128;
+    private static final VectorSpecies<Short> S16 = ShortVector.SPECIES_256;
+
+    private Q4_0Panels() {}
+
+    public static boolean supports(int rows, int cols) {
+        return L == ROWS && rows % ROWS == 0 && cols % BLOCK == 0;
+    }
+
+    /** Bytes of one panel: all its blocks. */
+    public static long panelBytes(int cols) {
+        return (long) (cols / BLOCK) * PANEL_BLOCK_BYTES;
+    }
+
+    /** The panel layout of a row-major Q4_0 tensor ({@code rows} x {@code cols}), in memory of {@code arena}. */
+    public static MemorySegment repack(MemorySegment src, int rows, int cols, Arena arena) {
+        int numBlocks = cols / BLOCK;
+        long rowBytes = (long) numBlocks * BLOCK_BYTES, panelBytes = panelBytes(cols);
+        MemorySegment dst = arena.allocate(panelBytes * (rows / ROWS), 64);
+        byte[] row = new byte[(int) rowBytes];
+        byte[] panel = new byte[(int) panelBytes];
+        for (int p = 0; p < rows / ROWS; p++) {
+            for (int i = 0; i < ROWS; i++) {
+                MemorySegment.copy(src, U8, (p * ROWS + i) * rowBytes, row, 0, row.length);
+                for (int b = 0, s = 0, d = 0; b < numBlocks; b++, s += BLOCK_BYTES, d += PANEL_BLOCK_BYTES) {
+                    panel[d + 2 * i] = row[s];
+                    panel[d + 2 * i + 1] = row[s + 1];
+                    for (int j = 0; j < 16; j++) panel[d + QS + j * ROWS + i] = row[s + 2 + j];
+                }
+            }
+            MemorySegment.copy(panel, 0, dst, U8, p * panelBytes, panel.length);
+        }
+        return dst;
+    }
+
+    /**
+     * Writes columns [k0, k0 + kn) of the panel at {@code panelOffset} column-major:
+     * {@code packed[(k - k0) * stride + col0 + i] = W[i][k]}. k0 and kn are multiples of 32. The values equal
+     * {@link Q4_0Rows#dequantize}'s: q * d - 8 * d is d * (q - 8) rounded once (only a zero may come out +0
+     * instead of -0, which changes no sum).
+     */
+    public static void unpack(MemorySegment w, long panelOffset, int k0, int kn, float[] packed, int stride, int col0) {
+        long o = panelOffset + (long) (k0 / BLOCK) * PANEL_BLOCK_BYTES;
+        for (int kb = 0; kb < kn; kb += BLOCK, o += PANEL_BLOCK_BYTES) {
+            FloatVector d = VectorLanes.halfToFloat(ShortVector.fromMemorySegment(S16, w, o, LE));
+            FloatVector bias = d.mul(-8f);
+            int lo = kb * stride + col0, hi = lo + 16 * stride;
+            for (int j = 0; j < 16; j++, lo += stride, hi += stride) {
+                IntVector q = (IntVector) ByteVector.fromMemorySegment(B16, w, o + QS + j * ROWS, LE)
+                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                ((FloatVector) q.and(15).convert(VectorOperators.I2F, 0)).fma(d, bias).intoArray(packed, lo);
+                ((FloatVector) q.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0)).fma(d, bias).intoArray(packed, hi);
+            }
+        }
+    }
+
+    /** out[outOffset + i] = W[i] · x[xOffset..] for the panel's 16 rows (one-token matmul). */
+    public static void dot(MemorySegment w, long panelOffset, int cols, float[] x, int xOffset, float[] out, int outOffset) {
+        FloatVector acc = FloatVector.zero(F);
+        long o = panelOffset;
+        for (int xb = xOffset, end = xOffset + cols; xb < end; xb += BLOCK, o += PANEL_BLOCK_BYTES) {
+            // Four partial sums: one would chain 32 dependent FMAs per block.
+            FloatVector s0 = FloatVector.zero(F), s1 = s0, s2 = s0, s3 = s0;
+            for (int j = 0; j < 16; j += 2) {
+                IntVector q = (IntVector) ByteVector.fromMemorySegment(B16, w, o + QS + j * ROWS, LE)
+                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                IntVector r = (IntVector) ByteVector.fromMemorySegment(B16, w, o + QS + (j + 1) * ROWS, LE)
+                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                s0 = ((FloatVector) q.and(15).sub(8).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, x[xb + j]), s0);
+                s1 = ((FloatVector) q.lanewise(VectorOperators.LSHR, 4).sub(8).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, x[xb + 16 + j]), s1);
+                s2 = ((FloatVector) r.and(15).sub(8).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, x[xb + j + 1]), s2);
+                s3 = ((FloatVector) r.lanewise(VectorOperators.LSHR, 4).sub(8).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, x[xb + 17 + j]), s3);
+            }
+            FloatVector d = VectorLanes.halfToFloat(ShortVector.fromMemorySegment(S16, w, o, LE));
+            acc = s0.add(s1).add(s2.add(s3)).fma(d, acc);
+        }
+        acc.intoArray(out, outOffset);
+    }
+
+    /** Row {@code i} (0..15) of the panel at {@code panelOffset}, all {@code cols} values (embedding lookups). */
+    public static void dequantizeRow(MemorySegment w, long panelOffset, int i, int cols, float[] out, int outOffset) {
+        long o = panelOffset;
+        for (int kb = 0; kb < cols; kb += BLOCK, o += PANEL_BLOCK_BYTES) {
+            float d = Float.float16ToFloat(w.get(I16, o + 2L * i));
+            for (int j = 0; j < 16; j++) {
+                int q = w.get(U8, o + QS + j * ROWS + i) & 0xff;
+                out[outOffset + kb + j] = ((q & 0x0f) - 8) * d;
+                out[outOffset + kb + 16 + j] = ((q >> 4) - 8) * d;
+            }
+        }
+    }
+
+    /** Scalar reference for {@link #dot}, row by row. */
+    public static float dotScalar(MemorySegment w, long panelOffset, int i, int cols, float[] x, int xOffset) {
+        float[] row = new float[cols];
+        dequantizeRow(w, panelOffset, i, cols, row, 0);
+        float sum = 0f;
+        for (int k = 0; k < cols; k++) sum += row[k] * x[xOffset + k];
+        return sum;
+    }
+}
