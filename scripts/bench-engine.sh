@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The engine's acceptance measurements, end to end over HTTP with `tessera bench serve`:
+#   throughput: output tokens/s and TTFT/ITL percentiles at each concurrency (default 1 4 8 16), and the ratio of
+#               concurrency 8 to concurrency 1;
+#   prefix:     TTFT of a request whose 1024-token prefix is cold, then of requests sharing that prefix (warm),
+#               with the server's prefix-cache hit counter before and after.
+#
+#   scripts/bench-engine.sh [throughput|prefix|all] [--model PATH] [--threads N] [--concurrency "1 4 8 16"]
+#                           [--prompt-tokens 128] [--gen-tokens 64] [--out DIR]
+#
+# Starts `./tessera serve` on a free port (TESSERA_CMD overrides the launcher) and stops it at the end; results go to
+# DIR (default bench-out/engine) as JSON, one file per run, plus summary.txt.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export JAVA_HOME="${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}"
+mode="all"
+model="$here/bench-out/llama-1b-q4_0.gguf"
+threads=2
+concurrency="1 4 8 16"
+prompt_tokens=128
+gen_tokens=64
+out="$here/bench-out/engine"
+serve_flags=()
+[[ $# -gt 0 && "$1" != --* ]] && { mode="$1"; shift; }
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --model) model="$2"; shift 2 ;;
+    --threads) threads="$2"; shift 2 ;;
+    --concurrency) concurrency="$2"; shift 2 ;;
+    --prompt-tokens) prompt_tokens="$2"; shift 2 ;;
+    --gen-tokens) gen_tokens="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    --serve-flag) serve_flags+=("$2"); shift 2 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) echo "bench-engine: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+[[ -f "$model" ]] || { echo "bench-engine: $model not found; make it with: ./tessera synth --preset llama-1b --type q4_0 --out $model" >&2; exit 2; }
+tessera=${TESSERA_CMD:-"$here/tessera"}
+name="$(basename "$model" .gguf)"
+mkdir -p "$out"
+log="$out/server.log"
+server_pid=""
+cleanup() { if [[ -n "$server_pid" ]]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi; }
+trap cleanup EXIT
+
+$tessera serve --model "$model" --threads "$threads" --host 127.0.0.1 --port 0 ${serve_flags[@]+"${serve_flags[@]}"} 2> "$log" &
+server_pid=$!
+url=""
+until [[ -n "$url" ]]; do
+  kill -0 "$server_pid" 2>/dev/null || { cat "$log" >&2; exit 1; }
+  url="$(grep -o 'listening on http://[0-9.]*:[0-9]*' "$log" | head -1 | sed 's/listening on //')" || true
+  sleep 0.1
+done
+until curl -sf "$url/ready" > /dev/null; do kill -0 "$server_pid" 2>/dev/null || { cat "$log" >&2; exit 1; }; sleep 0.2; done
+bench() { $tessera bench serve --url "$url" --model "$name" "$@"; }
+metric() { curl -s "$url/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+field() { sed -n "s/.*\"$2\":\([-0-9.eE]*\).*/\1/p" "$1"; }
+summary="$out/summary.txt"
+: > "$summary"
+echo "model $name, $threads threads, $(nproc) cores, load before: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$summary"
+
+if [[ "$mode" == throughput || "$mode" == all ]]; then
+  bench --concurrency 1 --requests 2 --prompt-tokens "$prompt_tokens" --gen-tokens 8 --seed 99 > /dev/null  # warm-up (JIT)
+  printf '%-5s %9s %9s %9s %9s %9s %9s %9s %9s %7s\n' conc req out_tok/s ttft_p50 ttft_p90 ttft_p99 itl_p50 itl_p90 itl_p99 failed | tee -a "$summary"
+  for c in $concurrency; do
+    n=$(( c < 4 ? 8 : 2 * c ))
+    f="$out/throughput-c$c.json"
+    bench --concurrency "$c" --requests "$n" --prompt-tokens "$prompt_tokens" --gen-tokens "$gen_tokens" --json > "$f" || true
+    printf '%-5s %9s %9s %9s %9s %9s %9s %9s %9s %7s\n' "$c" "$n" "$(field "$f" output_throughput)" \
+      "$(field "$f" p50_ttft_ms)" "$(field "$f" p90_ttft_ms)" "$(field "$f" p99_ttft_ms)" \
+      "$(field "$f" p50_itl_ms)" "$(field "$f" p90_itl_ms)" "$(field "$f" p99_itl_ms)" "$(field "$f" failed)" | tee -a "$summary"
+  done
+  if [[ -f "$out/throughput-c1.json" && -f "$out/throughput-c8.json" ]]; then
+    echo "output throughput c8 / c1: $(echo "$(field "$out/throughput-c8.json" output_throughput) / $(field "$out/throughput-c1.json" output_throughput)" | bc -l | cut -c1-5)" | tee -a "$summary"
+  fi
+fi
+
+if [[ "$mode" == prefix || "$mode" == all ]]; then
+  hits0="$(metric tessera_prefix_cache_hits_total)"
+  # Same seed, so the same 1024-token prefix; the first request finds it cold, the next ones warm.
+  bench --concurrency 1 --requests 1 --prompt-tokens 1100 --shared-prefix 1024 --gen-tokens 4 --seed 7 --json > "$out/prefix-cold.json"
+  hits1="$(metric tessera_prefix_cache_hits_total)"
+  bench --concurrency 1 --requests 4 --prompt-tokens 1100 --shared-prefix 1024 --gen-tokens 4 --seed 7 --json > "$out/prefix-warm.json"
+  hits2="$(metric tessera_prefix_cache_hits_total)"
+  cold="$(field "$out/prefix-cold.json" p50_ttft_ms)"; warm="$(field "$out/prefix-warm.json" p50_ttft_ms)"
+  echo "prefix 1024 of ~1100 prompt tokens: cold TTFT $cold ms, warm TTFT p50 $warm ms, warm/cold $(echo "$warm / $cold" | bc -l | cut -c1-5)" | tee -a "$summary"
+  echo "prefix-cache hit tokens: before $hits0, after cold $hits1, after 4 warm $hits2" | tee -a "$summary"
+fi
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$summary"
