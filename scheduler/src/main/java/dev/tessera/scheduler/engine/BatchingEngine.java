@@ -89,7 +89,7 @@ public final class BatchingEngine implements Engine {
         ModelConfig c = model.config();
         long bytesPerBlock = KvBlockStore.bytesPerBlock(c.numLayers(), c.kvDim(), config.blockSize(), config.kvCacheType());
         long bytes = config.kvCacheMemoryBytes() > 0 ? config.kvCacheMemoryBytes()
-                : config.defaultKvCacheMemory(bytesPerBlock / config.blockSize(), c.contextLength(), Runtime.getRuntime().maxMemory());
+                : config.defaultKvCacheMemory(bytesPerBlock / config.blockSize(), c.contextLength(), model.backend().defaultKvCacheBudget());
         int numBlocks = KvBlockPool.numBlocksFor(bytes, bytesPerBlock);
         if (numBlocks < 1)
             throw new IllegalArgumentException("--kv-cache-memory " + bytes + " holds no KV block: one block of " + config.blockSize()

@@ -39,12 +39,12 @@ public record EngineConfig(int maxNumSeqs, int maxBatchedTokens, int maxWaiting,
     }
 
     /**
-     * Without {@code --kv-cache-memory}: room for every sequence at full context, but no more than a quarter of the
-     * heap, and never less than one full-context sequence.
+     * Without {@code --kv-cache-memory}: room for every sequence at full context, but no more than the backend's
+     * budget, and never less than one full-context sequence.
      */
-    public long defaultKvCacheMemory(long bytesPerToken, int contextLength, long maxHeapBytes) {
+    public long defaultKvCacheMemory(long bytesPerToken, int contextLength, long budgetBytes) {
         long full = bytesPerToken * contextLength * maxNumSeqs;
         long one = bytesPerToken * (contextLength + blockSize);
-        return Math.max(one, Math.min(full, maxHeapBytes / 4));
+        return Math.max(one, Math.min(full, budgetBytes));
     }
 }
