@@ -78,6 +78,36 @@ class CpuBackendMatmulTest {
         }
     }
 
+    /** Q4_0 panels: a token's result alone equals its result in a batch of up to SMALL_BATCH tokens, bit for bit. */
+    @ParameterizedTest
+    @CsvSource({"2", "3", "5", "8", "16"})
+    void panelResultsDoNotDependOnSmallBatches(int numTokens) {
+        TensorType type = TensorType.Q4_0;
+        int rows = 208, cols = 512;
+        Random random = new Random(numTokens);
+        try (Arena arena = Arena.ofShared(); CpuBackend backend = new CpuBackend(2)) {
+            MemorySegment data = arena.allocate(type.byteSize(cols) * rows);
+            for (long i = 0; i < data.byteSize(); i++) data.set(ValueLayout.JAVA_BYTE, i, (byte) random.nextInt());
+            saneScales(type, data, rows * cols / type.blockSize);
+            Weight w = backend.weight("w", type, data, rows, cols);
+            float[] x = new float[numTokens * cols];
+            for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
+            Activations in = backend.allocate(numTokens, cols), out = backend.allocate(numTokens, rows);
+            backend.upload(x, in, numTokens);
+            backend.matmul(w, in, numTokens, out);
+            float[] batched = new float[numTokens * rows];
+            backend.download(out, batched, numTokens);
+            Activations one = backend.allocate(1, cols), oneOut = backend.allocate(1, rows);
+            float[] alone = new float[rows];
+            for (int t = 0; t < numTokens; t++) {
+                backend.upload(java.util.Arrays.copyOfRange(x, t * cols, (t + 1) * cols), one, 1);
+                backend.matmul(w, one, 1, oneOut);
+                backend.download(oneOut, alone, 1);
+                org.junit.jupiter.api.Assertions.assertArrayEquals(alone, java.util.Arrays.copyOfRange(batched, t * rows, (t + 1) * rows), "token " + t);
+            }
+        }
+    }
+
     /** Random bytes make NaN/huge f16 scales; give every block a small finite scale instead. */
     private static void saneScales(TensorType type, MemorySegment data, int numBlocks) {
         var f16 = ValueLayout.JAVA_SHORT_UNALIGNED;

@@ -13,7 +13,7 @@ import java.util.Random;
  * A quick A/B timer for MatMul on a noisy machine: per-call CPU time of the calling thread (one thread, so the
  * pool adds nothing), the minimum over repetitions. Not a test; run its main from the test classpath:
  * {@code java --add-modules jdk.incubator.vector -cp ... dev.tessera.kernels.cpu.MatMulTiming Q4_0 8192 2048 1,8,128}.
- * Prints GMAC/s for the weight as loaded by the backend and, for Q4_0, as the plain mapped row layout.
+ * A first pass over all token counts only warms up the JIT. Prints GMAC/s for the weight as loaded by the backend and, for Q4_0, as the plain mapped row layout.
  */
 public final class MatMulTiming {
     public static void main(String[] args) {
@@ -32,13 +32,14 @@ public final class MatMulTiming {
             CpuWeight loaded = CpuWeight.of("w", type, data, rows, cols);
             CpuWeight plain = new CpuWeight("w", type, data, rows, cols);
             MatMul mm = new MatMul(pool);
+            for (int pass = 0; pass < 2; pass++)
             for (String ts : tokenList) {
                 int tokens = Integer.parseInt(ts.trim());
                 float[] x = new float[tokens * cols], out = new float[tokens * rows];
                 for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
                 StringBuilder line = new StringBuilder(String.format("%s %dx%d tokens=%d", type, rows, cols, tokens));
                 for (CpuWeight w : loaded.panels() != null ? new CpuWeight[]{plain, loaded} : new CpuWeight[]{loaded}) {
-                    long best = Long.MAX_VALUE, deadline = System.nanoTime() + (long) (seconds * 1e9);
+                    long best = Long.MAX_VALUE, deadline = System.nanoTime() + (long) ((pass == 0 ? 0.3 : 1) * seconds * 1e9);
                     int calls = 0;
                     while (System.nanoTime() < deadline || calls < 5) {
                         long c0 = mx.getCurrentThreadCpuTime();
@@ -48,7 +49,7 @@ public final class MatMulTiming {
                     }
                     line.append(String.format("  %s %.1f GMAC/s (%.3f ms)", w.panels() != null ? "panels" : "rows", (double) rows * cols * tokens / best, best / 1e6));
                 }
-                System.out.println(line);
+                if (pass == 1) System.out.println(line);
             }
         }
     }

@@ -89,27 +89,58 @@ public final class Q4_0Panels {
         }
     }
 
-    /** out[outOffset + i] = W[i] · x[xOffset..] for the panel's 16 rows (one-token matmul). */
+    /**
+     * out[outOffset + i] = W[i] · x[xOffset..] for the panel's 16 rows (one-token matmul), with the same arithmetic
+     * as {@link #dot4}, so a token's result is the same alone or in a batch of up to four.
+     */
     public static void dot(MemorySegment w, long panelOffset, int cols, float[] x, int xOffset, float[] out, int outOffset) {
         FloatVector acc = FloatVector.zero(F);
         long o = panelOffset;
         for (int xb = xOffset, end = xOffset + cols; xb < end; xb += BLOCK, o += PANEL_BLOCK_BYTES) {
-            // Four partial sums: one would chain 32 dependent FMAs per block.
-            FloatVector s0 = FloatVector.zero(F), s1 = s0, s2 = s0, s3 = s0;
-            for (int j = 0; j < 16; j += 2) {
+            FloatVector s = FloatVector.zero(F), h = s;
+            for (int j = 0; j < 16; j++) {
                 IntVector q = (IntVector) ByteVector.fromMemorySegment(B16, w, o + QS + j * ROWS, LE)
                         .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
-                IntVector r = (IntVector) ByteVector.fromMemorySegment(B16, w, o + QS + (j + 1) * ROWS, LE)
-                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
-                s0 = ((FloatVector) q.and(15).sub(8).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, x[xb + j]), s0);
-                s1 = ((FloatVector) q.lanewise(VectorOperators.LSHR, 4).sub(8).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, x[xb + 16 + j]), s1);
-                s2 = ((FloatVector) r.and(15).sub(8).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, x[xb + j + 1]), s2);
-                s3 = ((FloatVector) r.lanewise(VectorOperators.LSHR, 4).sub(8).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, x[xb + 17 + j]), s3);
+                s = ((FloatVector) q.and(15).sub(8).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, x[xb + j]), s);
+                h = ((FloatVector) q.lanewise(VectorOperators.LSHR, 4).sub(8).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, x[xb + 16 + j]), h);
             }
             FloatVector d = VectorLanes.halfToFloat(ShortVector.fromMemorySegment(S16, w, o, LE));
-            acc = s0.add(s1).add(s2.add(s3)).fma(d, acc);
+            acc = s.add(h).fma(d, acc);
         }
         acc.intoArray(out, outOffset);
+    }
+
+    /**
+     * out[t * outWidth + outOffset + i] = W[i] · x[t] for tokens t0..t0+3 (batched decode): each 16-byte slice is
+     * widened once and feeds four tokens' FMAs, where unpacking into a packed tile would cost more than the FMAs it
+     * feeds. Token t0+3 may repeat an earlier one (pass {@code x3} = that token's offset) for three-token batches;
+     * only {@code numTokens} rows of out are written.
+     */
+    public static void dot4(MemorySegment w, long panelOffset, int cols, float[] x, int x0, int x1, int x2, int x3,
+                            int numTokens, float[] out, int o0, int outWidth) {
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+        long o = panelOffset;
+        for (int kb = 0; kb < cols; kb += BLOCK, o += PANEL_BLOCK_BYTES) {
+            FloatVector s0 = FloatVector.zero(F), s1 = s0, s2 = s0, s3 = s0, h0 = s0, h1 = s0, h2 = s0, h3 = s0;
+            for (int j = 0; j < 16; j++) {
+                IntVector q = (IntVector) ByteVector.fromMemorySegment(B16, w, o + QS + j * ROWS, LE)
+                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                FloatVector lo = (FloatVector) q.and(15).sub(8).convert(VectorOperators.I2F, 0);
+                FloatVector hi = (FloatVector) q.lanewise(VectorOperators.LSHR, 4).sub(8).convert(VectorOperators.I2F, 0);
+                int k = kb + j;
+                s0 = lo.fma(FloatVector.broadcast(F, x[x0 + k]), s0); h0 = hi.fma(FloatVector.broadcast(F, x[x0 + k + 16]), h0);
+                s1 = lo.fma(FloatVector.broadcast(F, x[x1 + k]), s1); h1 = hi.fma(FloatVector.broadcast(F, x[x1 + k + 16]), h1);
+                s2 = lo.fma(FloatVector.broadcast(F, x[x2 + k]), s2); h2 = hi.fma(FloatVector.broadcast(F, x[x2 + k + 16]), h2);
+                s3 = lo.fma(FloatVector.broadcast(F, x[x3 + k]), s3); h3 = hi.fma(FloatVector.broadcast(F, x[x3 + k + 16]), h3);
+            }
+            FloatVector d = VectorLanes.halfToFloat(ShortVector.fromMemorySegment(S16, w, o, LE));
+            a0 = s0.add(h0).fma(d, a0); a1 = s1.add(h1).fma(d, a1);
+            a2 = s2.add(h2).fma(d, a2); a3 = s3.add(h3).fma(d, a3);
+        }
+        a0.intoArray(out, o0);
+        if (numTokens > 1) a1.intoArray(out, o0 + outWidth);
+        if (numTokens > 2) a2.intoArray(out, o0 + 2 * outWidth);
+        if (numTokens > 3) a3.intoArray(out, o0 + 3 * outWidth);
     }
 
     /** Row {@code i} (0..15) of the panel at {@code panelOffset}, all {@code cols} values (embedding lookups). */
