@@ -2,7 +2,7 @@ package dev.tessera.kernels.cpu;
 
 import dev.tessera.kernels.TensorType;
 import dev.tessera.kernels.Weight;
-import dev.tessera.kernels.cpu.rows.Q4_0Panels;
+import dev.tessera.kernels.cpu.rows.PanelKernel;
 import dev.tessera.kernels.cpu.rows.RowKernel;
 import dev.tessera.kernels.cpu.rows.RowKernels;
 
@@ -14,14 +14,14 @@ import java.lang.foreign.MemorySegment;
  * A 1-D weight (norm, bias: one row of a few thousand values) is also decoded once into {@code vector}, because the
  * element-wise ops read it whole for every token.
  * <p>
- * A Q4_0 matrix is the exception to zero-copy: it is repacked at load into {@link Q4_0Panels} ({@code panels}, the
- * same size), which every op then reads instead of {@code data}. The mapped pages are released after the copy, so
+ * Q4_0 and Q8_0 matrices are the exception to zero-copy: they are repacked at load into 16-row panels
+ * ({@code panels}, read by {@code panelKernel}, the same size), which every op then reads instead of {@code data}. The mapped pages are released after the copy, so
  * resident memory stays about one copy of the tensor; they are read back from the file only if {@code data} is read.
  */
 public record CpuWeight(String name, TensorType type, MemorySegment data, int rows, int cols, long rowBytes, RowKernel kernel,
-                        float[] vector, MemorySegment panels) implements Weight {
+                        float[] vector, MemorySegment panels, PanelKernel panelKernel) implements Weight {
     public CpuWeight(String name, TensorType type, MemorySegment data, int rows, int cols) {
-        this(name, type, data, rows, cols, type.byteSize(cols), RowKernels.forType(type), null, null);
+        this(name, type, data, rows, cols, type.byteSize(cols), RowKernels.forType(type), null, null, null);
     }
 
     /** Adds the decoded {@code vector} to 1-D weights and the panel copy to Q4_0 matrices. */
@@ -30,19 +30,20 @@ public record CpuWeight(String name, TensorType type, MemorySegment data, int ro
         if (rows == 1) {
             float[] v = new float[cols];
             w.dequantize(0, v, 0);
-            return new CpuWeight(name, type, data, rows, cols, w.rowBytes, w.kernel, v, null);
+            return new CpuWeight(name, type, data, rows, cols, w.rowBytes, w.kernel, v, null, null);
         }
-        if (type == TensorType.Q4_0 && Q4_0Panels.supports(rows, cols)) {
+        PanelKernel panelKernel = PanelKernel.forType(type, rows, cols);
+        if (panelKernel != null) {
             // Arena.ofAuto: the copy lives as long as the weight, like the mapping it replaces.
-            MemorySegment panels = Q4_0Panels.repack(data, rows, cols, Arena.ofAuto());
+            MemorySegment panels = panelKernel.repack(data, rows, cols, Arena.ofAuto());
             if (data.isMapped()) data.unload();
-            return new CpuWeight(name, type, data, rows, cols, w.rowBytes, w.kernel, null, panels);
+            return new CpuWeight(name, type, data, rows, cols, w.rowBytes, w.kernel, null, panels, panelKernel);
         }
         return w;
     }
 
     long panelOffset(int row) {
-        return (row / Q4_0Panels.ROWS) * Q4_0Panels.panelBytes(cols);
+        return (row / PanelKernel.ROWS) * panelKernel.panelBytes(cols);
     }
 
     float dot(int row, float[] x, int xOffset) {
@@ -50,7 +51,7 @@ public record CpuWeight(String name, TensorType type, MemorySegment data, int ro
     }
 
     void dequantize(int row, float[] out, int outOffset) {
-        if (panels != null) Q4_0Panels.dequantizeRow(panels, panelOffset(row), row % Q4_0Panels.ROWS, cols, out, outOffset);
+        if (panels != null) panelKernel.dequantizeRow(panels, panelOffset(row), row % PanelKernel.ROWS, cols, out, outOffset);
         else kernel.dequantize(data, row * rowBytes, out, outOffset, cols);
     }
 }

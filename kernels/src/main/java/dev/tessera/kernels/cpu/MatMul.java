@@ -1,6 +1,6 @@
 package dev.tessera.kernels.cpu;
 
-import dev.tessera.kernels.cpu.rows.Q4_0Panels;
+import dev.tessera.kernels.cpu.rows.PanelKernel;
 
 import java.lang.foreign.MemorySegment;
 
@@ -81,19 +81,20 @@ final class MatMul {
     }
 
     /**
-     * A weight repacked into {@link Q4_0Panels}. Up to SMALL_BATCH tokens dot 16 rows per pass, four tokens at a time
+     * A weight repacked into panels ({@link PanelKernel}). Up to SMALL_BATCH tokens dot 16 rows per pass, four tokens at a time
      * (each widened weight vector feeds four tokens; measured 67-73 GMAC/s per thread at 4-16 tokens against 43-65
      * for unpacking), with the same arithmetic for every token count, so a token's result does not change when it is
      * batched. More tokens unpack each K chunk of up to 48 rows straight into the packed layout (vector ops, no
      * transpose) and run the packed micro-kernel.
      */
     private void runPanels(CpuWeight w, float[] x, int numTokens, float[] out, int outWidth) {
-        int cols = w.cols(), step = Q4_0Panels.ROWS;
+        int cols = w.cols(), step = PanelKernel.ROWS;
         MemorySegment panels = w.panels();
-        long panelBytes = Q4_0Panels.panelBytes(cols);
+        PanelKernel kernel = w.panelKernel();
+        long panelBytes = kernel.panelBytes(cols);
         if (numTokens == 1) {
             pool.parallelFor(w.rows(), step, (long) w.rows() * cols, (thread, start, end) -> {
-                for (int r = start; r < end; r += step) Q4_0Panels.dot(panels, (r / step) * panelBytes, cols, x, 0, out, r);
+                for (int r = start; r < end; r += step) kernel.dot(panels, (r / step) * panelBytes, cols, x, 0, out, r);
             });
             return;
         }
@@ -104,7 +105,7 @@ final class MatMul {
                         // A group of fewer than four repeats its last token in the unused slots.
                         int n = Math.min(4, numTokens - t), x0 = t * cols;
                         int x1 = (t + Math.min(1, n - 1)) * cols, x2 = (t + Math.min(2, n - 1)) * cols, x3 = (t + n - 1) * cols;
-                        Q4_0Panels.dot4(panels, (r / step) * panelBytes, cols, x, x0, x1, x2, x3, n, out, t * outWidth + r, outWidth);
+                        kernel.dot4(panels, (r / step) * panelBytes, cols, x, x0, x1, x2, x3, n, out, t * outWidth + r, outWidth);
                     }
             });
             return;
@@ -118,7 +119,7 @@ final class MatMul {
                 for (int k0 = 0; k0 < cols; k0 += PackedGemm.K_CHUNK) {
                     int kn = Math.min(PackedGemm.K_CHUNK, cols - k0);
                     for (int i = 0; i < block; i += step)
-                        Q4_0Panels.unpack(panels, ((r + i) / step) * panelBytes, k0, kn, pack, block, i);
+                        kernel.unpack(panels, ((r + i) / step) * panelBytes, k0, kn, pack, block, i);
                     PackedGemm.multiplyPacked(pack, block, kn, x, cols, k0, numTokens, out, outWidth, r);
                 }
                 r += block;

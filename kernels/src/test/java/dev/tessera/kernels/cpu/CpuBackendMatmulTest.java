@@ -25,7 +25,8 @@ class CpuBackendMatmulTest {
             "F16, 40, 128, 6, 2", "Q6_K, 32, 256, 3, 2", "Q4_K, 35, 512, 1, 2",
             "Q4_0, 80, 256, 6, 1", "Q8_0, 112, 128, 5, 1", "Q4_0, 2048, 64, 4, 2", "F32, 512, 96, 11, 2",
             "Q4_0, 96, 256, 20, 2", "Q8_0, 112, 128, 33, 1", "F32, 80, 64, 19, 1", "Q4_0, 2048, 64, 17, 2", "Q6_K, 64, 256, 24, 2",
-            "Q4_0, 112, 256, 1, 2", "Q4_0, 112, 256, 2, 1", "Q4_0, 112, 256, 7, 2", "Q4_0, 208, 512, 33, 2", "Q4_0, 208, 512, 3, 2"})
+            "Q4_0, 112, 256, 1, 2", "Q4_0, 112, 256, 2, 1", "Q4_0, 112, 256, 7, 2", "Q4_0, 208, 512, 33, 2", "Q4_0, 208, 512, 3, 2",
+            "Q8_0, 112, 256, 1, 2", "Q8_0, 112, 256, 7, 2", "Q8_0, 208, 512, 33, 2", "Q8_0, 208, 512, 18, 1"})
     void matchesScalarReference(TensorType type, int rows, int cols, int numTokens, int threads) {
         Random random = new Random(rows * 31L + cols + numTokens);
         try (Arena arena = Arena.ofShared(); CpuBackend backend = new CpuBackend(threads)) {
@@ -52,7 +53,7 @@ class CpuBackendMatmulTest {
 
     /** Every row's result is the same for 1, 2 and 3 threads and any batch size, bit for bit. */
     @ParameterizedTest
-    @CsvSource({"Q4_0, 208, 512", "Q4_0, 96, 256", "Q8_0, 96, 256", "Q4_0, 45, 512"})
+    @CsvSource({"Q4_0, 208, 512", "Q4_0, 96, 256", "Q8_0, 96, 256", "Q8_0, 208, 512", "Q4_0, 45, 512"})
     void resultsDoNotDependOnThreadsOrBatch(TensorType type, int rows, int cols) {
         Random random = new Random(rows + cols);
         try (Arena arena = Arena.ofShared()) {
@@ -78,11 +79,10 @@ class CpuBackendMatmulTest {
         }
     }
 
-    /** Q4_0 panels: a token's result alone equals its result in a batch of up to SMALL_BATCH tokens, bit for bit. */
+    /** Q4_0 and Q8_0 panels: a token's result alone equals its result in a batch of up to SMALL_BATCH tokens, bit for bit. */
     @ParameterizedTest
-    @CsvSource({"2", "3", "5", "8", "16"})
-    void panelResultsDoNotDependOnSmallBatches(int numTokens) {
-        TensorType type = TensorType.Q4_0;
+    @CsvSource({"Q4_0, 2", "Q4_0, 3", "Q4_0, 5", "Q4_0, 8", "Q4_0, 16", "Q8_0, 3", "Q8_0, 16"})
+    void panelResultsDoNotDependOnSmallBatches(TensorType type, int numTokens) {
         int rows = 208, cols = 512;
         Random random = new Random(numTokens);
         try (Arena arena = Arena.ofShared(); CpuBackend backend = new CpuBackend(2)) {

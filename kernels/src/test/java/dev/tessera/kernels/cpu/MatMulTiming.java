@@ -29,7 +29,12 @@ public final class MatMulTiming {
             short scale = Float.floatToFloat16(0.01f);
             if (type == TensorType.Q4_0 || type == TensorType.Q8_0)
                 for (long o = 0; o < data.byteSize(); o += type.blockBytes) data.set(ValueLayout.JAVA_SHORT_UNALIGNED, o, scale);
+            long t0 = System.nanoTime();
             CpuWeight loaded = CpuWeight.of("w", type, data, rows, cols);
+            long t1 = System.nanoTime();
+            for (int i = 0; i < 10; i++) loaded = CpuWeight.of("w", type, data, rows, cols);
+            System.out.printf("load (repack) first %.0f MB/s, then %.0f MB/s%n", data.byteSize() / ((t1 - t0) / 1e3),
+                    10 * data.byteSize() / ((System.nanoTime() - t1) / 1e3));
             CpuWeight plain = new CpuWeight("w", type, data, rows, cols);
             MatMul mm = new MatMul(pool);
             for (int pass = 0; pass < 2; pass++)

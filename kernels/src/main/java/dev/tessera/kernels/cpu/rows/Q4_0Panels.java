@@ -13,22 +13,16 @@ import java.lang.foreign.MemorySegment;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.F;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.I;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.I16;
-import static dev.tessera.kernels.cpu.rows.VectorLanes.L;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.LE;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.U8;
 
 /**
- * Q4_0 weights repacked at load into panels of 16 rows, the same bytes in an order that vector code reads without
- * a transpose (the idea behind ggml-cpu's repacked q4_0 layouts). For each panel and each 32-column block, 288 bytes:
- * the 16 rows' f16 scales, then 16 slices of 16 bytes where slice j holds byte qs[j] of rows 0..15, so its low
- * nibbles are column j of the panel and its high nibbles column j + 16. One 16-byte load thus widens into one float
- * vector of 16 rows: the many-token matmul unpacks a panel straight into its column-major packed form, and one-token
- * dots compute 16 rows at once. The size equals the GGUF tensor's (18 bytes per 32 values).
- * <p>
- * Used only where a float vector has 16 lanes (AVX-512) and the row count is a multiple of 16.
+ * Q4_0 panels: per 16-row panel and 32-column block, 288 bytes: the 16 rows' f16 scales, then 16 slices of 16 bytes
+ * where slice j holds byte qs[j] of rows 0..15, so its low nibbles are column j of the panel and its high nibbles
+ * column j + 16 (18 bytes per 32 values, as in GGUF).
  */
-public final class Q4_0Panels {
-    public static final int ROWS = 16;
+public final class Q4_0Panels implements PanelKernel {
+    static final PanelKernel INSTANCE = new Q4_0Panels();
     static final int BLOCK = 32;
     static final int BLOCK_BYTES = 18;
     static final int PANEL_BLOCK_BYTES = ROWS * BLOCK_BYTES;
@@ -38,43 +32,19 @@ public final class Q4_0Panels {
 
     private Q4_0Panels() {}
 
-    public static boolean supports(int rows, int cols) {
-        return L == ROWS && rows % ROWS == 0 && cols % BLOCK == 0;
-    }
-
-    /** Bytes of one panel: all its blocks. */
-    public static long panelBytes(int cols) {
+    @Override
+    public long panelBytes(int cols) {
         return (long) (cols / BLOCK) * PANEL_BLOCK_BYTES;
     }
 
     /** The panel layout of a row-major Q4_0 tensor ({@code rows} x {@code cols}), in memory of {@code arena}. */
-    public static MemorySegment repack(MemorySegment src, int rows, int cols, Arena arena) {
-        int numBlocks = cols / BLOCK;
-        long rowBytes = (long) numBlocks * BLOCK_BYTES, panelBytes = panelBytes(cols);
-        MemorySegment dst = arena.allocate(panelBytes * (rows / ROWS), 64);
-        byte[] row = new byte[(int) rowBytes];
-        byte[] panel = new byte[(int) panelBytes];
-        for (int p = 0; p < rows / ROWS; p++) {
-            for (int i = 0; i < ROWS; i++) {
-                MemorySegment.copy(src, U8, (p * ROWS + i) * rowBytes, row, 0, row.length);
-                for (int b = 0, s = 0, d = 0; b < numBlocks; b++, s += BLOCK_BYTES, d += PANEL_BLOCK_BYTES) {
-                    panel[d + 2 * i] = row[s];
-                    panel[d + 2 * i + 1] = row[s + 1];
-                    for (int j = 0; j < 16; j++) panel[d + QS + j * ROWS + i] = row[s + 2 + j];
-                }
-            }
-            MemorySegment.copy(panel, 0, dst, U8, p * panelBytes, panel.length);
-        }
-        return dst;
+    @Override
+    public MemorySegment repack(MemorySegment src, int rows, int cols, Arena arena) {
+        return PanelRepack.repack(src, rows, cols, BLOCK_BYTES, arena);
     }
 
-    /**
-     * Writes columns [k0, k0 + kn) of the panel at {@code panelOffset} column-major:
-     * {@code packed[(k - k0) * stride + col0 + i] = W[i][k]}. k0 and kn are multiples of 32. The values equal
-     * {@link Q4_0Rows#dequantize}'s: q * d - 8 * d is d * (q - 8) rounded once (only a zero may come out +0
-     * instead of -0, which changes no sum).
-     */
-    public static void unpack(MemorySegment w, long panelOffset, int k0, int kn, float[] packed, int stride, int col0) {
+    @Override
+    public void unpack(MemorySegment w, long panelOffset, int k0, int kn, float[] packed, int stride, int col0) {
         long o = panelOffset + (long) (k0 / BLOCK) * PANEL_BLOCK_BYTES;
         for (int kb = 0; kb < kn; kb += BLOCK, o += PANEL_BLOCK_BYTES) {
             FloatVector d = VectorLanes.halfToFloat(ShortVector.fromMemorySegment(S16, w, o, LE));
@@ -89,11 +59,8 @@ public final class Q4_0Panels {
         }
     }
 
-    /**
-     * out[outOffset + i] = W[i] · x[xOffset..] for the panel's 16 rows (one-token matmul), with the same arithmetic
-     * as {@link #dot4}, so a token's result is the same alone or in a batch of up to four.
-     */
-    public static void dot(MemorySegment w, long panelOffset, int cols, float[] x, int xOffset, float[] out, int outOffset) {
+    @Override
+    public void dot(MemorySegment w, long panelOffset, int cols, float[] x, int xOffset, float[] out, int outOffset) {
         FloatVector acc = FloatVector.zero(F);
         long o = panelOffset;
         for (int xb = xOffset, end = xOffset + cols; xb < end; xb += BLOCK, o += PANEL_BLOCK_BYTES) {
@@ -110,13 +77,8 @@ public final class Q4_0Panels {
         acc.intoArray(out, outOffset);
     }
 
-    /**
-     * out[t * outWidth + outOffset + i] = W[i] · x[t] for tokens t0..t0+3 (batched decode): each 16-byte slice is
-     * widened once and feeds four tokens' FMAs, where unpacking into a packed tile would cost more than the FMAs it
-     * feeds. Token t0+3 may repeat an earlier one (pass {@code x3} = that token's offset) for three-token batches;
-     * only {@code numTokens} rows of out are written.
-     */
-    public static void dot4(MemorySegment w, long panelOffset, int cols, float[] x, int x0, int x1, int x2, int x3,
+    @Override
+    public void dot4(MemorySegment w, long panelOffset, int cols, float[] x, int x0, int x1, int x2, int x3,
                             int numTokens, float[] out, int o0, int outWidth) {
         FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
         long o = panelOffset;
@@ -143,8 +105,8 @@ public final class Q4_0Panels {
         if (numTokens > 3) a3.intoArray(out, o0 + 3 * outWidth);
     }
 
-    /** Row {@code i} (0..15) of the panel at {@code panelOffset}, all {@code cols} values (embedding lookups). */
-    public static void dequantizeRow(MemorySegment w, long panelOffset, int i, int cols, float[] out, int outOffset) {
+    @Override
+    public void dequantizeRow(MemorySegment w, long panelOffset, int i, int cols, float[] out, int outOffset) {
         long o = panelOffset;
         for (int kb = 0; kb < cols; kb += BLOCK, o += PANEL_BLOCK_BYTES) {
             float d = Float.float16ToFloat(w.get(I16, o + 2L * i));
@@ -154,14 +116,5 @@ public final class Q4_0Panels {
                 out[outOffset + kb + 16 + j] = ((q >> 4) - 8) * d;
             }
         }
-    }
-
-    /** Scalar reference for {@link #dot}, row by row. */
-    public static float dotScalar(MemorySegment w, long panelOffset, int i, int cols, float[] x, int xOffset) {
-        float[] row = new float[cols];
-        dequantizeRow(w, panelOffset, i, cols, row, 0);
-        float sum = 0f;
-        for (int k = 0; k < cols; k++) sum += row[k] * x[xOffset + k];
-        return sum;
     }
 }

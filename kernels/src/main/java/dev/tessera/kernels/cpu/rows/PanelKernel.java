@@ -1,0 +1,58 @@
+package dev.tessera.kernels.cpu.rows;
+
+import dev.tessera.kernels.TensorType;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+
+/**
+ * Reads a weight repacked at load into panels of {@link #ROWS} rows (the idea behind ggml-cpu's repacked layouts):
+ * for each panel and each 32-column block, the 16 rows' f16 scales, then byte slices that each widen into one float
+ * vector of the 16 rows at one column. The matmul then needs no transpose: many tokens unpack K chunks straight into
+ * the column-major packed form, few tokens dot 16 rows at once. A panel copy has the GGUF tensor's size.
+ * <p>
+ * Panels exist only where a float vector has 16 lanes (AVX-512) and the row count is a multiple of 16.
+ */
+public interface PanelKernel {
+    int ROWS = 16;
+
+    /** The panel kernel for {@code type} at this shape, or null where the row layout is kept. */
+    static PanelKernel forType(TensorType type, int rows, int cols) {
+        if (VectorLanes.L != ROWS || rows % ROWS != 0 || cols % 32 != 0) return null;
+        return switch (type) {
+            case Q4_0 -> Q4_0Panels.INSTANCE;
+            case Q8_0 -> Q8_0Panels.INSTANCE;
+            default -> null;
+        };
+    }
+
+    /** Bytes of one panel: all its blocks. */
+    long panelBytes(int cols);
+
+    /** The panel layout of a row-major GGUF tensor ({@code rows} x {@code cols}), in memory of {@code arena}. */
+    MemorySegment repack(MemorySegment src, int rows, int cols, Arena arena);
+
+    /**
+     * Writes columns [k0, k0 + kn) of the panel at {@code panelOffset} column-major:
+     * {@code packed[(k - k0) * stride + col0 + i] = W[i][k]}. k0 and kn are multiples of 32; the values equal the row
+     * kernel's dequantized ones (a zero may lose its sign, which changes no sum).
+     */
+    void unpack(MemorySegment w, long panelOffset, int k0, int kn, float[] packed, int stride, int col0);
+
+    /**
+     * out[outOffset + i] = W[i] · x[xOffset..] for the panel's 16 rows (one-token matmul), with the same arithmetic
+     * as {@link #dot4}, so a token's result is the same alone or in a batch.
+     */
+    void dot(MemorySegment w, long panelOffset, int cols, float[] x, int xOffset, float[] out, int outOffset);
+
+    /**
+     * out[t * outWidth + o0 + i] = W[i] · x[t] for four tokens at x offsets x0..x3 (batched decode): each widened
+     * weight vector feeds four tokens' FMAs. x3 (and x2) may repeat an earlier token for smaller groups; only
+     * {@code numTokens} rows of out are written.
+     */
+    void dot4(MemorySegment w, long panelOffset, int cols, float[] x, int x0, int x1, int x2, int x3,
+              int numTokens, float[] out, int o0, int outWidth);
+
+    /** Row {@code i} (0..15) of the panel at {@code panelOffset}, all {@code cols} values (embedding lookups). */
+    void dequantizeRow(MemorySegment w, long panelOffset, int i, int cols, float[] out, int outOffset);
+}

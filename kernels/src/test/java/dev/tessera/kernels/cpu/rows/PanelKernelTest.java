@@ -1,0 +1,57 @@
+package dev.tessera.kernels.cpu.rows;
+
+import dev.tessera.kernels.TensorType;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/**
+ * Panels decode to exactly the row layout's values (unpacked ones may turn -0 into +0, which no sum can tell apart),
+ * and their 16-row dots agree with the scalar row dot; dot4 gives each token exactly what dot gives it alone.
+ */
+class PanelKernelTest {
+
+    @ParameterizedTest
+    @CsvSource({"Q4_0, 16, 32", "Q4_0, 48, 256", "Q4_0, 32, 2048", "Q8_0, 16, 32", "Q8_0, 48, 256", "Q8_0, 32, 2048"})
+    void panelsHoldTheSameValuesAsRows(TensorType type, int rows, int cols) {
+        PanelKernel panelKernel = PanelKernel.forType(type, rows, cols);
+        Assumptions.assumeTrue(panelKernel != null, "needs 16-lane float vectors");
+        Random random = new Random(rows * 131L + cols);
+        RowKernel plain = RowKernels.forType(type);
+        long rowBytes = type.byteSize(cols), panelBytes = panelKernel.panelBytes(cols);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment data = arena.allocate(rowBytes * rows);
+            for (long i = 0; i < data.byteSize(); i++) data.set(ValueLayout.JAVA_BYTE, i, (byte) random.nextInt());
+            for (long o = 0; o < data.byteSize(); o += type.blockBytes)
+                data.set(ValueLayout.JAVA_SHORT_UNALIGNED, o, Float.floatToFloat16((float) random.nextGaussian() * 0.05f));
+            MemorySegment panels = panelKernel.repack(data, rows, cols, arena);
+            assertEquals(data.byteSize(), panels.byteSize());
+            float[] x = new float[3 * cols];
+            for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
+            float[] expected = new float[cols], got = new float[cols], dots = new float[rows], dots4 = new float[3 * rows];
+            float[] packed = new float[cols * rows];
+            for (int p = 0; p < rows / 16; p++) {
+                panelKernel.dot(panels, p * panelBytes, cols, x, cols, dots, p * 16);
+                panelKernel.dot4(panels, p * panelBytes, cols, x, 0, cols, 2 * cols, 2 * cols, 3, dots4, p * 16, rows);
+                panelKernel.unpack(panels, p * panelBytes, 0, cols, packed, rows, p * 16);
+            }
+            for (int r = 0; r < rows; r++) {
+                plain.dequantize(data, r * rowBytes, expected, 0, cols);
+                panelKernel.dequantizeRow(panels, (r / 16) * panelBytes, r % 16, cols, got, 0);
+                assertArrayEquals(expected, got, "row " + r);
+                for (int k = 0; k < cols; k++) assertEquals(expected[k], packed[k * rows + r], 0f, "unpacked row " + r + " column " + k);
+                float ref = plain.dotScalar(data, r * rowBytes, x, cols, cols);
+                assertEquals(ref, dots[r], 1e-4f * (1 + Math.abs(ref)) * Math.sqrt(cols), "dot row " + r);
+                assertEquals(dots[r], dots4[rows + r], 0f, "dot4 token 1 row " + r);
+            }
+        }
+    }
+}
