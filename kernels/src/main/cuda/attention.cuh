@@ -22,14 +22,15 @@ struct WarpSoftmax {
         }
     }
 
-    // Adds key/value row j (headDim floats each, global or shared memory) to the running softmax.
-    __device__ __forceinline__ void step(const float* key, const float* value, int headDim) {
+    // Adds key/value row j (headDim elements each, float or half, global or shared memory) to the running softmax.
+    template <class T>
+    __device__ __forceinline__ void step(const T* key, const T* value, int headDim) {
         int lane = threadIdx.x % WARP;
         float s = 0.f;
 #pragma unroll
         for (int i = 0; i < ATT_PER_LANE; i++) {
             int e = lane + WARP * i;
-            if (e < headDim) s += q[i] * key[e];
+            if (e < headDim) s += q[i] * kv_get(key[e]);
         }
         s = warp_sum(s);
         float mNew = fmaxf(m, s);
@@ -38,7 +39,7 @@ struct WarpSoftmax {
 #pragma unroll
         for (int i = 0; i < ATT_PER_LANE; i++) {
             int e = lane + WARP * i;
-            acc[i] = acc[i] * corr + (e < headDim ? p * value[e] : 0.f);
+            acc[i] = acc[i] * corr + (e < headDim ? p * kv_get(value[e]) : 0.f);
         }
         m = mNew;
     }

@@ -7,6 +7,7 @@
 #include "add.cu"
 #include "add_bias.cu"
 #include "kv_store.cu"
+#include "rope_kv_store.cu"
 #include "attention_decode.cu"
 #include "attention_prefill.cu"
 #include "sample.cu"

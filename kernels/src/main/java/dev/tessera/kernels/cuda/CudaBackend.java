@@ -5,7 +5,10 @@ import dev.tessera.bindings.cuda.cuda_h;
 import dev.tessera.kernels.Activations;
 import dev.tessera.kernels.AttentionBatch;
 import dev.tessera.kernels.Backend;
+import dev.tessera.kernels.KvBlockStore;
 import dev.tessera.kernels.KvCache;
+import dev.tessera.kernels.KvCacheType;
+import dev.tessera.kernels.PagedKvCache;
 import dev.tessera.kernels.RopeTable;
 import dev.tessera.kernels.TensorType;
 import dev.tessera.kernels.Weight;
@@ -13,9 +16,12 @@ import dev.tessera.kernels.Weight;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 
@@ -32,11 +38,27 @@ import static dev.tessera.kernels.cuda.LaunchGeometry.*;
  * {@link #beginStep} with a key and {@link #endStep}, the first time the launches are captured into a CUDA graph; on
  * later steps with an equal key the ops only write the staging buffer and endStep copies it and replays the graph.
  *
+ * <p>Some launches are deferred by one op so that neighbours fuse into one kernel: matmuls reading the same input
+ * (Q, K, V; gate, up) run as one matvec launch; a matvec followed by {@code add} of its output into the residual, or
+ * gate and up followed by {@code swiglu}, finish in the matvec's epilogue; rope of q and k followed by attention run
+ * in the KV-store kernel. Results are the ones the separate kernels give. Any other op, endStep and every host
+ * transfer launch what is pending first, so the order of effects is unchanged.
+ *
+ * <p>KV memory comes in two kinds that attention takes in any mix of sequences: private {@link CudaKvCache}s and
+ * {@link PagedKvCache}s over a shared {@link CudaKvBlockStore} (F32 or F16; one element type per batch). Each paged
+ * sequence's block table lives on the device and is re-uploaded when its version changes: at once when eager, at
+ * endStep (before the graph runs) inside a captured or replayed step, since a host copy may not be captured.
+ *
  * <p>Single-threaded like the model that drives it. Not verified on a GPU where marked UNVERIFIED.
  */
 public final class CudaBackend implements Backend {
     private static final int MAX_GRAPHS = 16;
     private static final int INITIAL_STAGING_TOKENS = 1024;
+    /** Splits of decode attention (grid z of attention_decode.cu) for batches of up to 16 tokens. */
+    static final int DECODE_SPLITS = 16;
+    static final int MAX_SPLIT_TOKENS = 16;
+    // Epilogues of the matvec kernel (MATVEC_STORE, MATVEC_RESIDUAL, MATVEC_SWIGLU in matvec.cuh).
+    private static final int MATVEC_STORE = 0, MATVEC_RESIDUAL = 1, MATVEC_SWIGLU = 2;
 
     private enum Mode { EAGER, CAPTURE, REPLAY }
 
@@ -60,6 +82,22 @@ public final class CudaBackend implements Backend {
     private MemorySegment bounce = MemorySegment.NULL;
     private MemorySegment cublas;
     private long weightF16, weightF16Bytes, xF16, xF16Bytes, sampleBuffer, sampleBufferBytes;
+    private long decodePartial, decodePartialBytes, decodeCounters, decodeCountersBytes;
+    private final Set<CudaKvBlockStore> stores = new LinkedHashSet<>();
+    /** Block tables to copy at endStep: device address and the ids as of the step. */
+    private final List<PendingTable> pendingTables = new ArrayList<>();
+
+    // Deferred launches (see the class comment): up to three matmuls over one input, or up to two ropes.
+    private final CudaWeight[] pendingWeights = new CudaWeight[3];
+    private final CudaActivations[] pendingOuts = new CudaActivations[3];
+    private int numPendingMatmuls, pendingMatmulTokens;
+    private CudaActivations pendingMatmulInput;
+    private final List<PendingRope> pendingRopes = new ArrayList<>(2);
+
+    private record PendingTable(long pointer, int[] ids) {}
+
+    /** A rope whose positions are already staged; launched on its own, or fused into attention's KV store. */
+    private record PendingRope(CudaActivations x, int numTokens, int numHeads, int headDim, RopeTable rope) {}
 
     public CudaBackend(int deviceIndex) {
         this.device = new CudaDevice(deviceIndex);
@@ -115,8 +153,22 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public dev.tessera.kernels.KvBlockStore allocateKvBlocks(int numLayers, int numKvHeads, int headDim, int blockSize, int numBlocks, dev.tessera.kernels.KvCacheType type) {
-        throw new UnsupportedOperationException("a paged KV store on CUDA is not implemented yet");
+    public KvBlockStore allocateKvBlocks(int numLayers, int numKvHeads, int headDim, int blockSize, int numBlocks, KvCacheType type) {
+        CudaKvBlockStore.validate(numLayers, numKvHeads, headDim, blockSize, numBlocks, type);
+        requireEager("allocateKvBlocks");
+        enter();
+        flushPending();
+        CudaKvBlockStore store = new CudaKvBlockStore(this, device, numLayers, numKvHeads * headDim, numBlocks, type);
+        stores.add(store);
+        return store;
+    }
+
+    void release(CudaKvBlockStore store) {
+        requireEager("closing a KV block store");
+        enter();
+        if (!stores.remove(store)) return;
+        device.synchronize();  // no queued kernel may still read the blocks or tables
+        store.freeAll();
     }
 
     void release(CudaKvCache cache) {
@@ -131,6 +183,7 @@ public final class CudaBackend implements Backend {
     public void upload(float[] src, Activations dst, int numTokens) {
         requireEager("upload");
         enter();
+        flushPending();
         long bytes = 4L * numTokens * dst.width();
         MemorySegment host = bounce(bytes);
         MemorySegment.copy(src, 0, host, ValueLayout.JAVA_FLOAT, 0, numTokens * dst.width());
@@ -142,6 +195,7 @@ public final class CudaBackend implements Backend {
     public void download(Activations src, float[] dst, int numTokens) {
         requireEager("download");
         enter();
+        flushPending();
         long bytes = 4L * numTokens * src.width();
         MemorySegment host = bounce(bytes);
         device.copyToHost(host, a(src).pointer(), bytes);
@@ -158,6 +212,7 @@ public final class CudaBackend implements Backend {
             if (tokens[t] < 0 || tokens[t] >= w.rows()) throw new IllegalArgumentException("token id " + tokens[t] + " outside vocabulary of " + w.rows());
         requireWidth(out, w.cols(), "embed " + w.name());
         enter();
+        flushPending();
         growStaging(numTokens);
         for (int t = 0; t < numTokens; t++) stageInt(tokenOffset(stagingTokens, t), tokens[t]);
         flushStagingIfEager();
@@ -170,6 +225,7 @@ public final class CudaBackend implements Backend {
     public void rmsNorm(Activations x, Weight gamma, float eps, int numTokens, Activations out) {
         CudaWeight g = f32Vector(gamma, x.width());
         enter();
+        flushPending();
         if (mode == Mode.REPLAY) return;
         kernels.args().ptr(a(x).pointer()).ptr(g.pointer()).ptr(a(out).pointer()).i32(x.width()).f32(eps)
                 .launch(kernels.rmsNorm, "rms_norm", numTokens, 1, 256);
@@ -181,14 +237,92 @@ public final class CudaBackend implements Backend {
         if (cw.cols() != x.width() || cw.rows() != out.width())
             throw new IllegalStateException(w.name() + " [" + cw.rows() + "x" + cw.cols() + "] applied to width " + x.width() + " into " + out.width());
         enter();
-        if (mode == Mode.REPLAY) return;
-        if (numTokens <= MAX_MATVEC_TOKENS) {
-            int tier = matvecTier(numTokens);
-            kernels.args().ptr(cw.pointer()).ptr(a(x).pointer()).ptr(a(out).pointer()).i32(cw.rows()).i32(cw.cols()).i32(numTokens)
-                    .launch(kernels.matvec(cw.type(), tier), "matvec " + cw.name(), matvecBlocks(cw.rows()), 1, MATVEC_THREADS);
-        } else {
-            gemm(cw, a(x), numTokens, a(out));
+        if (numTokens > MAX_MATVEC_TOKENS) {
+            flushPending();
+            if (mode != Mode.REPLAY) gemm(cw, a(x), numTokens, a(out));
+            return;
         }
+        flushRopes();
+        CudaActivations in = a(x), o = a(out);
+        boolean joins = numPendingMatmuls > 0 && numPendingMatmuls < pendingWeights.length && pendingMatmulInput == in
+                && pendingMatmulTokens == numTokens && pendingWeights[0].type() == cw.type() && pendingWeights[0].cols() == cw.cols()
+                && o != in && !pendingOut(o);
+        if (!joins) flushMatmuls();
+        pendingWeights[numPendingMatmuls] = cw;
+        pendingOuts[numPendingMatmuls] = o;
+        numPendingMatmuls++;
+        pendingMatmulInput = in;
+        pendingMatmulTokens = numTokens;
+    }
+
+    private boolean pendingOut(CudaActivations o) {
+        for (int i = 0; i < numPendingMatmuls; i++) if (pendingOuts[i] == o) return true;
+        return false;
+    }
+
+    /** Launches the pending matmuls as one matvec with the given epilogue (acc: the residual, for MATVEC_RESIDUAL). */
+    private void launchMatvec(int epilogue, CudaActivations acc) {
+        int n = numPendingMatmuls;
+        if (n == 0) return;
+        CudaActivations in = pendingMatmulInput;
+        numPendingMatmuls = 0;
+        pendingMatmulInput = null;
+        if (mode == Mode.REPLAY) {
+            Arrays.fill(pendingWeights, null);
+            Arrays.fill(pendingOuts, null);
+            return;
+        }
+        CudaWeight w0 = pendingWeights[0];
+        int split = matvecSplit(w0.cols(), pendingMatmulTokens);
+        int blocks = 0;
+        StringBuilder name = new StringBuilder("matvec ");
+        kernels.args();
+        for (int i = 0; i < pendingWeights.length; i++) {
+            if (i < n) {
+                CudaWeight w = pendingWeights[i];
+                kernels.ptr(w.pointer()).ptr(pendingOuts[i].pointer()).i32(w.rows());
+                if (epilogue != MATVEC_SWIGLU) blocks += matvecBlocks(w.rows(), split);
+                name.append(i == 0 ? "" : "+").append(w.name());
+            } else {
+                kernels.ptr(0).ptr(0).i32(0);
+            }
+            pendingWeights[i] = null;
+            pendingOuts[i] = null;
+        }
+        if (epilogue == MATVEC_SWIGLU) blocks = matvecBlocks(w0.rows(), split);
+        if (epilogue == MATVEC_RESIDUAL) name.append(" +add");
+        if (epilogue == MATVEC_SWIGLU) name.append(" +swiglu");
+        kernels.ptr(acc == null ? 0 : acc.pointer()).i32(epilogue).ptr(in.pointer()).i32(w0.cols()).i32(pendingMatmulTokens).i32(split)
+                .launch(kernels.matvec(w0.type(), matvecTier(pendingMatmulTokens)), name.toString(), blocks, 1, MATVEC_THREADS);
+    }
+
+    private void flushMatmuls() {
+        launchMatvec(MATVEC_STORE, null);
+    }
+
+    private void flushRopes() {
+        for (PendingRope r : pendingRopes) {
+            if (mode == Mode.REPLAY) continue;
+            long invFreq = ropeTable(r.rope());
+            int half = r.rope().ropeDim() / 2;
+            kernels.args().ptr(r.x().pointer()).ptr(stagingDevice).i32(stagingTokens).i32(r.x().width()).i32(r.numHeads()).i32(r.headDim())
+                    .i32(r.rope().ropeDim()).ptr(invFreq).i32(r.rope().neox() ? 1 : 0)
+                    .launch(kernels.rope, "rope", r.numTokens(), 1, rowThreads(r.numHeads() * half, 256));
+        }
+        pendingRopes.clear();
+    }
+
+    /** Launches whatever is deferred, in call order (matmuls and ropes are never pending together). */
+    private void flushPending() {
+        flushMatmuls();
+        flushRopes();
+    }
+
+    /** True when the staging buffer holds exactly these positions for tokens [0, n): what a pending rope will read. */
+    private boolean stagedPositionsEqual(int[] positions, int n) {
+        if (n > stagingTokens) return false;
+        for (int t = 0; t < n; t++) if (stagingHost.get(ValueLayout.JAVA_INT, positionOffset(stagingTokens, t)) != positions[t]) return false;
+        return true;
     }
 
     /** out = x · Wᵀ with W dequantized to F16; cuBLAS is column-major, so it computes outᵀ[rows][T] = W · xᵀ. */
@@ -216,6 +350,7 @@ public final class CudaBackend implements Backend {
     public void addBias(Activations x, Weight bias, int numTokens) {
         CudaWeight b = f32Vector(bias, x.width());
         enter();
+        flushPending();
         if (mode == Mode.REPLAY) return;
         long n = (long) numTokens * x.width();
         kernels.args().ptr(a(x).pointer()).ptr(b.pointer()).i32(x.width()).i64(n)
@@ -227,20 +362,28 @@ public final class CudaBackend implements Backend {
         if (numHeads * headDim > x.width() || rope.ropeDim() > headDim)
             throw new IllegalStateException("rope of " + numHeads + " heads of " + headDim + " (rope dim " + rope.ropeDim() + ") on width " + x.width());
         enter();
+        flushMatmuls();
+        CudaActivations xs = a(x);
+        // A pending rope reads the positions staged now, so one with other positions (or tokens) goes first.
+        boolean joins = pendingRopes.size() == 1 && pendingRopes.getFirst().numTokens() == numTokens && pendingRopes.getFirst().x() != xs
+                && stagedPositionsEqual(positions, numTokens);
+        if (!joins) flushRopes();
         growStaging(numTokens);
         for (int t = 0; t < numTokens; t++) stageInt(positionOffset(stagingTokens, t), positions[t]);
         flushStagingIfEager();
-        if (mode == Mode.REPLAY) return;
-        long invFreq = ropeTable(rope);
-        int half = rope.ropeDim() / 2;
-        kernels.args().ptr(a(x).pointer()).ptr(stagingDevice).i32(stagingTokens).i32(x.width()).i32(numHeads).i32(headDim)
-                .i32(rope.ropeDim()).ptr(invFreq).i32(rope.neox() ? 1 : 0)
-                .launch(kernels.rope, "rope", numTokens, 1, rowThreads(numHeads * half, 256));
+        pendingRopes.add(new PendingRope(xs, numTokens, numHeads, headDim, rope));
     }
 
     @Override
     public void swiglu(Activations gate, Activations up, int numTokens) {
         enter();
+        flushRopes();
+        if (numPendingMatmuls == 2 && pendingOuts[0] == gate && pendingOuts[1] == up && pendingMatmulTokens == numTokens
+                && pendingWeights[0].rows() == pendingWeights[1].rows() && gate.width() == up.width()) {
+            launchMatvec(MATVEC_SWIGLU, null);
+            return;
+        }
+        flushMatmuls();
         if (mode == Mode.REPLAY) return;
         long n = (long) numTokens * gate.width();
         kernels.args().ptr(a(gate).pointer()).ptr(a(up).pointer()).i64(n)
@@ -250,6 +393,14 @@ public final class CudaBackend implements Backend {
     @Override
     public void add(Activations acc, Activations x, int numTokens) {
         enter();
+        flushRopes();
+        CudaActivations ac = a(acc);
+        if (numPendingMatmuls == 1 && pendingOuts[0] == x && pendingMatmulTokens == numTokens && ac != pendingMatmulInput
+                && ac != x && acc.width() == x.width()) {
+            launchMatvec(MATVEC_RESIDUAL, ac);
+            return;
+        }
+        flushMatmuls();
         if (mode == Mode.REPLAY) return;
         long n = (long) numTokens * acc.width();
         kernels.args().ptr(a(acc).pointer()).ptr(a(x).pointer()).i64(n)
@@ -268,36 +419,148 @@ public final class CudaBackend implements Backend {
         requireWidth(q, numHeads * headDim, "attention queries");
         requireWidth(out, numHeads * headDim, "attention output");
         enter();
+        flushMatmuls();
+        if (mode == Mode.EAGER) {
+            for (CudaKvBlockStore s : stores) s.reclaim();
+            ensureDecodeScratch(numHeads, headDim);
+        }
+        // rope(q), rope(k) just before, over these tokens at these (already staged) positions: rotate in the KV store.
+        PendingRope ropeQ = null, ropeK = null;
+        for (PendingRope r : pendingRopes) {
+            if (r.x() == q) ropeQ = r;
+            else if (r.x() == k) ropeK = r;
+        }
+        boolean fuseRope = pendingRopes.size() == 2 && ropeQ != null && ropeK != null && ropeQ.numTokens() == numTokens
+                && ropeK.numTokens() == numTokens && ropeQ.numHeads() == numHeads && ropeK.numHeads() == numKvHeads
+                && ropeQ.headDim() == headDim && ropeK.headDim() == headDim && ropeQ.rope() == ropeK.rope()
+                && stagedPositionsEqual(batch.positions(), numTokens);
+        RopeTable rope = fuseRope ? ropeQ.rope() : null;
+        if (fuseRope) pendingRopes.clear();
+        else flushRopes();
         growStaging(numTokens);
-        CudaKvCache first = (CudaKvCache) batch.sequences()[0];
+        KvCache first = batch.sequences()[0];
+        KvCacheType type = null;
+        int numLayers = -1;
         boolean oneSequence = true;
         for (int t = 0; t < numTokens; t++) {
-            CudaKvCache cache = (CudaKvCache) batch.sequences()[t];
+            KvCache cache = batch.sequences()[t];
             int pos = batch.positions()[t];
-            if (cache.closed()) throw new IllegalStateException("attention on a closed KV cache");
-            if (pos < 0 || pos >= cache.capacity) throw new IllegalStateException("position " + pos + " beyond KV capacity " + cache.capacity);
-            if (cache.kvDim != kvDim || cache.numLayers != first.numLayers || layer >= cache.numLayers)
-                throw new IllegalStateException("KV cache of " + cache.numLayers + " layers x " + cache.kvDim + " used for layer " + layer + " x " + kvDim);
+            long base, table;
+            int cacheBlocks, cacheLayers, cacheKvDim;
+            KvCacheType cacheType;
+            if (cache instanceof CudaKvCache c) {
+                if (c.closed()) throw new IllegalStateException("attention on a closed KV cache");
+                if (pos < 0 || pos >= c.capacity) throw new IllegalStateException("position " + pos + " beyond KV capacity " + c.capacity);
+                base = c.pointer;
+                table = c.blockTable;
+                cacheBlocks = c.numBlocks;
+                cacheLayers = c.numLayers;
+                cacheKvDim = c.kvDim;
+                cacheType = KvCacheType.F32;
+            } else if (cache instanceof PagedKvCache p && p.store() instanceof CudaKvBlockStore s && stores.contains(s)) {
+                if (pos < 0 || pos >= p.numBlocks() * KV_BLOCK)
+                    throw new IllegalStateException("position " + pos + " beyond the sequence's " + p.numBlocks() + " KV blocks (" + p.numBlocks() * KV_BLOCK + " positions)");
+                table = deviceTable(s, p);
+                base = s.pointer;
+                cacheBlocks = s.numBlocks;
+                cacheLayers = s.numLayers;
+                cacheKvDim = s.kvDim;
+                cacheType = s.type;
+            } else if (cache instanceof PagedKvCache p && p.store() instanceof CudaKvBlockStore s) {
+                s.requireOpen();
+                throw new IllegalArgumentException("a KV block store of another CUDA backend");
+            } else {
+                throw new IllegalArgumentException("the CUDA backend cannot attend over " + (cache instanceof PagedKvCache p ? "a paged cache over " + p.store().getClass().getSimpleName() : cache.getClass().getSimpleName()));
+            }
+            if (cacheKvDim != kvDim || layer >= cacheLayers || (numLayers >= 0 && cacheLayers != numLayers))
+                throw new IllegalStateException("KV cache of " + cacheLayers + " layers x " + cacheKvDim + " used for layer " + layer + " x " + kvDim);
+            if (type != null && cacheType != type)
+                throw new IllegalArgumentException("one attention batch mixes " + type + " and " + cacheType + " KV caches; the CUDA kernels take one --kv-cache-type per batch");
+            type = cacheType;
+            numLayers = cacheLayers;
             oneSequence &= cache == first;
-            stageLong(cacheBaseOffset(stagingTokens, t), cache.pointer);
-            stageLong(blockTableOffset(stagingTokens, t), cache.blockTable);
-            stageInt(numBlocksOffset(stagingTokens, t), cache.numBlocks);
+            stageLong(cacheBaseOffset(stagingTokens, t), base);
+            stageLong(blockTableOffset(stagingTokens, t), table);
+            stageInt(numBlocksOffset(stagingTokens, t), cacheBlocks);
             stageInt(positionOffset(stagingTokens, t), pos);
         }
         flushStagingIfEager();
         if (mode == Mode.REPLAY) return;
-        kernels.args().ptr(a(k).pointer()).ptr(a(v).pointer()).ptr(stagingDevice).i32(stagingTokens).i32(layer)
-                .i32(first.numLayers).i32(kvDim)
-                .launch(kernels.kvStore, "kv_store", numTokens, 1, 128);
+        if (rope != null) {
+            int half = rope.ropeDim() / 2;
+            kernels.args().ptr(a(q).pointer()).ptr(a(k).pointer()).ptr(a(v).pointer()).ptr(stagingDevice).i32(stagingTokens)
+                    .i32(layer).i32(numLayers).i32(numHeads).i32(numKvHeads).i32(headDim).i32(rope.ropeDim()).ptr(ropeTable(rope))
+                    .i32(rope.neox() ? 1 : 0)
+                    .launch(kernels.ropeKvStore(type), "rope_kv_store", numTokens, 1, rowThreads(Math.max((numHeads + numKvHeads) * half, kvDim), 256));
+        } else {
+            kernels.args().ptr(a(k).pointer()).ptr(a(v).pointer()).ptr(stagingDevice).i32(stagingTokens).i32(layer)
+                    .i32(numLayers).i32(kvDim)
+                    .launch(kernels.kvStore(type), "kv_store", numTokens, 1, 128);
+        }
         if (numTokens > 1 && oneSequence) {
             kernels.args().ptr(a(q).pointer()).ptr(a(out).pointer()).ptr(stagingDevice).i32(stagingTokens).i32(numTokens)
-                    .i32(layer).i32(first.numLayers).i32(numHeads).i32(numKvHeads).i32(headDim)
-                    .launch(kernels.attentionPrefill, "attention_prefill", numHeads, prefillBlocksY(numTokens), PREFILL_THREADS);
+                    .i32(layer).i32(numLayers).i32(numHeads).i32(numKvHeads).i32(headDim)
+                    .launch(kernels.attentionPrefill(type), "attention_prefill", numHeads, prefillBlocksY(numTokens), PREFILL_THREADS);
         } else {
+            int splits = decodeSplits(numTokens, numHeads, headDim);
             kernels.args().ptr(a(q).pointer()).ptr(a(out).pointer()).ptr(stagingDevice).i32(stagingTokens)
-                    .i32(layer).i32(first.numLayers).i32(numHeads).i32(numKvHeads).i32(headDim)
-                    .launch(kernels.attentionDecode, "attention_decode", numHeads, numTokens, DECODE_THREADS);
+                    .i32(layer).i32(numLayers).i32(numHeads).i32(numKvHeads).i32(headDim).ptr(decodePartial).ptr(decodeCounters)
+                    .launch(kernels.attentionDecode(type), "attention_decode", numHeads, numTokens, splits, DECODE_THREADS);
         }
+    }
+
+    /**
+     * The device address of a paged sequence's block table, copied there first if the sequence's table changed:
+     * now when eager (in stream order, before the kernels that read it), else at endStep before the graph runs.
+     */
+    private long deviceTable(CudaKvBlockStore store, PagedKvCache cache) {
+        CudaKvBlockStore.Table t = store.table(cache);
+        if (t.stale) {
+            int[] ids = Arrays.copyOf(cache.blocks(), cache.numBlocks());
+            if (mode == Mode.EAGER) copyTable(t.pointer, ids);
+            else pendingTables.add(new PendingTable(t.pointer, ids));
+            store.markUploaded(t, cache.version());
+        }
+        return t.pointer;
+    }
+
+    private void copyTable(long pointer, int[] ids) {
+        if (ids.length == 0) return;
+        MemorySegment host = bounce(4L * ids.length);
+        MemorySegment.copy(ids, 0, host, ValueLayout.JAVA_INT, 0, ids.length);
+        device.copyToDevice(pointer, host, 4L * ids.length);  // pageable source: staged before this returns
+    }
+
+    private void flushTables() {
+        for (PendingTable p : pendingTables) copyTable(p.pointer(), p.ids());
+        pendingTables.clear();
+    }
+
+    /**
+     * Split-K scratch for decode attention: partial softmax states of up to MAX_SPLIT_TOKENS tokens and one arrival
+     * counter per (token, head), zero between launches. Allocated only outside steps (a captured step cannot
+     * allocate and zero safely); a step that finds it too small runs unsplit.
+     */
+    private void ensureDecodeScratch(int numHeads, int headDim) {
+        long partialBytes = 4L * MAX_SPLIT_TOKENS * numHeads * DECODE_SPLITS * (headDim + 2);
+        long counterBytes = 4L * MAX_SPLIT_TOKENS * numHeads;
+        if (partialBytes <= decodePartialBytes && counterBytes <= decodeCountersBytes) return;
+        device.synchronize();
+        free(decodePartial);
+        free(decodeCounters);
+        decodePartial = allocate(partialBytes);
+        decodePartialBytes = partialBytes;
+        decodeCounters = allocate(counterBytes);
+        decodeCountersBytes = counterBytes;
+        device.zero(decodeCounters, counterBytes);
+        check(cuda_h.cuCtxSynchronize(), "cuCtxSynchronize");
+    }
+
+    private int decodeSplits(int numTokens, int numHeads, int headDim) {
+        if (numTokens > MAX_SPLIT_TOKENS) return 1;
+        long partialBytes = 4L * MAX_SPLIT_TOKENS * numHeads * DECODE_SPLITS * (headDim + 2);
+        long counterBytes = 4L * MAX_SPLIT_TOKENS * numHeads;
+        return partialBytes <= decodePartialBytes && counterBytes <= decodeCountersBytes ? DECODE_SPLITS : 1;
     }
 
     // ---- sampling on the device ----
@@ -306,6 +569,7 @@ public final class CudaBackend implements Backend {
     public void argmax(Activations logits, int numRows, int[] out) {
         requireEager("argmax");
         enter();
+        flushPending();
         long buf = sampleBuffer(8L * numRows);
         kernels.args().ptr(a(logits).pointer()).i32(logits.width()).ptr(buf)
                 .launch(kernels.argmax, "argmax", numRows, 1, SAMPLE_THREADS);
@@ -320,6 +584,7 @@ public final class CudaBackend implements Backend {
         requireEager("sampleTopKTopP");
         if (!(temperature > 0)) throw new IllegalArgumentException("temperature " + temperature + " must be positive; use argmax for greedy");
         enter();
+        flushPending();
         long buf = sampleBuffer(8L * numRows);
         MemorySegment host = bounce(4L * numRows);
         MemorySegment.copy(uniforms, 0, host, ValueLayout.JAVA_FLOAT, 0, numRows);
@@ -347,6 +612,7 @@ public final class CudaBackend implements Backend {
     @Override
     public void beginStep(Object shapeKey) {
         if (mode != Mode.EAGER) throw new IllegalStateException("beginStep inside a step");
+        flushPending();
         if (shapeKey == null || kernels.profiling()) return;  // profiling times each launch, so nothing is captured
         enter();
         stepKey = shapeKey;
@@ -361,8 +627,12 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void endStep() {
-        if (mode == Mode.EAGER) return;
+        if (mode == Mode.EAGER) {
+            flushPending();
+            return;
+        }
         enter();
+        flushPending();
         MemorySegment exec;
         if (mode == Mode.CAPTURE) {
             mode = Mode.EAGER;
@@ -386,6 +656,7 @@ public final class CudaBackend implements Backend {
         }
         stepKey = null;
         flushStagingIfEager();
+        flushTables();
         check(cuda_h.cuGraphLaunch(exec, device.stream), "cuGraphLaunch");
     }
 
@@ -400,6 +671,13 @@ public final class CudaBackend implements Backend {
         mode = Mode.EAGER;
         stepKey = null;
         stagingDirty = true;
+        // Drop what the failed step deferred, but upload its block tables: the stores already count them as there.
+        numPendingMatmuls = 0;
+        pendingMatmulInput = null;
+        Arrays.fill(pendingWeights, null);
+        Arrays.fill(pendingOuts, null);
+        pendingRopes.clear();
+        flushTables();
     }
 
     /**
@@ -541,6 +819,8 @@ public final class CudaBackend implements Backend {
         device.synchronize();
         for (MemorySegment exec : graphs.values()) cuda_h.cuGraphExecDestroy(exec);
         graphs.clear();
+        for (CudaKvBlockStore store : stores) store.freeAll();
+        stores.clear();
         if (cublas != null) cublas_api_h.cublasDestroy_v2(cublas);
         for (long p : allocations) device.free(p);
         allocations.clear();

@@ -1,6 +1,7 @@
 package dev.tessera.kernels.cuda;
 
 import dev.tessera.bindings.cuda.cuda_h;
+import dev.tessera.kernels.KvCacheType;
 import dev.tessera.kernels.TensorType;
 
 import java.lang.foreign.Arena;
@@ -20,11 +21,13 @@ final class CudaKernels implements AutoCloseable {
     static final TensorType[] FORMATS = {TensorType.F32, TensorType.F16, TensorType.BF16, TensorType.Q8_0,
             TensorType.Q4_0, TensorType.Q4_K, TensorType.Q6_K};
 
-    final MemorySegment rmsNorm, rope, swiglu, add, addBias, kvStore, attentionDecode, attentionPrefill;
+    final MemorySegment rmsNorm, rope, swiglu, add, addBias;
     final MemorySegment argmax, sampleTopKTopP, convertF32ToF16;
     private final Map<TensorType, MemorySegment> embed = new EnumMap<>(TensorType.class);
     private final Map<TensorType, MemorySegment> dequantF16 = new EnumMap<>(TensorType.class);
     private final Map<TensorType, MemorySegment[]> matvec = new EnumMap<>(TensorType.class);
+    // Indexed by KvCacheType ordinal: F32, F16 element type of the cache.
+    private final MemorySegment[] kvStore, ropeKvStore, attentionDecode, attentionPrefill;
 
     private final CudaDevice device;
     private final Arena arena = Arena.ofShared();
@@ -40,9 +43,10 @@ final class CudaKernels implements AutoCloseable {
         swiglu = device.function("swiglu");
         add = device.function("add");
         addBias = device.function("add_bias");
-        kvStore = device.function("kv_store");
-        attentionDecode = device.function("attention_decode");
-        attentionPrefill = device.function("attention_prefill");
+        kvStore = byKvType("kv_store");
+        ropeKvStore = byKvType("rope_kv_store");
+        attentionDecode = byKvType("attention_decode");
+        attentionPrefill = byKvType("attention_prefill");
         argmax = device.function("argmax");
         sampleTopKTopP = device.function("sample_top_k_top_p");
         convertF32ToF16 = device.function("convert_f32_to_f16");
@@ -56,6 +60,17 @@ final class CudaKernels implements AutoCloseable {
         }
     }
 
+    private MemorySegment[] byKvType(String kernel) {
+        KvCacheType[] types = KvCacheType.values();
+        MemorySegment[] functions = new MemorySegment[types.length];
+        for (KvCacheType t : types) functions[t.ordinal()] = device.function(kernel + "_" + t);
+        return functions;
+    }
+
+    MemorySegment kvStore(KvCacheType type) { return kvStore[type.ordinal()]; }
+    MemorySegment ropeKvStore(KvCacheType type) { return ropeKvStore[type.ordinal()]; }
+    MemorySegment attentionDecode(KvCacheType type) { return attentionDecode[type.ordinal()]; }
+    MemorySegment attentionPrefill(KvCacheType type) { return attentionPrefill[type.ordinal()]; }
     MemorySegment embed(TensorType type) { return embed.get(type); }
     MemorySegment dequantF16(TensorType type) { return dequantF16.get(type); }
     MemorySegment matvec(TensorType type, int tier) { return matvec.get(type)[LaunchGeometry.tierIndex(tier)]; }
@@ -90,10 +105,14 @@ final class CudaKernels implements AutoCloseable {
 
     /** Queues the kernel on the device's stream with the arguments given since {@link #args()}. */
     void launch(MemorySegment function, String name, int gridX, int gridY, int blockX) {
-        if (gridX <= 0 || gridY <= 0) return;  // nothing to do (0 tokens or rows)
+        launch(function, name, gridX, gridY, 1, blockX);
+    }
+
+    void launch(MemorySegment function, String name, int gridX, int gridY, int gridZ, int blockX) {
+        if (gridX <= 0 || gridY <= 0 || gridZ <= 0) return;  // nothing to do (0 tokens or rows)
         long t0 = profile == null ? 0 : synchronizedNanos();
-        check(cuda_h.cuLaunchKernel(function, gridX, gridY, 1, blockX, 1, 1, 0, device.stream, pointers, MemorySegment.NULL),
-                "cuLaunchKernel(" + name + ", grid " + gridX + "x" + gridY + ", block " + blockX + ")");
+        check(cuda_h.cuLaunchKernel(function, gridX, gridY, gridZ, blockX, 1, 1, 0, device.stream, pointers, MemorySegment.NULL),
+                "cuLaunchKernel(" + name + ", grid " + gridX + "x" + gridY + "x" + gridZ + ", block " + blockX + ")");
         if (profile != null) {
             long[] entry = profile.computeIfAbsent(LAYER_PREFIX.matcher(name).replaceAll(""), k -> new long[2]);
             entry[0]++;

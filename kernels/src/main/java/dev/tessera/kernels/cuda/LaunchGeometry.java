@@ -15,7 +15,7 @@ final class LaunchGeometry {
     static final int[] MATVEC_TIERS = {1, 2, 4, 8, 16};
     static final int MAX_MATVEC_TOKENS = 16;
     static final int ELEMENTWISE_THREADS = 256;
-    static final int DECODE_THREADS = 16 * WARP;
+    static final int DECODE_THREADS = 8 * WARP;
     static final int PREFILL_QUERIES = 8;
     static final int PREFILL_THREADS = PREFILL_QUERIES * WARP;
     static final int MAX_HEAD_DIM = 256;
@@ -75,6 +75,20 @@ final class LaunchGeometry {
 
     static int matvecBlocks(int rows) {
         return ceilDiv(rows, MATVEC_ROWS);
+    }
+
+    /** Blocks of a matvec whose rows are each shared by {@code split} warps (MATVEC_ROWS / split rows per block). */
+    static int matvecBlocks(int rows, int split) {
+        return ceilDiv(rows, MATVEC_ROWS / split);
+    }
+
+    /**
+     * Warps per weight row: decode-sized matvecs over long rows (8192 columns, the FFN down projection of a 2048-wide
+     * model) split them so each warp has one round of loads in flight instead of several in a row; 1, 2 or 4.
+     */
+    static int matvecSplit(int cols, int numTokens) {
+        if (numTokens > 4) return 1;
+        return cols >= 8192 ? 4 : cols >= 4096 ? 2 : 1;
     }
 
     static int elementwiseBlocks(long numElements) {

@@ -35,6 +35,21 @@ class LaunchGeometryTest {
     }
 
     @Test
+    void splitMatvecsCoverEveryRowWithWholeBlocks() {
+        assertEquals(1, LaunchGeometry.matvecSplit(2048, 1));
+        assertEquals(2, LaunchGeometry.matvecSplit(4096, 2));
+        assertEquals(4, LaunchGeometry.matvecSplit(8192, 1));
+        assertEquals(1, LaunchGeometry.matvecSplit(8192, 16));
+        for (int split : new int[] {1, 2, 4}) {
+            assertEquals(0, LaunchGeometry.MATVEC_ROWS % split, "a block holds whole rows");
+            int rowsPerBlock = LaunchGeometry.MATVEC_ROWS / split;
+            for (int rows : new int[] {1, 3, 2048, 2049})
+                assertEquals((rows + rowsPerBlock - 1) / rowsPerBlock, LaunchGeometry.matvecBlocks(rows, split), rows + " rows, split " + split);
+        }
+        assertEquals(2048, LaunchGeometry.matvecBlocks(2048, 4));
+    }
+
+    @Test
     void unitsMatchTheKernelFormatStructs() {
         // 4096 columns: F16 in 1024 units of 4, Q8_0 in 128 blocks x 4, Q4_K in 16 blocks x 8, Q6_K in 16 x 16.
         assertEquals(1024, LaunchGeometry.unitsPerRow(TensorType.F16, 4096));

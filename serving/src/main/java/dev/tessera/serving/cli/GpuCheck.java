@@ -6,7 +6,10 @@ import dev.tessera.kernels.Activations;
 import dev.tessera.kernels.AttentionBatch;
 import dev.tessera.kernels.Backend;
 import dev.tessera.kernels.DeviceSelector;
+import dev.tessera.kernels.KvBlockStore;
 import dev.tessera.kernels.KvCache;
+import dev.tessera.kernels.KvCacheType;
+import dev.tessera.kernels.PagedKvCache;
 import dev.tessera.kernels.RopeTable;
 import dev.tessera.kernels.TensorType;
 import dev.tessera.kernels.Weight;
@@ -46,7 +49,7 @@ import java.util.regex.Pattern;
  * without a GPU. A plain main class, not a {@code tessera} subcommand.
  */
 public final class GpuCheck {
-    static final List<String> SECTIONS = List.of("device", "parity", "stories", "decode", "bandwidth", "torch");
+    static final List<String> SECTIONS = List.of("device", "parity", "stories", "paged", "decode", "bandwidth", "torch");
     static final List<TensorType> MATMUL_TYPES = List.of(TensorType.F32, TensorType.F16, TensorType.BF16, TensorType.Q8_0,
             TensorType.Q4_0, TensorType.Q4_K, TensorType.Q6_K);
 
@@ -105,7 +108,7 @@ public final class GpuCheck {
                 usage: GpuCheck [--quick] [--cpu-only] [--sections LIST] [--models DIR] [--work-dir DIR] [--threads N]
                                 [--device cuda|cuda:N] [--torch-script FILE]
 
-                  --sections LIST   comma-separated subset of device,parity,stories,decode,bandwidth,torch (default all)
+                  --sections LIST   comma-separated subset of device,parity,stories,paged,decode,bandwidth,torch (default all)
                   --quick           llama-1b in F16 only, fewer steps, a 256 MiB copy probe
                   --cpu-only        dry run: a second CPU backend stands in for CUDA, tiny synthetic models
                   --models DIR      folder with stories260K.gguf, its reference JSON and llama.cpp-vocab/
@@ -119,6 +122,7 @@ public final class GpuCheck {
         section("device", this::deviceInfo);
         section("parity", this::parity);
         section("stories", this::stories);
+        section("paged", this::paged);
         section("decode", this::decode);
         section("bandwidth", this::bandwidth);
         section("torch", this::torchPeer);
@@ -275,12 +279,71 @@ public final class GpuCheck {
                     return download(b, acc, n);
                 }, ref, dut);
             });
-            parityOp("attention (prefill 20 + mixed batch, GQA 8/2)", 1e-3, () -> attentionParity(random, ref, dut));
+            parityOp("attention (prefill 20 + mixed batch, GQA 8/2)", 1e-3, () -> attentionParity(random, ref, dut, false, null));
+            parityOp("rope + attention (fused KV store)", 1e-3, () -> attentionParity(random, ref, dut, true, null));
+            for (KvCacheType kvType : KvCacheType.values())
+                parityOp("rope + attention, paged " + kvType + " store", 1e-3, () -> attentionParity(random, ref, dut, true, kvType));
+            for (TensorType type : List.of(TensorType.F16, TensorType.Q4_0, TensorType.Q8_0))
+                for (int numTokens : new int[] {1, 2, 5})
+                    parityOp("fused matvecs " + type.ggmlName() + " x" + numTokens + " (QKV, +add, gate/up+swiglu, split rows)", 2e-2,
+                            () -> fusedMatvecParity(random, arena, ref, dut, type, numTokens));
         }
     }
 
-    /** Sequence A prefills 20 tokens, then one batch holds A's next token and B's first 5: both outputs are compared. */
-    private static double[] attentionParity(SplittableRandom random, Backend ref, Backend dut) {
+    /**
+     * The op sequence of a layer whose neighbours the CUDA backend fuses: rmsNorm then three matmuls over its output
+     * (one launch), a matmul whose output is added into a residual, rmsNorm then gate and up followed by swiglu, and
+     * a down projection added into the residual. Rows of 4096 and 8192 columns take the split-row matvec (2 and 4
+     * warps per row). Every output is compared, the normalized rows included.
+     */
+    private static double[] fusedMatvecParity(SplittableRandom random, Arena arena, Backend ref, Backend dut, TensorType type, int n) {
+        int dim = 256, qRows = 4096, kvRows = 128, hidden = 8192;
+        float[] wq = gaussian(random, qRows * dim, 0.05f), wk = gaussian(random, kvRows * dim, 0.05f), wv = gaussian(random, kvRows * dim, 0.05f);
+        float[] wo = gaussian(random, dim * qRows, 0.05f), wg = gaussian(random, hidden * dim, 0.05f), wu = gaussian(random, hidden * dim, 0.05f);
+        float[] wd = gaussian(random, dim * hidden, 0.05f);
+        float[] x = gaussian(random, n * dim, 1f), residual = gaussian(random, n * dim, 1f);
+        float[] gamma1 = gaussian(random, dim, 1f), gamma2 = gaussian(random, dim, 1f);
+        return compare(b -> {
+            Activations in = upload(b, x, n, dim), acc = upload(b, residual, n, dim);
+            Activations xn = b.allocate(n, dim), an = b.allocate(n, dim);
+            Activations q = b.allocate(n, qRows), k = b.allocate(n, kvRows), v = b.allocate(n, kvRows), o = b.allocate(n, dim);
+            Activations g = b.allocate(n, hidden), u = b.allocate(n, hidden);
+            Weight wq1 = weight(b, arena, "wq", type, wq, qRows, dim), wk1 = weight(b, arena, "wk", type, wk, kvRows, dim);
+            Weight wv1 = weight(b, arena, "wv", type, wv, kvRows, dim), wo1 = weight(b, arena, "wo", type, wo, dim, qRows);
+            Weight wg1 = weight(b, arena, "wg", type, wg, hidden, dim), wu1 = weight(b, arena, "wu", type, wu, hidden, dim);
+            Weight wd1 = weight(b, arena, "wd", type, wd, dim, hidden);
+            Activations d = b.allocate(n, dim);
+            Weight g1 = weight(b, arena, "g1", TensorType.F32, gamma1, 1, dim), g2 = weight(b, arena, "g2", TensorType.F32, gamma2, 1, dim);
+            b.rmsNorm(in, g1, 1e-5f, n, xn);
+            b.matmul(wq1, xn, n, q);
+            b.matmul(wk1, xn, n, k);
+            b.matmul(wv1, xn, n, v);
+            b.matmul(wo1, q, n, o);
+            b.add(acc, o, n);
+            b.rmsNorm(acc, g2, 1e-5f, n, an);
+            b.matmul(wg1, an, n, g);
+            b.matmul(wu1, an, n, u);
+            b.swiglu(g, u, n);
+            float[] accMid = download(b, acc, n);
+            b.matmul(wd1, g, n, d);
+            b.add(acc, d, n);
+            float[][] parts = {download(b, xn, n), download(b, q, n), download(b, k, n), download(b, v, n), download(b, o, n),
+                    accMid, download(b, an, n), download(b, g, n), download(b, u, n), download(b, d, n), download(b, acc, n)};
+            int total = 0;
+            for (float[] part : parts) total += part.length;
+            float[] all = new float[total];
+            int at = 0;
+            for (float[] part : parts) { System.arraycopy(part, 0, all, at, part.length); at += part.length; }
+            return all;
+        }, ref, dut);
+    }
+
+    /**
+     * Sequence A prefills 20 tokens, then one batch holds A's next token and B's first 5: both outputs are compared.
+     * With {@code rope}, q and k are rotated first (what the CUDA backend fuses into its KV store); with a
+     * {@code pagedType}, both sequences live in one paged store, their blocks interleaved and out of order.
+     */
+    private static double[] attentionParity(SplittableRandom random, Backend ref, Backend dut, boolean rope, KvCacheType pagedType) {
         int heads = 8, kvHeads = 2, headDim = 64, layers = 2, layer = 1;
         int[] sizes = {20, 6};
         float[][] q = new float[2][], k = new float[2][], v = new float[2][];
@@ -289,8 +352,11 @@ public final class GpuCheck {
             k[s] = gaussian(random, sizes[s] * kvHeads * headDim, 1f);
             v[s] = gaussian(random, sizes[s] * kvHeads * headDim, 1f);
         }
+        RopeTable table = RopeTable.of(headDim, 10000, null, 1, false);
         return compare(b -> {
-            try (KvCache a = b.allocateKvCache(layers, kvHeads, headDim, 64); KvCache c = b.allocateKvCache(layers, kvHeads, headDim, 64)) {
+            KvBlockStore store = pagedType == null ? null : b.allocateKvBlocks(layers, kvHeads, headDim, 16, 6, pagedType);
+            try (KvCache a = store == null ? b.allocateKvCache(layers, kvHeads, headDim, 64) : paged(store, new int[] {4, 1}, 2);
+                 KvCache c = store == null ? b.allocateKvCache(layers, kvHeads, headDim, 64) : paged(store, new int[] {3}, 1)) {
                 float[] outs = new float[(sizes[0] + sizes[1]) * heads * headDim];
                 AttentionBatch first = AttentionBatch.single(a, 0, sizes[0]);
                 AttentionBatch mixed = new AttentionBatch(6, new int[] {20, 0, 1, 2, 3, 4}, new KvCache[] {a, c, c, c, c, c});
@@ -300,14 +366,26 @@ public final class GpuCheck {
                     int n = sizes[s];
                     Activations qa = upload(b, q[s], n, heads * headDim), ka = upload(b, k[s], n, kvHeads * headDim),
                             va = upload(b, v[s], n, kvHeads * headDim), out = b.allocate(n, heads * headDim);
+                    if (rope) {
+                        b.rope(qa, n, heads, headDim, batches[s].positions(), table);
+                        b.rope(ka, n, kvHeads, headDim, batches[s].positions(), table);
+                    }
                     b.attention(layer, qa, ka, va, batches[s], heads, kvHeads, headDim, out);
                     float[] o = download(b, out, n);
                     System.arraycopy(o, 0, outs, offset, o.length);
                     offset += o.length;
                 }
                 return outs;
+            } finally {
+                if (store != null) store.close();
             }
         }, ref, dut);
+    }
+
+    private static PagedKvCache paged(KvBlockStore store, int[] ids, int n) {
+        PagedKvCache cache = new PagedKvCache(store);
+        cache.setBlocks(ids, n);
+        return cache;
     }
 
     interface OpRun { float[] run(Backend b); }
@@ -418,6 +496,192 @@ public final class GpuCheck {
 
     private static int[] ids(String list) {
         return Arrays.stream(list.split(",")).map(String::trim).filter(s -> !s.isEmpty()).mapToInt(Integer::parseInt).toArray();
+    }
+
+    // ---------------------------------------------------------------- (c') paged KV store
+
+    /**
+     * Three stories260K sequences through PagedKvCaches over one shared store (block ids shuffled and dealt out
+     * round-robin, so tables are neither the identity nor contiguous): a mixed prefill batch, batched decode steps,
+     * then single-sequence steps (recorded and replayed as a graph) whose table grows across block boundaries. Logits
+     * must match private caches on the same device, and the CPU backend's paged store of the same type.
+     */
+    private void paged() throws IOException {
+        Path file = modelsDir.resolve("stories260K.gguf");
+        int[] promptLengths = {20, 7, 33};
+        int numSeqs = promptLengths.length, numBlocks = 24;
+        SplittableRandom random = new SplittableRandom(11);
+        int[][] prompts = new int[numSeqs][];
+        for (int s = 0; s < numSeqs; s++) {
+            prompts[s] = new int[promptLengths[s]];
+            prompts[s][0] = 1;
+            for (int i = 1; i < promptLengths[s]; i++) prompts[s][i] = 3 + random.nextInt(500);
+        }
+        int[] shuffled = new int[numBlocks];
+        for (int i = 0; i < numBlocks; i++) shuffled[i] = i;
+        for (int i = numBlocks - 1; i > 0; i--) { int j = random.nextInt(i + 1), t = shuffled[i]; shuffled[i] = shuffled[j]; shuffled[j] = t; }
+        int[][] tables = new int[numSeqs][numBlocks / numSeqs];
+        for (int i = 0; i < numBlocks; i++) tables[i % numSeqs][i / numSeqs] = shuffled[i];
+        log("paged: block tables %s", Arrays.deepToString(tables));
+
+        List<int[]> feed = new ArrayList<>();
+        List<float[]> privateLogits;
+        String deviceName;
+        try (LoadedModel m = ModelLoader.load(file, deviceBackend(), 64, numSeqs)) {
+            deviceName = m.model().backend().name();
+            KvCache[] caches = new KvCache[numSeqs];
+            try {
+                for (int s = 0; s < numSeqs; s++) caches[s] = m.model().newKvCache(128);
+                privateLogits = runSequences(m.model(), caches, null, prompts, feed, true);
+            } finally {
+                for (KvCache c : caches) if (c != null) c.close();
+            }
+        }
+        for (KvCacheType type : KvCacheType.values()) {
+            List<float[]> device = pagedRun(deviceBackend(), file, type, numBlocks, tables, prompts, feed);
+            List<float[]> cpu = pagedRun(new CpuBackend(numThreads), file, type, numBlocks, tables, prompts, feed);
+            double[] vsCpu = compareSteps(cpu, device), vsPrivate = compareSteps(privateLogits, device);
+            // Same device: F32 blocks must give what private caches give (attention's 1e-3); F16 blocks round K and V
+            // (2e-2, the F16 matmul tolerance). Against the CPU, whole-model logits after 27 steps differ by summation
+            // order, and an F16 store can round a key differently by one ulp: the F16 tolerance for both.
+            double tolerance = 2e-2, privateTolerance = type == KvCacheType.F32 ? 1e-3 : 2e-2;
+            String what = numSeqs + " seqs, " + device.size() + " steps";
+            addParityRow("paged " + type + " vs private caches (" + what + ")", vsPrivate, privateTolerance);
+            addParityRow("paged " + type + " vs CPU paged " + type, vsCpu, tolerance);
+        }
+        if (cpuOnly) {
+            rows.add(new Row("paged", "errors (block size, position past table, closed store)", "CPU backend (dry run)", "SKIP"));
+            return;
+        }
+        pagedErrors(file);
+        log("paged: on %s", deviceName);
+    }
+
+    private void addParityRow(String name, double[] err, double tolerance) {
+        boolean ok = err[1] <= tolerance;
+        String value = String.format(Locale.ROOT, "abs %.2e  rel %.2e  (tol %.0e)", err[0], err[1], tolerance);
+        log("paged %-50s %s %s", name, value, ok ? "ok" : "FAIL");
+        rows.add(new Row("paged", name, value, ok ? "ok" : "FAIL"));
+    }
+
+    private List<float[]> pagedRun(Backend backend, Path file, KvCacheType type, int numBlocks, int[][] tables, int[][] prompts, List<int[]> feed) {
+        try (LoadedModel m = ModelLoader.load(file, backend, 64, prompts.length)) {
+            var c = m.config();
+            try (KvBlockStore store = backend.allocateKvBlocks(c.numLayers(), c.numKvHeads(), c.headDim(), 16, numBlocks, type)) {
+                KvCache[] caches = new KvCache[prompts.length];
+                for (int s = 0; s < prompts.length; s++) caches[s] = new PagedKvCache(store);
+                return runSequences(m.model(), caches, tables, prompts, feed, false);
+            }
+        }
+    }
+
+    /**
+     * A mixed prefill of every prompt, 6 batched decode steps, then 20 steps of sequence 0 alone; returns each
+     * forward's logits. Tokens after the prompts are the greedy picks when {@code record} (stored in feed), else
+     * taken from feed, so every run sees the same inputs. Paged caches get as many blocks of their table as needed.
+     */
+    private static List<float[]> runSequences(LlamaModel model, KvCache[] caches, int[][] tables, int[][] prompts, List<int[]> feed, boolean record) {
+        int numSeqs = prompts.length, vocab = model.config().vocabSize();
+        List<float[]> out = new ArrayList<>();
+        int[] pos = new int[numSeqs];
+        int total = 0;
+        for (int[] p : prompts) total += p.length;
+        int[] tokens = new int[total], positions = new int[total], lastRows = new int[numSeqs];
+        KvCache[] owners = new KvCache[total];
+        int row = 0;
+        for (int s = 0; s < numSeqs; s++) {
+            for (int i = 0; i < prompts[s].length; i++, row++) { tokens[row] = prompts[s][i]; positions[row] = i; owners[row] = caches[s]; }
+            lastRows[s] = row - 1;
+            pos[s] = prompts[s].length;
+            reserve(caches[s], tables == null ? null : tables[s], pos[s] - 1);
+        }
+        float[] logits = new float[numSeqs * vocab];
+        model.forward(tokens, new AttentionBatch(total, positions, owners), lastRows, logits);
+        out.add(logits.clone());
+        int step = 0;
+        int[] all = new int[numSeqs];
+        for (int s = 0; s < numSeqs; s++) all[s] = s;
+        for (int i = 0; i < 6; i++, step++) {
+            int[] next = new int[numSeqs];
+            for (int s = 0; s < numSeqs; s++) next[s] = argmax(logits, s * vocab, vocab);
+            if (record) feed.add(next); else next = feed.get(step);
+            int[] at = pos.clone();
+            for (int s = 0; s < numSeqs; s++) reserve(caches[s], tables == null ? null : tables[s], at[s]);
+            model.forward(next, new AttentionBatch(numSeqs, at, caches.clone()), all, logits);
+            out.add(logits.clone());
+            for (int s = 0; s < numSeqs; s++) pos[s]++;
+        }
+        float[] one = new float[vocab];
+        System.arraycopy(logits, 0, one, 0, vocab);
+        for (int i = 0; i < 20; i++, step++) {
+            int[] next = {argmax(one, 0, vocab)};
+            if (record) feed.add(next); else next = feed.get(step);
+            reserve(caches[0], tables == null ? null : tables[0], pos[0]);
+            model.forward(next, AttentionBatch.single(caches[0], pos[0], 1), new int[] {0}, one);
+            out.add(one.clone());
+            pos[0]++;
+        }
+        return out;
+    }
+
+    /** Gives a paged cache the blocks of its table up to the one holding {@code position}. */
+    private static void reserve(KvCache cache, int[] table, int position) {
+        if (!(cache instanceof PagedKvCache p)) return;
+        int needed = position / p.store().blockSize() + 1;
+        if (p.numBlocks() < needed) p.setBlocks(table, needed);
+    }
+
+    /** Worst {abs, rel} over the steps (rel against each step's largest reference logit). */
+    private static double[] compareSteps(List<float[]> expected, List<float[]> got) {
+        if (expected.size() != got.size()) throw new IllegalStateException(expected.size() + " reference steps, " + got.size() + " measured");
+        double abs = 0, rel = 0;
+        for (int i = 0; i < expected.size(); i++) {
+            float[] e = expected.get(i), g = got.get(i);
+            double maxAbs = 0, maxRef = 0;
+            for (int j = 0; j < e.length; j++) {
+                double d = Math.abs(e[j] - g[j]);
+                if (!(d <= maxAbs)) maxAbs = d;
+                maxRef = Math.max(maxRef, Math.abs(e[j]));
+            }
+            if (!(maxAbs <= abs)) abs = maxAbs;
+            double r = maxAbs / Math.max(maxRef, 1e-30);
+            if (!(r <= rel)) rel = r;
+        }
+        return new double[] {abs, rel};
+    }
+
+    /** What the device must refuse cleanly: a block size it has no kernels for, a position past the table, a closed store. */
+    private void pagedErrors(Path file) {
+        List<String> failures = new ArrayList<>();
+        try (LoadedModel m = ModelLoader.load(file, deviceBackend(), 64, 1)) {
+            var c = m.config();
+            Backend b = m.model().backend();
+            expect(failures, "block size 32", IllegalArgumentException.class,
+                    () -> b.allocateKvBlocks(c.numLayers(), c.numKvHeads(), c.headDim(), 32, 4, KvCacheType.F32).close());
+            KvBlockStore store = b.allocateKvBlocks(c.numLayers(), c.numKvHeads(), c.headDim(), 16, 4, KvCacheType.F32);
+            PagedKvCache cache = paged(store, new int[] {2}, 1);
+            float[] logits = new float[c.vocabSize()];
+            m.model().forward(new int[] {1}, AttentionBatch.single(cache, 0, 1), new int[] {0}, logits);
+            expect(failures, "position 16 with one block", IllegalStateException.class,
+                    () -> m.model().forward(new int[] {1}, AttentionBatch.single(cache, 16, 1), new int[] {0}, logits));
+            // The backend must still work after the refused step.
+            m.model().forward(new int[] {1}, AttentionBatch.single(cache, 1, 1), new int[] {0}, logits);
+            store.close();
+            expect(failures, "closed store", IllegalStateException.class,
+                    () -> m.model().forward(new int[] {1}, AttentionBatch.single(cache, 2, 1), new int[] {0}, logits));
+        }
+        rows.add(new Row("paged", "errors (block size, position past table, closed store)",
+                failures.isEmpty() ? "each refused with a clear exception" : String.join("; ", failures), failures.isEmpty() ? "ok" : "FAIL"));
+    }
+
+    private static void expect(List<String> failures, String what, Class<? extends Throwable> type, Runnable body) {
+        try {
+            body.run();
+            failures.add(what + ": no exception");
+        } catch (Throwable e) {
+            log("paged: %s -> %s", what, e);
+            if (!type.isInstance(e)) failures.add(what + ": " + e);
+        }
     }
 
     // ---------------------------------------------------------------- (d) decode and prefill throughput
