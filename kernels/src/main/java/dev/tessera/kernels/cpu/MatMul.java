@@ -4,11 +4,11 @@ import dev.tessera.kernels.cpu.rows.PanelKernel;
 
 import java.lang.foreign.MemorySegment;
 
-
 /**
  * out[t][r] = W[r] · x[t], parallel over rows. One token dots the quantized rows directly (decode is bound by
  * reading weights); several tokens dequantize a tile of rows once into a per-thread buffer and reuse it for every
- * token, so each weight byte is read and decoded once per step (prefill and batched decode).
+ * token, so each weight byte is read and decoded once per step (prefill and batched decode). Q4_0 and Q8_0 matrices
+ * repacked into 16-row panels at load take {@link #runPanels} instead.
  */
 final class MatMul {
     /** Up to this many tokens go through per-row dots; more through the packed GEMM (measured crossover). */
@@ -81,10 +81,10 @@ final class MatMul {
     }
 
     /**
-     * A weight repacked into panels ({@link PanelKernel}). Up to SMALL_BATCH tokens dot 16 rows per pass, four tokens at a time
-     * (each widened weight vector feeds four tokens; measured 67-73 GMAC/s per thread at 4-16 tokens against 43-65
-     * for unpacking), with the same arithmetic for every token count, so a token's result does not change when it is
-     * batched. More tokens unpack each K chunk of up to 48 rows straight into the packed layout (vector ops, no
+     * A weight repacked into panels ({@link PanelKernel}). Up to SMALL_BATCH tokens dot 16 rows per pass, four tokens
+     * at a time (each widened weight vector feeds four tokens; Q4_0 measured 67-73 GMAC/s per thread at 4-16 tokens
+     * against 43-65 for unpacking), with the same arithmetic for every token count, so a token's result does not
+     * change when it is batched. More tokens unpack each K chunk of up to 48 rows straight into the packed layout (vector ops, no
      * transpose) and run the packed micro-kernel.
      */
     private void runPanels(CpuWeight w, float[] x, int numTokens, float[] out, int outWidth) {

@@ -19,7 +19,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  */
 final class PanelMemory {
     private static final long HUGE = 2L << 20;
-    private static final int PROT_READ_WRITE = 3, MAP_PRIVATE_ANONYMOUS = 0x22, MADV_HUGEPAGE = 14;
+    private static final int PROT_READ_WRITE = 3, MAP_PRIVATE_ANONYMOUS = 0x22, MADV_HUGEPAGE = 14, MADV_POPULATE_READ = 22;
     private static final MethodHandle MMAP, MUNMAP, MADVISE;
 
     static {
@@ -42,6 +42,20 @@ final class PanelMemory {
     }
 
     private PanelMemory() {}
+
+    /**
+     * Maps all pages of a mapped-file segment in one call (MADV_POPULATE_READ, Linux 5.14+) instead of one fault per
+     * 64 KiB as the repack reads them; ignored where unsupported.
+     */
+    static void populate(MemorySegment mapped) {
+        if (MADVISE == null || !mapped.isMapped() || mapped.byteSize() == 0) return;
+        long start = mapped.address() & -4096L, end = mapped.address() + mapped.byteSize();
+        try {
+            int ignored = (int) MADVISE.invokeExact(MemorySegment.ofAddress(start), end - start, MADV_POPULATE_READ);
+        } catch (Throwable e) {
+            // only a hint
+        }
+    }
 
     /** {@code size} zeroed bytes, 64-byte aligned, freed with {@code arena}. */
     static MemorySegment allocate(long size, Arena arena) {

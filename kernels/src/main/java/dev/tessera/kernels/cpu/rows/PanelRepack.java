@@ -23,6 +23,7 @@ final class PanelRepack {
         int numBlocks = cols / 32;
         long panelBytes = (long) numBlocks * ROWS * blockBytes;
         MemorySegment dst = PanelMemory.allocate(panelBytes * (rows / ROWS), arena);
+        PanelMemory.populate(src);
         int numPanels = rows / ROWS, numChunks = Math.min(numPanels, 64);
         // Parallel chunks of panels: the time goes mostly to page faults (the mapped source, the new copy), and those
         // proceed in parallel on separate cores.
