@@ -78,7 +78,8 @@ public final class CudaBackend implements Backend {
     private int stagingTokens;
     private MemorySegment stagingHost;
     private long stagingDevice;
-    private boolean stagingDirty;
+    /** Bytes [stagingDirtyFrom, stagingDirtyTo) of the staging buffer changed since the last copy to the device. */
+    private long stagingDirtyFrom, stagingDirtyTo;
     private MemorySegment bounce = MemorySegment.NULL;
     private MemorySegment cublas;
     private long weightF16, weightF16Bytes, xF16, xF16Bytes, sampleBuffer, sampleBufferBytes;
@@ -187,8 +188,7 @@ public final class CudaBackend implements Backend {
         long bytes = 4L * numTokens * dst.width();
         MemorySegment host = bounce(bytes);
         MemorySegment.copy(src, 0, host, ValueLayout.JAVA_FLOAT, 0, numTokens * dst.width());
-        device.copyToDevice(a(dst).pointer(), host, bytes);
-        device.synchronize();
+        device.copyToDevice(a(dst).pointer(), host, bytes);  // pageable source: staged before this returns, no wait
     }
 
     @Override
@@ -670,7 +670,7 @@ public final class CudaBackend implements Backend {
         }
         mode = Mode.EAGER;
         stepKey = null;
-        stagingDirty = true;
+        markStagingDirty();
         // Drop what the failed step deferred, but upload its block tables: the stores already count them as there.
         numPendingMatmuls = 0;
         pendingMatmulInput = null;
@@ -712,28 +712,46 @@ public final class CudaBackend implements Backend {
         stagingTokens = n;
         stagingHost = arena.allocate((long) STAGING_BYTES_PER_TOKEN * n, 8);
         stagingDevice = allocate((long) STAGING_BYTES_PER_TOKEN * n);
-        stagingDirty = true;
+        markStagingDirty();
     }
 
     private void stageInt(long offset, int value) {
         if (stagingHost.get(ValueLayout.JAVA_INT, offset) != value) {
             stagingHost.set(ValueLayout.JAVA_INT, offset, value);
-            stagingDirty = true;
+            markStagingDirty(offset, 4);
         }
     }
 
     private void stageLong(long offset, long value) {
         if (stagingHost.get(ValueLayout.JAVA_LONG, offset) != value) {
             stagingHost.set(ValueLayout.JAVA_LONG, offset, value);
-            stagingDirty = true;
+            markStagingDirty(offset, 8);
         }
     }
 
-    /** Copies the staging buffer in stream order, before the kernels queued next; inside a step endStep does it. */
+    private void markStagingDirty() {
+        markStagingDirty(0, stagingHost.byteSize());
+    }
+
+    private void markStagingDirty(long offset, long bytes) {
+        if (stagingDirtyFrom >= stagingDirtyTo) {
+            stagingDirtyFrom = offset;
+            stagingDirtyTo = offset + bytes;
+        } else {
+            stagingDirtyFrom = Math.min(stagingDirtyFrom, offset);
+            stagingDirtyTo = Math.max(stagingDirtyTo, offset + bytes);
+        }
+    }
+
+    /**
+     * Copies the changed part of the staging buffer in stream order, before the kernels queued next; inside a step
+     * endStep does it. A decode step changes a position and a token: a few KiB, not the whole buffer.
+     */
     private void flushStagingIfEager() {
-        if (mode != Mode.EAGER || !stagingDirty) return;
-        device.copyToDevice(stagingDevice, stagingHost, stagingHost.byteSize());
-        stagingDirty = false;
+        if (mode != Mode.EAGER || stagingDirtyFrom >= stagingDirtyTo) return;
+        long from = stagingDirtyFrom, bytes = stagingDirtyTo - stagingDirtyFrom;
+        device.copyToDevice(stagingDevice + from, stagingHost.asSlice(from, bytes), bytes);
+        stagingDirtyFrom = stagingDirtyTo = 0;
     }
 
     // ---- helpers ----
