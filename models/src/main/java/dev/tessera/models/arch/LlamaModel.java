@@ -4,6 +4,7 @@ import dev.tessera.kernels.Activations;
 import dev.tessera.kernels.AttentionBatch;
 import dev.tessera.kernels.Backend;
 import dev.tessera.kernels.KvCache;
+import dev.tessera.kernels.PagedKvCache;
 
 /**
  * The Llama-family forward pass as a sequence of backend ops. It knows shapes and order, never where an op runs.
@@ -57,27 +58,44 @@ public final class LlamaModel implements AutoCloseable {
         int n = batch.numTokens();
         if (n < 1 || n > maxBatchTokens) throw new IllegalArgumentException("batch of " + n + " tokens, limit " + maxBatchTokens);
         ModelConfig c = config;
-        // A single-token step of one sequence has the same launches every time: let the backend record and replay it.
-        backend.beginStep(n == 1 ? new StepKey(this, batch.sequences()[0]) : null);
+        int m = logitRowIndices.length;
+        if (m > maxLogitRows) throw new IllegalArgumentException(m + " logit rows asked, limit " + maxLogitRows);
+        // Rows 0..m-1 (a decode step) need no gather: the classifier runs inside the step, on x itself.
+        boolean leading = m > 0;
+        for (int i = 0; i < m && leading; i++) leading = logitRowIndices[i] == i;
+        // A single-token step has the same launches every time, whichever sequence it is for (caches are staged
+        // inputs): let the backend record and replay it.
+        backend.beginStep(n == 1 ? new StepKey(this, cacheKind(batch.sequences()[0]), leading) : null);
         try {
             layers(tokens, batch, n);
+            if (leading) classify(x, m);
         } catch (RuntimeException | Error e) {
             backend.abortStep();
             throw e;
         }
         backend.endStep();
-        int m = logitRowIndices.length;
         if (m == 0) return;
-        if (m > maxLogitRows) throw new IllegalArgumentException(m + " logit rows asked, limit " + maxLogitRows);
-        // Gather the rows that need logits so the classifier runs once over just those.
-        float[] hidden = new float[n * c.dim()];
-        backend.download(x, hidden, n);
-        float[] picked = new float[m * c.dim()];
-        for (int i = 0; i < m; i++) System.arraycopy(hidden, logitRowIndices[i] * c.dim(), picked, i * c.dim(), c.dim());
-        backend.upload(picked, xb, m);
-        backend.rmsNorm(xb, weights.outputNorm(), c.rmsNormEps(), m, logitRows);
-        backend.matmul(weights.output(), logitRows, m, logits);
+        if (!leading) {
+            // Gather the rows that need logits so the classifier runs once over just those.
+            float[] hidden = new float[n * c.dim()];
+            backend.download(x, hidden, n);
+            float[] picked = new float[m * c.dim()];
+            for (int i = 0; i < m; i++) System.arraycopy(hidden, logitRowIndices[i] * c.dim(), picked, i * c.dim(), c.dim());
+            backend.upload(picked, xb, m);
+            classify(xb, m);
+        }
         backend.download(logits, out, m);
+    }
+
+    /** logits[0..m) = output · norm(hidden[0..m)). */
+    private void classify(Activations hidden, int m) {
+        backend.rmsNorm(hidden, weights.outputNorm(), config.rmsNormEps(), m, logitRows);
+        backend.matmul(weights.output(), logitRows, m, logits);
+    }
+
+    /** What a recorded step depends on of its cache: the paged store (its element type, its memory), else the class. */
+    private static Object cacheKind(KvCache cache) {
+        return cache instanceof PagedKvCache p ? p.store() : cache.getClass();
     }
 
     /** Embedding and every transformer layer, leaving the hidden states of all n rows in x. */
@@ -110,8 +128,8 @@ public final class LlamaModel implements AutoCloseable {
         }
     }
 
-    /** Identifies a replayable single-token step: same model buffers, same sequence cache. */
-    private record StepKey(LlamaModel model, KvCache cache) {}
+    /** Identifies a replayable single-token step: same model buffers, same kind of cache, classifier inside or not. */
+    private record StepKey(LlamaModel model, Object cacheKind, boolean classifier) {}
 
     @Override
     public void close() {
