@@ -153,6 +153,16 @@ public final class CudaBackend implements Backend {
         return cache;
     }
 
+    /**
+     * 90% of the device memory free now (weights and activations are already allocated when the engine asks), less
+     * 512 MiB for cuBLAS workspaces and the F16 copies prefill dequantizes into: vLLM's gpu_memory_utilization idea.
+     */
+    @Override
+    public long defaultKvCacheBudget() {
+        enter();
+        return Math.max(0, (long) (device.freeBytes() * 0.9) - (512L << 20));
+    }
+
     @Override
     public KvBlockStore allocateKvBlocks(int numLayers, int numKvHeads, int headDim, int blockSize, int numBlocks, KvCacheType type) {
         CudaKvBlockStore.validate(numLayers, numKvHeads, headDim, blockSize, numBlocks, type);

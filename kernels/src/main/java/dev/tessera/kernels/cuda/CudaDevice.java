@@ -76,6 +76,15 @@ final class CudaDevice implements AutoCloseable {
         }
     }
 
+    /** Device memory not allocated by anyone now, in bytes (cuMemGetInfo). */
+    long freeBytes() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment free = arena.allocate(ValueLayout.JAVA_LONG), total = arena.allocate(ValueLayout.JAVA_LONG);
+            check(cuda_h.cuMemGetInfo_v2(free, total), "cuMemGetInfo on " + name);
+            return free.get(ValueLayout.JAVA_LONG, 0);
+        }
+    }
+
     long allocate(long sizeBytes) {
         synchronized (out) {
             check(cuda_h.cuMemAlloc_v2(out, Math.max(sizeBytes, 1)), "cuMemAlloc(" + sizeBytes + " bytes) on " + name);
