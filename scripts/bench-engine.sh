@@ -55,7 +55,7 @@ done
 until curl -sf "$url/ready" > /dev/null; do kill -0 "$server_pid" 2>/dev/null || { cat "$log" >&2; exit 1; }; sleep 0.2; done
 bench() { $tessera bench serve --url "$url" --model "$name" "$@"; }
 metric() { curl -s "$url/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
-field() { sed -n "s/.*\"$2\":\([-0-9.eE]*\).*/\1/p" "$1"; }
+field() { sed -n "s/.*\"$2\":\([-0-9.eE]*\).*/\1/p" "$1" | awk '{printf "%.1f", $1}'; }
 summary="$out/summary.txt"
 : > "$summary"
 echo "model $name, $threads threads, $(nproc) cores, load before: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$summary"
@@ -66,7 +66,8 @@ if [[ "$mode" == throughput || "$mode" == all ]]; then
   for c in $concurrency; do
     n=$(( c < 4 ? 8 : 2 * c ))
     f="$out/throughput-c$c.json"
-    bench --concurrency "$c" --requests "$n" --prompt-tokens "$prompt_tokens" --gen-tokens "$gen_tokens" --json > "$f" || true
+    # A seed per run: prompts repeated from an earlier run would hit the prefix cache and flatter the later runs.
+    bench --concurrency "$c" --requests "$n" --prompt-tokens "$prompt_tokens" --gen-tokens "$gen_tokens" --seed $((1000 + c)) --json > "$f" || true
     printf '%-5s %9s %9s %9s %9s %9s %9s %9s %9s %7s\n' "$c" "$n" "$(field "$f" output_throughput)" \
       "$(field "$f" p50_ttft_ms)" "$(field "$f" p90_ttft_ms)" "$(field "$f" p99_ttft_ms)" \
       "$(field "$f" p50_itl_ms)" "$(field "$f" p90_itl_ms)" "$(field "$f" p99_itl_ms)" "$(field "$f" failed)" | tee -a "$summary"
@@ -77,6 +78,7 @@ if [[ "$mode" == throughput || "$mode" == all ]]; then
 fi
 
 if [[ "$mode" == prefix || "$mode" == all ]]; then
+  echo "prefix-cache hit tokens before the prefix check (from the runs above, should be 0): $(metric tessera_prefix_cache_hits_total)" | tee -a "$summary"
   hits0="$(metric tessera_prefix_cache_hits_total)"
   # Same seed, so the same 1024-token prefix; the first request finds it cold, the next ones warm.
   bench --concurrency 1 --requests 1 --prompt-tokens 1100 --shared-prefix 1024 --gen-tokens 4 --seed 7 --json > "$out/prefix-cold.json"
