@@ -19,6 +19,14 @@ import dev.tessera.models.LoadedModel;
 import dev.tessera.models.ModelLoader;
 import dev.tessera.models.arch.LlamaModel;
 import dev.tessera.models.gguf.GgufTensorInfo;
+import dev.tessera.models.sample.Sampler;
+import dev.tessera.models.sample.SamplingParams;
+import dev.tessera.scheduler.engine.BatchingEngine;
+import dev.tessera.scheduler.engine.EngineConfig;
+import dev.tessera.scheduler.engine.EngineRequest;
+import dev.tessera.scheduler.engine.RequestHandle;
+import dev.tessera.scheduler.engine.SequenceGenerator;
+import dev.tessera.scheduler.engine.TokenEvent;
 import dev.tessera.models.quant.Quantizer;
 import dev.tessera.models.synth.SynthModel;
 import dev.tessera.models.synth.SynthPreset;
@@ -49,7 +57,7 @@ import java.util.regex.Pattern;
  * without a GPU. A plain main class, not a {@code tessera} subcommand.
  */
 public final class GpuCheck {
-    static final List<String> SECTIONS = List.of("device", "parity", "stories", "paged", "decode", "bandwidth", "torch");
+    static final List<String> SECTIONS = List.of("device", "parity", "stories", "paged", "engine", "decode", "bandwidth", "torch");
     static final List<TensorType> MATMUL_TYPES = List.of(TensorType.F32, TensorType.F16, TensorType.BF16, TensorType.Q8_0,
             TensorType.Q4_0, TensorType.Q4_K, TensorType.Q6_K);
 
@@ -108,7 +116,7 @@ public final class GpuCheck {
                 usage: GpuCheck [--quick] [--cpu-only] [--sections LIST] [--models DIR] [--work-dir DIR] [--threads N]
                                 [--device cuda|cuda:N] [--torch-script FILE]
 
-                  --sections LIST   comma-separated subset of device,parity,stories,paged,decode,bandwidth,torch (default all)
+                  --sections LIST   comma-separated subset of device,parity,stories,paged,engine,decode,bandwidth,torch (default all)
                   --quick           llama-1b in F16 only, fewer steps, a 256 MiB copy probe
                   --cpu-only        dry run: a second CPU backend stands in for CUDA, tiny synthetic models
                   --models DIR      folder with stories260K.gguf, its reference JSON and llama.cpp-vocab/
@@ -123,6 +131,7 @@ public final class GpuCheck {
         section("parity", this::parity);
         section("stories", this::stories);
         section("paged", this::paged);
+        section("engine", this::engine);
         section("decode", this::decode);
         section("bandwidth", this::bandwidth);
         section("torch", this::torchPeer);
@@ -496,6 +505,64 @@ public final class GpuCheck {
 
     private static int[] ids(String list) {
         return Arrays.stream(list.split(",")).map(String::trim).filter(s -> !s.isEmpty()).mapToInt(Integer::parseInt).toArray();
+    }
+
+    // ---------------------------------------------------------------- (c'') the batching engine on the device
+
+    /**
+     * The serving engine on this device: stories260K's three reference cases plus five more prompts, submitted at once
+     * to a {@link BatchingEngine} whose paged pool (20 blocks, 320 positions) cannot hold them together, so requests are
+     * batched, preempted and recomputed. Every request's greedy ids must equal the reference (or its solo run on the
+     * same device), and every block must be free at the end; F32 and F16 pools.
+     */
+    private void engine() throws Exception {
+        Path file = modelsDir.resolve("stories260K.gguf");
+        List<int[][]> cases = referenceCases(Files.readString(modelsDir.resolve("stories260K.reference.json")));
+        try (LoadedModel m = ModelLoader.load(file, deviceBackend(), 64, 8)) {
+            SplittableRandom random = new SplittableRandom(5);
+            List<int[]> prompts = new ArrayList<>(), expected = new ArrayList<>();
+            for (int[][] c : cases) { prompts.add(c[0]); expected.add(c[1]); }
+            SequenceGenerator solo = new SequenceGenerator(m.model());
+            while (prompts.size() < 8) {
+                int[] p = new int[3 + random.nextInt(30)];
+                p[0] = 1;
+                for (int i = 1; i < p.length; i++) p[i] = 3 + random.nextInt(500);
+                prompts.add(p);
+                expected.add(solo.generate(p, new Sampler(SamplingParams.greedy(), m.config().vocabSize()), 60, t -> false, t -> true).tokens());
+            }
+            for (KvCacheType type : KvCacheType.values()) {
+                long bytes = 20 * KvBlockStore.bytesPerBlock(m.config().numLayers(), m.config().kvDim(), 16, type);
+                try (BatchingEngine engine = new BatchingEngine(m.model(), EngineConfig.defaults(8, 64, 8).withKvCache(bytes, type))) {
+                    List<RequestHandle> handles = new ArrayList<>();
+                    for (int i = 0; i < prompts.size(); i++)
+                        handles.add(engine.submit(new EngineRequest("g" + i, prompts.get(i), SamplingParams.greedy(), expected.get(i).length, t -> false, false)));
+                    int same = 0;
+                    for (int i = 0; i < handles.size(); i++) if (Arrays.equals(expected.get(i), tokens(handles.get(i)))) same++;
+                    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+                    while (engine.numFreeKvBlocks() != engine.numKvBlocks() && System.nanoTime() < deadline) Thread.sleep(5);
+                    boolean ok = same == prompts.size() && engine.numFreeKvBlocks() == engine.numKvBlocks() && engine.stats().preemptions() > 0;
+                    // F16 keys may flip a near-tie late in a long greedy run; F32 must match every id.
+                    boolean pass = ok || (type == KvCacheType.F16 && same >= prompts.size() - 1 && engine.numFreeKvBlocks() == engine.numKvBlocks());
+                    String value = String.format(Locale.ROOT, "%d/%d match, %d preemptions, %d/%d blocks free", same, prompts.size(),
+                            engine.stats().preemptions(), engine.numFreeKvBlocks(), engine.numKvBlocks());
+                    log("engine %s: %s", type, value);
+                    rows.add(new Row("engine", "8 requests, 20-block " + type + " pool (" + m.model().backend().name() + ")", value, pass ? "ok" : "FAIL"));
+                }
+            }
+        }
+    }
+
+    private static int[] tokens(RequestHandle h) throws InterruptedException {
+        List<Integer> out = new ArrayList<>();
+        while (true) {
+            TokenEvent e = h.poll(120, TimeUnit.SECONDS);
+            if (e == null) throw new IllegalStateException(h.request().id() + ": no event within 120 s");
+            switch (e) {
+                case TokenEvent.Token t -> out.add(t.token());
+                case TokenEvent.Finished f -> { return out.stream().mapToInt(Integer::intValue).toArray(); }
+                case TokenEvent.Failed f -> throw new IllegalStateException(h.request().id() + " failed: " + f.message());
+            }
+        }
     }
 
     // ---------------------------------------------------------------- (c') paged KV store
