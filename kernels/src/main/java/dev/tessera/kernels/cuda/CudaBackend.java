@@ -55,7 +55,8 @@ public final class CudaBackend implements Backend {
     private static final int MAX_GRAPHS = 16;
     private static final int INITIAL_STAGING_TOKENS = 1024;
     /** Splits of decode attention (grid z of attention_decode.cu) for batches of up to 16 tokens. */
-    static final int DECODE_SPLITS = 16;
+    /** Blocks per (token, head) of split-K decode attention; {@code -Dtessera.cuda.decodeSplits} for tuning runs. */
+    static final int DECODE_SPLITS = LaunchGeometry.tuning("tessera.cuda.decodeSplits", 16, 1, 16);
     static final int MAX_SPLIT_TOKENS = 16;
     // Epilogues of the matvec kernel (MATVEC_STORE, MATVEC_RESIDUAL, MATVEC_SWIGLU in matvec.cuh).
     private static final int MATVEC_STORE = 0, MATVEC_RESIDUAL = 1, MATVEC_SWIGLU = 2;

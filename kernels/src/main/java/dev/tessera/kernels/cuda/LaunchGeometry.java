@@ -88,7 +88,16 @@ final class LaunchGeometry {
      */
     static int matvecSplit(int cols, int numTokens) {
         if (numTokens > 4) return 1;
-        return cols >= 8192 ? 4 : cols >= 4096 ? 2 : 1;
+        return Math.max(MIN_MATVEC_SPLIT, cols >= 8192 ? 4 : cols >= 4096 ? 2 : 1);
+    }
+
+    /** A floor on {@link #matvecSplit} for tuning runs on a device ({@code -Dtessera.cuda.matvecSplitMin=2}); 1, 2 or 4. */
+    private static final int MIN_MATVEC_SPLIT = tuning("tessera.cuda.matvecSplitMin", 1, 1, 4);
+
+    /** An integer system property for device tuning runs, ignored (with the default) when outside [min, max] or not a power of two. */
+    static int tuning(String name, int fallback, int min, int max) {
+        int v = Integer.getInteger(name, fallback);
+        return v >= min && v <= max && Integer.bitCount(v) == 1 ? v : fallback;
     }
 
     static int elementwiseBlocks(long numElements) {
