@@ -48,7 +48,12 @@ public final class BatchingEngine implements Engine {
     /** A request taken from the queue that did not fit yet; it is first in line next step. */
     private Sequence deferred;
     private final AtomicInteger numRunning = new AtomicInteger();
+    // Read by other threads (gauges, tests); written by the engine thread after every change.
+    private volatile int preemptedCount;
+    private volatile int numFreeBlocks;
     private final EngineStats stats = new EngineStats();
+    /** The pool's prefix-cache counters already passed on to {@link #stats}. */
+    private long reportedQueries, reportedHits;
     private final Thread thread;
     private volatile boolean closed;
 
@@ -129,9 +134,6 @@ public final class BatchingEngine implements Engine {
     public int numKvBlocks() { return pool.numTotal(); }
 
     public int numFreeKvBlocks() { return numFreeBlocks; }
-
-    private volatile int preemptedCount;
-    private volatile int numFreeBlocks;
 
     @Override
     public void close() {
@@ -238,8 +240,6 @@ public final class BatchingEngine implements Engine {
         if (batch.isEmpty()) return;
         run(batch);
     }
-
-    private long reportedQueries, reportedHits;
 
     /** Nothing runs and still the next request found no room: it can never fit, so it fails instead of spinning. */
     private void refuseHeadOfLine() {
