@@ -6,7 +6,10 @@
 #               with the server's prefix-cache hit counter before and after.
 #
 #   scripts/bench-engine.sh [throughput|prefix|all] [--model PATH] [--threads N] [--concurrency "1 4 8 16"]
-#                           [--prompt-tokens 128] [--gen-tokens 64] [--out DIR]
+#                           [--prompt-tokens 128] [--gen-tokens 64] [--waves 2] [--out DIR]
+#
+# Each concurrency C sends max(8, WAVES * C) requests: more waves weigh the start-up and drain (when fewer than C
+# requests are left) less.
 #
 # Starts `./tessera serve` on a free port (TESSERA_CMD overrides the launcher) and stops it at the end; results go to
 # DIR (default bench-out/engine) as JSON, one file per run, plus summary.txt.
@@ -19,6 +22,7 @@ threads=2
 concurrency="1 4 8 16"
 prompt_tokens=128
 gen_tokens=64
+waves=2
 out="$here/bench-out/engine"
 serve_flags=()
 [[ $# -gt 0 && "$1" != --* ]] && { mode="$1"; shift; }
@@ -29,9 +33,10 @@ while [[ $# -gt 0 ]]; do
     --concurrency) concurrency="$2"; shift 2 ;;
     --prompt-tokens) prompt_tokens="$2"; shift 2 ;;
     --gen-tokens) gen_tokens="$2"; shift 2 ;;
+    --waves) waves="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --serve-flag) serve_flags+=("$2"); shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "bench-engine: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -64,7 +69,7 @@ if [[ "$mode" == throughput || "$mode" == all ]]; then
   bench --concurrency 1 --requests 2 --prompt-tokens "$prompt_tokens" --gen-tokens 8 --seed 99 > /dev/null  # warm-up (JIT)
   printf '%-5s %9s %9s %9s %9s %9s %9s %9s %9s %7s\n' conc req out_tok/s ttft_p50 ttft_p90 ttft_p99 itl_p50 itl_p90 itl_p99 failed | tee -a "$summary"
   for c in $concurrency; do
-    n=$(( c < 4 ? 8 : 2 * c ))
+    n=$(( waves * c < 8 ? 8 : waves * c ))
     f="$out/throughput-c$c.json"
     # A seed per run: prompts repeated from an earlier run would hit the prefix cache and flatter the later runs.
     bench --concurrency "$c" --requests "$n" --prompt-tokens "$prompt_tokens" --gen-tokens "$gen_tokens" --seed $((1000 + c)) --json > "$f" || true
