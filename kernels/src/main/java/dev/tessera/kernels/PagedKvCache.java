@@ -23,13 +23,13 @@ public final class PagedKvCache implements KvCache {
 
     /** Replaces the table with {@code ids[0, n)}; ids must be blocks of the store. */
     public void setBlocks(int[] ids, int n) {
-        if (n > blocks.length) blocks = new int[Math.max(n, blocks.length * 2)];
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < n; i++)
             if (ids[i] < 0 || ids[i] >= store.numBlocks()) throw new IllegalArgumentException("KV block " + ids[i] + " outside the store's " + store.numBlocks());
-            blocks[i] = ids[i];
-        }
-        if (n != numBlocks || !Arrays.equals(blocks, 0, n, ids, 0, n)) version++;
+        if (n == numBlocks && Arrays.equals(blocks, 0, n, ids, 0, n)) return;
+        if (n > blocks.length) blocks = Arrays.copyOf(blocks, Math.max(n, blocks.length * 2));
+        System.arraycopy(ids, 0, blocks, 0, n);
         numBlocks = n;
+        version++;
     }
 
     public int numBlocks() {
