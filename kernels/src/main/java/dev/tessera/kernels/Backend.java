@@ -19,10 +19,6 @@ public interface Backend extends AutoCloseable {
     KvCache allocateKvCache(int numLayers, int numKvHeads, int headDim, int capacity);
 
     /**
-     * A paged store shared by many sequences ({@link PagedKvCache}s over it); {@code attention} accepts those caches
-     * wherever it accepts private ones.
-     */
-    /**
      * Bytes a paged KV store may take when the user does not say ({@code --kv-cache-memory}): on the CPU a quarter of
      * the Java heap, where the store lives; a device backend answers from its free memory.
      */
@@ -30,6 +26,10 @@ public interface Backend extends AutoCloseable {
         return Runtime.getRuntime().maxMemory() / 4;
     }
 
+    /**
+     * A paged store shared by many sequences ({@link PagedKvCache}s over it); {@code attention} accepts those caches
+     * wherever it accepts private ones.
+     */
     KvBlockStore allocateKvBlocks(int numLayers, int numKvHeads, int headDim, int blockSize, int numBlocks, KvCacheType type);
 
     void upload(float[] src, Activations dst, int numTokens);

@@ -89,21 +89,26 @@ final class CpuAttention {
         int bs = st.blockSize, kvDim = st.kvDim;
         if (st.keys != null) {
             float[] keys = st.keys[layer], values = st.values[layer];
-            for (int j = 0; j < len; j++) s[j] = FloatDot.dot(qs, qo, keys, (table[j / bs] * bs + j % bs) * kvDim + kvo, headDim) * scale;
+            for (int j = 0; j < len; j++) s[j] = FloatDot.dot(qs, qo, keys, slot(table, bs, j) * kvDim + kvo, headDim) * scale;
             float inv = softmax(s, len);
-            for (int j = 0; j < len; j++) axpy(s[j] * inv, values, (table[j / bs] * bs + j % bs) * kvDim + kvo, os, oo, headDim);
+            for (int j = 0; j < len; j++) axpy(s[j] * inv, values, slot(table, bs, j) * kvDim + kvo, os, oo, headDim);
         } else {
             short[] keys = st.halfKeys[layer], values = st.halfValues[layer];
             for (int j = 0; j < len; j++) {
-                widen(keys, (table[j / bs] * bs + j % bs) * kvDim + kvo, row, headDim);
+                widen(keys, slot(table, bs, j) * kvDim + kvo, row, headDim);
                 s[j] = FloatDot.dot(qs, qo, row, 0, headDim) * scale;
             }
             float inv = softmax(s, len);
             for (int j = 0; j < len; j++) {
-                widen(values, (table[j / bs] * bs + j % bs) * kvDim + kvo, row, headDim);
+                widen(values, slot(table, bs, j) * kvDim + kvo, row, headDim);
                 axpy(s[j] * inv, row, 0, os, oo, headDim);
             }
         }
+    }
+
+    /** Row of position j in the store: slot j % bs of block table[j / bs]. */
+    private static int slot(int[] table, int bs, int j) {
+        return table[j / bs] * bs + j % bs;
     }
 
     /** s[j] = exp(s[j] - max); returns 1 / sum. */

@@ -52,8 +52,6 @@ public final class BatchingEngine implements Engine {
     private volatile int preemptedCount;
     private volatile int numFreeBlocks;
     private final EngineStats stats = new EngineStats();
-    /** The pool's prefix-cache counters already passed on to {@link #stats}. */
-    private long reportedQueries, reportedHits;
     private final Thread thread;
     private volatile boolean closed;
 
@@ -232,9 +230,6 @@ public final class BatchingEngine implements Engine {
             budget -= take;
             batch.add(s);
         }
-        stats.prefixLookup(pool.numQueriedTokens() - reportedQueries, pool.numHitTokens() - reportedHits);
-        reportedQueries = pool.numQueriedTokens();
-        reportedHits = pool.numHitTokens();
         if (batch.isEmpty() && running.isEmpty()) refuseHeadOfLine();
         publishGauges();
         if (batch.isEmpty()) return;
@@ -277,7 +272,7 @@ public final class BatchingEngine implements Engine {
             throw e;
         }
         stats.iteration(n);
-        if (config.prefixCaching()) for (Sequence s : batch) if (running.contains(s)) s.table.cacheFullBlocks(s.history, s.numComputed);
+        if (config.prefixCaching()) for (Sequence s : batch) s.table.cacheFullBlocks(s.history, s.numComputed);
         long now = System.nanoTime();
         int vocab = model.config().vocabSize();
         float[] own = new float[vocab];
@@ -301,9 +296,9 @@ public final class BatchingEngine implements Engine {
     private boolean reserve(Sequence s, int take) {
         int more = s.numComputed + take - s.table.numTokens();
         if (more <= 0) return true;
-        int before = s.table.numBlocks();
         if (!s.table.append(more)) return false;
-        if (s.table.numBlocks() != before || s.cache.numBlocks() != before) s.cache.setBlocks(s.table.blockIds(), s.table.numBlocks());
+        // A table only grows between releases, and a release empties both, so equal counts mean equal tables.
+        if (s.cache.numBlocks() != s.table.numBlocks()) s.cache.setBlocks(s.table.blockIds(), s.table.numBlocks());
         return true;
     }
 
@@ -363,6 +358,7 @@ public final class BatchingEngine implements Engine {
         preemptedCount = preempted.size() + (deferred == null ? 0 : 1);
         numFreeBlocks = pool.numFree();
         stats.kvCache(pool.numUsed(), pool.numTotal());
+        stats.prefixCache(pool.numQueriedTokens(), pool.numHitTokens());
     }
 
     private static TokenEvent.Finished finished(Sequence s, FinishReason reason) {

@@ -13,8 +13,8 @@ public final class EngineStats {
 
     private volatile double kvCacheUsage;
     private volatile int kvBlocksTotal;
-    private final LongAdder prefixQueryTokens = new LongAdder();
-    private final LongAdder prefixHitTokens = new LongAdder();
+    private volatile long prefixQueryTokens;
+    private volatile long prefixHitTokens;
     private final LongAdder preemptions = new LongAdder();
     private final LongAdder iterations = new LongAdder();
     private volatile IntConsumer iterationListener = n -> {};
@@ -24,9 +24,9 @@ public final class EngineStats {
 
     public int kvBlocksTotal() { return kvBlocksTotal; }
 
-    public long prefixQueryTokens() { return prefixQueryTokens.sum(); }
+    public long prefixQueryTokens() { return prefixQueryTokens; }
 
-    public long prefixHitTokens() { return prefixHitTokens.sum(); }
+    public long prefixHitTokens() { return prefixHitTokens; }
 
     public long preemptions() { return preemptions.sum(); }
 
@@ -44,9 +44,10 @@ public final class EngineStats {
         this.kvCacheUsage = totalBlocks == 0 ? 0 : (double) usedBlocks / totalBlocks;
     }
 
-    void prefixLookup(long queriedTokens, long hitTokens) {
-        prefixQueryTokens.add(queriedTokens);
-        prefixHitTokens.add(hitTokens);
+    /** The pool's running totals of prefix-cache lookups. */
+    void prefixCache(long queriedTokens, long hitTokens) {
+        this.prefixQueryTokens = queriedTokens;
+        this.prefixHitTokens = hitTokens;
     }
 
     void preempted() {
