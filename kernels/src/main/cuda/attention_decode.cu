@@ -17,6 +17,7 @@ template <class T>
 static __device__ __forceinline__ void attention_decode_body(const float* __restrict__ q, float* __restrict__ out,
         const uint8_t* staging, int maxTokens, int layer, int numLayers, int numHeads, int numKvHeads, int headDim,
         float* partial, int* counters) {
+    kernel_enter();
     __shared__ float sm[DECODE_WARPS], sl[DECODE_WARPS];
     __shared__ float sacc[DECODE_WARPS][ATT_MAX_HEAD_DIM];
     __shared__ int isLast;

@@ -12,6 +12,7 @@ template <class T>
 static __device__ __forceinline__ void attention_prefill_body(const float* __restrict__ q, float* __restrict__ out,
         const uint8_t* staging, int maxTokens, int numTokens, int layer, int numLayers, int numHeads, int numKvHeads,
         int headDim) {
+    kernel_enter();
     __shared__ float sk[PREFILL_TILE][ATT_MAX_HEAD_DIM];
     __shared__ float sv[PREFILL_TILE][ATT_MAX_HEAD_DIM];
     __shared__ int smaxPos;

@@ -7,6 +7,25 @@
 
 #define WARP 32
 
+// Programmatic dependent launch (sm_90 on; the host sets the launch attribute, see CudaKernels): a kernel may start
+// while the previous kernel in the stream still runs. Every kernel calls kernel_enter() before it reads or writes
+// anything another kernel touches: it waits until the previous kernel has finished and its writes are visible, then
+// lets the next kernel launch, so at most one kernel runs ahead and it can only prefetch weights. Launched without
+// the attribute (or built for sm_80), both instructions are no-ops.
+static __device__ __forceinline__ void kernel_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+// Pulls bytes [p, p + n) into L2 with one instruction per 128-byte line, spread over `count` threads (this is thread
+// `index`): a hint, it changes no values.
+static __device__ __forceinline__ void prefetch_l2(const uint8_t* p, long long n, int index, int count) {
+    for (long long off = (long long) index * 128; off < n; off += (long long) count * 128)
+        asm volatile("prefetch.global.L2 [%0];" :: "l"(p + off));
+}
+
 static __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

@@ -11,6 +11,7 @@ DEQUANT_F16_KERNEL(dequant_f16_q6_k, FmtQ6K)
 
 // Activations F32 -> F16 for the GEMM's B operand.
 extern "C" __global__ void convert_f32_to_f16(const float* in, __half* out, long long n) {
+    kernel_enter();
     long long i = (long long) blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) out[i] = __float2half_rn(in[i]);
 }

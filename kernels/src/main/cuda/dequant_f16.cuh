@@ -6,6 +6,7 @@
 template <class Fmt>
 static __device__ __forceinline__ void dequant_f16_body(const uint8_t* __restrict__ w, __half* __restrict__ out,
                                                         int rows, int cols) {
+    kernel_enter();
     long long unitsPerRow = (long long) cols / Fmt::BLOCK * Fmt::UNITS_PER_BLOCK;
     long long i = (long long) blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= unitsPerRow * rows) return;

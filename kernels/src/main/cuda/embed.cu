@@ -5,6 +5,7 @@
 template <class Fmt>
 static __device__ __forceinline__ void embed_body(const uint8_t* table, const uint8_t* staging, int maxTokens,
                                                   float* out, int cols) {
+    kernel_enter();
     Staging st = staging_view(staging, maxTokens);
     int t = blockIdx.x;
     long long rowBytes = (long long) (cols / Fmt::BLOCK) * Fmt::BLOCK_BYTES;

@@ -6,6 +6,7 @@ template <class T>
 static __device__ __forceinline__ void kv_store_body(const float* __restrict__ k, const float* __restrict__ v,
                                                      const uint8_t* staging, int maxTokens, int layer, int numLayers,
                                                      int kvDim) {
+    kernel_enter();
     Staging st = staging_view(staging, maxTokens);
     int t = blockIdx.x;
     int pos = st.positions[t];

@@ -132,13 +132,21 @@ template <class Fmt, int NT>
 static __device__ __forceinline__ void matvec_body(const uint8_t* __restrict__ w0, float* __restrict__ out0, int rows0,
         const uint8_t* __restrict__ w1, float* __restrict__ out1, int rows1,
         const uint8_t* __restrict__ w2, float* __restrict__ out2, int rows2,
-        float* __restrict__ acc, int mode, const float* __restrict__ x, int cols, int numTokens, int split) {
+        float* __restrict__ acc, int mode, const float* __restrict__ x, int cols, int numTokens, int split,
+        int prefetchBytes) {
     int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP;
     int part = warp % split, rowsPerBlock = MATVEC_ROWS / split;
     long long rowBytes = (long long) (cols / Fmt::BLOCK) * Fmt::BLOCK_BYTES;
     int row = blockIdx.x * rowsPerBlock + warp / split;
     if (mode == MATVEC_SWIGLU) {
         bool live = row < rows0;
+        // Weights never depend on an earlier kernel: pull the head of this block's rows into L2 while the previous
+        // kernel finishes, then wait for it (x and acc are its outputs).
+        if (live) {
+            prefetch_l2(w0 + row * rowBytes, min(rowBytes, (long long) prefetchBytes), part * WARP + lane, split * WARP);
+            prefetch_l2(w1 + row * rowBytes, min(rowBytes, (long long) prefetchBytes), part * WARP + lane, split * WARP);
+        }
+        kernel_enter();
         float s[2][NT];
         if (live) {
             const uint8_t* wr[2] = {w0 + row * rowBytes, w1 + row * rowBytes};
@@ -163,6 +171,8 @@ static __device__ __forceinline__ void matvec_body(const uint8_t* __restrict__ w
     if ((int) blockIdx.x >= b0 + b1) { w = w2; out = out2; rows = rows2; row -= (b0 + b1) * rowsPerBlock; }
     else if ((int) blockIdx.x >= b0) { w = w1; out = out1; rows = rows1; row -= b0 * rowsPerBlock; }
     bool live = row < rows;
+    if (live) prefetch_l2(w + row * rowBytes, min(rowBytes, (long long) prefetchBytes), part * WARP + lane, split * WARP);
+    kernel_enter();
     float s[1][NT];
     if (live) {
         const uint8_t* wr[1] = {w + row * rowBytes};
@@ -181,13 +191,14 @@ static __device__ __forceinline__ void matvec_body(const uint8_t* __restrict__ w
 // One kernel per format and token tier (1, 2, 4, 8, 16); the host picks the smallest tier >= numTokens. Wide is a
 // format reading more values per load, used when cols allows (F16: 8 per 16-byte load); Fmt itself otherwise.
 #define MATVEC_ARGS const uint8_t* w0, float* out0, int rows0, const uint8_t* w1, float* out1, int rows1, \
-                    const uint8_t* w2, float* out2, int rows2, float* acc, int mode, const float* x, int cols, int n, int split
+                    const uint8_t* w2, float* out2, int rows2, float* acc, int mode, const float* x, int cols, int n, \
+                    int split, int prefetchBytes
 #define MATVEC_KERNEL(name, Fmt, Wide, NT)                                                                            \
     extern "C" __global__ void __launch_bounds__(MATVEC_ROWS * WARP) name(MATVEC_ARGS) {                            \
         if (Wide::BLOCK != Fmt::BLOCK && cols % Wide::BLOCK == 0)                                                   \
-            matvec_body<Wide, NT>(w0, out0, rows0, w1, out1, rows1, w2, out2, rows2, acc, mode, x, cols, n, split);        \
+            matvec_body<Wide, NT>(w0, out0, rows0, w1, out1, rows1, w2, out2, rows2, acc, mode, x, cols, n, split, prefetchBytes); \
         else                                                                                                        \
-            matvec_body<Fmt, NT>(w0, out0, rows0, w1, out1, rows1, w2, out2, rows2, acc, mode, x, cols, n, split);         \
+            matvec_body<Fmt, NT>(w0, out0, rows0, w1, out1, rows1, w2, out2, rows2, acc, mode, x, cols, n, split, prefetchBytes); \
     }
 #define MATVEC_KERNELS_WIDE(name, Fmt, Wide)  \
     MATVEC_KERNEL(name##_1, Fmt, Wide, 1)     \

@@ -3,6 +3,7 @@
 
 extern "C" __global__ void rms_norm(const float* __restrict__ x, const float* __restrict__ gamma,
                                     float* __restrict__ out, int width, float eps) {
+    kernel_enter();
     __shared__ float partial[32];
     const float* xr = x + (long long) blockIdx.x * width;
     float* orow = out + (long long) blockIdx.x * width;

@@ -6,6 +6,7 @@
 
 extern "C" __global__ void rope(float* x, const uint8_t* staging, int maxTokens, int width, int numHeads,
                                 int headDim, int ropeDim, const float* __restrict__ invFreq, int neox) {
+    kernel_enter();
     Staging st = staging_view(staging, maxTokens);
     int t = blockIdx.x;
     int half = ropeDim / 2;

@@ -11,6 +11,7 @@ template <class T>
 static __device__ __forceinline__ void rope_kv_store_body(float* q, float* k, const float* __restrict__ v,
         const uint8_t* staging, int maxTokens, int layer, int numLayers, int numHeads, int numKvHeads, int headDim,
         int ropeDim, const float* __restrict__ invFreq, int neox) {
+    kernel_enter();
     Staging st = staging_view(staging, maxTokens);
     int t = blockIdx.x;
     int half = ropeDim / 2;

@@ -30,6 +30,7 @@ static __device__ void block_best(float* v, int* i, float* redV, int* redI) {
 }
 
 extern "C" __global__ void argmax(const float* __restrict__ logits, int vocabSize, int* __restrict__ out) {
+    kernel_enter();
     __shared__ float redV[1024];
     __shared__ int redI[1024];
     const float* row = logits + (long long) blockIdx.x * vocabSize;
@@ -45,6 +46,7 @@ extern "C" __global__ void argmax(const float* __restrict__ logits, int vocabSiz
 extern "C" __global__ void sample_top_k_top_p(const float* __restrict__ logits, int vocabSize, int k, float topP,
                                               float temperature, const float* __restrict__ randoms,
                                               int* __restrict__ out) {
+    kernel_enter();
     __shared__ float redV[1024];
     __shared__ int redI[1024];
     __shared__ float topV[SAMPLE_MAX_K];

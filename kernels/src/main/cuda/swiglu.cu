@@ -2,6 +2,7 @@
 #include "common.cuh"
 
 extern "C" __global__ void swiglu(float* __restrict__ gate, const float* __restrict__ up, long long n) {
+    kernel_enter();
     long long i = (long long) blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) {
         float g = gate[i];

@@ -36,6 +36,22 @@ public interface Backend extends AutoCloseable {
 
     void download(Activations src, float[] dst, int numTokens);
 
+    /**
+     * out[r] = index of the largest value of row r of logits (ties to the lowest index), or -1 when the row has no
+     * finite value. A device backend computes it where the logits are, so only the ids travel to the host.
+     */
+    default void argmax(Activations logits, int numRows, int[] out) {
+        int width = logits.width();
+        float[] rows = new float[numRows * width];
+        download(logits, rows, numRows);
+        for (int r = 0; r < numRows; r++) {
+            int best = -1;
+            float bestValue = Float.NEGATIVE_INFINITY;
+            for (int i = 0, base = r * width; i < width; i++) if (rows[base + i] > bestValue) { bestValue = rows[base + i]; best = i; }
+            out[r] = best;
+        }
+    }
+
     /** out[t] = row tokens[t] of table. */
     void embed(Weight table, int[] tokens, int numTokens, Activations out);
 

@@ -22,6 +22,8 @@ final class CudaDevice implements AutoCloseable {
     final int ordinal;
     private final int device;
     final String name;
+    /** Compute capability as major * 10 + minor (90 for an H100). */
+    final int computeCapability;
     final MemorySegment context;
     final MemorySegment stream;
     final MemorySegment module;
@@ -42,6 +44,8 @@ final class CudaDevice implements AutoCloseable {
         MemorySegment nameBuf = arena.allocate(256);
         check(cuda_h.cuDeviceGetName(nameBuf, 256, device), "cuDeviceGetName");
         this.name = nameBuf.getString(0);
+        this.computeCapability = 10 * attribute(cuda_h.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)
+                + attribute(cuda_h.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR);
         check(cuda_h.cuDevicePrimaryCtxRetain(out, device), "cuDevicePrimaryCtxRetain");
         this.context = out.get(ValueLayout.ADDRESS, 0);
         makeCurrent();
@@ -51,6 +55,12 @@ final class CudaDevice implements AutoCloseable {
         MemorySegment.copy(image, 0, imageSeg, ValueLayout.JAVA_BYTE, 0, image.length);
         check(cuda_h.cuModuleLoadData(out, imageSeg), "cuModuleLoadData(" + FATBIN_RESOURCE + ", " + image.length + " bytes) on " + name);
         this.module = out.get(ValueLayout.ADDRESS, 0);
+    }
+
+    private int attribute(int attribute) {
+        MemorySegment value = arena.allocate(ValueLayout.JAVA_INT);
+        check(cuda_h.cuDeviceGetAttribute(value, attribute, device), "cuDeviceGetAttribute(" + attribute + ")");
+        return value.get(ValueLayout.JAVA_INT, 0);
     }
 
     /** The fatbin nvcc built into the classes, or a one-line explanation of why there is none. */

@@ -18,6 +18,8 @@ import static dev.tessera.kernels.cuda.CudaException.check;
  */
 final class CudaKernels implements AutoCloseable {
     private static final int MAX_ARGS = 16;
+    private static final long GRID_X = offset(cuda_h.CUlaunchConfig, "gridDimX"), GRID_Y = offset(cuda_h.CUlaunchConfig, "gridDimY"),
+            GRID_Z = offset(cuda_h.CUlaunchConfig, "gridDimZ"), BLOCK_X = offset(cuda_h.CUlaunchConfig, "blockDimX");
     static final TensorType[] FORMATS = {TensorType.F32, TensorType.F16, TensorType.BF16, TensorType.Q8_0,
             TensorType.Q4_0, TensorType.Q4_K, TensorType.Q6_K};
 
@@ -29,14 +31,34 @@ final class CudaKernels implements AutoCloseable {
     // Indexed by KvCacheType ordinal: F32, F16 element type of the cache.
     private final MemorySegment[] kvStore, ropeKvStore, attentionDecode, attentionPrefill;
 
+    /**
+     * Programmatic dependent launch (sm_90 on): a kernel is launched while the one before it still runs, waits for it
+     * in kernel_enter (common.cuh) before touching activations, and meanwhile only prefetches weights. This hides the
+     * launch gap between the ~130 small kernels of a decode step. {@code -Dtessera.cuda.pdl=false} turns it off.
+     */
+    final boolean dependentLaunch;
+    /** Weight bytes one matvec launch pulls into L2 before waiting for the previous kernel (0 without PDL). */
+    final long prefetchBudgetBytes;
+
     private final CudaDevice device;
     private final Arena arena = Arena.ofShared();
     private final MemorySegment values = arena.allocate(8L * MAX_ARGS, 8);
     private final MemorySegment pointers = arena.allocate(ValueLayout.ADDRESS, MAX_ARGS);
+    private final MemorySegment launchConfig = arena.allocate(cuda_h.CUlaunchConfig);
+    private final MemorySegment launchAttribute = arena.allocate(cuda_h.CUlaunchAttribute);
     private int numArgs;
 
     CudaKernels(CudaDevice device) {
         this.device = device;
+        this.dependentLaunch = device.computeCapability >= 90 && Boolean.parseBoolean(System.getProperty("tessera.cuda.pdl", "true"));
+        this.prefetchBudgetBytes = dependentLaunch ? Math.max(0, Integer.getInteger("tessera.cuda.prefetchMiB", 8)) * (1L << 20) : 0;
+        launchAttribute.set(ValueLayout.JAVA_INT, offset(cuda_h.CUlaunchAttribute, "id"), cuda_h.CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION);
+        launchAttribute.set(ValueLayout.JAVA_INT, offset(cuda_h.CUlaunchAttribute, "value"), 1);  // programmaticStreamSerializationAllowed
+        launchConfig.set(ValueLayout.ADDRESS, offset(cuda_h.CUlaunchConfig, "hStream"), device.stream);
+        launchConfig.set(ValueLayout.ADDRESS, offset(cuda_h.CUlaunchConfig, "attrs"), launchAttribute);
+        launchConfig.set(ValueLayout.JAVA_INT, offset(cuda_h.CUlaunchConfig, "numAttrs"), 1);
+        launchConfig.set(ValueLayout.JAVA_INT, offset(cuda_h.CUlaunchConfig, "blockDimY"), 1);
+        launchConfig.set(ValueLayout.JAVA_INT, offset(cuda_h.CUlaunchConfig, "blockDimZ"), 1);
         for (int i = 0; i < MAX_ARGS; i++) pointers.setAtIndex(ValueLayout.ADDRESS, i, values.asSlice(8L * i, 8));
         rmsNorm = device.function("rms_norm");
         rope = device.function("rope");
@@ -58,6 +80,10 @@ final class CudaKernels implements AutoCloseable {
             for (int i = 0; i < tiers.length; i++) tiers[i] = device.function("matvec_" + suffix + "_" + LaunchGeometry.MATVEC_TIERS[i]);
             matvec.put(type, tiers);
         }
+    }
+
+    private static long offset(java.lang.foreign.StructLayout layout, String member) {
+        return layout.byteOffset(java.lang.foreign.MemoryLayout.PathElement.groupElement(member));
     }
 
     private MemorySegment[] byKvType(String kernel) {
@@ -111,8 +137,17 @@ final class CudaKernels implements AutoCloseable {
     void launch(MemorySegment function, String name, int gridX, int gridY, int gridZ, int blockX) {
         if (gridX <= 0 || gridY <= 0 || gridZ <= 0) return;  // nothing to do (0 tokens or rows)
         long t0 = profile == null ? 0 : synchronizedNanos();
-        check(cuda_h.cuLaunchKernel(function, gridX, gridY, gridZ, blockX, 1, 1, 0, device.stream, pointers, MemorySegment.NULL),
-                "cuLaunchKernel(" + name + ", grid " + gridX + "x" + gridY + "x" + gridZ + ", block " + blockX + ")");
+        if (dependentLaunch) {
+            launchConfig.set(ValueLayout.JAVA_INT, GRID_X, gridX);
+            launchConfig.set(ValueLayout.JAVA_INT, GRID_Y, gridY);
+            launchConfig.set(ValueLayout.JAVA_INT, GRID_Z, gridZ);
+            launchConfig.set(ValueLayout.JAVA_INT, BLOCK_X, blockX);
+            check(cuda_h.cuLaunchKernelEx(launchConfig, function, pointers, MemorySegment.NULL),
+                    "cuLaunchKernelEx(" + name + ", grid " + gridX + "x" + gridY + "x" + gridZ + ", block " + blockX + ")");
+        } else {
+            check(cuda_h.cuLaunchKernel(function, gridX, gridY, gridZ, blockX, 1, 1, 0, device.stream, pointers, MemorySegment.NULL),
+                    "cuLaunchKernel(" + name + ", grid " + gridX + "x" + gridY + "x" + gridZ + ", block " + blockX + ")");
+        }
         if (profile != null) {
             long[] entry = profile.computeIfAbsent(LAYER_PREFIX.matcher(name).replaceAll(""), k -> new long[2]);
             entry[0]++;

@@ -55,6 +55,20 @@ public final class LlamaModel implements AutoCloseable {
      * {@code logitRowIndices} into {@code out} ([logitRowIndices.length][vocabSize]).
      */
     public void forward(int[] tokens, AttentionBatch batch, int[] logitRowIndices, float[] out) {
+        if (step(tokens, batch, logitRowIndices)) backend.download(logits, out, logitRowIndices.length);
+    }
+
+    /**
+     * As {@link #forward}, for greedy decoding: ids[i] = the argmax of the logits of row {@code logitRowIndices[i]}
+     * (ties to the lowest id; -1 when no logit is finite), taken where the logits are, so a GPU step sends back a
+     * few ids instead of rows of vocabSize floats.
+     */
+    public void forwardArgmax(int[] tokens, AttentionBatch batch, int[] logitRowIndices, int[] ids) {
+        if (step(tokens, batch, logitRowIndices)) backend.argmax(logits, logitRowIndices.length, ids);
+    }
+
+    /** The step up to the logits, left in {@code logits}; false when no row asked for them. */
+    private boolean step(int[] tokens, AttentionBatch batch, int[] logitRowIndices) {
         int n = batch.numTokens();
         if (n < 1 || n > maxBatchTokens) throw new IllegalArgumentException("batch of " + n + " tokens, limit " + maxBatchTokens);
         ModelConfig c = config;
@@ -74,7 +88,7 @@ public final class LlamaModel implements AutoCloseable {
             throw e;
         }
         backend.endStep();
-        if (m == 0) return;
+        if (m == 0) return false;
         if (!leading) {
             // Gather the rows that need logits so the classifier runs once over just those.
             float[] hidden = new float[n * c.dim()];
@@ -84,7 +98,7 @@ public final class LlamaModel implements AutoCloseable {
             backend.upload(picked, xb, m);
             classify(xb, m);
         }
-        backend.download(logits, out, m);
+        return true;
     }
 
     /** logits[0..m) = output · norm(hidden[0..m)). */

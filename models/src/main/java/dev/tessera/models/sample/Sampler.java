@@ -82,6 +82,19 @@ public final class Sampler {
         return seed;
     }
 
+    /**
+     * Whether {@link #sample} is just the argmax of the raw logits (greedy, no bias, no penalties, no logprobs), so
+     * the caller may take the argmax on the device instead (LlamaModel.forwardArgmax).
+     */
+    public boolean isPlainArgmax() {
+        return params.isGreedy() && !params.hasPenalties() && params.logitBias().isEmpty() && params.numLogprobs() == 0;
+    }
+
+    /** The error {@link #sample} throws when no logit is finite, for callers that took the argmax elsewhere. */
+    public IllegalArgumentException noFiniteLogitError() {
+        return noFiniteLogit();
+    }
+
     /** Samples with an empty history (penalties then have nothing to look at). */
     public int sample(float[] logits) {
         return sample(logits, null, 0);

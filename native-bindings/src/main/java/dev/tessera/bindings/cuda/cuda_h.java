@@ -4,7 +4,10 @@ import dev.tessera.bindings.NativeLibrary;
 
 import java.lang.foreign.AddressLayout;
 import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.StructLayout;
+import java.lang.foreign.UnionLayout;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
 
@@ -33,6 +36,7 @@ public final class cuda_h {
     public static final ValueLayout.OfInt CUjit_option = C_INT;
     public static final ValueLayout.OfInt CUstreamCaptureMode = C_INT;
     public static final ValueLayout.OfInt CUfunction_attribute = C_INT;
+    public static final ValueLayout.OfInt CUlaunchAttributeID = C_INT;
     public static final ValueLayout.OfLong CUdeviceptr = C_LONG_LONG;
     public static final AddressLayout CUcontext = C_POINTER;
     public static final AddressLayout CUmodule = C_POINTER;
@@ -111,6 +115,28 @@ public final class cuda_h {
     public static final int CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES = 6;
     public static final int CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8;
     public static final int CUDA_GRAPH_INSTANTIATE_FLAG_AUTO_FREE_ON_LAUNCH = 1;
+
+    // CUlaunchAttributeID
+    public static final int CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6;
+
+    /** {@snippet lang=c : typedef union CUlaunchAttributeValue_union { char pad[64]; ... } CUlaunchAttributeValue; } */
+    public static final UnionLayout CUlaunchAttributeValue = MemoryLayout.unionLayout(
+            MemoryLayout.sequenceLayout(64, C_CHAR).withName("pad")).withName("CUlaunchAttributeValue");
+
+    /** {@snippet lang=c : typedef struct CUlaunchAttribute_st { CUlaunchAttributeID id; char pad[4]; CUlaunchAttributeValue value; } CUlaunchAttribute; } */
+    public static final StructLayout CUlaunchAttribute = MemoryLayout.structLayout(
+            CUlaunchAttributeID.withName("id"),
+            MemoryLayout.sequenceLayout(4, C_CHAR).withName("pad"),
+            CUlaunchAttributeValue.withName("value")).withName("CUlaunchAttribute");
+
+    /** {@snippet lang=c : typedef struct CUlaunchConfig_st { unsigned int gridDimX ... sharedMemBytes; CUstream hStream; CUlaunchAttribute *attrs; unsigned int numAttrs; } CUlaunchConfig; } */
+    public static final StructLayout CUlaunchConfig = MemoryLayout.structLayout(
+            C_INT.withName("gridDimX"), C_INT.withName("gridDimY"), C_INT.withName("gridDimZ"),
+            C_INT.withName("blockDimX"), C_INT.withName("blockDimY"), C_INT.withName("blockDimZ"),
+            C_INT.withName("sharedMemBytes"), MemoryLayout.paddingLayout(4),
+            CUstream.withName("hStream"),
+            C_POINTER.withName("attrs"),
+            C_INT.withName("numAttrs"), MemoryLayout.paddingLayout(4)).withName("CUlaunchConfig");
 
     /** Opened on the first call of any function, never at class load. */
     private static final class Library {
@@ -749,6 +775,21 @@ public final class cuda_h {
     public static int cuLaunchKernel(MemorySegment f, int gridDimX, int gridDimY, int gridDimZ, int blockDimX, int blockDimY, int blockDimZ, int sharedMemBytes, MemorySegment hStream, MemorySegment kernelParams, MemorySegment extra) {
         try {
             return (int) cuLaunchKernel$.HANDLE.invokeExact(f, gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ, sharedMemBytes, hStream, kernelParams, extra);
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new AssertionError("should not reach here", t);
+        }
+    }
+
+    private static final class cuLaunchKernelEx$ {
+        static final MethodHandle HANDLE = Library.LIB.downcall("cuLaunchKernelEx", FunctionDescriptor.of(CUresult, C_POINTER, CUfunction, C_POINTER, C_POINTER));
+    }
+
+    /** {@snippet lang=c : CUresult cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction f, void **kernelParams, void **extra) } */
+    public static int cuLaunchKernelEx(MemorySegment config, MemorySegment f, MemorySegment kernelParams, MemorySegment extra) {
+        try {
+            return (int) cuLaunchKernelEx$.HANDLE.invokeExact(config, f, kernelParams, extra);
         } catch (RuntimeException | Error e) {
             throw e;
         } catch (Throwable t) {

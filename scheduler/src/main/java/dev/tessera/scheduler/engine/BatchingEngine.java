@@ -264,9 +264,16 @@ public final class BatchingEngine implements Engine {
             s.scheduled = 0;
             if (s.numComputed == s.length) { withLogits.add(s); rows[r++] = row - 1; }
         }
-        float[] logits = new float[r * model.config().vocabSize()];
+        // When every row is plain greedy, the argmax is taken where the logits are (on a GPU only ids come back).
+        boolean argmaxOnly = true;
+        for (Sequence s : withLogits) argmaxOnly &= s.sampler.isPlainArgmax() && !s.handle.request().returnLogprobs();
+        int vocab = model.config().vocabSize();
+        float[] logits = argmaxOnly ? null : new float[r * vocab];
+        int[] ids = argmaxOnly ? new int[r] : null;
         try {
-            model.forward(tokens, new AttentionBatch(n, positions, caches), Arrays.copyOf(rows, r), logits);
+            AttentionBatch attention = new AttentionBatch(n, positions, caches);
+            if (argmaxOnly) model.forwardArgmax(tokens, attention, Arrays.copyOf(rows, r), ids);
+            else model.forward(tokens, attention, Arrays.copyOf(rows, r), logits);
         } catch (RuntimeException | Error e) {
             for (Sequence s : batch) s.numComputed = 0;
             throw e;
@@ -274,12 +281,17 @@ public final class BatchingEngine implements Engine {
         stats.iteration(n);
         if (config.prefixCaching()) for (Sequence s : batch) s.table.cacheFullBlocks(s.history, s.numComputed);
         long now = System.nanoTime();
-        int vocab = model.config().vocabSize();
-        float[] own = new float[vocab];
+        float[] own = argmaxOnly ? null : new float[vocab];
         for (int i = 0; i < withLogits.size(); i++) {
             Sequence s = withLogits.get(i);
-            System.arraycopy(logits, i * vocab, own, 0, vocab);
-            int token = s.sampler.sample(own, s.history, s.length);
+            int token;
+            if (argmaxOnly) {
+                token = ids[i];
+                if (token < 0) throw s.sampler.noFiniteLogitError();
+            } else {
+                System.arraycopy(logits, i * vocab, own, 0, vocab);
+                token = s.sampler.sample(own, s.history, s.length);
+            }
             if (s.numDelivered == 0) s.firstTokenNanos = now;
             EngineRequest req = s.handle.request();
             if (req.isStop().test(token)) { finish(s, FinishReason.STOP); continue; }
