@@ -84,8 +84,9 @@ public interface Backend extends AutoCloseable {
      * Marks the start of a forward step whose op sequence is the same whenever {@code shapeKey} is equal, so a backend
      * may record it once and replay it (CUDA graphs); a null key means "do not record". Host-side inputs of the ops
      * (tokens, positions, caches) may change between equal steps. No upload or download until {@link #endStep}.
+     * {@code numTokens} is the step's token count, so a recording backend can size its inputs before it records.
      */
-    default void beginStep(Object shapeKey) {}
+    default void beginStep(Object shapeKey, int numTokens) {}
 
     /** Ends the step: a recording backend runs (or replays) it now. Results are read with {@link #download}. */
     default void endStep() {}

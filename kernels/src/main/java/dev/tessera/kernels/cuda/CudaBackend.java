@@ -52,7 +52,7 @@ import static dev.tessera.kernels.cuda.LaunchGeometry.*;
  * <p>Single-threaded like the model that drives it. Not verified on a GPU where marked UNVERIFIED.
  */
 public final class CudaBackend implements Backend {
-    private static final int MAX_GRAPHS = 16;
+    private static final int MAX_GRAPHS = 64;  // decode steps of 1..16 tokens, with and without the classifier, per cache kind
     private static final int INITIAL_STAGING_TOKENS = 1024;
     /** Splits of decode attention (grid z of attention_decode.cu) for batches of up to 16 tokens. */
     /** Blocks per (token, head) of split-K decode attention; {@code -Dtessera.cuda.decodeSplits} for tuning runs. */
@@ -644,11 +644,12 @@ public final class CudaBackend implements Backend {
      * runs eagerly. Between beginStep and endStep only ops may be called (no upload/download).
      */
     @Override
-    public void beginStep(Object shapeKey) {
+    public void beginStep(Object shapeKey, int numTokens) {
         if (mode != Mode.EAGER) throw new IllegalStateException("beginStep inside a step");
         flushPending();
         if (shapeKey == null || kernels.profiling()) return;  // profiling times each launch, so nothing is captured
         enter();
+        growStaging(numTokens);  // staging cannot grow once recording (graphs hold its address)
         stepKey = shapeKey;
         if (graphs.containsKey(shapeKey)) {
             mode = Mode.REPLAY;

@@ -301,7 +301,7 @@ class CudaBackendParityTest {
             int[] token = {r.nextInt(vocab)};
             for (Backend b : new Backend[] {cpu, gpu}) {
                 boolean g = b == gpu;
-                b.beginStep(key);
+                b.beginStep(key, 1);
                 b.embed(g ? eg : ec, token, 1, g ? x.gpu : x.cpu);
                 b.matmul(g ? qg : qc, g ? x.gpu : x.cpu, 1, g ? q.gpu : q.cpu);
                 b.rope(g ? q.gpu : q.cpu, 1, numHeads, headDim, new int[] {pos}, rope);

@@ -77,9 +77,11 @@ public final class LlamaModel implements AutoCloseable {
         // Rows 0..m-1 (a decode step) need no gather: the classifier runs inside the step, on x itself.
         boolean leading = m > 0;
         for (int i = 0; i < m && leading; i++) leading = logitRowIndices[i] == i;
-        // A single-token step has the same launches every time, whichever sequence it is for (caches are staged
-        // inputs): let the backend record and replay it.
-        backend.beginStep(n == 1 ? new StepKey(this, cacheKind(batch.sequences()[0]), leading) : null);
+        // A decode step (one token per sequence, all caches of one kind) has the same launches for a given token count
+        // whichever sequences it serves (caches, tokens and positions are staged inputs): let the backend record it
+        // once per shape and replay it.
+        Object kind = n <= MAX_RECORDED_TOKENS ? decodeCacheKind(batch) : null;
+        backend.beginStep(kind == null ? null : new StepKey(this, n, kind, leading ? m : 0), n);
         try {
             layers(tokens, batch, n);
             if (leading) classify(x, m);
@@ -142,8 +144,26 @@ public final class LlamaModel implements AutoCloseable {
         }
     }
 
-    /** Identifies a replayable single-token step: same model buffers, same kind of cache, classifier inside or not. */
-    private record StepKey(LlamaModel model, Object cacheKind, boolean classifier) {}
+    /** The most tokens a recorded decode step takes: the matrix-vector kernels' widest tier. */
+    private static final int MAX_RECORDED_TOKENS = 16;
+
+    /**
+     * Identifies a replayable decode step: same model buffers, token count and kind of cache, and how many logit rows
+     * the classifier inside it computes (0: none).
+     */
+    private record StepKey(LlamaModel model, int numTokens, Object cacheKind, int classifierRows) {}
+
+    /** The cache kind shared by every token of a decode batch (each token its own sequence), else null. */
+    private static Object decodeCacheKind(AttentionBatch batch) {
+        KvCache[] caches = batch.sequences();
+        int n = batch.numTokens();
+        Object kind = cacheKind(caches[0]);
+        for (int t = 1; t < n; t++) {
+            if (!cacheKind(caches[t]).equals(kind)) return null;
+            for (int u = 0; u < t; u++) if (caches[u] == caches[t]) return null;  // two tokens of one sequence: a prefill
+        }
+        return kind;
+    }
 
     @Override
     public void close() {

@@ -550,6 +550,32 @@ public final class GpuCheck {
                 }
             }
         }
+        engineThroughput();
+    }
+
+    /**
+     * The engine's acceptance load (issue: 128-token prompts, 64 greedy tokens, concurrency 1 and 8) on Q4_0
+     * llama-1b: output tok/s at each and their ratio. On a device where one sequence's decode is bandwidth-bound,
+     * batching should multiply throughput; a 2-core CPU is compute-bound already at one sequence.
+     */
+    private void engineThroughput() throws Exception {
+        SynthPreset preset = cpuOnly ? SynthPreset.TINY : SynthPreset.LLAMA_1B;
+        Path file = synth(preset, TensorType.Q4_0);
+        int promptTokens = cpuOnly ? 32 : 128, genTokens = cpuOnly ? 16 : 64;
+        try (LoadedModel m = ModelLoader.load(file, deviceBackend(), 256, 16);
+             BatchingEngine engine = new BatchingEngine(m.model(), EngineConfig.defaults(16, 256, 64))) {
+            int vocab = m.config().vocabSize();
+            EngineLoad.run(engine, vocab, 8, 8, promptTokens, 8, 1);  // warm-up: kernels, graphs, JIT
+            EngineLoad.Result c1 = EngineLoad.run(engine, vocab, 1, 8, promptTokens, genTokens, 2);
+            EngineLoad.Result c8 = EngineLoad.run(engine, vocab, 8, 16, promptTokens, genTokens, 3);
+            String label = preset.presetName + " q4_0, " + promptTokens + "+" + genTokens + " tokens";
+            log("engine load %s: c1 %.1f tok/s, c8 %.1f tok/s (%.2fx), failed %d + %d", label, c1.outputTokensPerS(),
+                    c8.outputTokensPerS(), c8.outputTokensPerS() / c1.outputTokensPerS(), c1.failed(), c8.failed());
+            String status = c1.failed() + c8.failed() == 0 ? "ok" : "FAIL";
+            rows.add(new Row("engine", label + ", concurrency 1", String.format(Locale.ROOT, "%.1f output tok/s (8 requests)", c1.outputTokensPerS()), status));
+            rows.add(new Row("engine", label + ", concurrency 8", String.format(Locale.ROOT, "%.1f output tok/s (16 requests), %.2fx concurrency 1",
+                    c8.outputTokensPerS(), c8.outputTokensPerS() / c1.outputTokensPerS()), status));
+        }
     }
 
     private static int[] tokens(RequestHandle h) throws InterruptedException {
