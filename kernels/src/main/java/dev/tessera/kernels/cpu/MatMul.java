@@ -17,11 +17,15 @@ final class MatMul {
     private final WorkerPool pool;
     private final float[][] tiles;
     private final float[][] packs;
+    private final float[][] dotSums;  // per thread: dot8's running sums
+    private final int[][] dotTokens;  // per thread: dot8's token offsets
 
     MatMul(WorkerPool pool) {
         this.pool = pool;
         this.tiles = new float[pool.numThreads()][];
         this.packs = new float[pool.numThreads()][];
+        this.dotSums = new float[pool.numThreads()][8 * PanelKernel.ROWS];
+        this.dotTokens = new int[pool.numThreads()][8];
     }
 
     void run(CpuWeight w, float[] x, int numTokens, float[] out, int outWidth) {
@@ -81,9 +85,9 @@ final class MatMul {
     }
 
     /**
-     * A weight repacked into panels ({@link PanelKernel}). Up to SMALL_BATCH tokens dot 16 rows per pass, four tokens
-     * at a time (each widened weight vector feeds four tokens; Q4_0 measured 67-73 GMAC/s per thread at 4-16 tokens
-     * against 43-65 for unpacking), with the same arithmetic for every token count, so a token's result does not
+     * A weight repacked into panels ({@link PanelKernel}). Up to SMALL_BATCH tokens dot 16 rows per pass, eight or four
+     * tokens at a time (each widened weight vector feeds them all; Q4_0 measured 67-73 GMAC/s per thread at 4-16
+     * tokens with groups of four against 43-65 for unpacking), with the same arithmetic for every token count, so a token's result does not
      * change when it is batched. More tokens unpack each K chunk of up to 48 rows straight into the packed layout (vector ops, no
      * transpose) and run the packed micro-kernel.
      */
@@ -100,12 +104,20 @@ final class MatMul {
         }
         if (numTokens <= SMALL_BATCH) {
             pool.parallelFor(w.rows(), step, (long) w.rows() * cols * numTokens, (thread, start, end) -> {
+                int[] xs = dotTokens[thread];
                 for (int r = start; r < end; r += step)
-                    for (int t = 0; t < numTokens; t += 4) {
-                        // A group of fewer than four repeats its last token in the unused slots.
-                        int n = Math.min(4, numTokens - t), x0 = t * cols;
-                        int x1 = (t + Math.min(1, n - 1)) * cols, x2 = (t + Math.min(2, n - 1)) * cols, x3 = (t + n - 1) * cols;
-                        kernel.dot4(panels, (r / step) * panelBytes, cols, x, x0, x1, x2, x3, n, out, t * outWidth + r, outWidth);
+                    for (int t = 0; t < numTokens; ) {
+                        // Groups of eight (five or more left), else four; a short group repeats its last token.
+                        int left = numTokens - t, n = Math.min(left >= 5 ? 8 : 4, left);
+                        long panel = (r / step) * panelBytes;
+                        if (left >= 5) {
+                            for (int i = 0; i < 8; i++) xs[i] = (t + Math.min(i, n - 1)) * cols;
+                            kernel.dot8(panels, panel, cols, x, xs, n, out, t * outWidth + r, outWidth, dotSums[thread]);
+                        } else {
+                            int x0 = t * cols, x1 = (t + Math.min(1, n - 1)) * cols, x2 = (t + Math.min(2, n - 1)) * cols, x3 = (t + n - 1) * cols;
+                            kernel.dot4(panels, panel, cols, x, x0, x1, x2, x3, n, out, t * outWidth + r, outWidth);
+                        }
+                        t += n;
                     }
             });
             return;

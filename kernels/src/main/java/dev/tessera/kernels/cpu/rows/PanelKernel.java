@@ -53,6 +53,14 @@ public interface PanelKernel {
     void dot4(MemorySegment w, long panelOffset, int cols, float[] x, int x0, int x1, int x2, int x3,
               int numTokens, float[] out, int o0, int outWidth);
 
+    /**
+     * As {@link #dot4} for eight tokens at x offsets {@code xs[0..8)} (later ones may repeat an earlier token): one
+     * widened weight vector feeds eight FMAs, so a batch of eight decode tokens dequantizes each weight once instead
+     * of twice. Per token the arithmetic is {@link #dot}'s; {@code acc} is scratch of at least 8 * 16 floats.
+     */
+    void dot8(MemorySegment w, long panelOffset, int cols, float[] x, int[] xs, int numTokens, float[] out, int o0,
+              int outWidth, float[] acc);
+
     /** Row {@code i} (0..15) of the panel at {@code panelOffset}, all {@code cols} values (embedding lookups). */
     void dequantizeRow(MemorySegment w, long panelOffset, int i, int cols, float[] out, int outOffset);
 }

@@ -106,6 +106,44 @@ public final class Q4_0Panels implements PanelKernel {
     }
 
     @Override
+    public void dot8(MemorySegment w, long panelOffset, int cols, float[] x, int[] xs, int numTokens, float[] out, int o0,
+                     int outWidth, float[] acc) {
+        // Eight (s, h) pairs fill 16 of the 32 vector registers; the running sums wait in acc (L1) between blocks.
+        java.util.Arrays.fill(acc, 0, 8 * ROWS, 0f);
+        int x0 = xs[0], x1 = xs[1], x2 = xs[2], x3 = xs[3], x4 = xs[4], x5 = xs[5], x6 = xs[6], x7 = xs[7];
+        long o = panelOffset;
+        for (int kb = 0; kb < cols; kb += BLOCK, o += PANEL_BLOCK_BYTES) {
+            FloatVector s0 = FloatVector.zero(F), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
+            FloatVector h0 = s0, h1 = s0, h2 = s0, h3 = s0, h4 = s0, h5 = s0, h6 = s0, h7 = s0;
+            for (int j = 0; j < 16; j++) {
+                IntVector q = (IntVector) ByteVector.fromMemorySegment(B16, w, o + QS + j * ROWS, LE)
+                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                FloatVector lo = (FloatVector) q.and(15).sub(8).convert(VectorOperators.I2F, 0);
+                FloatVector hi = (FloatVector) q.lanewise(VectorOperators.LSHR, 4).sub(8).convert(VectorOperators.I2F, 0);
+                int k = kb + j, m = k + 16;
+                s0 = lo.fma(FloatVector.broadcast(F, x[x0 + k]), s0); h0 = hi.fma(FloatVector.broadcast(F, x[x0 + m]), h0);
+                s1 = lo.fma(FloatVector.broadcast(F, x[x1 + k]), s1); h1 = hi.fma(FloatVector.broadcast(F, x[x1 + m]), h1);
+                s2 = lo.fma(FloatVector.broadcast(F, x[x2 + k]), s2); h2 = hi.fma(FloatVector.broadcast(F, x[x2 + m]), h2);
+                s3 = lo.fma(FloatVector.broadcast(F, x[x3 + k]), s3); h3 = hi.fma(FloatVector.broadcast(F, x[x3 + m]), h3);
+                s4 = lo.fma(FloatVector.broadcast(F, x[x4 + k]), s4); h4 = hi.fma(FloatVector.broadcast(F, x[x4 + m]), h4);
+                s5 = lo.fma(FloatVector.broadcast(F, x[x5 + k]), s5); h5 = hi.fma(FloatVector.broadcast(F, x[x5 + m]), h5);
+                s6 = lo.fma(FloatVector.broadcast(F, x[x6 + k]), s6); h6 = hi.fma(FloatVector.broadcast(F, x[x6 + m]), h6);
+                s7 = lo.fma(FloatVector.broadcast(F, x[x7 + k]), s7); h7 = hi.fma(FloatVector.broadcast(F, x[x7 + m]), h7);
+            }
+            FloatVector d = VectorLanes.halfToFloat(ShortVector.fromMemorySegment(S16, w, o, LE));
+            s0.add(h0).fma(d, FloatVector.fromArray(F, acc, 0)).intoArray(acc, 0);
+            s1.add(h1).fma(d, FloatVector.fromArray(F, acc, ROWS)).intoArray(acc, ROWS);
+            s2.add(h2).fma(d, FloatVector.fromArray(F, acc, 2 * ROWS)).intoArray(acc, 2 * ROWS);
+            s3.add(h3).fma(d, FloatVector.fromArray(F, acc, 3 * ROWS)).intoArray(acc, 3 * ROWS);
+            s4.add(h4).fma(d, FloatVector.fromArray(F, acc, 4 * ROWS)).intoArray(acc, 4 * ROWS);
+            s5.add(h5).fma(d, FloatVector.fromArray(F, acc, 5 * ROWS)).intoArray(acc, 5 * ROWS);
+            s6.add(h6).fma(d, FloatVector.fromArray(F, acc, 6 * ROWS)).intoArray(acc, 6 * ROWS);
+            s7.add(h7).fma(d, FloatVector.fromArray(F, acc, 7 * ROWS)).intoArray(acc, 7 * ROWS);
+        }
+        for (int t = 0; t < numTokens; t++) System.arraycopy(acc, t * ROWS, out, o0 + t * outWidth, ROWS);
+    }
+
+    @Override
     public void dequantizeRow(MemorySegment w, long panelOffset, int i, int cols, float[] out, int outOffset) {
         long o = panelOffset;
         for (int kb = 0; kb < cols; kb += BLOCK, o += PANEL_BLOCK_BYTES) {

@@ -15,7 +15,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /**
  * Panels decode to exactly the row layout's values (unpacked ones may turn -0 into +0, which no sum can tell apart),
- * and their 16-row dots agree with the scalar row dot; dot4 gives each token exactly what dot gives it alone.
+ * and their 16-row dots agree with the scalar row dot; dot4 and dot8 give each token exactly what dot gives it alone.
  */
 class PanelKernelTest {
 
@@ -37,10 +37,13 @@ class PanelKernelTest {
             float[] x = new float[3 * cols];
             for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
             float[] expected = new float[cols], got = new float[cols], dots = new float[rows], dots4 = new float[3 * rows];
+            float[] dots8 = new float[6 * rows], sums = new float[8 * 16];
+            int[] xs = {cols, 0, 2 * cols, cols, 0, 2 * cols, 2 * cols, 2 * cols};  // six tokens; the last repeats
             float[] packed = new float[cols * rows];
             for (int p = 0; p < rows / 16; p++) {
                 panelKernel.dot(panels, p * panelBytes, cols, x, cols, dots, p * 16);
                 panelKernel.dot4(panels, p * panelBytes, cols, x, 0, cols, 2 * cols, 2 * cols, 3, dots4, p * 16, rows);
+                panelKernel.dot8(panels, p * panelBytes, cols, x, xs, 6, dots8, p * 16, rows, sums);
                 panelKernel.unpack(panels, p * panelBytes, 0, cols, packed, rows, p * 16);
             }
             for (int r = 0; r < rows; r++) {
@@ -51,6 +54,9 @@ class PanelKernelTest {
                 float ref = plain.dotScalar(data, r * rowBytes, x, cols, cols);
                 assertEquals(ref, dots[r], 1e-4f * (1 + Math.abs(ref)) * Math.sqrt(cols), "dot row " + r);
                 assertEquals(dots[r], dots4[rows + r], 0f, "dot4 token 1 row " + r);
+                assertEquals(dots[r], dots8[r], 0f, "dot8 token 0 row " + r);
+                assertEquals(dots[r], dots8[3 * rows + r], 0f, "dot8 token 3 row " + r);
+                assertEquals(dots4[2 * rows + r], dots8[5 * rows + r], 0f, "dot8 token 5 row " + r);
             }
         }
     }
