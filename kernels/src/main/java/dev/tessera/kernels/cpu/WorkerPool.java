@@ -4,9 +4,10 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.LockSupport;
 
 /**
- * A fixed set of platform threads that split an index range [0, n) into contiguous chunks. The calling thread
- * takes chunk 0, so one thread means no hand-off at all. Workers spin briefly before parking, because ops in a
- * decode step come microseconds apart.
+ * A fixed set of platform threads that split an index range [0, n) into contiguous chunks, which every thread
+ * (the caller included) takes from a shared counter until none is left: a thread the machine slows down (a busy
+ * VM, a noisy neighbour) then takes fewer chunks instead of holding the others at the barrier. One thread means no
+ * hand-off at all. Workers spin briefly before parking, because ops in a decode step come microseconds apart.
  */
 public final class WorkerPool implements AutoCloseable {
     /** Body of a parallel loop over [start, end), run on thread {@code threadIndex}. */
@@ -20,6 +21,9 @@ public final class WorkerPool implements AutoCloseable {
     private final int numThreads;
     private final Thread[] threads;
     private final AtomicInteger pending = new AtomicInteger();
+    private final AtomicInteger nextChunk = new AtomicInteger();
+    /** Chunks per thread: enough to even out a slow thread, few enough that each stays long (a panel run). */
+    private static final int CHUNKS_PER_THREAD = 4;
     private volatile long generation;
     private volatile boolean closed;
     private volatile RangeTask task;
@@ -46,8 +50,9 @@ public final class WorkerPool implements AutoCloseable {
     static final long MIN_PARALLEL_WORK = 1 << 16;
 
     /**
-     * Runs task over [0, n) split into numThreads contiguous chunks aligned to {@code granule}; returns when all are
-     * done. {@code work} estimates the total multiply-adds: small jobs run on the calling thread alone.
+     * Runs task over [0, n) in contiguous chunks aligned to {@code granule}, shared out as threads come free; returns
+     * when all are done. A thread may run several chunks (per-thread scratch stays its own). {@code work} estimates
+     * the total multiply-adds: small jobs run on the calling thread alone.
      */
     public void parallelFor(int n, int granule, long work, RangeTask task) {
         if (n <= 0) return;
@@ -56,20 +61,20 @@ public final class WorkerPool implements AutoCloseable {
             return;
         }
         int units = (n + granule - 1) / granule;
-        int unitsPerThread = (units + numThreads - 1) / numThreads;
-        int chunkSize = unitsPerThread * granule;
-        if (numThreads == 1 || chunkSize >= n) {
+        if (numThreads == 1 || units == 1) {
             task.run(0, 0, n);
             return;
         }
+        int chunkUnits = Math.max(1, units / (numThreads * CHUNKS_PER_THREAD));
         this.task = task;
         this.rangeEnd = n;
-        this.chunk = chunkSize;
+        this.chunk = chunkUnits * granule;
+        nextChunk.set(0);
         waiting[0] = Thread.currentThread();
         pending.set(threads.length);
         generation++;
         for (Thread t : threads) LockSupport.unpark(t);
-        task.run(0, 0, Math.min(chunkSize, n));
+        runChunks(task, 0);
         int spins = 0;
         while (pending.get() != 0) {
             if (++spins > SPIN_ITERATIONS) LockSupport.parkNanos(this, 20_000);
@@ -96,16 +101,21 @@ public final class WorkerPool implements AutoCloseable {
             }
             if (closed) return;
             seen = generation;
-            RangeTask t = task;
-            int start = index * chunk, end = Math.min(start + chunk, rangeEnd);
             try {
-                if (start < end) t.run(index, start, end);
+                runChunks(task, index);
             } catch (Throwable e) {
                 failure = e;
             } finally {
                 if (pending.decrementAndGet() == 0) LockSupport.unpark(waiting[0]);
             }
         }
+    }
+
+    /** Takes chunks from the shared counter until the range is done. */
+    private void runChunks(RangeTask t, int threadIndex) {
+        int size = chunk, n = rangeEnd;
+        for (int start = nextChunk.getAndIncrement() * size; start < n; start = nextChunk.getAndIncrement() * size)
+            t.run(threadIndex, start, Math.min(start + size, n));
     }
 
     @Override
