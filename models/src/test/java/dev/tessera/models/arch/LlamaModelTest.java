@@ -56,59 +56,64 @@ class LlamaModelTest {
 
     @Test
     void forwardArgmaxGivesTheArgmaxOfEachLogitRow() {
-        try (GgufFile file = GgufFile.open(TestModels.file("stories260K.gguf"))) {
-            ModelConfig config = ModelConfig.fromGguf(file);
-            CpuBackend backend = new CpuBackend(2);
-            try (LlamaModel model = new LlamaModel(config, LlamaWeights.load(file, config, backend), backend, 16, 16)) {
-                int[] prompt = {1, 385, 328, 267, 403, 407, 261, 378, 432, 383};
-                int[] rows = {9, 2, 5};  // not leading: the classifier runs on gathered rows
-                float[] logits = new float[config.vocabSize() * rows.length];
-                int[] ids = new int[rows.length];
-                try (KvCache cache = model.newKvCache(32)) {
-                    model.forward(prompt, AttentionBatch.single(cache, 0, prompt.length), rows, logits);
-                }
-                try (KvCache cache = model.newKvCache(32)) {
-                    model.forwardArgmax(prompt, AttentionBatch.single(cache, 0, prompt.length), rows, ids);
-                    for (int i = 0; i < rows.length; i++)
-                        assertEquals(argmax(java.util.Arrays.copyOfRange(logits, i * config.vocabSize(), (i + 1) * config.vocabSize())), ids[i], "row " + rows[i]);
-                    // A decode step (leading row 0) as the engine runs greedy requests; its id feeds the next step.
-                    float[] one = new float[config.vocabSize()];
-                    int[] next = {ids[0]};
-                    try (KvCache check = model.newKvCache(32)) {
-                        model.forward(prompt, AttentionBatch.single(check, 0, prompt.length), new int[]{prompt.length - 1}, one);
-                        for (int p = prompt.length; p < prompt.length + 5; p++) {
-                            int expected = argmax(one);
-                            assertEquals(expected, next[0], "position " + p);
-                            model.forward(new int[]{expected}, AttentionBatch.single(check, p, 1), new int[]{0}, one);
-                            model.forwardArgmax(next, AttentionBatch.single(cache, p, 1), new int[]{0}, next);
-                        }
+        withStories(model -> {
+            ModelConfig config = model.config();
+            int[] prompt = {1, 385, 328, 267, 403, 407, 261, 378, 432, 383};
+            int[] rows = {9, 2, 5};  // not leading: the classifier runs on gathered rows
+            float[] logits = new float[config.vocabSize() * rows.length];
+            int[] ids = new int[rows.length];
+            try (KvCache cache = model.newKvCache(32)) {
+                model.forward(prompt, AttentionBatch.single(cache, 0, prompt.length), rows, logits);
+            }
+            try (KvCache cache = model.newKvCache(32)) {
+                model.forwardArgmax(prompt, AttentionBatch.single(cache, 0, prompt.length), rows, ids);
+                for (int i = 0; i < rows.length; i++)
+                    assertEquals(argmax(java.util.Arrays.copyOfRange(logits, i * config.vocabSize(), (i + 1) * config.vocabSize())), ids[i], "row " + rows[i]);
+                // A decode step (leading row 0) as the engine runs greedy requests; its id feeds the next step.
+                float[] one = new float[config.vocabSize()];
+                int[] next = {ids[0]};
+                try (KvCache check = model.newKvCache(32)) {
+                    model.forward(prompt, AttentionBatch.single(check, 0, prompt.length), new int[]{prompt.length - 1}, one);
+                    for (int p = prompt.length; p < prompt.length + 5; p++) {
+                        int expected = argmax(one);
+                        assertEquals(expected, next[0], "position " + p);
+                        model.forward(new int[]{expected}, AttentionBatch.single(check, p, 1), new int[]{0}, one);
+                        model.forwardArgmax(next, AttentionBatch.single(cache, p, 1), new int[]{0}, next);
                     }
                 }
             }
-        }
+        });
     }
 
     @Test
     void batchedPrefillMatchesTokenByToken() {
+        withStories(model -> {
+            ModelConfig config = model.config();
+            int[] prompt = {1, 385, 328, 267, 403, 407, 261, 378, 432, 383};
+            float[] batched = new float[config.vocabSize() * prompt.length];
+            int[] all = new int[prompt.length];
+            for (int i = 0; i < all.length; i++) all[i] = i;
+            try (KvCache cache = model.newKvCache(32)) {
+                model.forward(prompt, AttentionBatch.single(cache, 0, prompt.length), all, batched);
+            }
+            float[] one = new float[config.vocabSize()];
+            try (KvCache cache = model.newKvCache(32)) {
+                for (int p = 0; p < prompt.length; p++) {
+                    model.forward(new int[]{prompt[p]}, AttentionBatch.single(cache, p, 1), new int[]{0}, one);
+                    for (int v = 0; v < one.length; v++)
+                        assertEquals(one[v], batched[p * one.length + v], 1e-4, "position " + p + " token " + v);
+                }
+            }
+        });
+    }
+
+    /** stories260K on a 2-thread CPU backend, up to 16 tokens and 16 logit rows per forward. */
+    private static void withStories(java.util.function.Consumer<LlamaModel> body) {
         try (GgufFile file = GgufFile.open(TestModels.file("stories260K.gguf"))) {
             ModelConfig config = ModelConfig.fromGguf(file);
             CpuBackend backend = new CpuBackend(2);
             try (LlamaModel model = new LlamaModel(config, LlamaWeights.load(file, config, backend), backend, 16, 16)) {
-                int[] prompt = {1, 385, 328, 267, 403, 407, 261, 378, 432, 383};
-                float[] batched = new float[config.vocabSize() * prompt.length];
-                int[] all = new int[prompt.length];
-                for (int i = 0; i < all.length; i++) all[i] = i;
-                try (KvCache cache = model.newKvCache(32)) {
-                    model.forward(prompt, AttentionBatch.single(cache, 0, prompt.length), all, batched);
-                }
-                float[] one = new float[config.vocabSize()];
-                try (KvCache cache = model.newKvCache(32)) {
-                    for (int p = 0; p < prompt.length; p++) {
-                        model.forward(new int[]{prompt[p]}, AttentionBatch.single(cache, p, 1), new int[]{0}, one);
-                        for (int v = 0; v < one.length; v++)
-                            assertEquals(one[v], batched[p * one.length + v], 1e-4, "position " + p + " token " + v);
-                    }
-                }
+                body.accept(model);
             }
         }
     }
