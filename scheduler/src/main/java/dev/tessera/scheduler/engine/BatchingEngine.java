@@ -107,7 +107,8 @@ public final class BatchingEngine implements Engine {
                 ? "the most tokens the KV cache holds (--kv-cache-memory " + bytes + " = " + numBlocks + " blocks of " + config.blockSize() + ")"
                 : "this model's maximum context length";
         this.waiting = new WaitingQueue(config.maxWaiting());
-        stats.kvCache(0, numBlocks);
+        // The gauges start true: requests cancelled while still queued never wake the engine to publish them.
+        publishGauges();
         this.thread = Thread.ofPlatform().name("tessera-engine").daemon(true).unstarted(this::loop);
         thread.start();
     }

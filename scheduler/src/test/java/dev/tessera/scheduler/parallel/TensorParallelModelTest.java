@@ -154,10 +154,7 @@ class TensorParallelModelTest {
 
     @Test
     void everyLinkCanPassThroughItsOwnLinkEmulator() throws Exception {
-        int collectivePort;
-        try (ServerSocket probe = new ServerSocket(0)) {
-            collectivePort = probe.getLocalPort();
-        }
+        int collectivePort = freePortOutsideEphemeralRange();
         InetSocketAddress collective = new InetSocketAddress("127.0.0.1", collectivePort);
         List<LinkEmulator> control = new ArrayList<>(), allReduce = new ArrayList<>();
         try {
@@ -242,5 +239,23 @@ class TensorParallelModelTest {
         TpProtocol.write(out, new TpProtocol.ShardBegin("../escape.gguf", 3));
         var in2 = new java.io.DataInputStream(new java.io.ByteArrayInputStream(bytes.toByteArray()));
         assertThrows(TpProtocol.ProtocolException.class, () -> TpProtocol.read(in2));
+    }
+
+    /**
+     * A port free now and below Linux's ephemeral range (32768 on), so the emulators' port-0 listeners opened before
+     * the master binds it cannot take it (a port from ServerSocket(0) once did).
+     */
+    private static int freePortOutsideEphemeralRange() throws java.io.IOException {
+        java.util.SplittableRandom random = new java.util.SplittableRandom();
+        for (int attempt = 0; attempt < 100; attempt++) {
+            int port = 20_000 + random.nextInt(12_000);
+            try (ServerSocket probe = new ServerSocket()) {
+                probe.bind(new InetSocketAddress("127.0.0.1", port));
+                return port;
+            } catch (java.net.BindException busy) {
+                // taken: try another
+            }
+        }
+        throw new java.io.IOException("no free port in 20000-31999");
     }
 }
