@@ -38,8 +38,7 @@ class TensorParallelServingTest {
 
     @Test
     void workerLossIsA503NamingItAndServingResumesWhenItIsBack() throws Exception {
-        int port;
-        try (ServerSocket s = new ServerSocket(0)) { port = s.getLocalPort(); }
+        int port = freePortOutsideEphemeralRange();
         String workerName = "127.0.0.1:" + port;
         Process worker = startWorker(port);
         try (TestServer server = TestServer.unloaded(new ServingConfig(TestServer.MODEL_NAME, null, ServingConfig.DEFAULT_MAX_BODY_BYTES))) {
@@ -95,5 +94,23 @@ class TensorParallelServingTest {
         }
         p.destroyForcibly();
         throw new AssertionError("worker on port " + port + " did not start");
+    }
+
+    /**
+     * A port free now and below Linux's ephemeral range: the worker process binds it a second later, and the test
+     * server's own port-0 listener, opened meanwhile, must not take it.
+     */
+    private static int freePortOutsideEphemeralRange() throws java.io.IOException {
+        java.util.SplittableRandom random = new java.util.SplittableRandom();
+        for (int attempt = 0; attempt < 100; attempt++) {
+            int port = 20_000 + random.nextInt(12_000);
+            try (ServerSocket probe = new ServerSocket()) {
+                probe.bind(new java.net.InetSocketAddress("127.0.0.1", port));
+                return port;
+            } catch (java.net.BindException busy) {
+                // taken: try another
+            }
+        }
+        throw new java.io.IOException("no free port in 20000-31999");
     }
 }
