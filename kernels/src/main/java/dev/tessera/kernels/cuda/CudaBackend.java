@@ -54,7 +54,6 @@ import static dev.tessera.kernels.cuda.LaunchGeometry.*;
 public final class CudaBackend implements Backend {
     private static final int MAX_GRAPHS = 64;  // decode steps of 1..16 tokens, with and without the classifier, per cache kind
     private static final int INITIAL_STAGING_TOKENS = 1024;
-    /** Splits of decode attention (grid z of attention_decode.cu) for batches of up to 16 tokens. */
     /** Blocks per (token, head) of split-K decode attention; {@code -Dtessera.cuda.decodeSplits} for tuning runs. */
     static final int DECODE_SPLITS = LaunchGeometry.tuning("tessera.cuda.decodeSplits", 16, 1, 16);
     static final int MAX_SPLIT_TOKENS = 16;

@@ -5,7 +5,9 @@ import dev.tessera.kernels.KvCacheType;
 import dev.tessera.kernels.TensorType;
 
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.StructLayout;
 import java.lang.foreign.ValueLayout;
 import java.util.EnumMap;
 import java.util.Map;
@@ -82,8 +84,8 @@ final class CudaKernels implements AutoCloseable {
         }
     }
 
-    private static long offset(java.lang.foreign.StructLayout layout, String member) {
-        return layout.byteOffset(java.lang.foreign.MemoryLayout.PathElement.groupElement(member));
+    private static long offset(StructLayout layout, String member) {
+        return layout.byteOffset(MemoryLayout.PathElement.groupElement(member));
     }
 
     private MemorySegment[] byKvType(String kernel) {
