@@ -138,13 +138,14 @@ static __device__ __forceinline__ void matvec_body(const uint8_t* __restrict__ w
     int part = warp % split, rowsPerBlock = MATVEC_ROWS / split;
     long long rowBytes = (long long) (cols / Fmt::BLOCK) * Fmt::BLOCK_BYTES;
     int row = blockIdx.x * rowsPerBlock + warp / split;
+    long long head = min(rowBytes, (long long) prefetchBytes);  // leading bytes of each row to prefetch
     if (mode == MATVEC_SWIGLU) {
         bool live = row < rows0;
         // Weights never depend on an earlier kernel: pull the head of this block's rows into L2 while the previous
         // kernel finishes, then wait for it (x and acc are its outputs).
         if (live) {
-            prefetch_l2(w0 + row * rowBytes, min(rowBytes, (long long) prefetchBytes), part * WARP + lane, split * WARP);
-            prefetch_l2(w1 + row * rowBytes, min(rowBytes, (long long) prefetchBytes), part * WARP + lane, split * WARP);
+            prefetch_l2(w0 + row * rowBytes, head, part * WARP + lane, split * WARP);
+            prefetch_l2(w1 + row * rowBytes, head, part * WARP + lane, split * WARP);
         }
         kernel_enter();
         float s[2][NT];
@@ -171,7 +172,7 @@ static __device__ __forceinline__ void matvec_body(const uint8_t* __restrict__ w
     if ((int) blockIdx.x >= b0 + b1) { w = w2; out = out2; rows = rows2; row -= (b0 + b1) * rowsPerBlock; }
     else if ((int) blockIdx.x >= b0) { w = w1; out = out1; rows = rows1; row -= b0 * rowsPerBlock; }
     bool live = row < rows;
-    if (live) prefetch_l2(w + row * rowBytes, min(rowBytes, (long long) prefetchBytes), part * WARP + lane, split * WARP);
+    if (live) prefetch_l2(w + row * rowBytes, head, part * WARP + lane, split * WARP);
     kernel_enter();
     float s[1][NT];
     if (live) {

@@ -317,8 +317,7 @@ public final class CudaBackend implements Backend {
      * only block-quantized weights prefetch.
      */
     private int prefetchBytesPerRow(CudaWeight w0, long weightRows) {
-        TensorType type = w0.type();
-        if (kernels.prefetchBudgetBytes <= 0 || type == TensorType.F32 || type == TensorType.F16 || type == TensorType.BF16) return 0;
+        if (kernels.prefetchBudgetBytes <= 0 || w0.type().blockSize == 1) return 0;  // plain floats (F32, F16, BF16)
         long rowBytes = w0.sizeBytes() / w0.rows();
         long perRow = Math.min(rowBytes, kernels.prefetchBudgetBytes / Math.max(1, weightRows));
         return (int) (perRow / 128 * 128);

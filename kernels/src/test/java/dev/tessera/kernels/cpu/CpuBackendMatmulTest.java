@@ -31,17 +31,9 @@ class CpuBackendMatmulTest {
         Random random = new Random(rows * 31L + cols + numTokens);
         try (Arena arena = Arena.ofShared(); CpuBackend backend = new CpuBackend(threads)) {
             long rowBytes = type.byteSize(cols);
-            MemorySegment data = arena.allocate(rowBytes * rows);
-            for (long i = 0; i < data.byteSize(); i++) data.set(ValueLayout.JAVA_BYTE, i, (byte) random.nextInt());
-            saneScales(type, data, rows * cols / type.blockSize);
-            Weight w = backend.weight("w", type, data, rows, cols);
-            float[] x = new float[numTokens * cols];
-            for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
-            Activations in = backend.allocate(numTokens, cols), out = backend.allocate(numTokens, rows);
-            backend.upload(x, in, numTokens);
-            backend.matmul(w, in, numTokens, out);
-            float[] got = new float[numTokens * rows];
-            backend.download(out, got, numTokens);
+            MemorySegment data = randomWeight(arena, type, rows, cols, random);
+            float[] x = gaussian(numTokens * cols, random);
+            float[] got = matmul(backend, backend.weight("w", type, data, rows, cols), x, numTokens);
             RowKernel ref = RowKernels.forType(type);
             for (int t = 0; t < numTokens; t++)
                 for (int r = 0; r < rows; r++) {
@@ -57,21 +49,13 @@ class CpuBackendMatmulTest {
     void resultsDoNotDependOnThreadsOrBatch(TensorType type, int rows, int cols) {
         Random random = new Random(rows + cols);
         try (Arena arena = Arena.ofShared()) {
-            MemorySegment data = arena.allocate(type.byteSize(cols) * rows);
-            for (long i = 0; i < data.byteSize(); i++) data.set(ValueLayout.JAVA_BYTE, i, (byte) random.nextInt());
-            saneScales(type, data, rows * cols / type.blockSize);
+            MemorySegment data = randomWeight(arena, type, rows, cols, random);
             int maxTokens = 37;
-            float[] x = new float[maxTokens * cols];
-            for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
+            float[] x = gaussian(maxTokens * cols, random);
             float[] reference = null;
             for (int threads = 1; threads <= 3; threads++) {
                 try (CpuBackend backend = new CpuBackend(threads)) {
-                    Weight w = backend.weight("w", type, data, rows, cols);
-                    Activations in = backend.allocate(maxTokens, cols), out = backend.allocate(maxTokens, rows);
-                    backend.upload(x, in, maxTokens);
-                    backend.matmul(w, in, maxTokens, out);
-                    float[] got = new float[maxTokens * rows];
-                    backend.download(out, got, maxTokens);
+                    float[] got = matmul(backend, backend.weight("w", type, data, rows, cols), x, maxTokens);
                     if (reference == null) reference = got;
                     else org.junit.jupiter.api.Assertions.assertArrayEquals(reference, got, threads + " threads");
                 }
@@ -86,26 +70,38 @@ class CpuBackendMatmulTest {
         int rows = 208, cols = 512;
         Random random = new Random(numTokens);
         try (Arena arena = Arena.ofShared(); CpuBackend backend = new CpuBackend(2)) {
-            MemorySegment data = arena.allocate(type.byteSize(cols) * rows);
-            for (long i = 0; i < data.byteSize(); i++) data.set(ValueLayout.JAVA_BYTE, i, (byte) random.nextInt());
-            saneScales(type, data, rows * cols / type.blockSize);
-            Weight w = backend.weight("w", type, data, rows, cols);
-            float[] x = new float[numTokens * cols];
-            for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
-            Activations in = backend.allocate(numTokens, cols), out = backend.allocate(numTokens, rows);
-            backend.upload(x, in, numTokens);
-            backend.matmul(w, in, numTokens, out);
-            float[] batched = new float[numTokens * rows];
-            backend.download(out, batched, numTokens);
-            Activations one = backend.allocate(1, cols), oneOut = backend.allocate(1, rows);
-            float[] alone = new float[rows];
+            Weight w = backend.weight("w", type, randomWeight(arena, type, rows, cols, random), rows, cols);
+            float[] x = gaussian(numTokens * cols, random);
+            float[] batched = matmul(backend, w, x, numTokens);
             for (int t = 0; t < numTokens; t++) {
-                backend.upload(java.util.Arrays.copyOfRange(x, t * cols, (t + 1) * cols), one, 1);
-                backend.matmul(w, one, 1, oneOut);
-                backend.download(oneOut, alone, 1);
+                float[] alone = matmul(backend, w, java.util.Arrays.copyOfRange(x, t * cols, (t + 1) * cols), 1);
                 org.junit.jupiter.api.Assertions.assertArrayEquals(alone, java.util.Arrays.copyOfRange(batched, t * rows, (t + 1) * rows), "token " + t);
             }
         }
+    }
+
+    /** A rows x cols weight of random bytes, its scales made sane. */
+    private static MemorySegment randomWeight(Arena arena, TensorType type, int rows, int cols, Random random) {
+        MemorySegment data = arena.allocate(type.byteSize(cols) * rows);
+        for (long i = 0; i < data.byteSize(); i++) data.set(ValueLayout.JAVA_BYTE, i, (byte) random.nextInt());
+        saneScales(type, data, rows * cols / type.blockSize);
+        return data;
+    }
+
+    private static float[] gaussian(int n, Random random) {
+        float[] x = new float[n];
+        for (int i = 0; i < n; i++) x[i] = (float) random.nextGaussian();
+        return x;
+    }
+
+    /** W · x for numTokens rows of x, through the backend's upload, matmul and download. */
+    private static float[] matmul(CpuBackend backend, Weight w, float[] x, int numTokens) {
+        Activations in = backend.allocate(numTokens, w.cols()), out = backend.allocate(numTokens, w.rows());
+        backend.upload(x, in, numTokens);
+        backend.matmul(w, in, numTokens, out);
+        float[] got = new float[numTokens * w.rows()];
+        backend.download(out, got, numTokens);
+        return got;
     }
 
     /** Random bytes make NaN/huge f16 scales; give every block a small finite scale instead. */

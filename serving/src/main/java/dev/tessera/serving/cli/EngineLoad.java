@@ -31,7 +31,7 @@ final class EngineLoad {
     static Result run(BatchingEngine engine, int vocabSize, int concurrency, int requests, int promptTokens,
                       int genTokens, long seed) throws InterruptedException {
         AtomicInteger next = new AtomicInteger(), failed = new AtomicInteger();
-        AtomicLong tokens = new AtomicLong();
+        AtomicLong delivered = new AtomicLong();
         long t0 = System.nanoTime();
         try (ExecutorService clients = Executors.newFixedThreadPool(concurrency)) {
             List<Future<?>> running = new ArrayList<>();
@@ -42,7 +42,11 @@ final class EngineLoad {
                     prompt[0] = 1;
                     for (int i = 1; i < promptTokens; i++) prompt[i] = 3 + random.nextInt(vocabSize - 3);
                     RequestHandle h = engine.submit(new EngineRequest("load-" + seed + "-" + r, prompt, SamplingParams.greedy(), genTokens, t -> false, false));
-                    if (!drain(h, tokens)) failed.incrementAndGet();
+                    try {
+                        delivered.addAndGet(tokens(h).length);
+                    } catch (IllegalStateException failedOrSilent) {
+                        failed.incrementAndGet();
+                    }
                 }
                 return null;
             }));
@@ -54,18 +58,19 @@ final class EngineLoad {
                 }
             }
         }
-        return new Result(tokens.get() / ((System.nanoTime() - t0) / 1e9), failed.get());
+        return new Result(delivered.get() / ((System.nanoTime() - t0) / 1e9), failed.get());
     }
 
-    /** Reads h's events to the end, counting tokens; false when it failed or went silent. */
-    private static boolean drain(RequestHandle h, AtomicLong tokens) throws InterruptedException {
+    /** Reads h's events to the end: its token ids. Throws IllegalStateException when it failed or went silent. */
+    static int[] tokens(RequestHandle h) throws InterruptedException {
+        List<Integer> out = new ArrayList<>();
         while (true) {
             TokenEvent e = h.poll(120, TimeUnit.SECONDS);
-            if (e == null) return false;
+            if (e == null) throw new IllegalStateException(h.request().id() + ": no event within 120 s");
             switch (e) {
-                case TokenEvent.Token t -> tokens.incrementAndGet();
-                case TokenEvent.Finished f -> { return true; }
-                case TokenEvent.Failed f -> { return false; }
+                case TokenEvent.Token t -> out.add(t.token());
+                case TokenEvent.Finished f -> { return out.stream().mapToInt(Integer::intValue).toArray(); }
+                case TokenEvent.Failed f -> throw new IllegalStateException(h.request().id() + " failed: " + f.message());
             }
         }
     }

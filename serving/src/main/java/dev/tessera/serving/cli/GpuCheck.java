@@ -26,7 +26,6 @@ import dev.tessera.scheduler.engine.EngineConfig;
 import dev.tessera.scheduler.engine.EngineRequest;
 import dev.tessera.scheduler.engine.RequestHandle;
 import dev.tessera.scheduler.engine.SequenceGenerator;
-import dev.tessera.scheduler.engine.TokenEvent;
 import dev.tessera.models.quant.Quantizer;
 import dev.tessera.models.synth.SynthModel;
 import dev.tessera.models.synth.SynthPreset;
@@ -537,7 +536,7 @@ public final class GpuCheck {
                     for (int i = 0; i < prompts.size(); i++)
                         handles.add(engine.submit(new EngineRequest("g" + i, prompts.get(i), SamplingParams.greedy(), expected.get(i).length, t -> false, false)));
                     int same = 0;
-                    for (int i = 0; i < handles.size(); i++) if (Arrays.equals(expected.get(i), tokens(handles.get(i)))) same++;
+                    for (int i = 0; i < handles.size(); i++) if (Arrays.equals(expected.get(i), EngineLoad.tokens(handles.get(i)))) same++;
                     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
                     while (engine.numFreeKvBlocks() != engine.numKvBlocks() && System.nanoTime() < deadline) Thread.sleep(5);
                     boolean ok = same == prompts.size() && engine.numFreeKvBlocks() == engine.numKvBlocks() && engine.stats().preemptions() > 0;
@@ -575,19 +574,6 @@ public final class GpuCheck {
             rows.add(new Row("engine", label + ", concurrency 1", String.format(Locale.ROOT, "%.1f output tok/s (8 requests)", c1.outputTokensPerS()), status));
             rows.add(new Row("engine", label + ", concurrency 8", String.format(Locale.ROOT, "%.1f output tok/s (16 requests), %.2fx concurrency 1",
                     c8.outputTokensPerS(), c8.outputTokensPerS() / c1.outputTokensPerS()), status));
-        }
-    }
-
-    private static int[] tokens(RequestHandle h) throws InterruptedException {
-        List<Integer> out = new ArrayList<>();
-        while (true) {
-            TokenEvent e = h.poll(120, TimeUnit.SECONDS);
-            if (e == null) throw new IllegalStateException(h.request().id() + ": no event within 120 s");
-            switch (e) {
-                case TokenEvent.Token t -> out.add(t.token());
-                case TokenEvent.Finished f -> { return out.stream().mapToInt(Integer::intValue).toArray(); }
-                case TokenEvent.Failed f -> throw new IllegalStateException(h.request().id() + " failed: " + f.message());
-            }
         }
     }
 
@@ -821,12 +807,6 @@ public final class GpuCheck {
         }
     }
 
-    private static double median(double[] values) {
-        double[] sorted = values.clone();
-        Arrays.sort(sorted);
-        return sorted[sorted.length / 2];
-    }
-
     private Path synth(SynthPreset preset, TensorType type) throws IOException {
         Files.createDirectories(workDir);
         Path out = workDir.resolve("synth-" + preset.presetName + "-" + type.ggmlName() + ".gguf");
@@ -876,7 +856,7 @@ public final class GpuCheck {
                     decodeRuns[rep] = steps1 / ((t2 - t1) / 1e9);
                 }
             }
-            double prefill1 = median(prefillRuns), decode1 = median(decodeRuns);
+            double prefill1 = BenchCommand.median(prefillRuns), decode1 = BenchCommand.median(decodeRuns);
             // The same steps queued back to back, nobody waiting for a token (no classifier, no argmax, one sync at the
             // end): the device's own time per step. decode b1 minus this is what each greedy step adds on the host.
             double queued1;
