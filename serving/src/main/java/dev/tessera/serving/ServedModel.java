@@ -8,12 +8,11 @@ import dev.tessera.models.tokenizer.Tokenizer;
 import dev.tessera.scheduler.engine.BatchingEngine;
 import dev.tessera.scheduler.engine.Engine;
 import dev.tessera.scheduler.engine.EngineConfig;
-import dev.tessera.scheduler.engine.SequenceModel;
-import dev.tessera.scheduler.engine.SerialEngine;
+import dev.tessera.scheduler.worker.ModelRunner;
 import dev.tessera.serving.text.ChatPrompts;
 
 import java.nio.file.Path;
-import java.util.function.BiFunction;
+import java.util.function.Function;
 
 /**
  * A loaded model behind the API: its name, tokenizer and chat prompt rendering, and the engine that runs it.
@@ -29,7 +28,7 @@ public record ServedModel(String name, Tokenizer tokenizer, Engine engine, ChatP
 
     /**
      * Loads a model file onto a backend and starts a {@link BatchingEngine} that runs up to {@code maxNumSeqs}
-     * sequences together (1 gives the one-at-a-time {@link SerialEngine}), with room for maxWaiting more.
+     * sequences together, with room for maxWaiting more.
      */
     public static ServedModel load(Path path, String name, Backend backend, int maxWaiting, int maxNumSeqs) {
         return load(path, name, backend, EngineConfig.defaults(maxNumSeqs, ModelLoader.DEFAULT_MAX_BATCH_TOKENS, maxWaiting));
@@ -40,8 +39,7 @@ public record ServedModel(String name, Tokenizer tokenizer, Engine engine, ChatP
         LoadedModel loaded = ModelLoader.load(path, backend, config.maxBatchedTokens(), config.maxNumSeqs());
         try {
             ChatPrompts chat = ChatPrompts.fromGguf(loaded.file(), loaded.tokenizer());
-            Engine engine = config.maxNumSeqs() == 1 ? new SerialEngine(loaded.model(), config.maxWaiting())
-                    : new BatchingEngine(loaded.model(), config);
+            Engine engine = new BatchingEngine(loaded.model(), config);
             return new ServedModel(name, loaded.tokenizer(), engine, chat, loaded, System.currentTimeMillis() / 1000);
         } catch (RuntimeException e) {
             loaded.close();
@@ -54,22 +52,23 @@ public record ServedModel(String name, Tokenizer tokenizer, Engine engine, ChatP
     }
 
     /**
-     * Serves a model whose layers run elsewhere (tensor-parallel workers): {@code open} builds the
-     * {@link SequenceModel} from the mapped file; tokenizer and chat template stay here.
+     * Serves a model whose layers run elsewhere (tensor-parallel workers) behind the same batching engine:
+     * {@code open} builds the {@link ModelRunner} from the mapped file; tokenizer and chat template stay here.
      */
-    public static <M extends SequenceModel & AutoCloseable> ServedModel load(Path path, String name, int maxWaiting,
-                                                                               BiFunction<GgufFile, Tokenizer, M> open) {
+    public static ServedModel load(Path path, String name, EngineConfig config, Function<GgufFile, ModelRunner> open) {
         GgufFile file = GgufFile.open(path);
         try {
             Tokenizer tokenizer = Tokenizer.fromGguf(file);
             ChatPrompts chat = ChatPrompts.fromGguf(file, tokenizer);
-            M model = open.apply(file, tokenizer);
-            AutoCloseable resources = () -> {
-                try (file) {
-                    model.close();
-                }
-            };
-            return new ServedModel(name, tokenizer, new SerialEngine(model, maxWaiting), chat, resources, System.currentTimeMillis() / 1000);
+            ModelRunner runner = open.apply(file);
+            Engine engine;
+            try {
+                engine = new BatchingEngine(runner, config, true);
+            } catch (RuntimeException e) {
+                runner.close();
+                throw e;
+            }
+            return new ServedModel(name, tokenizer, engine, chat, file, System.currentTimeMillis() / 1000);
         } catch (RuntimeException e) {
             file.close();
             throw e;

@@ -31,6 +31,11 @@ public final class CollectiveGroup {
 
     private CollectiveGroup() {}
 
+    /** The group of one rank: sums return at once. */
+    public static AllReduce single() {
+        return new StarAllReduce(0, 1, List.of());
+    }
+
     /** Whether {@code rank} must listen: every ring rank, and rank 0 of a star. */
     public static boolean needsListener(AllReduceKind kind, int rank, int size) {
         return size > 1 && (kind == AllReduceKind.RING || rank == 0);

@@ -5,49 +5,83 @@ import dev.tessera.kernels.AttentionBatch;
 import dev.tessera.kernels.Backend;
 import dev.tessera.kernels.KvCache;
 import dev.tessera.kernels.PagedKvCache;
+import dev.tessera.kernels.collective.Collective;
 
 /**
- * The Llama-family forward pass as a sequence of backend ops. It knows shapes and order, never where an op runs.
- * A batch is up to {@code maxBatchTokens} token rows from any mix of sequences; logits are produced only for the
- * rows asked for (the last prompt token, or each sequence's decode token).
+ * The Llama-family forward pass as a sequence of backend ops, written once for every way a model runs. It knows shapes
+ * and order, never where an op runs. A batch is up to {@code maxBatchTokens} token rows from any mix of sequences;
+ * logits are produced only for the rows asked for (the last prompt token, or each sequence's decode token).
+ *
+ * <p>The same graph runs a whole model on one device or one rank of a tensor-parallel group (after TPI-LLM and
+ * Megatron): a rank computes its {@link RankShape} of every layer — its heads of attention, its columns of the FFN —
+ * and each half of a layer ends with an allreduce that sums the ranks' partial output projections before the residual
+ * add. The rank holding the {@link ModelHead} embeds the tokens and broadcasts the rows (the others add zeros); only it
+ * computes logits. With one rank there is no collective and no extra op.
  */
 public final class LlamaModel implements AutoCloseable {
     private final ModelConfig config;
-    private final LlamaWeights weights;
+    private final RankShape shape;
+    private final LayerSource layers;
+    private final ModelHead head;
     private final Backend backend;
+    private final Collective collective;
     private final int maxBatchTokens;
     private final int maxLogitRows;
     private final Activations x, xb, q, k, v, att, hb, hb2, logitRows, logits;
-    private final int[] rowTokens;
+    private final float[] zeros;
 
-    /** @param maxLogitRows most rows one forward call may ask logits for (1 for a single sequence) */
+    /** The whole model on one backend. @param maxLogitRows most rows one forward call may ask logits for */
     public LlamaModel(ModelConfig config, LlamaWeights weights, Backend backend, int maxBatchTokens, int maxLogitRows) {
+        this(config, RankShape.whole(config), weights, weights.head(), backend, null, maxBatchTokens, maxLogitRows);
+    }
+
+    /**
+     * One rank's share of the model.
+     *
+     * @param head       embeddings and classifier on the rank that speaks token ids; null on the others
+     * @param collective the tensor-parallel group; null (or a group of one) for a whole model
+     */
+    public LlamaModel(ModelConfig config, RankShape shape, LayerSource layers, ModelHead head, Backend backend,
+                      Collective collective, int maxBatchTokens, int maxLogitRows) {
         if (maxLogitRows < 1 || maxLogitRows > maxBatchTokens) throw new IllegalArgumentException("maxLogitRows " + maxLogitRows + " outside 1.." + maxBatchTokens);
+        boolean parallel = collective != null && collective.size() > 1;
+        if (head == null && !parallel) throw new IllegalArgumentException("a model without embeddings must be a rank of a tensor-parallel group");
         this.config = config;
-        this.maxLogitRows = maxLogitRows;
-        this.weights = weights;
+        this.shape = shape;
+        this.layers = layers;
+        this.head = head;
         this.backend = backend;
+        this.collective = parallel ? collective : null;
+        this.maxLogitRows = maxLogitRows;
         this.maxBatchTokens = maxBatchTokens;
-        int qDim = config.numHeads() * config.headDim();
+        int qDim = shape.numHeads() * config.headDim(), kvDim = shape.numKvHeads() * config.headDim();
         x = backend.allocate(maxBatchTokens, config.dim());
         xb = backend.allocate(maxBatchTokens, config.dim());
-        q = backend.allocate(maxBatchTokens, qDim);
-        k = backend.allocate(maxBatchTokens, config.kvDim());
-        v = backend.allocate(maxBatchTokens, config.kvDim());
-        att = backend.allocate(maxBatchTokens, qDim);
-        hb = backend.allocate(maxBatchTokens, config.hiddenDim());
-        hb2 = backend.allocate(maxBatchTokens, config.hiddenDim());
-        logitRows = backend.allocate(maxLogitRows, config.dim());
-        logits = backend.allocate(maxLogitRows, config.vocabSize());
-        rowTokens = new int[maxBatchTokens];
+        q = shape.hasAttention() ? backend.allocate(maxBatchTokens, qDim) : null;
+        k = shape.hasAttention() ? backend.allocate(maxBatchTokens, kvDim) : null;
+        v = shape.hasAttention() ? backend.allocate(maxBatchTokens, kvDim) : null;
+        att = shape.hasAttention() ? backend.allocate(maxBatchTokens, qDim) : null;
+        hb = shape.hasFeedForward() ? backend.allocate(maxBatchTokens, shape.hiddenDim()) : null;
+        hb2 = shape.hasFeedForward() ? backend.allocate(maxBatchTokens, shape.hiddenDim()) : null;
+        logitRows = head != null ? backend.allocate(maxLogitRows, config.dim()) : null;
+        logits = head != null ? backend.allocate(maxLogitRows, config.vocabSize()) : null;
+        // A rank with no share of a half (or no embeddings) still takes part in that half's allreduce, with zeros.
+        zeros = this.collective != null ? new float[maxBatchTokens * config.dim()] : null;
     }
 
     public ModelConfig config() { return config; }
+    public RankShape shape() { return shape; }
+    public boolean hasHead() { return head != null; }
     public Backend backend() { return backend; }
     public int maxBatchTokens() { return maxBatchTokens; }
 
     public KvCache newKvCache(int capacity) {
-        return backend.allocateKvCache(config.numLayers(), config.numKvHeads(), config.headDim(), capacity);
+        return backend.allocateKvCache(config.numLayers(), shape.numKvHeads(), config.headDim(), capacity);
+    }
+
+    /** A paged KV store for this rank's KV heads: {@code numBlocks} blocks under the ids the scheduler's pool assigns. */
+    public dev.tessera.kernels.KvBlockStore newKvBlockStore(int blockSize, int numBlocks, dev.tessera.kernels.KvCacheType type) {
+        return backend.allocateKvBlocks(config.numLayers(), Math.max(1, shape.numKvHeads()), config.headDim(), blockSize, numBlocks, type);
     }
 
     /**
@@ -74,13 +108,18 @@ public final class LlamaModel implements AutoCloseable {
         ModelConfig c = config;
         int m = logitRowIndices.length;
         if (m > maxLogitRows) throw new IllegalArgumentException(m + " logit rows asked, limit " + maxLogitRows);
+        if (m > 0 && head == null) throw new IllegalStateException("logits asked of a rank without the classifier");
         // Rows 0..m-1 (a decode step) need no gather: the classifier runs inside the step, on x itself.
         boolean leading = m > 0;
         for (int i = 0; i < m && leading; i++) leading = logitRowIndices[i] == i;
         // A decode step (one token per sequence, all caches of one kind) has the same launches for a given token count
         // whichever sequences it serves (caches, tokens and positions are staged inputs): let the backend record it
         // once per shape and replay it.
-        Object kind = n <= MAX_RECORDED_TOKENS ? decodeCacheKind(batch) : null;
+        // A step is replayable when its weights stay put and nothing in it runs on the host: no TCP collective, and
+        // no zero rows uploaded for a half (or embedding) this rank has no share of.
+        boolean recordable = layers.resident() && (collective == null
+                || collective.recordable() && head != null && shape.hasAttention() && shape.hasFeedForward());
+        Object kind = recordable && n <= MAX_RECORDED_TOKENS ? decodeCacheKind(batch) : null;
         backend.beginStep(kind == null ? null : new StepKey(this, n, kind, leading ? m : 0), n);
         try {
             layers(tokens, batch, n);
@@ -105,8 +144,8 @@ public final class LlamaModel implements AutoCloseable {
 
     /** logits[0..m) = output · norm(hidden[0..m)). */
     private void classify(Activations hidden, int m) {
-        backend.rmsNorm(hidden, weights.outputNorm(), config.rmsNormEps(), m, logitRows);
-        backend.matmul(weights.output(), logitRows, m, logits);
+        backend.rmsNorm(hidden, head.outputNorm(), config.rmsNormEps(), m, logitRows);
+        backend.matmul(head.output(), logitRows, m, logits);
     }
 
     /** What a recorded step depends on of its cache: the paged store (its element type, its memory), else the class. */
@@ -117,31 +156,50 @@ public final class LlamaModel implements AutoCloseable {
     /** Embedding and every transformer layer, leaving the hidden states of all n rows in x. */
     private void layers(int[] tokens, AttentionBatch batch, int n) {
         ModelConfig c = config;
-        backend.embed(weights.tokenEmbedding(), tokens, n, x);
+        if (head != null) backend.embed(head.tokenEmbedding(), tokens, n, x);
+        else backend.upload(zeros, x, n);
+        if (collective != null) collective.allReduce(x, n);
         for (int l = 0; l < c.numLayers(); l++) {
-            LlamaWeights.Layer w = weights.layers()[l];
-            backend.rmsNorm(x, w.attentionNorm(), c.rmsNormEps(), n, xb);
-            backend.matmul(w.wq(), xb, n, q);
-            backend.matmul(w.wk(), xb, n, k);
-            backend.matmul(w.wv(), xb, n, v);
-            if (w.bq() != null) {
-                backend.addBias(q, w.bq(), n);
-                backend.addBias(k, w.bk(), n);
-                backend.addBias(v, w.bv(), n);
+            LlamaWeights.Layer w = layers.acquire(l, LayerSource.Half.ATTENTION);
+            if (shape.hasAttention()) {
+                backend.rmsNorm(x, w.attentionNorm(), c.rmsNormEps(), n, xb);
+                backend.matmul(w.wq(), xb, n, q);
+                backend.matmul(w.wk(), xb, n, k);
+                backend.matmul(w.wv(), xb, n, v);
+                if (w.bq() != null) {
+                    backend.addBias(q, w.bq(), n);
+                    backend.addBias(k, w.bk(), n);
+                    backend.addBias(v, w.bv(), n);
+                }
+                backend.rope(q, n, shape.numHeads(), c.headDim(), batch.positions(), c.rope());
+                backend.rope(k, n, shape.numKvHeads(), c.headDim(), batch.positions(), c.rope());
+                backend.attention(l, q, k, v, batch, shape.numHeads(), shape.numKvHeads(), c.headDim(), att);
+                backend.matmul(w.wo(), att, n, xb);
+            } else {
+                backend.upload(zeros, xb, n);
             }
-            backend.rope(q, n, c.numHeads(), c.headDim(), batch.positions(), c.rope());
-            backend.rope(k, n, c.numKvHeads(), c.headDim(), batch.positions(), c.rope());
-            backend.attention(l, q, k, v, batch, c.numHeads(), c.numKvHeads(), c.headDim(), att);
-            backend.matmul(w.wo(), att, n, xb);
-            backend.add(x, xb, n);
+            layers.release(l, LayerSource.Half.ATTENTION);
+            residual(n);
 
-            backend.rmsNorm(x, w.ffnNorm(), c.rmsNormEps(), n, xb);
-            backend.matmul(w.gate(), xb, n, hb);
-            backend.matmul(w.up(), xb, n, hb2);
-            backend.swiglu(hb, hb2, n);
-            backend.matmul(w.down(), hb, n, xb);
-            backend.add(x, xb, n);
+            w = layers.acquire(l, LayerSource.Half.FEED_FORWARD);
+            if (shape.hasFeedForward()) {
+                backend.rmsNorm(x, w.ffnNorm(), c.rmsNormEps(), n, xb);
+                backend.matmul(w.gate(), xb, n, hb);
+                backend.matmul(w.up(), xb, n, hb2);
+                backend.swiglu(hb, hb2, n);
+                backend.matmul(w.down(), hb, n, xb);
+            } else {
+                backend.upload(zeros, xb, n);
+            }
+            layers.release(l, LayerSource.Half.FEED_FORWARD);
+            residual(n);
         }
+    }
+
+    /** x += the sum over ranks of this half's output projection xb (on one rank, xb itself). */
+    private void residual(int n) {
+        if (collective != null) collective.allReduce(xb, n);
+        backend.add(x, xb, n);
     }
 
     /** The most tokens a recorded decode step takes: the matrix-vector kernels' widest tier. */

@@ -6,7 +6,26 @@ import dev.tessera.models.gguf.GgufFile;
 import dev.tessera.models.gguf.GgufTensorInfo;
 
 /** The weights of a Llama-family model, handed to a backend by llama.cpp tensor name and checked for shape. */
-public record LlamaWeights(Weight tokenEmbedding, Weight outputNorm, Weight output, Layer[] layers) {
+public record LlamaWeights(Weight tokenEmbedding, Weight outputNorm, Weight output, Layer[] layers) implements LayerSource {
+
+    /** Every weight is resident: both halves of a layer come from the one record. */
+    @Override
+    public Layer acquire(int layer, Half half) {
+        return layers[layer];
+    }
+
+    public ModelHead head() {
+        return new ModelHead(tokenEmbedding, outputNorm, output);
+    }
+
+    /** Embeddings, final norm and classifier; without output.weight the classifier is the embedding table (tied). */
+    public static ModelHead loadHead(GgufFile file, ModelConfig c, Backend backend) {
+        WeightLookup l = new WeightLookup(file, backend);
+        Weight embd = l.matrix("token_embd.weight", c.vocabSize(), c.dim());
+        Weight norm = l.vector("output_norm.weight", c.dim());
+        Weight output = file.tensor("output.weight") != null ? l.matrix("output.weight", c.vocabSize(), c.dim()) : embd;
+        return new ModelHead(embd, norm, output);
+    }
 
     /** One transformer block. Biases are null unless the architecture has them. */
     public record Layer(Weight attentionNorm, Weight wq, Weight wk, Weight wv, Weight wo,
@@ -14,11 +33,8 @@ public record LlamaWeights(Weight tokenEmbedding, Weight outputNorm, Weight outp
                         Weight ffnNorm, Weight gate, Weight up, Weight down) {}
 
     public static LlamaWeights load(GgufFile file, ModelConfig c, Backend backend) {
-        Loader l = new Loader(file, backend);
-        Weight embd = l.matrix("token_embd.weight", c.vocabSize(), c.dim());
-        Weight norm = l.vector("output_norm.weight", c.dim());
-        // Tied embeddings: without output.weight the classifier is the embedding table.
-        Weight output = file.tensor("output.weight") != null ? l.matrix("output.weight", c.vocabSize(), c.dim()) : embd;
+        WeightLookup l = new WeightLookup(file, backend);
+        ModelHead head = loadHead(file, c, backend);
         Layer[] layers = new Layer[c.numLayers()];
         boolean bias = c.architecture().attentionBias();
         int qDim = c.numHeads() * c.headDim();
@@ -38,32 +54,6 @@ public record LlamaWeights(Weight tokenEmbedding, Weight outputNorm, Weight outp
                     l.matrix(b + "ffn_up.weight", c.hiddenDim(), c.dim()),
                     l.matrix(b + "ffn_down.weight", c.dim(), c.hiddenDim()));
         }
-        return new LlamaWeights(embd, norm, output, layers);
-    }
-
-    private record Loader(GgufFile file, Backend backend) {
-        Weight matrix(String name, int rows, int cols) {
-            GgufTensorInfo t = require(name);
-            if (t.dims().length != 2 || t.dims()[0] != cols || t.dims()[1] != rows)
-                throw file.fail("tensor " + name + " has shape " + java.util.Arrays.toString(t.dims()) + ", expected [" + cols + ", " + rows + "]");
-            return make(t, rows, cols);
-        }
-
-        Weight vector(String name, int n) {
-            GgufTensorInfo t = require(name);
-            if (t.numElements() != n) throw file.fail("tensor " + name + " has " + t.numElements() + " elements, expected " + n);
-            return make(t, 1, n);
-        }
-
-        private GgufTensorInfo require(String name) {
-            GgufTensorInfo t = file.tensor(name);
-            if (t == null) throw file.fail("missing tensor " + name);
-            if (!t.type().computable()) throw file.fail("tensor " + name + " has type " + t.type() + ", which Tessera cannot compute with");
-            return t;
-        }
-
-        private Weight make(GgufTensorInfo t, int rows, int cols) {
-            return backend.weight(t.name(), t.type(), file.data(t), rows, cols);
-        }
+        return new LlamaWeights(head.tokenEmbedding(), head.outputNorm(), head.output(), layers);
     }
 }

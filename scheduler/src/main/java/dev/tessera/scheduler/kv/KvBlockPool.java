@@ -277,6 +277,18 @@ public final class KvBlockPool {
         return block;
     }
 
+    /**
+     * Forgets every cached prefix: idle cached blocks become empty, and blocks in use lose their cached identity.
+     * For when the K/V behind the ids is gone (a worker that held part of every block restarted).
+     */
+    public void dropCachedPrefixes() {
+        for (int b = 0; b < numBlocks; b++) {
+            if (!prefixCache.isCached(b)) continue;
+            prefixCache.remove(b);
+            if (cachedIdle.remove(b)) empty.set(b);
+        }
+    }
+
     /** Throws {@link IllegalStateException} when the block states disagree; tests call it after every step. */
     void checkInvariants() {
         int counted = 0;

@@ -1,10 +1,14 @@
 package dev.tessera.scheduler.parallel;
 
 import dev.tessera.kernels.Backend;
+import dev.tessera.kernels.KvCacheType;
 import dev.tessera.kernels.collective.AllReduce;
 import dev.tessera.kernels.collective.AllReduceKind;
 import dev.tessera.kernels.collective.CollectiveGroup;
+import dev.tessera.kernels.collective.HostCollective;
+import dev.tessera.models.arch.LlamaModel;
 import dev.tessera.models.arch.ModelConfig;
+import dev.tessera.scheduler.worker.StepInputs;
 import dev.tessera.models.gguf.GgufException;
 import dev.tessera.models.gguf.GgufFile;
 
@@ -28,8 +32,9 @@ import java.util.function.IntFunction;
 
 /**
  * A tensor-parallel worker process: listens for a master, proves it holds the shard the master expects (source
- * model fingerprint, plan, rank), joins the allreduce group, then runs its share of every layer in lockstep with the
- * master, step by step, until the master goes away. One master at a time; after a session ends (cleanly or not)
+ * model fingerprint, plan, rank), joins the allreduce group, sets up paged KV memory for its KV heads under the
+ * master's block ids, then runs its share of every layer of each engine step — the same {@link LlamaModel} graph as
+ * the master's, over its shard — in lockstep with the master, until the master goes away. One master at a time; after a session ends (cleanly or not)
  * it accepts the next, so a restarted master — or this worker, restarted — simply reconnects.
  */
 public final class TensorParallelWorker implements AutoCloseable {
@@ -94,8 +99,10 @@ public final class TensorParallelWorker implements AutoCloseable {
         DataOutputStream out = new DataOutputStream(new BufferedOutputStream(socket.getOutputStream()));
         if (!(TpProtocol.read(in) instanceof TpProtocol.Hello hello)) throw new TpProtocol.ProtocolException("expected a hello frame first");
         AllReduceKind kind;
+        KvCacheType kvType;
         try {
             kind = AllReduceKind.parse(hello.allReduce());
+            kvType = KvCacheType.parse(hello.kvCacheType());
         } catch (IllegalArgumentException e) {
             TpProtocol.write(out, new TpProtocol.HelloError(e.getMessage()));
             return;
@@ -124,15 +131,15 @@ public final class TensorParallelWorker implements AutoCloseable {
             ServerSocket listener = CollectiveGroup.needsListener(kind, hello.rank(), hello.numDevices())
                     ? CollectiveGroup.listen(new InetSocketAddress(socket.getLocalAddress(), 0)) : null;
             String mine = listener == null ? "" : socket.getLocalAddress().getHostAddress() + ":" + listener.getLocalPort();
-            DeviceShard device;
+            ShardWeights weights;
             try {
-                device = new DeviceShard(config, plan, hello.rank(), shard, true, backend, window, hello.maxBatchTokens());
+                weights = new ShardWeights(config, plan, hello.rank(), shard, true, backend, window);
             } catch (RuntimeException e) {
                 if (listener != null) listener.close();
                 TpProtocol.write(out, new TpProtocol.HelloError(shardPath.getFileName() + ": " + e.getMessage()));
                 throw e;
             }
-            try (device) {
+            try (weights) {
                 TpProtocol.write(out, new TpProtocol.HelloOk(mine));
                 if (!(TpProtocol.read(in) instanceof TpProtocol.Group group)) {
                     if (listener != null) listener.close();
@@ -140,33 +147,44 @@ public final class TensorParallelWorker implements AutoCloseable {
                 }
                 List<InetSocketAddress> addresses = parseAddresses(group.addresses(), hello.numDevices());
                 log.println("tessera worker: rank " + hello.rank() + " of " + hello.numDevices() + " with " + shardPath.getFileName()
-                        + " (" + plan.numHeads(hello.rank()) + " heads, " + plan.ffnColumns(hello.rank()) + " FFN columns), " + kind.flagName() + " allreduce");
+                        + " (" + plan.numHeads(hello.rank()) + " heads, " + plan.ffnColumns(hello.rank()) + " FFN columns), " + kind.flagName()
+                        + " allreduce, " + hello.numKvBlocks() + " KV blocks of " + hello.kvBlockSize() + " (" + hello.kvCacheType() + ") on " + backend.name());
                 try (AllReduce allReduce = CollectiveGroup.open(kind, hello.rank(), addresses, listener, timeout)) {
-                    steps(in, out, device, config, allReduce);
+                    LlamaModel model = new LlamaModel(config, weights.shape(), weights, null, backend, new HostCollective(allReduce, backend),
+                            hello.maxBatchTokens(), 1);
+                    StepInputs inputs = new StepInputs(model.newKvBlockStore(hello.kvBlockSize(), hello.numKvBlocks(), kvType));
+                    try {
+                        steps(in, out, model, inputs, weights);
+                    } finally {
+                        inputs.clear();
+                        inputs.store().close();
+                    }
                 }
-                log.println("tessera worker: " + device.stats().summary("rank " + hello.rank()));
+                log.println("tessera worker: " + weights.stats().summary("rank " + hello.rank()));
             }
         }
     }
 
+    private static final int[] NO_ROWS = {};
+
     /** The lockstep loop: every Step is one forward pass of every layer over the step's rows. */
-    private void steps(DataInputStream in, DataOutputStream out, DeviceShard device, ModelConfig config, AllReduce allReduce) throws IOException {
-        float[] hidden = new float[0];
+    private void steps(DataInputStream in, DataOutputStream out, LlamaModel model, StepInputs inputs, ShardWeights weights) throws IOException {
         while (true) {
             TpProtocol.Message m = TpProtocol.read(in);
             switch (m) {
-                case TpProtocol.Begin b -> device.beginSequence(b.capacity());
                 case TpProtocol.Step s -> {
-                    int width = s.numTokens() * config.dim();
-                    if (hidden.length < width) hidden = new float[width];
-                    // The master broadcasts the embedded rows as an allreduce in which every worker adds zeros.
-                    java.util.Arrays.fill(hidden, 0, width, 0f);
-                    allReduce.sum(hidden, 0, width);
-                    device.layers(hidden, s.numTokens(), s.startPosition(), allReduce);
+                    if (s.output().numTokens() > model.maxBatchTokens())
+                        throw new TpProtocol.ProtocolException("step of " + s.output().numTokens() + " rows, limit " + model.maxBatchTokens());
+                    StepInputs.Rows rows;
+                    try {
+                        rows = inputs.apply(s.output());
+                    } catch (IllegalArgumentException e) {
+                        throw new TpProtocol.ProtocolException("bad step: " + e.getMessage());
+                    }
+                    model.forward(rows.tokens(), rows.batch(), NO_ROWS, null);
                 }
-                case TpProtocol.End e -> device.endSequence();
                 case TpProtocol.StatsRequest r -> TpProtocol.write(out, new TpProtocol.StatsReply(
-                        device.stats().summary("rank " + device.rank()), device.window().window(), device.window().peakResidentBlocks()));
+                        weights.stats().summary("rank " + weights.rank()), weights.window().window(), weights.window().peakResidentBlocks()));
                 case TpProtocol.Shutdown s -> { return; }
                 default -> throw new TpProtocol.ProtocolException("unexpected " + m.getClass().getSimpleName() + " frame during a session");
             }

@@ -7,6 +7,11 @@ import java.io.DataOutputStream;
 import java.io.EOFException;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.zip.CRC32;
+
+import dev.tessera.scheduler.sched.SchedulerOutput;
 
 /**
  * Control frames between the master and a worker, on the worker's control connection (the allreduce data travels
@@ -17,15 +22,19 @@ import java.nio.charset.StandardCharsets;
  * byte type
  * int  payload length (0 .. MAX_PAYLOAD_BYTES)
  * ...  payload, fields in record order; strings as u16 length + UTF-8
+ * int  CRC-32 of type, length and payload
  * </pre>
  *
  * Every field is range-checked on decode; anything else is a {@link ProtocolException} and the connection is closed.
- * Token ids and text never travel here: a step carries only its row count and first position.
+ * Token ids and text never travel here: a step carries, per sequence, its id, row count, first position and block
+ * table changes — the scheduler's output without the tokens, which only the master's embedding needs.
  */
 public final class TpProtocol {
     public static final int MAGIC = 0x54504931;
-    public static final int VERSION = 1;
-    static final int MAX_PAYLOAD_BYTES = 1 << 16;
+    public static final int VERSION = 2;
+    static final int MAX_PAYLOAD_BYTES = 4 << 20;
+    static final int MAX_SEQUENCES = 1 << 16;
+    static final int MAX_BLOCK_ID = (1 << 30) - 1;
     static final int MAX_STRING_BYTES = 8192;
 
     /** A frame that does not check out; the message names what was wrong. */
@@ -33,12 +42,16 @@ public final class TpProtocol {
         public ProtocolException(String message) { super(message); }
     }
 
-    public sealed interface Message permits Hello, HelloOk, HelloError, Group, Begin, Step, End, StatsRequest, StatsReply, Shutdown,
+    public sealed interface Message permits Hello, HelloOk, HelloError, Group, Step, StatsRequest, StatsReply, Shutdown,
             NeedShard, ShardBegin, ShardChunk, ShardEnd {}
 
-    /** Master → worker: who you are in this group, which model and plan, how to build the collective. */
+    /**
+     * Master → worker: who you are in this group, which model and plan, how to build the collective, and the paged KV
+     * memory to hold for your KV heads ({@code numKvBlocks} blocks of {@code kvBlockSize} positions, element type
+     * {@code kvCacheType}), addressed by the ids the master's pool assigns.
+     */
     public record Hello(int version, int rank, int numDevices, String fingerprint, String plan, String allReduce,
-                        int maxBatchTokens) implements Message {}
+                        int maxBatchTokens, int numKvBlocks, int kvBlockSize, String kvCacheType) implements Message {}
 
     /** Worker → master: shard verified; {@code collective} is what the worker contributes to the group set-up. */
     public record HelloOk(String collective) implements Message {}
@@ -49,13 +62,8 @@ public final class TpProtocol {
     /** Master → worker: where each rank of the collective is reached, comma-separated host:port in rank order. */
     public record Group(String addresses) implements Message {}
 
-    /** A new sequence of at most {@code capacity} positions. */
-    public record Begin(int capacity) implements Message {}
-
-    /** Run every layer over {@code numTokens} rows at positions start..start+numTokens-1. */
-    public record Step(int numTokens, int startPosition) implements Message {}
-
-    public record End() implements Message {}
+    /** Run one engine step: the scheduler's output, with each sequence's tokens replaced by as many zeros. */
+    public record Step(SchedulerOutput output) implements Message {}
 
     public record StatsRequest() implements Message {}
 
@@ -88,13 +96,12 @@ public final class TpProtocol {
                 p.writeInt(h.version()); p.writeInt(h.rank()); p.writeInt(h.numDevices());
                 string(p, h.fingerprint()); string(p, h.plan()); string(p, h.allReduce());
                 p.writeInt(h.maxBatchTokens());
+                p.writeInt(h.numKvBlocks()); p.writeInt(h.kvBlockSize()); string(p, h.kvCacheType());
                 yield 1;
             }
             case HelloOk o -> { string(p, o.collective()); yield 2; }
             case HelloError e -> { string(p, e.message()); yield 3; }
-            case Begin b -> { p.writeInt(b.capacity()); yield 4; }
-            case Step s -> { p.writeInt(s.numTokens()); p.writeInt(s.startPosition()); yield 5; }
-            case End e -> 6;
+            case Step s -> { step(p, s.output()); yield 5; }
             case StatsRequest r -> 7;
             case StatsReply r -> { string(p, r.summary()); p.writeInt(r.window()); p.writeInt(r.peakResidentBlocks()); yield 8; }
             case Shutdown s -> 9;
@@ -109,10 +116,13 @@ public final class TpProtocol {
             case ShardEnd e -> { string(p, e.sha256()); yield 14; }
         };
         p.flush();
+        if (bytes.size() > MAX_PAYLOAD_BYTES) throw new IllegalArgumentException("control frame of " + bytes.size() + " bytes, limit " + MAX_PAYLOAD_BYTES);
+        byte[] payload = bytes.toByteArray();
         out.writeInt(MAGIC);
         out.writeByte(type);
-        out.writeInt(bytes.size());
-        bytes.writeTo(out);
+        out.writeInt(payload.length);
+        out.write(payload);
+        out.writeInt(crc(type, payload));
         out.flush();
     }
 
@@ -125,6 +135,8 @@ public final class TpProtocol {
         if (length < 0 || length > MAX_PAYLOAD_BYTES) throw new ProtocolException("frame payload of " + length + " bytes, limit " + MAX_PAYLOAD_BYTES);
         byte[] payload = new byte[length];
         in.readFully(payload);
+        int crc = in.readInt();
+        if (crc != crc(type, payload)) throw new ProtocolException("frame type " + type + " fails its CRC-32 check (corrupt or not a Tessera peer)");
         DataInputStream p = new DataInputStream(new ByteArrayInputStream(payload));
         Message m;
         try {
@@ -135,13 +147,12 @@ public final class TpProtocol {
                     int rank = range(p.readInt(), 1, 1023, "rank");
                     int size = range(p.readInt(), 2, 1024, "device count");
                     if (rank >= size) throw new ProtocolException("rank " + rank + " outside a group of " + size);
-                    yield new Hello(version, rank, size, string(p), string(p), string(p), range(p.readInt(), 1, 1 << 16, "max batch tokens"));
+                    yield new Hello(version, rank, size, string(p), string(p), string(p), range(p.readInt(), 1, 1 << 16, "max batch tokens"),
+                            range(p.readInt(), 1, MAX_BLOCK_ID, "KV blocks"), range(p.readInt(), 1, 1 << 16, "KV block size"), string(p));
                 }
                 case 2 -> new HelloOk(string(p));
                 case 3 -> new HelloError(string(p));
-                case 4 -> new Begin(range(p.readInt(), 1, 1 << 24, "capacity"));
-                case 5 -> new Step(range(p.readInt(), 1, 1 << 16, "token rows"), range(p.readInt(), 0, 1 << 24, "start position"));
-                case 6 -> new End();
+                case 5 -> new Step(step(p));
                 case 7 -> new StatsRequest();
                 case 8 -> new StatsReply(string(p), range(p.readInt(), 0, 1 << 20, "window"), range(p.readInt(), 0, 1 << 20, "peak blocks"));
                 case 9 -> new Shutdown();
@@ -171,6 +182,64 @@ public final class TpProtocol {
         }
         if (p.available() != 0) throw new ProtocolException("frame type " + type + " has " + p.available() + " trailing bytes");
         return m;
+    }
+
+    private static int crc(int type, byte[] payload) {
+        CRC32 crc = new CRC32();
+        crc.update(type);
+        crc.update(payload.length >>> 24); crc.update(payload.length >>> 16); crc.update(payload.length >>> 8); crc.update(payload.length);
+        crc.update(payload);
+        return (int) crc.getValue();
+    }
+
+    private static void step(DataOutputStream p, SchedulerOutput o) throws IOException {
+        p.writeBoolean(o.argmaxOnly());
+        ints(p, o.released());
+        p.writeInt(o.sequences().size());
+        for (SchedulerOutput.ScheduledSequence s : o.sequences()) {
+            p.writeInt(s.id());
+            p.writeInt(s.tokens().length);
+            p.writeInt(s.startPosition());
+            p.writeInt(s.tableFrom());
+            ints(p, s.newBlocks());
+            p.writeBoolean(s.needsLogits());
+        }
+    }
+
+    private static SchedulerOutput step(DataInputStream p) throws IOException {
+        boolean argmaxOnly = p.readBoolean();
+        int[] released = ints(p, "released sequence");
+        int n = range(p.readInt(), 1, MAX_SEQUENCES, "sequences");
+        List<SchedulerOutput.ScheduledSequence> seqs = new ArrayList<>(n);
+        int rows = 0;
+        for (int i = 0; i < n; i++) {
+            int id = range(p.readInt(), 0, Integer.MAX_VALUE, "sequence id");
+            int count = range(p.readInt(), 1, 1 << 16, "token rows");
+            rows += count;
+            if (rows > 1 << 16) throw new ProtocolException("step of more than " + (1 << 16) + " token rows");
+            int start = range(p.readInt(), 0, 1 << 24, "start position");
+            int from = range(p.readInt(), 0, 1 << 24, "block table index");
+            int[] blocks = ints(p, "KV block id");
+            for (int b : blocks) range(b, 0, MAX_BLOCK_ID, "KV block id");
+            seqs.add(new SchedulerOutput.ScheduledSequence(id, new int[count], start, from, blocks, p.readBoolean()));
+        }
+        return new SchedulerOutput(seqs, released, argmaxOnly);
+    }
+
+    private static void ints(DataOutputStream p, int[] v) throws IOException {
+        p.writeInt(v.length);
+        for (int x : v) p.writeInt(x);
+    }
+
+    private static int[] ints(DataInputStream p, String what) throws IOException {
+        int n = range(p.readInt(), 0, MAX_PAYLOAD_BYTES / 4, what + " count");
+        if (n * 4L > p.available()) throw new ProtocolException(n + " " + what + "s claimed, " + p.available() + " bytes left");
+        int[] v = new int[n];
+        for (int i = 0; i < n; i++) {
+            v[i] = p.readInt();
+            if (v[i] < 0) throw new ProtocolException(what + " " + v[i] + " is negative");
+        }
+        return v;
     }
 
     private static int range(int v, int min, int max, String what) throws ProtocolException {

@@ -3,7 +3,6 @@ package dev.tessera.scheduler.engine;
 import dev.tessera.kernels.cpu.CpuBackend;
 import dev.tessera.models.LoadedModel;
 import dev.tessera.models.ModelLoader;
-import dev.tessera.models.sample.Sampler;
 import dev.tessera.models.sample.SamplingParams;
 import org.junit.jupiter.api.Test;
 
@@ -18,14 +17,14 @@ import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Continuous batching must not change what any one sequence generates, and must end every request. */
-class BatchingEngineTest {
+public class BatchingEngineTest {
     static final String[] PROMPTS = {"Once upon a time", "One day, Lily met a Shoggoth", "The cat", "Tom and Sue went to the park",
             "A little dog", "She was happy", "The sun was", "Once there was a big tree", "He liked to play", "Mom said",
             "The bird sang a song", "They ran fast", "In the garden", "Max was sad because", "The ball", "It was a sunny day"};
 
-    record Output(int[] tokens, TokenEvent.Finished finished) {}
+    public record Output(int[] tokens, TokenEvent.Finished finished) {}
 
-    static Output collect(RequestHandle h) throws InterruptedException {
+    public static Output collect(RequestHandle h) throws InterruptedException {
         List<Integer> tokens = new ArrayList<>();
         while (true) {
             TokenEvent e = h.poll(60, TimeUnit.SECONDS);
@@ -40,15 +39,13 @@ class BatchingEngineTest {
 
     @Test
     void sixteenConcurrentGreedyRequestsMatchEachRunAlone() throws Exception {
-        try (LoadedModel m = ModelLoader.load(SequenceGeneratorTest.models().resolve("stories260K.gguf"), new CpuBackend(2), 64, 16)) {
+        try (LoadedModel m = ModelLoader.load(SingleRequestTest.models().resolve("stories260K.gguf"), new CpuBackend(2), 64, 16)) {
             int[][] prompts = new int[PROMPTS.length][];
             int[][] alone = new int[PROMPTS.length][];
-            SequenceGenerator generator = new SequenceGenerator(m.model());
             for (int i = 0; i < PROMPTS.length; i++) {
                 prompts[i] = m.tokenizer().encode(PROMPTS[i], true, false);
                 // Different lengths so sequences join and leave the batch at different steps.
-                alone[i] = generator.generate(prompts[i], new Sampler(SamplingParams.greedy(), m.config().vocabSize()),
-                        20 + 3 * i, m.tokenizer()::isEndOfGeneration, t -> true).tokens();
+                alone[i] = SingleRequestTest.greedyAlone(m.model(), prompts[i], 20 + 3 * i, m.tokenizer()::isEndOfGeneration);
             }
             // 64 tokens per step with 16 sequences: prompts are prefilled in chunks while others decode.
             try (BatchingEngine engine = new BatchingEngine(m.model(), EngineConfig.defaults(16, 64, 64))) {
@@ -68,7 +65,7 @@ class BatchingEngineTest {
 
     @Test
     void cancelStopsARunningRequestAndOthersContinue() throws Exception {
-        try (LoadedModel m = ModelLoader.load(SequenceGeneratorTest.models().resolve("stories260K.gguf"), new CpuBackend(1), 32, 4);
+        try (LoadedModel m = ModelLoader.load(SingleRequestTest.models().resolve("stories260K.gguf"), new CpuBackend(1), 32, 4);
              BatchingEngine engine = new BatchingEngine(m.model(), EngineConfig.defaults(4, 32, 8))) {
             int[] prompt = m.tokenizer().encode("Once upon a time", true, false);
             RequestHandle longOne = engine.submit(new EngineRequest("long", prompt, SamplingParams.greedy(), 1500, t -> false, false));
@@ -93,7 +90,7 @@ class BatchingEngineTest {
 
     @Test
     void fullQueueIsRefused() throws Exception {
-        try (LoadedModel m = ModelLoader.load(SequenceGeneratorTest.models().resolve("stories260K.gguf"), new CpuBackend(1), 16, 1);
+        try (LoadedModel m = ModelLoader.load(SingleRequestTest.models().resolve("stories260K.gguf"), new CpuBackend(1), 16, 1);
              BatchingEngine engine = new BatchingEngine(m.model(), EngineConfig.defaults(1, 16, 1))) {
             int[] prompt = m.tokenizer().encode("Once upon a time", true, false);
             List<RequestHandle> accepted = new ArrayList<>();

@@ -7,7 +7,6 @@ import dev.tessera.kernels.cpu.CpuBackend;
 import dev.tessera.models.LoadedModel;
 import dev.tessera.models.ModelLoader;
 import dev.tessera.models.arch.ModelConfig;
-import dev.tessera.models.sample.Sampler;
 import dev.tessera.models.sample.SamplingParams;
 import dev.tessera.models.synth.SynthModel;
 import dev.tessera.models.synth.SynthPreset;
@@ -27,9 +26,9 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The batching engine over its paged KV pool: preemption under memory pressure, prefix reuse, no leaked blocks. */
-class PagedKvEngineTest {
+public class PagedKvEngineTest {
     static Path stories() {
-        return SequenceGeneratorTest.models().resolve("stories260K.gguf");
+        return SingleRequestTest.models().resolve("stories260K.gguf");
     }
 
     static long bytesFor(LoadedModel m, int numBlocks, KvCacheType type) {
@@ -38,16 +37,13 @@ class PagedKvEngineTest {
     }
 
     static int[][] alone(LoadedModel m, int[][] prompts, int[] maxTokens) {
-        SequenceGenerator generator = new SequenceGenerator(m.model());
         int[][] out = new int[prompts.length][];
-        for (int i = 0; i < prompts.length; i++)
-            out[i] = generator.generate(prompts[i], new Sampler(SamplingParams.greedy(), m.config().vocabSize()), maxTokens[i],
-                    t -> false, t -> true).tokens();
+        for (int i = 0; i < prompts.length; i++) out[i] = SingleRequestTest.greedyAlone(m.model(), prompts[i], maxTokens[i], t -> false);
         return out;
     }
 
     /** Waits for the engine thread to finish its bookkeeping after the last event, then checks every block is back. */
-    static void assertNoLeak(BatchingEngine engine) throws InterruptedException {
+    public static void assertNoLeak(BatchingEngine engine) throws InterruptedException {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
         while ((engine.numRunning() != 0 || engine.numFreeKvBlocks() != engine.numKvBlocks()) && System.nanoTime() < deadline) Thread.sleep(5);
         assertEquals(0, engine.numRunning());
@@ -173,7 +169,7 @@ class PagedKvEngineTest {
     @Test
     void sixteenConcurrentRequestsOnASyntheticModelMatchEachRunAlone(@TempDir Path dir) throws Exception {
         Path synth = dir.resolve("tiny.gguf");
-        SynthModel.of(SynthPreset.TINY, TensorType.Q8_0, 5).write(SequenceGeneratorTest.models().resolve(SynthPreset.DEFAULT_VOCAB), synth, null);
+        SynthModel.of(SynthPreset.TINY, TensorType.Q8_0, 5).write(SingleRequestTest.models().resolve(SynthPreset.DEFAULT_VOCAB), synth, null);
         try (LoadedModel m = ModelLoader.load(synth, new CpuBackend(2), 64, 16)) {
             int n = 16;
             int[][] prompts = new int[n][];

@@ -5,10 +5,13 @@ import dev.tessera.models.arch.Architecture;
 import dev.tessera.models.arch.ModelConfig;
 import org.junit.jupiter.api.Test;
 
+import dev.tessera.scheduler.sched.SchedulerOutput;
+
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
+import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -50,22 +53,39 @@ class ShardPlanTest {
     void protocolFramesRoundTripAndGarbageIsRejected() throws Exception {
         ByteArrayOutputStream bytes = new ByteArrayOutputStream();
         DataOutputStream out = new DataOutputStream(bytes);
-        TpProtocol.write(out, new TpProtocol.Hello(TpProtocol.VERSION, 2, 3, "abc", "plan", "star", 256));
-        TpProtocol.write(out, new TpProtocol.Step(7, 100));
+        TpProtocol.Hello hello = new TpProtocol.Hello(TpProtocol.VERSION, 2, 3, "abc", "plan", "star", 256, 40, 16, "f16");
+        TpProtocol.write(out, hello);
+        SchedulerOutput step = new SchedulerOutput(List.of(
+                new SchedulerOutput.ScheduledSequence(4, new int[7], 100, 6, new int[]{9, 3}, true),
+                new SchedulerOutput.ScheduledSequence(5, new int[1], 20, 0, new int[0], false)), new int[]{2}, false);
+        TpProtocol.write(out, new TpProtocol.Step(step));
         DataInputStream in = new DataInputStream(new ByteArrayInputStream(bytes.toByteArray()));
-        assertEquals(new TpProtocol.Hello(TpProtocol.VERSION, 2, 3, "abc", "plan", "star", 256), TpProtocol.read(in));
-        assertEquals(new TpProtocol.Step(7, 100), TpProtocol.read(in));
+        assertEquals(hello, TpProtocol.read(in));
+        SchedulerOutput got = ((TpProtocol.Step) TpProtocol.read(in)).output();
+        assertEquals(2, got.sequences().size());
+        assertEquals(8, got.numTokens());
+        assertArrayEquals(new int[]{2}, got.released());
+        var first = got.sequences().getFirst();
+        assertEquals(List.of(4, 100, 6, true), List.of(first.id(), first.startPosition(), first.tableFrom(), first.needsLogits()));
+        assertArrayEquals(new int[]{9, 3}, first.newBlocks());
+        assertArrayEquals(new int[7], first.tokens(), "token ids never travel to workers");
 
-        byte[] badRank = bytes.toByteArray().clone();
-        badRank[9 + 7] = 9; // rank field of the hello (after magic, type, length, version) = 9, outside a group of 3
-        var e = assertThrows(TpProtocol.ProtocolException.class, () -> TpProtocol.read(new DataInputStream(new ByteArrayInputStream(badRank))));
+        ByteArrayOutputStream badRank = new ByteArrayOutputStream();
+        TpProtocol.write(new DataOutputStream(badRank), new TpProtocol.Hello(TpProtocol.VERSION, 9, 3, "abc", "plan", "star", 256, 40, 16, "f16"));
+        var e = assertThrows(TpProtocol.ProtocolException.class, () -> TpProtocol.read(new DataInputStream(new ByteArrayInputStream(badRank.toByteArray()))));
         assertEquals("rank 9 outside a group of 3", e.getMessage());
         byte[] badMagic = bytes.toByteArray().clone();
         badMagic[0] = 0;
         assertThrows(TpProtocol.ProtocolException.class, () -> TpProtocol.read(new DataInputStream(new ByteArrayInputStream(badMagic))));
-        ByteArrayOutputStream step = new ByteArrayOutputStream();
-        TpProtocol.write(new DataOutputStream(step), new TpProtocol.Step(0, 0));
-        e = assertThrows(TpProtocol.ProtocolException.class, () -> TpProtocol.read(new DataInputStream(new ByteArrayInputStream(step.toByteArray()))));
-        assertEquals("token rows 0 outside 1..65536", e.getMessage());
+        byte[] flipped = bytes.toByteArray().clone();
+        flipped[flipped.length - 9] ^= 1;  // a bit of the step's payload: the CRC no longer matches
+        DataInputStream corrupt = new DataInputStream(new ByteArrayInputStream(flipped));
+        TpProtocol.read(corrupt);
+        e = assertThrows(TpProtocol.ProtocolException.class, () -> TpProtocol.read(corrupt));
+        assertTrue(e.getMessage().contains("CRC-32"), e.getMessage());
+        ByteArrayOutputStream empty = new ByteArrayOutputStream();
+        TpProtocol.write(new DataOutputStream(empty), new TpProtocol.Step(new SchedulerOutput(List.of(), new int[0], false)));
+        e = assertThrows(TpProtocol.ProtocolException.class, () -> TpProtocol.read(new DataInputStream(new ByteArrayInputStream(empty.toByteArray()))));
+        assertEquals("sequences 0 outside 1..65536", e.getMessage());
     }
 }

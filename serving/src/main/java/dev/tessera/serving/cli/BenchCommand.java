@@ -1,13 +1,13 @@
 package dev.tessera.serving.cli;
 
-import dev.tessera.kernels.Backend;
 import dev.tessera.kernels.cpu.CpuTopology;
-import dev.tessera.models.LoadedModel;
 import dev.tessera.models.ModelLoader;
-import dev.tessera.models.arch.LlamaModel;
-import dev.tessera.models.sample.Sampler;
 import dev.tessera.models.sample.SamplingParams;
-import dev.tessera.scheduler.engine.SequenceGenerator;
+import dev.tessera.models.tokenizer.Tokenizer;
+import dev.tessera.scheduler.engine.Engine;
+import dev.tessera.scheduler.engine.EngineConfig;
+import dev.tessera.scheduler.engine.EngineRequest;
+import dev.tessera.scheduler.engine.SingleRequest;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -52,53 +52,52 @@ public final class BenchCommand implements Command {
         int genTokens = args.getInt("gen-tokens", 64, 1, 1 << 20);
         int reps = args.getInt("reps", 3, 1, 1000);
         int threads = args.getInt("threads", CpuTopology.physicalCores(), 1, 1024);
-        // Tensor-parallel hook: with --tp-workers this process is rank 0 of a TPI-LLM group.
-        if (args.has("tp-workers")) return TensorParallelOptions.bench(args, path, promptTokens, genTokens, reps, threads);
-        Backend backend = Devices.backend(args, threads);
+        // The same batching engine the server runs, one request at a time, local or tensor-parallel (--tp-workers).
+        // No prefix caching: every rep must compute its whole prompt.
+        EngineConfig config = EngineConfig.defaults(1, ModelLoader.DEFAULT_MAX_BATCH_TOKENS, 1).withPrefixCaching(false);
         long t0 = System.nanoTime();
-        try (LoadedModel m = ModelLoader.load(path, backend, ModelLoader.DEFAULT_MAX_BATCH_TOKENS)) {
+        try (ModelEngines.Opened m = ModelEngines.open(args, path, config, threads)) {
             double loadSeconds = (System.nanoTime() - t0) / 1e9;
-            LlamaModel model = m.model();
-            if (promptTokens + genTokens > m.config().contextLength())
-                throw new CliArgs.UsageException("prompt + gen tokens " + (promptTokens + genTokens) + " exceed the context of " + m.config().contextLength());
-            int[] prompt = benchPrompt(m, promptTokens);
+            if (promptTokens + genTokens > m.engine().maxSequenceTokens())
+                throw new CliArgs.UsageException("prompt + gen tokens " + (promptTokens + genTokens) + " exceed the context of " + m.engine().maxSequenceTokens());
+            int[] prompt = benchPrompt(m.config().vocabSize(), m.tokenizer(), promptTokens);
             double[] prefill = new double[reps], decode = new double[reps];
             for (int r = -1; r < reps; r++) {
-                double[] run = runOnce(model, prompt, genTokens);
+                double[] run = runOnce(m.engine(), prompt, genTokens);
                 if (r >= 0) { prefill[r] = run[0]; decode[r] = run[1]; }
                 System.err.printf(Locale.ROOT, "tessera bench: %s prefill %.1f tok/s, decode %.2f tok/s%n", r < 0 ? "warm-up" : "run " + (r + 1), run[0], run[1]);
             }
+            for (String line : m.runner().stats()) System.err.println("tessera bench: " + line);
             double p = median(prefill), d = median(decode);
             if (args.has("json")) {
                 System.out.printf(Locale.ROOT, "{\"engine\":\"tessera\",\"model\":\"%s\",\"model_bytes\":%d,\"backend\":\"%s\",\"threads\":%d,"
                                 + "\"prompt_tokens\":%d,\"gen_tokens\":%d,\"reps\":%d,\"load_s\":%.3f,"
                                 + "\"prefill_tokens_per_s\":%.3f,\"decode_tokens_per_s\":%.3f,\"prefill_runs\":%s,\"decode_runs\":%s}%n",
-                        path.getFileName(), Files.size(path), model.backend().name(), threads, promptTokens, genTokens, reps, loadSeconds,
+                        path.getFileName(), Files.size(path), m.where(), threads, promptTokens, genTokens, reps, loadSeconds,
                         p, d, json(prefill), json(decode));
             } else {
                 System.out.printf(Locale.ROOT, "model %s, %s%nprefill %d tokens: %.1f tok/s (median of %d)%ndecode %d tokens: %.2f tok/s (median of %d)%n",
-                        path.getFileName(), model.backend().name(), promptTokens, p, reps, genTokens, d, reps);
+                        path.getFileName(), m.where(), promptTokens, p, reps, genTokens, d, reps);
             }
         }
         return 0;
     }
 
-    /** Seconds-based throughput of one prefill of the prompt and genTokens greedy decode steps: {prefill, decode} tok/s. */
-    static double[] runOnce(LlamaModel model, int[] prompt, int genTokens) {
+    /** Throughput of one prefill of the prompt and genTokens greedy decode steps on the engine: {prefill, decode} tok/s. */
+    static double[] runOnce(Engine engine, int[] prompt, int genTokens) throws InterruptedException {
         // n sampled tokens take n - 1 decode steps after the prefill; ask for one more so there are genTokens steps.
-        SequenceGenerator.Result r = new SequenceGenerator(model).generate(prompt,
-                new Sampler(SamplingParams.greedy(), model.config().vocabSize()), genTokens + 1, t -> false, t -> true);
+        SingleRequest.Result r = SingleRequest.run(engine, new EngineRequest("bench", prompt, SamplingParams.greedy(), genTokens + 1,
+                t -> false, false), t -> true);
         return new double[]{prompt.length / (r.prefillNanos() / 1e9), (r.numTokens() - 1) / (r.decodeNanos() / 1e9)};
     }
 
-    static int[] benchPrompt(LoadedModel m, int n) {
-        int vocab = m.config().vocabSize();
+    static int[] benchPrompt(int vocab, Tokenizer tokenizer, int n) {
         int[] out = new int[n];
         SplittableRandom random = new SplittableRandom(42);
         // Skip the first 260 ids: control and byte tokens in SentencePiece vocabularies.
         int low = Math.min(260, vocab - 1);
         for (int i = 0; i < n; i++) out[i] = low + random.nextInt(vocab - low);
-        if (m.tokenizer().addBos()) out[0] = m.tokenizer().bosId();
+        if (tokenizer.addBos()) out[0] = tokenizer.bosId();
         return out;
     }
 

@@ -1,18 +1,18 @@
 package dev.tessera.serving.cli;
 
-import dev.tessera.kernels.Backend;
 import dev.tessera.kernels.cpu.CpuTopology;
-import dev.tessera.models.LoadedModel;
 import dev.tessera.models.ModelLoader;
-import dev.tessera.models.sample.Sampler;
 import dev.tessera.models.sample.SamplingParams;
 import dev.tessera.models.tokenizer.StreamingDecoder;
-import dev.tessera.scheduler.engine.SequenceGenerator;
+import dev.tessera.scheduler.engine.EngineConfig;
+import dev.tessera.scheduler.engine.EngineRequest;
+import dev.tessera.scheduler.engine.SingleRequest;
 
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Locale;
 import java.util.Set;
 
 /** {@code tessera generate}: one prompt in, its continuation streamed to stdout. */
@@ -57,21 +57,20 @@ public final class GenerateCommand implements Command {
         int maxTokens = args.getInt("max-tokens", 256, 1, 1 << 24);
         SamplingParams params = samplingParams(args);
         int threads = args.getInt("threads", CpuTopology.physicalCores(), 1, 1024);
-        // Tensor-parallel hook: with --tp-workers this process is rank 0 of a TPI-LLM group.
-        if (args.has("tp-workers")) return TensorParallelOptions.generate(args, model, prompt, maxTokens, params, threads);
-        Backend backend = Devices.backend(args, threads);
-
         long t0 = System.nanoTime();
-        try (LoadedModel m = ModelLoader.load(model, backend, ModelLoader.DEFAULT_MAX_BATCH_TOKENS)) {
+        // One request on the same batching engine the server runs, local or tensor-parallel (--tp-workers).
+        EngineConfig config = EngineConfig.defaults(1, ModelLoader.DEFAULT_MAX_BATCH_TOKENS, 1);
+        try (ModelEngines.Opened m = ModelEngines.open(args, model, config, threads)) {
             long t1 = System.nanoTime();
             int[] tokens = m.tokenizer().encode(prompt, true, false);
             if (tokens.length == 0) throw new CliArgs.UsageException("the prompt produced no tokens and the model adds no BOS");
+            if (tokens.length >= m.engine().maxSequenceTokens())
+                throw new CliArgs.UsageException("the prompt of " + tokens.length + " tokens does not fit the context of " + m.engine().maxSequenceTokens());
             PrintStream out = new PrintStream(new java.io.FileOutputStream(java.io.FileDescriptor.out), false, StandardCharsets.UTF_8);
             // Right after BOS, SentencePiece's dummy-prefix space of the first piece is not part of the text.
             StreamingDecoder decoder = new StreamingDecoder(m.tokenizer(), prompt.isEmpty());
-            Sampler sampler = new Sampler(params, m.config().vocabSize());
-            SequenceGenerator.Result r = new SequenceGenerator(m.model()).generate(tokens, sampler, maxTokens,
-                    m.tokenizer()::isEndOfGeneration, token -> {
+            SingleRequest.Result r = SingleRequest.run(m.engine(), new EngineRequest("generate", tokens, params, maxTokens,
+                    m.tokenizer()::isEndOfGeneration, false), token -> {
                         out.print(decoder.feed(token));
                         out.flush();
                         return true;
@@ -79,9 +78,10 @@ public final class GenerateCommand implements Command {
             out.print(decoder.flush());
             out.println();
             out.flush();
-            System.err.printf("tessera: loaded in %.2f s; prompt %d tokens at %.1f tok/s; generated %d tokens at %.1f tok/s (%s, %s)%n",
-                    (t1 - t0) / 1e9, r.numPromptTokens(), r.numPromptTokens() / (r.prefillNanos() / 1e9),
-                    r.numTokens(), r.numTokens() / Math.max(1e-9, r.decodeNanos() / 1e9), r.finishReason(), m.model().backend().name());
+            System.err.printf(Locale.ROOT, "tessera: loaded in %.2f s; prompt %d tokens at %.1f tok/s; generated %d tokens at %.1f tok/s (%s, %s)%n",
+                    (t1 - t0) / 1e9, r.numPromptTokens(), r.numPromptTokens() / Math.max(1e-9, r.prefillNanos() / 1e9),
+                    r.numTokens(), Math.max(0, r.numTokens() - 1) / Math.max(1e-9, r.decodeNanos() / 1e9), r.finishReason(), m.where());
+            for (String line : m.runner().stats()) System.err.println("tessera: " + line);
         }
         return 0;
     }

@@ -25,7 +25,7 @@ import dev.tessera.scheduler.engine.BatchingEngine;
 import dev.tessera.scheduler.engine.EngineConfig;
 import dev.tessera.scheduler.engine.EngineRequest;
 import dev.tessera.scheduler.engine.RequestHandle;
-import dev.tessera.scheduler.engine.SequenceGenerator;
+import dev.tessera.scheduler.engine.SingleRequest;
 import dev.tessera.models.quant.Quantizer;
 import dev.tessera.models.synth.SynthModel;
 import dev.tessera.models.synth.SynthPreset;
@@ -521,13 +521,15 @@ public final class GpuCheck {
             SplittableRandom random = new SplittableRandom(5);
             List<int[]> prompts = new ArrayList<>(), expected = new ArrayList<>();
             for (int[][] c : cases) { prompts.add(c[0]); expected.add(c[1]); }
-            SequenceGenerator solo = new SequenceGenerator(m.model());
-            while (prompts.size() < 8) {
-                int[] p = new int[3 + random.nextInt(30)];
-                p[0] = 1;
-                for (int i = 1; i < p.length; i++) p[i] = 3 + random.nextInt(500);
-                prompts.add(p);
-                expected.add(solo.generate(p, new Sampler(SamplingParams.greedy(), m.config().vocabSize()), 60, t -> false, t -> true).tokens());
+            // The reference: each prompt alone on an engine that runs one sequence at a time.
+            try (BatchingEngine solo = new BatchingEngine(m.model(), EngineConfig.defaults(1, 64, 1))) {
+                while (prompts.size() < 8) {
+                    int[] p = new int[3 + random.nextInt(30)];
+                    p[0] = 1;
+                    for (int i = 1; i < p.length; i++) p[i] = 3 + random.nextInt(500);
+                    prompts.add(p);
+                    expected.add(SingleRequest.run(solo, new EngineRequest("solo", p, SamplingParams.greedy(), 60, t -> false, false), t -> true).tokens());
+                }
             }
             for (KvCacheType type : KvCacheType.values()) {
                 long bytes = 20 * KvBlockStore.bytesPerBlock(m.config().numLayers(), m.config().kvDim(), 16, type);

@@ -98,8 +98,8 @@ public final class ServeCommand implements Command {
             ServedModel served;
             String where;
             if (args.has("tp-workers")) {
-                served = ServedModel.load(model, name, maxQueue,
-                        (file, tokenizer) -> TensorParallelOptions.open(args, file, ModelConfig.fromGguf(file), threads));
+                served = ServedModel.load(model, name, engineConfig,
+                        file -> TensorParallelOptions.open(args, file, ModelConfig.fromGguf(file), threads, maxBatched, maxNumSeqs));
                 where = "tensor-parallel over " + args.get("tp-workers", "") + " and this process";
             } else {
                 Backend backend = Devices.backend(args, threads);

@@ -4,7 +4,7 @@ import dev.tessera.models.arch.ModelConfig;
 import dev.tessera.models.gguf.GgufFile;
 import dev.tessera.scheduler.parallel.ShardPlan;
 import dev.tessera.scheduler.parallel.ShardWriter;
-import dev.tessera.scheduler.parallel.TensorParallelModel;
+import dev.tessera.scheduler.parallel.TensorParallelRunner;
 
 import java.nio.file.Path;
 import java.util.List;
@@ -46,7 +46,7 @@ public final class ShardCommand implements Command {
             ModelConfig config = ModelConfig.fromGguf(file);
             ShardPlan plan;
             try {
-                plan = TensorParallelModel.plan(file, config, weights);
+                plan = TensorParallelRunner.plan(file, config, weights);
             } catch (IllegalArgumentException e) {
                 throw new CliArgs.UsageException(e.getMessage());
             }

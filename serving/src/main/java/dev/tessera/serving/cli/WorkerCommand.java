@@ -1,6 +1,5 @@
 package dev.tessera.serving.cli;
 
-import dev.tessera.kernels.cpu.CpuBackend;
 import dev.tessera.kernels.cpu.CpuTopology;
 import dev.tessera.scheduler.parallel.TensorParallelWorker;
 import dev.tessera.scheduler.parallel.TpProtocol;
@@ -22,7 +21,7 @@ public final class WorkerCommand implements Command {
         return """
                 usage: tessera worker --listen HOST:PORT [--shard-dir DIR] [options]
 
-                Waits for a master ('tessera generate|bench --tp-workers ...'), checks it holds the shard the master
+                Waits for a master ('tessera serve|generate|bench --tp-workers ...'), checks it holds the shard the master
                 expects (same source model fingerprint, plan and rank), then computes its share of every layer. With no
                 such shard in --shard-dir it asks the master to stream it (stored there, checked by SHA-256 and metadata,
                 reused next time); 'tessera shard' can prepare the files offline instead. Prompts and text never reach a
@@ -32,12 +31,16 @@ public final class WorkerCommand implements Command {
                   --shard-dir DIR          directory of shard files (default ~/.cache/tessera/shards; created)
                   --no-receive-shards      refuse a master whose shard is missing instead of asking for it
                   --memory-window W        blocks of weights resident at once, 0 = all (default 0; otherwise at least 2)
-                  --threads N              CPU threads (default: physical cores)""";
+                  --threads N              CPU threads (default: physical cores)
+                  --device auto|cpu|cuda[:N]  where this worker computes its shard (default auto)
+
+                The master sets the batch and KV memory: each session the worker holds paged K/V for its own KV heads,
+                as many blocks as the master's pool (its --kv-cache-memory, --kv-cache-type), under the same block ids.""";
     }
 
     @Override
     public int run(List<String> argList) {
-        CliArgs args = new CliArgs(argList, Set.of("listen", "shard-dir", "memory-window", "threads"), Set.of("no-receive-shards"));
+        CliArgs args = new CliArgs(argList, Set.of("listen", "shard-dir", "memory-window", "threads", "device"), Set.of("no-receive-shards"));
         var listen = parse(args.require("listen"));
         boolean receive = !args.has("no-receive-shards");
         Path dir = args.has("shard-dir") ? Path.of(args.get("shard-dir", ""))
@@ -53,7 +56,7 @@ public final class WorkerCommand implements Command {
         int window = args.getInt("memory-window", 0, 0, 1 << 20);
         if (window == 1) throw new CliArgs.UsageException("--memory-window must be 0 (all) or at least 2");
         int threads = args.getInt("threads", CpuTopology.physicalCores(), 1, 1024);
-        try (TensorParallelWorker worker = new TensorParallelWorker(listen, dir, window, unused -> new CpuBackend(threads),
+        try (TensorParallelWorker worker = new TensorParallelWorker(listen, dir, window, unused -> Devices.backend(args, threads),
                 Duration.ofSeconds(30), System.err, receive)) {
             worker.serve();
         }

@@ -1,18 +1,23 @@
 package dev.tessera.scheduler.parallel;
 
-import dev.tessera.scheduler.engine.DeviceUnavailableException;
-import dev.tessera.scheduler.engine.SequenceModel;
-
 import dev.tessera.kernels.Activations;
 import dev.tessera.kernels.Backend;
-import dev.tessera.kernels.Weight;
+import dev.tessera.kernels.KvCacheType;
 import dev.tessera.kernels.collective.AllReduce;
 import dev.tessera.kernels.collective.AllReduceKind;
+import dev.tessera.kernels.collective.Collective;
 import dev.tessera.kernels.collective.CollectiveException;
 import dev.tessera.kernels.collective.CollectiveGroup;
+import dev.tessera.kernels.collective.HostCollective;
+import dev.tessera.models.arch.LlamaModel;
+import dev.tessera.models.arch.LlamaWeights;
 import dev.tessera.models.arch.ModelConfig;
 import dev.tessera.models.gguf.GgufFile;
 import dev.tessera.models.gguf.GgufTensorInfo;
+import dev.tessera.scheduler.engine.DeviceUnavailableException;
+import dev.tessera.scheduler.sched.SchedulerOutput;
+import dev.tessera.scheduler.worker.ModelRunner;
+import dev.tessera.scheduler.worker.StepInputs;
 
 import java.io.BufferedInputStream;
 import java.io.BufferedOutputStream;
@@ -27,13 +32,17 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * The master (rank 0) of tensor-parallel inference: keeps the embeddings, final norm and output head (so token ids
- * and text never leave this process), takes its own share of every layer, and drives the workers step by step.
- * Connects lazily: the first sequence (and the first after a failure) sets up the group; while a worker is down
- * every sequence fails fast naming it, and once it is back the next one reconnects.
+ * The master (rank 0) of tensor-parallel inference as the engine's {@link ModelRunner}: keeps the embeddings, final
+ * norm and classifier (so token ids and text never leave this process), runs its own share of every layer through the
+ * same {@link LlamaModel} graph as a whole model, and broadcasts each step to the workers, which run theirs in
+ * lockstep. Each rank keeps paged K/V for its own KV heads under the block ids of the engine's pool.
+ *
+ * <p>Connects lazily: the first step (and the first after a failure) sets up the group; while a worker is down every
+ * step fails fast naming it, and once it is back the next one reconnects with empty KV memory everywhere (the engine
+ * drops its prefix cache on the failure).
  */
-public final class TensorParallelModel implements SequenceModel, AutoCloseable {
-    /** A failed tensor-parallel request; the message is one line naming the worker when one is to blame. */
+public final class TensorParallelRunner implements ModelRunner {
+    /** A failed tensor-parallel step; the message is one line naming the worker when one is to blame. */
     public static final class TensorParallelException extends DeviceUnavailableException {
         public TensorParallelException(String message, Throwable cause) { super(message, cause); }
     }
@@ -44,72 +53,61 @@ public final class TensorParallelModel implements SequenceModel, AutoCloseable {
     private final List<InetSocketAddress> workers;
     private final ShardPlan plan;
     private final AllReduceKind kind;
-    private final int window;
     private final int maxBatchTokens;
     private final Duration timeout;
     private final String fingerprint;
     private final InetSocketAddress collectiveListen;
     private final List<InetSocketAddress> masterAddressPerWorker;
-    private final Weight embeddings, outputNorm, output;
-    private final Activations xb, normed, logits;
+    private final ShardWeights weights;
+    private final LlamaModel model;
+    private final SessionCollective collective = new SessionCollective();
+    private StepInputs inputs;
+    private int numKvBlocks, kvBlockSize;
+    private KvCacheType kvCacheType;
     private Session session;
 
     private record Connection(InetSocketAddress address, int rank, Socket socket, DataInputStream in, DataOutputStream out, String collective) {}
 
-    private record Session(List<Connection> connections, AllReduce allReduce, DeviceShard shard) implements AutoCloseable {
+    private record Session(List<Connection> connections, HostCollective collective) implements AutoCloseable {
         @Override
         public void close() {
-            allReduce.close();
+            collective.close();
             for (Connection c : connections) {
                 try { c.socket().close(); } catch (IOException ignored) { /* already gone */ }
             }
-            shard.close();
         }
     }
 
     /**
      * @param workers ranks 1..N-1 in order; plan.numDevices() must be workers.size() + 1
      * @param window memory window of the master's own share (0 = all resident)
-     */
-    public TensorParallelModel(GgufFile file, ModelConfig config, Backend backend, List<InetSocketAddress> workers,
-                               ShardPlan plan, AllReduceKind kind, int window, int maxBatchTokens, Duration timeout) {
-        this(file, config, backend, workers, plan, kind, window, maxBatchTokens, timeout, null, List.of());
-    }
-
-    /**
-     * As above, with the allreduce links of rank 0 routed explicitly, so that each can pass through its own proxy
-     * (a {@link dev.tessera.kernels.collective.LinkEmulator} in benchmarks, a NAT or tunnel in the field).
-     *
+     * @param maxLogitRows sequences that can need logits in one step (the engine's --max-num-seqs)
      * @param collectiveListen where rank 0's allreduce listener binds (a fixed port a proxy can forward to); null = an
      *                         ephemeral port on the interface of the first control connection
-     * @param masterAddressPerWorker element i is where worker rank i+1 reaches rank 0's allreduce listener; empty =
-     *                         every worker uses the listener's own address
+     * @param masterAddressPerWorker element i is where worker rank i+1 reaches rank 0's allreduce listener (e.g. a
+     *                         {@link dev.tessera.kernels.collective.LinkEmulator}); empty = the listener's own address
      */
-    public TensorParallelModel(GgufFile file, ModelConfig config, Backend backend, List<InetSocketAddress> workers,
-                               ShardPlan plan, AllReduceKind kind, int window, int maxBatchTokens, Duration timeout,
-                               InetSocketAddress collectiveListen, List<InetSocketAddress> masterAddressPerWorker) {
+    public TensorParallelRunner(GgufFile file, ModelConfig config, Backend backend, List<InetSocketAddress> workers,
+                                ShardPlan plan, AllReduceKind kind, int window, int maxBatchTokens, int maxLogitRows, Duration timeout,
+                                InetSocketAddress collectiveListen, List<InetSocketAddress> masterAddressPerWorker) {
         if (!masterAddressPerWorker.isEmpty() && masterAddressPerWorker.size() != workers.size())
             throw new IllegalArgumentException(masterAddressPerWorker.size() + " rank-0 allreduce addresses for " + workers.size() + " workers (one per worker, in order)");
-        this.collectiveListen = collectiveListen;
-        this.masterAddressPerWorker = List.copyOf(masterAddressPerWorker);
         if (plan.numDevices() != workers.size() + 1)
             throw new IllegalArgumentException(plan.numDevices() + " device weights for " + (workers.size() + 1) + " devices (the master and " + workers.size() + " workers)");
+        this.collectiveListen = collectiveListen;
+        this.masterAddressPerWorker = List.copyOf(masterAddressPerWorker);
         this.file = file;
         this.config = config;
         this.backend = backend;
         this.workers = List.copyOf(workers);
         this.plan = plan;
         this.kind = kind;
-        this.window = window;
         this.maxBatchTokens = maxBatchTokens;
         this.timeout = timeout;
         this.fingerprint = ShardWriter.fingerprint(file.path());
-        embeddings = weight("token_embd.weight", config.vocabSize(), config.dim());
-        outputNorm = weight("output_norm.weight", 1, config.dim());
-        output = file.tensor("output.weight") != null ? weight("output.weight", config.vocabSize(), config.dim()) : embeddings;
-        xb = backend.allocate(maxBatchTokens, config.dim());
-        normed = backend.allocate(1, config.dim());
-        logits = backend.allocate(1, config.vocabSize());
+        this.weights = new ShardWeights(config, plan, 0, file, false, backend, window);
+        this.model = new LlamaModel(config, weights.shape(), weights, LlamaWeights.loadHead(file, config, backend), backend,
+                collective, maxBatchTokens, maxLogitRows);
     }
 
     /** A plan proportional to weights, split at the block sizes of the model's attn_output and ffn_down. */
@@ -119,95 +117,58 @@ public final class TensorParallelModel implements SequenceModel, AutoCloseable {
         return ShardPlan.of(config, weights, down.type().blockSize, wo.type().blockSize);
     }
 
-    private Weight weight(String name, int rows, int cols) {
-        GgufTensorInfo t = file.tensor(name);
-        if (t == null) throw file.fail("missing tensor " + name);
-        return backend.weight(name, t.type(), file.data(t), rows, cols);
-    }
+    @Override public ModelConfig config() { return config; }
 
-    @Override
-    public ModelConfig config() { return config; }
+    @Override public int maxBatchTokens() { return maxBatchTokens; }
 
-    @Override
-    public int maxBatchTokens() { return maxBatchTokens; }
+    @Override public long defaultKvCacheBudget() { return backend.defaultKvCacheBudget(); }
 
     public ShardPlan shardPlan() { return plan; }
 
     public String fingerprint() { return fingerprint; }
 
-    /** A sequence over every device; closing it ends the sequence everywhere. One sequence at a time. */
     @Override
-    public Sequence begin(int capacity) {
-        beginSequence(capacity);
-        return new Sequence() {
-            @Override
-            public void forward(int[] tokens, int n, int start, float[] logitsOut) {
-                TensorParallelModel.this.forward(tokens, n, start, logitsOut);
-            }
-
-            @Override
-            public void close() {
-                endSequence();
-            }
-        };
+    public void allocateKv(int numBlocks, int blockSize, KvCacheType type) {
+        if (inputs != null) throw new IllegalStateException("KV memory is already allocated");
+        this.numKvBlocks = numBlocks;
+        this.kvBlockSize = blockSize;
+        this.kvCacheType = type;
+        inputs = new StepInputs(model.newKvBlockStore(blockSize, numBlocks, type));
     }
 
-    /** Starts a sequence on every device, connecting the group first if it is not up. */
-    public void beginSequence(int capacity) {
+    /** Broadcasts the step, then runs rank 0's share; the collective keeps every rank in lockstep. */
+    @Override
+    public synchronized void execute(SchedulerOutput step, float[] logits, int[] ids) {
+        if (inputs == null) throw new IllegalStateException("allocateKv first");
         Session s = connect();
+        StepInputs.Rows rows = inputs.apply(step);
         try {
-            for (Connection c : s.connections()) TpProtocol.write(c.out(), new TpProtocol.Begin(capacity));
-            s.shard().beginSequence(capacity);
+            for (Connection c : s.connections()) TpProtocol.write(c.out(), new TpProtocol.Step(step));
+            if (step.argmaxOnly()) model.forwardArgmax(rows.tokens(), rows.batch(), rows.logitRows(), ids);
+            else model.forward(rows.tokens(), rows.batch(), rows.logitRows(), logits);
         } catch (IOException | RuntimeException e) {
             throw fail(e);
         }
     }
 
-    public void endSequence() {
-        Session s = session;
-        if (s == null) return;
-        try {
-            for (Connection c : s.connections()) TpProtocol.write(c.out(), new TpProtocol.End());
-            s.shard().endSequence();
-        } catch (IOException | RuntimeException e) {
-            throw fail(e);
-        }
-    }
-
-    /**
-     * Runs n rows (positions start..start+n-1 of the current sequence) through every layer on every device and, when
-     * {@code logitsOut} is not null, writes the logits of the last row into it.
-     */
-    public void forward(int[] tokens, int n, int start, float[] logitsOut) {
-        Session s = session;
-        if (s == null) throw new IllegalStateException("no sequence begun");
-        if (n < 1 || n > maxBatchTokens) throw new IllegalArgumentException("batch of " + n + " tokens, limit " + maxBatchTokens);
-        int dim = config.dim();
-        float[] hidden = new float[n * dim];
-        try {
-            for (Connection c : s.connections()) TpProtocol.write(c.out(), new TpProtocol.Step(n, start));
-            backend.embed(embeddings, tokens, n, xb);
-            backend.download(xb, hidden, n);
-            s.allReduce().sum(hidden, 0, n * dim);
-            s.shard().layers(hidden, n, start, s.allReduce());
-        } catch (IOException | RuntimeException e) {
-            throw fail(e);
-        }
-        if (logitsOut == null) return;
-        float[] last = new float[dim];
-        System.arraycopy(hidden, (n - 1) * dim, last, 0, dim);
-        backend.upload(last, xb, 1);
-        backend.rmsNorm(xb, outputNorm, config.rmsNormEps(), 1, normed);
-        backend.matmul(output, normed, 1, logits);
-        backend.download(logits, logitsOut, 1);
+    @Override
+    public void reset() {
+        if (inputs != null) inputs.clear();
     }
 
     /** One summary line per device (master first), and the most blocks each had resident. */
-    public List<TpProtocol.StatsReply> stats() {
+    @Override
+    public List<String> stats() {
+        List<String> lines = new ArrayList<>();
+        for (TpProtocol.StatsReply r : deviceStats()) lines.add(r.summary() + " (peak " + r.peakResidentBlocks() + " blocks resident)");
+        return lines;
+    }
+
+    public synchronized List<TpProtocol.StatsReply> deviceStats() {
         Session s = session;
         List<TpProtocol.StatsReply> out = new ArrayList<>();
         if (s == null) return out;
-        out.add(new TpProtocol.StatsReply(s.shard().stats().summary("rank 0 (master)"), s.shard().window().window(), s.shard().window().peakResidentBlocks()));
+        out.add(new TpProtocol.StatsReply(weights.stats().summary("rank 0 (master)"), weights.window().window(), weights.window().peakResidentBlocks()));
         try {
             for (Connection c : s.connections()) {
                 TpProtocol.write(c.out(), new TpProtocol.StatsRequest());
@@ -253,14 +214,7 @@ public final class TensorParallelModel implements SequenceModel, AutoCloseable {
             ServerSocket l = listener;
             listener = null;
             AllReduce allReduce = CollectiveGroup.open(kind, 0, parsed, l, timeout);
-            DeviceShard shard;
-            try {
-                shard = new DeviceShard(config, plan, 0, file, false, backend, window, maxBatchTokens);
-            } catch (RuntimeException e) {
-                allReduce.close();
-                throw e;
-            }
-            session = new Session(connections, allReduce, shard);
+            session = new Session(connections, new HostCollective(allReduce, backend));
             return session;
         } catch (IOException | RuntimeException e) {
             if (listener != null) try { listener.close(); } catch (IOException ignored) { /* closing */ }
@@ -279,7 +233,8 @@ public final class TensorParallelModel implements SequenceModel, AutoCloseable {
             socket.setTcpNoDelay(true);
             DataInputStream in = new DataInputStream(new BufferedInputStream(socket.getInputStream()));
             DataOutputStream out = new DataOutputStream(new BufferedOutputStream(socket.getOutputStream()));
-            TpProtocol.write(out, new TpProtocol.Hello(TpProtocol.VERSION, rank, workers.size() + 1, fingerprint, plan.describe(), kind.flagName(), maxBatchTokens));
+            TpProtocol.write(out, new TpProtocol.Hello(TpProtocol.VERSION, rank, workers.size() + 1, fingerprint, plan.describe(), kind.flagName(),
+                    maxBatchTokens, numKvBlocks, kvBlockSize, kvCacheType.name().toLowerCase(java.util.Locale.ROOT)));
             TpProtocol.Message reply = TpProtocol.read(in);
             if (reply instanceof TpProtocol.NeedShard) {
                 ShardSender.send(file, config, plan, rank, fingerprint, out, name, System.err);
@@ -327,7 +282,30 @@ public final class TensorParallelModel implements SequenceModel, AutoCloseable {
             }
             s.close();
         }
+        if (inputs != null) {
+            inputs.clear();
+            inputs.store().close();
+        }
+        weights.close();
         backend.close();
+    }
+
+    /** The collective the graph was built with: the current session's group, which a reconnect replaces. */
+    private final class SessionCollective implements Collective {
+        private HostCollective current() {
+            Session s = session;
+            if (s == null) throw new CollectiveException("rank 0: no tensor-parallel session");
+            return s.collective();
+        }
+
+        @Override public int rank() { return 0; }
+        @Override public int size() { return workers.size() + 1; }
+        @Override public String name() { return kind.flagName(); }
+        @Override public void allReduce(Activations x, int numTokens) { current().allReduce(x, numTokens); }
+        @Override public int allToAll(Activations send, int[] sendCounts, Activations recv, int[] recvCounts) {
+            return current().allToAll(send, sendCounts, recv, recvCounts);
+        }
+        @Override public void close() {}
     }
 
 }

@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tessera.kernels.cpu.CpuBackend;
 import dev.tessera.models.LoadedModel;
 import dev.tessera.models.ModelLoader;
-import dev.tessera.models.sample.Sampler;
 import dev.tessera.models.sample.SamplingParams;
 import dev.tessera.models.tokenizer.StreamingDecoder;
 import org.junit.jupiter.api.Test;
@@ -25,10 +24,10 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 
-/** End to end through tokenizer, forward pass, sampler and streaming decoder, against published references. */
-class SequenceGeneratorTest {
+/** End to end through tokenizer, the batching engine (one request), sampler and streaming decoder, against published references. */
+public class SingleRequestTest {
 
-    static Path models() {
+    public static Path models() {
         String p = System.getProperty("tessera.models");
         Path dir = p != null ? Path.of(p) : Path.of("../../shared/models");
         if (!Files.isDirectory(dir)) throw new IllegalStateException("test data not found at " + dir.toAbsolutePath());
@@ -38,14 +37,46 @@ class SequenceGeneratorTest {
     record Output(int[] tokens, String text, String finishReason) {}
 
     static Output generate(Path model, String prompt, SamplingParams params, int maxTokens) {
-        try (LoadedModel m = ModelLoader.load(model, new CpuBackend(2), 64)) {
+        try (LoadedModel m = ModelLoader.load(model, new CpuBackend(2), 64);
+             BatchingEngine engine = new BatchingEngine(m.model(), EngineConfig.defaults(1, 64, 1))) {
             int[] tokens = m.tokenizer().encode(prompt, true, false);
             StreamingDecoder decoder = new StreamingDecoder(m.tokenizer(), prompt.isEmpty());
             StringBuilder text = new StringBuilder();
-            SequenceGenerator.Result r = new SequenceGenerator(m.model()).generate(tokens, new Sampler(params, m.config().vocabSize()),
-                    maxTokens, m.tokenizer()::isEndOfGeneration, t -> { text.append(decoder.feed(t)); return true; });
+            SingleRequest.Result r = SingleRequest.run(engine, new EngineRequest("t", tokens, params, maxTokens, m.tokenizer()::isEndOfGeneration, false),
+                    t -> { text.append(decoder.feed(t)); return true; });
             text.append(decoder.flush());
             return new Output(r.tokens(), text.toString(), r.finishReason());
+        } catch (InterruptedException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /**
+     * Greedy ids of one prompt run alone, straight through the model with a private KV cache (no engine, no paging):
+     * the reference that batched, paged and tensor-parallel runs must equal.
+     */
+    public static int[] greedyAlone(dev.tessera.models.arch.LlamaModel model, int[] prompt, int maxTokens, java.util.function.IntPredicate isStop) {
+        int vocab = model.config().vocabSize();
+        int limit = Math.min(maxTokens, model.config().contextLength() - prompt.length);
+        int[] out = new int[limit];
+        float[] logits = new float[vocab];
+        try (dev.tessera.kernels.KvCache cache = model.newKvCache(prompt.length + limit)) {
+            int chunk = model.maxBatchTokens();
+            for (int start = 0; start < prompt.length; start += chunk) {
+                int n = Math.min(chunk, prompt.length - start);
+                int[] rows = start + n == prompt.length ? new int[]{n - 1} : new int[0];
+                model.forward(Arrays.copyOfRange(prompt, start, start + n), dev.tessera.kernels.AttentionBatch.single(cache, start, n), rows, logits);
+            }
+            int n = 0, position = prompt.length;
+            while (n < limit) {
+                int best = 0;
+                for (int i = 1; i < vocab; i++) if (logits[i] > logits[best]) best = i;
+                if (isStop.test(best)) break;
+                out[n++] = best;
+                if (n == limit) break;
+                model.forward(new int[]{best}, dev.tessera.kernels.AttentionBatch.single(cache, position++, 1), new int[]{0}, logits);
+            }
+            return Arrays.copyOf(out, n);
         }
     }
 

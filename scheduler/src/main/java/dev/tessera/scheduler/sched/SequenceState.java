@@ -1,0 +1,54 @@
+package dev.tessera.scheduler.sched;
+
+import dev.tessera.models.sample.Sampler;
+import dev.tessera.scheduler.engine.EngineRequest;
+import dev.tessera.scheduler.engine.RequestHandle;
+import dev.tessera.scheduler.kv.BlockTable;
+import dev.tessera.scheduler.kv.KvBlockPool;
+
+import java.util.Arrays;
+
+/**
+ * One request as the scheduler tracks it: its tokens so far, how many have K/V in its blocks, its block table and
+ * how much of that table the runners have been sent, and its sampler. Engine-thread only.
+ */
+public final class SequenceState {
+    public final int id;
+    public final RequestHandle handle;
+    public final int promptLength;
+    /** The most tokens it may generate: its max_tokens, or less when the context ends first. */
+    public final int limit;
+    /** Prompt then generated tokens; entries past {@link #length} are unused. */
+    public final int[] history;
+    public final Sampler sampler;
+    final BlockTable table;
+    public long queueNanos = -1;
+    public long startNanos;
+    public long firstTokenNanos;
+    /** Tokens known: prompt plus generated. */
+    public int length;
+    /** Tokens whose K/V are in the cache (or are being computed by the step in flight). */
+    int numComputed;
+    public int numDelivered;
+    /** Tokens of this sequence in the step being formed. */
+    int scheduled;
+    /** Leading block-table entries the runners know; 0 after a release (they forget the table). */
+    int numBlocksSent;
+
+    SequenceState(int id, RequestHandle handle, int vocabSize, int maxSequenceTokens, KvBlockPool pool) {
+        this.id = id;
+        this.handle = handle;
+        EngineRequest r = handle.request();
+        this.promptLength = r.promptTokens().length;
+        this.limit = Math.min(r.maxTokens(), maxSequenceTokens - promptLength);
+        this.history = Arrays.copyOf(r.promptTokens(), promptLength + limit);
+        this.length = promptLength;
+        this.sampler = new Sampler(r.params(), vocabSize);
+        this.table = new BlockTable(pool);
+    }
+
+    /** Whether this step computes the last known token, so its logits are sampled. */
+    boolean catchesUp() {
+        return numComputed == length;
+    }
+}

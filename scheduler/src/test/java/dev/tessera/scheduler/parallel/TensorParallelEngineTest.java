@@ -1,0 +1,339 @@
+package dev.tessera.scheduler.parallel;
+
+import dev.tessera.kernels.TensorType;
+import dev.tessera.kernels.cpu.CpuBackend;
+import dev.tessera.kernels.collective.AllReduceKind;
+import dev.tessera.kernels.collective.LinkEmulator;
+import dev.tessera.models.LoadedModel;
+import dev.tessera.models.ModelLoader;
+import dev.tessera.models.arch.ModelConfig;
+import dev.tessera.models.gguf.GgufFile;
+import dev.tessera.kernels.KvBlockStore;
+import dev.tessera.kernels.KvCacheType;
+import dev.tessera.models.sample.SamplingParams;
+import dev.tessera.models.synth.SynthModel;
+import dev.tessera.models.synth.SynthPreset;
+import dev.tessera.scheduler.engine.BatchingEngine;
+import dev.tessera.scheduler.engine.BatchingEngineTest;
+import dev.tessera.scheduler.engine.EngineConfig;
+import dev.tessera.scheduler.engine.EngineRequest;
+import dev.tessera.scheduler.engine.PagedKvEngineTest;
+import dev.tessera.scheduler.engine.RequestHandle;
+import dev.tessera.scheduler.engine.SingleRequest;
+import dev.tessera.scheduler.engine.SingleRequestTest;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.util.ArrayList;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Tensor-parallel under the batching engine, with real worker processes on loopback: 16 concurrent greedy requests
+ * over 1–5 devices (0–4 workers; every count for stories260K with the sliding window W=2 and for a synthetic Q8_0
+ * model with all weights resident, three devices for the other two pairings), a KV pool too small for all of them
+ * at once (preemption) and shared prompt prefixes (prefix-cache hits), must each equal the prompt run alone in one
+ * process, token for token, and every KV block must come back.
+ */
+class TensorParallelEngineTest {
+    static final Path MODELS = Path.of(System.getProperty("tessera.models", "../../shared/models"));
+    static final int NUM_TOKENS = 24;
+    static final int NUM_REQUESTS = 16;
+    static final int[][] WEIGHTS = {{1}, {1, 1}, {1, 1, 2}, {1, 1, 1, 1}, {1, 1, 1, 1, 1}};
+
+    @TempDir
+    static Path temp;
+    static Path stories, synth, shards;
+    static int[] storiesPrompt, synthPrompt, storiesReference, synthReference;
+    static int[][] storiesPrompts, synthPrompts, storiesAlone, synthAlone;
+    static WorkerProcesses windowed, whole;
+
+    @BeforeAll
+    static void setUp() throws Exception {
+        stories = MODELS.resolve("stories260K.gguf");
+        assertTrue(Files.exists(stories), "missing test model " + stories);
+        synth = temp.resolve("tiny-q8_0.gguf");
+        SynthModel.of(SynthPreset.TINY, TensorType.Q8_0, 11).write(MODELS.resolve(SynthPreset.DEFAULT_VOCAB), synth, null);
+        shards = Files.createDirectories(temp.resolve("shards"));
+        for (Path model : List.of(stories, synth)) {
+            try (GgufFile f = GgufFile.open(model)) {
+                ModelConfig c = ModelConfig.fromGguf(f);
+                for (int[] w : WEIGHTS) if (w.length > 1) ShardWriter.writeAll(f, c, TensorParallelRunner.plan(f, c, w), shards, null);
+            }
+        }
+        try (LoadedModel m = ModelLoader.load(stories, new CpuBackend(1), 64)) {
+            storiesPrompt = m.tokenizer().encode("Once upon a time", true, false);
+            storiesReference = SingleRequestTest.greedyAlone(m.model(), storiesPrompt, NUM_TOKENS, t -> false);
+            storiesPrompts = prompts(m.config().vocabSize(), 1);
+            storiesAlone = alone(m, storiesPrompts);
+        }
+        synthPrompt = new int[]{1, 450, 4996, 17354, 1701, 29889};
+        try (LoadedModel m = ModelLoader.load(synth, new CpuBackend(1), 64)) {
+            synthReference = SingleRequestTest.greedyAlone(m.model(), synthPrompt, NUM_TOKENS, t -> false);
+            synthPrompts = prompts(m.config().vocabSize(), 2);
+            synthAlone = alone(m, synthPrompts);
+        }
+        windowed = new WorkerProcesses(shards, 2);
+        whole = new WorkerProcesses(shards, 0);
+        for (int i = 0; i < 4; i++) { windowed.start(0); whole.start(0); }
+    }
+
+    @AfterAll
+    static void tearDown() throws Exception {
+        if (windowed != null) windowed.close();
+        if (whole != null) whole.close();
+    }
+
+    /** 16 prompts of 20–59 tokens; groups of four share their first 32 tokens, so later ones hit the prefix cache. */
+    static int[][] prompts(int vocab, long seed) {
+        java.util.SplittableRandom random = new java.util.SplittableRandom(seed);
+        int[][] out = new int[NUM_REQUESTS][];
+        int[] shared = null;
+        for (int i = 0; i < NUM_REQUESTS; i++) {
+            if (i % 4 == 0) {
+                shared = new int[32];
+                shared[0] = 1;
+                for (int t = 1; t < 32; t++) shared[t] = 3 + random.nextInt(vocab - 3);
+            }
+            int n = 20 + random.nextInt(40);
+            out[i] = new int[n];
+            for (int t = 0; t < n; t++) out[i][t] = t < 32 && i % 4 != 3 ? shared[t] : 3 + random.nextInt(vocab - 3);
+            out[i][0] = 1;
+        }
+        return out;
+    }
+
+    static int maxTokens(int i) {
+        return 8 + 2 * i;
+    }
+
+    static int[][] alone(LoadedModel m, int[][] prompts) {
+        int[][] out = new int[prompts.length][];
+        for (int i = 0; i < prompts.length; i++) out[i] = SingleRequestTest.greedyAlone(m.model(), prompts[i], maxTokens(i), t -> false);
+        return out;
+    }
+
+    static TensorParallelRunner master(GgufFile f, List<InetSocketAddress> workers, int[] weights, AllReduceKind kind, int window) {
+        ModelConfig c = ModelConfig.fromGguf(f);
+        return new TensorParallelRunner(f, c, new CpuBackend(1), workers, TensorParallelRunner.plan(f, c, weights), kind, window, 64, 16,
+                Duration.ofSeconds(20), null, List.of());
+    }
+
+    /** A batching engine over the runner: 16 sequences, 64 tokens a step, {@code numBlocks} KV blocks (0: plenty). */
+    static BatchingEngine engine(TensorParallelRunner runner, int numBlocks) {
+        ModelConfig c = runner.config();
+        long bytes = numBlocks == 0 ? 0 : numBlocks * KvBlockStore.bytesPerBlock(c.numLayers(), c.kvDim(), 16, KvCacheType.F32);
+        return new BatchingEngine(runner, EngineConfig.defaults(16, 64, 64).withKvCache(bytes, KvCacheType.F32), false);
+    }
+
+    static int[] generate(BatchingEngine engine, int[] prompt) {
+        return generate(engine, prompt, NUM_TOKENS);
+    }
+
+    static int[] generate(BatchingEngine engine, int[] prompt, int maxTokens) {
+        try {
+            return SingleRequest.run(engine, new EngineRequest("one", prompt, SamplingParams.greedy(), maxTokens, t -> false, false), t -> true).tokens();
+        } catch (InterruptedException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** All prompts at once; returns each one's tokens in order. */
+    static int[][] concurrently(BatchingEngine engine, int[][] prompts) throws InterruptedException {
+        List<RequestHandle> handles = new ArrayList<>();
+        for (int i = 0; i < prompts.length; i++)
+            handles.add(engine.submit(new EngineRequest("r" + i, prompts[i], SamplingParams.greedy(), maxTokens(i), t -> false, false)));
+        int[][] out = new int[prompts.length][];
+        for (int i = 0; i < prompts.length; i++) out[i] = BatchingEngineTest.collect(handles.get(i)).tokens();
+        return out;
+    }
+
+    private void checkDeviceCounts(Path modelPath, int[][] prompts, int[][] alone, WorkerProcesses workers, int window, int[]... weights) throws Exception {
+        try (GgufFile f = GgufFile.open(modelPath)) {
+            for (int[] w : weights) {
+                String what = modelPath.getFileName() + " on " + w.length + " devices " + Arrays.toString(w) + ", W=" + window;
+                try (TensorParallelRunner runner = master(f, workers.addresses(w.length - 1), w, AllReduceKind.STAR, window);
+                     // 24 blocks of 16 positions cannot hold 16 sequences of 28-107 tokens at once: some are preempted.
+                     BatchingEngine engine = engine(runner, 24)) {
+                    int[][] got = concurrently(engine, prompts);
+                    for (int i = 0; i < prompts.length; i++) assertArrayEquals(alone[i], got[i], what + ", request " + i);
+                    assertTrue(engine.stats().preemptions() > 0, what + ": no request was preempted");
+                    assertTrue(engine.stats().prefixHitTokens() > 0, what + ": no prefix-cache hit");
+                    PagedKvEngineTest.assertNoLeak(engine);
+                    for (String s : runner.stats()) {
+                        System.err.println("  " + s);
+                    }
+                    for (TpProtocol.StatsReply s : runner.deviceStats())
+                        if (window == 2) assertTrue(s.peakResidentBlocks() <= 2, s.summary() + ": peak " + s.peakResidentBlocks() + " blocks");
+                }
+            }
+        }
+    }
+
+    @Test
+    void storiesMatchesSingleProcessWithWindowOfTwo() throws Exception {
+        checkDeviceCounts(stories, storiesPrompts, storiesAlone, windowed, 2, WEIGHTS);
+    }
+
+    @Test
+    void storiesMatchesSingleProcessWithEverythingResident() throws Exception {
+        checkDeviceCounts(stories, storiesPrompts, storiesAlone, whole, 0, WEIGHTS[2]);
+    }
+
+    @Test
+    void synthQ8MatchesSingleProcessWithWindowOfTwo() throws Exception {
+        checkDeviceCounts(synth, synthPrompts, synthAlone, windowed, 2, WEIGHTS[2]);
+    }
+
+    @Test
+    void synthQ8MatchesSingleProcessWithEverythingResident() throws Exception {
+        checkDeviceCounts(synth, synthPrompts, synthAlone, whole, 0, WEIGHTS);
+    }
+
+    @Test
+    void ringAllReduceGivesTheSameTokens() {
+        try (GgufFile f = GgufFile.open(stories);
+             TensorParallelRunner runner = master(f, windowed.addresses(3), new int[]{1, 1, 1, 1}, AllReduceKind.RING, 2);
+             BatchingEngine engine = engine(runner, 0)) {
+            assertArrayEquals(storiesReference, generate(engine, storiesPrompt));
+            assertArrayEquals(storiesReference, generate(engine, storiesPrompt), "second sequence on the same group");
+        }
+    }
+
+    @Test
+    void workerWithoutTheRightShardRefusesNamingItself() throws Exception {
+        Path other = temp.resolve("stories-modified.gguf");
+        byte[] bytes = Files.readAllBytes(stories);
+        bytes[bytes.length - 100] ^= 1;
+        Files.write(other, bytes);
+        try (GgufFile f = GgufFile.open(other);
+             TensorParallelRunner runner = master(f, whole.addresses(1), new int[]{1, 1}, AllReduceKind.STAR, 0);
+             BatchingEngine engine = engine(runner, 0)) {
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> generate(engine, storiesPrompt));
+            InetSocketAddress a = whole.address(0);
+            assertTrue(e.getMessage().contains("worker 127.0.0.1:" + a.getPort() + " (rank 1) refused: no shard in"), e.getMessage());
+        }
+    }
+
+    @Test
+    void everyLinkCanPassThroughItsOwnLinkEmulator() throws Exception {
+        int collectivePort = freePortOutsideEphemeralRange();
+        InetSocketAddress collective = new InetSocketAddress("127.0.0.1", collectivePort);
+        List<LinkEmulator> control = new ArrayList<>(), allReduce = new ArrayList<>();
+        try {
+            for (int i = 0; i < 3; i++) {
+                control.add(new LinkEmulator(new InetSocketAddress("127.0.0.1", 0), windowed.address(i), Duration.ofMillis(1), 300_000_000));
+                allReduce.add(new LinkEmulator(new InetSocketAddress("127.0.0.1", 0), collective, Duration.ofMillis(1), 300_000_000));
+            }
+            try (GgufFile f = GgufFile.open(stories)) {
+                ModelConfig c = ModelConfig.fromGguf(f);
+                try (TensorParallelRunner runner = new TensorParallelRunner(f, c, new CpuBackend(1), control.stream().map(LinkEmulator::address).toList(),
+                        TensorParallelRunner.plan(f, c, new int[]{1, 1, 1, 1}), AllReduceKind.STAR, 2, 64, 16, Duration.ofSeconds(20),
+                        collective, allReduce.stream().map(LinkEmulator::address).toList());
+                     BatchingEngine engine = engine(runner, 0)) {
+                    assertArrayEquals(storiesReference, generate(engine, storiesPrompt));
+                }
+            }
+            for (int i = 0; i < 3; i++) {
+                assertEquals(1, control.get(i).numAccepted(), "control link of worker " + (i + 1));
+                assertEquals(1, allReduce.get(i).numAccepted(), "allreduce link of worker " + (i + 1) + " went around its emulator");
+            }
+        } finally {
+            for (LinkEmulator l : control) l.close();
+            for (LinkEmulator l : allReduce) l.close();
+        }
+    }
+
+    @Test
+    void allReduceRoutesMustNameEveryWorker() {
+        try (GgufFile f = GgufFile.open(stories)) {
+            ModelConfig c = ModelConfig.fromGguf(f);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new TensorParallelRunner(f, c, new CpuBackend(1),
+                    whole.addresses(2), TensorParallelRunner.plan(f, c, new int[]{1, 1, 1}), AllReduceKind.STAR, 0, 64, 16, Duration.ofSeconds(5),
+                    new InetSocketAddress("127.0.0.1", 0), List.of(whole.address(0))));
+            assertTrue(e.getMessage().contains("1 rank-0 allreduce addresses for 2 workers"), e.getMessage());
+        }
+    }
+
+    @Test
+    void masterStreamsMissingShardsToWorkersThatAskForThem() throws Exception {
+        Path empty = Files.createDirectories(temp.resolve("received-shards"));
+        try (WorkerProcesses receiving = new WorkerProcesses(empty, 2, true)) {
+            receiving.start(0);
+            receiving.start(0);
+            try (GgufFile f = GgufFile.open(stories)) {
+                try (TensorParallelRunner runner = master(f, receiving.addresses(2), new int[]{1, 1, 2}, AllReduceKind.STAR, 2);
+                     BatchingEngine engine = engine(runner, 0)) {
+                    assertArrayEquals(storiesReference, generate(engine, storiesPrompt), "first connection, shards streamed");
+                }
+                List<Path> stored;
+                try (var files = Files.list(empty)) {
+                    stored = files.sorted().toList();
+                }
+                assertEquals(List.of(empty.resolve("stories260K.tp1-1-2.rank1.gguf"), empty.resolve("stories260K.tp1-1-2.rank2.gguf")), stored);
+                for (int rank = 1; rank <= 2; rank++) {
+                    assertArrayEquals(Files.readAllBytes(shards.resolve("stories260K.tp1-1-2.rank" + rank + ".gguf")),
+                            Files.readAllBytes(empty.resolve("stories260K.tp1-1-2.rank" + rank + ".gguf")), "received shard of rank " + rank);
+                }
+                long[] modified = {Files.getLastModifiedTime(stored.get(0)).toMillis(), Files.getLastModifiedTime(stored.get(1)).toMillis()};
+                Thread.sleep(20);
+                try (TensorParallelRunner runner = master(f, receiving.addresses(2), new int[]{1, 1, 2}, AllReduceKind.STAR, 0);
+                     BatchingEngine engine = engine(runner, 0)) {
+                    assertArrayEquals(storiesReference, generate(engine, storiesPrompt), "second connection, stored shards reused");
+                }
+                assertEquals(modified[0], Files.getLastModifiedTime(stored.get(0)).toMillis(), "rank 1 shard was sent again");
+                assertEquals(modified[1], Files.getLastModifiedTime(stored.get(1)).toMillis(), "rank 2 shard was sent again");
+            }
+        }
+    }
+
+    @Test
+    void shardTransferFramesAreChecked() throws Exception {
+        java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
+        java.io.DataOutputStream out = new java.io.DataOutputStream(bytes);
+        TpProtocol.write(out, new TpProtocol.ShardBegin("x.gguf", 3));
+        TpProtocol.write(out, new TpProtocol.ShardChunk(new byte[]{1, 2, 3}));
+        TpProtocol.write(out, new TpProtocol.ShardEnd("0".repeat(64)));
+        Path dir = Files.createDirectories(temp.resolve("bad-hash"));
+        var in = new java.io.DataInputStream(new java.io.ByteArrayInputStream(bytes.toByteArray()));
+        TpProtocol.ProtocolException e = assertThrows(TpProtocol.ProtocolException.class, () -> ShardReceiver.receive(in, dir, System.err));
+        assertTrue(e.getMessage().contains("has SHA-256"), e.getMessage());
+        try (var files = Files.list(dir)) {
+            assertEquals(0, files.count(), "a shard with a wrong hash was kept");
+        }
+        bytes.reset();
+        TpProtocol.write(out, new TpProtocol.ShardBegin("../escape.gguf", 3));
+        var in2 = new java.io.DataInputStream(new java.io.ByteArrayInputStream(bytes.toByteArray()));
+        assertThrows(TpProtocol.ProtocolException.class, () -> TpProtocol.read(in2));
+    }
+
+    /**
+     * A port free now and below Linux's ephemeral range (32768 on), so the emulators' port-0 listeners opened before
+     * the master binds it cannot take it (a port from ServerSocket(0) once did).
+     */
+    private static int freePortOutsideEphemeralRange() throws java.io.IOException {
+        java.util.SplittableRandom random = new java.util.SplittableRandom();
+        for (int attempt = 0; attempt < 100; attempt++) {
+            int port = 20_000 + random.nextInt(12_000);
+            try (ServerSocket probe = new ServerSocket()) {
+                probe.bind(new InetSocketAddress("127.0.0.1", port));
+                return port;
+            } catch (java.net.BindException busy) {
+                // taken: try another
+            }
+        }
+        throw new java.io.IOException("no free port in 20000-31999");
+    }
+}

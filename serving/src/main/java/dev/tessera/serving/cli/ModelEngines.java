@@ -1,0 +1,68 @@
+package dev.tessera.serving.cli;
+
+import dev.tessera.kernels.Backend;
+import dev.tessera.models.LoadedModel;
+import dev.tessera.models.ModelLoader;
+import dev.tessera.models.arch.ModelConfig;
+import dev.tessera.models.gguf.GgufFile;
+import dev.tessera.models.tokenizer.Tokenizer;
+import dev.tessera.scheduler.engine.BatchingEngine;
+import dev.tessera.scheduler.engine.EngineConfig;
+import dev.tessera.scheduler.parallel.TensorParallelRunner;
+import dev.tessera.scheduler.worker.LocalModelRunner;
+import dev.tessera.scheduler.worker.ModelRunner;
+
+import java.nio.file.Path;
+
+/**
+ * Opens a model file behind a batching engine for {@code generate} and {@code bench}: in this process on
+ * {@code --device}, or as rank 0 of a tensor-parallel group with {@code --tp-workers}. Both are the same engine; only
+ * the runner differs.
+ */
+final class ModelEngines {
+    /** An engine over an open model; closing stops the engine and releases the model. */
+    record Opened(GgufFile file, ModelConfig config, Tokenizer tokenizer, BatchingEngine engine, ModelRunner runner,
+                  String where, AutoCloseable model) implements AutoCloseable {
+        @Override
+        public void close() throws Exception {
+            try (model) {
+                engine.close();
+            }
+        }
+    }
+
+    private ModelEngines() {}
+
+    static Opened open(CliArgs args, Path path, EngineConfig config, int threads) {
+        if (args.has("tp-workers")) {
+            GgufFile file = GgufFile.open(path);
+            try {
+                ModelConfig c = ModelConfig.fromGguf(file);
+                Tokenizer tokenizer = Tokenizer.fromGguf(file);
+                TensorParallelRunner runner = TensorParallelOptions.open(args, file, c, threads, config.maxBatchedTokens(), config.maxNumSeqs());
+                BatchingEngine engine;
+                try {
+                    engine = new BatchingEngine(runner, config, false);
+                } catch (RuntimeException e) {
+                    runner.close();
+                    throw e;
+                }
+                AutoCloseable model = () -> { try (file) { runner.close(); } };
+                return new Opened(file, c, tokenizer, engine, runner, "tensor-parallel over " + runner.shardPlan().numDevices() + " devices", model);
+            } catch (RuntimeException e) {
+                file.close();
+                throw e;
+            }
+        }
+        Backend backend = Devices.backend(args, threads);
+        LoadedModel m = ModelLoader.load(path, backend, config.maxBatchedTokens(), config.maxNumSeqs());
+        try {
+            LocalModelRunner runner = new LocalModelRunner(m.model());
+            BatchingEngine engine = new BatchingEngine(runner, config, true);
+            return new Opened(m.file(), m.config(), m.tokenizer(), engine, runner, backend.name(), m);
+        } catch (RuntimeException e) {
+            m.close();
+            throw e;
+        }
+    }
+}
