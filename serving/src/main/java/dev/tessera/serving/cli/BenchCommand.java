@@ -46,7 +46,7 @@ public final class BenchCommand implements Command {
         if (!argList.isEmpty() && argList.getFirst().equals("serve")) return new BenchServeCommand().run(argList.subList(1, argList.size()));
         CliArgs args = new CliArgs(argList, java.util.Set.of("model", "prompt-tokens", "gen-tokens", "reps", "threads", "device",
                 // Tensor-parallel master options (TensorParallelOptions).
-                "tp-workers", "tp-weights", "allreduce", "memory-window", "tp-allreduce-listen", "tp-allreduce-via"), java.util.Set.of("json"));
+                "tp-workers", "tp-weights", "collective", "allreduce", "memory-window", "tp-allreduce-listen", "tp-allreduce-via"), java.util.Set.of("json"));
         Path path = Path.of(args.require("model"));
         int promptTokens = args.getInt("prompt-tokens", 128, 1, 1 << 20);
         int genTokens = args.getInt("gen-tokens", 64, 1, 1 << 20);

@@ -20,7 +20,7 @@ public final class GenerateCommand implements Command {
     private static final Set<String> OPTIONS = Set.of("model", "prompt", "max-tokens", "temperature", "top-p", "top-k",
             "min-p", "repeat-penalty", "presence-penalty", "frequency-penalty", "seed", "threads", "device",
             // Tensor-parallel master options (TensorParallelOptions).
-            "tp-workers", "tp-weights", "allreduce", "memory-window", "tp-allreduce-listen", "tp-allreduce-via");
+            "tp-workers", "tp-weights", "collective", "allreduce", "memory-window", "tp-allreduce-listen", "tp-allreduce-via");
 
     @Override public String name() { return "generate"; }
 

@@ -19,13 +19,14 @@ import java.util.Set;
  * {@code --allreduce}, {@code --memory-window}) and the runs they select: this process is rank 0.
  */
 final class TensorParallelOptions {
-    static final Set<String> OPTIONS = Set.of("tp-workers", "tp-weights", "allreduce", "memory-window", "tp-allreduce-listen", "tp-allreduce-via");
+    static final Set<String> OPTIONS = Set.of("tp-workers", "tp-weights", "collective", "allreduce", "memory-window", "tp-allreduce-listen", "tp-allreduce-via");
 
     static final String USAGE = """
 
               --tp-workers H:P,...     tensor-parallel: run with these workers (ranks 1..N); this process is rank 0
               --tp-weights 1,1,2       relative device speeds, master first (default: all equal)
-              --allreduce star|ring    allreduce algorithm (default star)
+              --collective auto|star|ring|nccl  how ranks combine partial sums (default auto: star over TCP;
+                                       nccl needs libnccl and a CUDA device on every rank; --allreduce is an alias)
               --memory-window W        blocks of the master's weights resident at once, 0 = all (default 0)
               --tp-allreduce-listen H:P  bind the master's allreduce listener here (default: a free port)
               --tp-allreduce-via H:P,... per worker, in --tp-workers order, the address it reaches the master's
@@ -53,7 +54,7 @@ final class TensorParallelOptions {
             weights = args.has("tp-weights") ? ShardPlan.parseWeights(args.get("tp-weights", "")) : ones(workers.size() + 1);
             if (weights.length != workers.size() + 1)
                 throw new CliArgs.UsageException("--tp-weights has " + weights.length + " entries for " + (workers.size() + 1) + " devices (master first)");
-            kind = AllReduceKind.parse(args.get("allreduce", "star"));
+            kind = collective(args.get("collective", args.get("allreduce", "auto")));
             plan = TensorParallelRunner.plan(file, config, weights);
         } catch (IllegalArgumentException e) {
             throw new CliArgs.UsageException(e.getMessage());
@@ -70,6 +71,26 @@ final class TensorParallelOptions {
         }
         return new TensorParallelRunner(file, config, Devices.backend(args, threads), workers, plan, kind, window, maxBatchTokens, maxLogitRows,
                 Duration.ofSeconds(30), listen, via);
+    }
+
+    /**
+     * The TCP algorithm for {@code --collective}. NCCL is refused here in one line: without the library it names what
+     * is missing; with it, tensor-parallel groups over NCCL are not wired to the runner yet (the NCCL collective is
+     * exercised by its own device test and the GPU check).
+     */
+    static AllReduceKind collective(String value) {
+        String v = value.trim().toLowerCase(java.util.Locale.ROOT);
+        if (v.equals("auto")) return AllReduceKind.STAR;
+        if (v.equals("nccl")) {
+            if (!dev.tessera.bindings.nccl.nccl_h.libraryAvailable())
+                throw new IllegalArgumentException("--collective nccl: NCCL unavailable: " + dev.tessera.bindings.nccl.nccl_h.libraryStatus());
+            throw new IllegalArgumentException("--collective nccl: tensor-parallel groups over NCCL are not supported by this build's runner yet; use star or ring");
+        }
+        try {
+            return AllReduceKind.parse(v);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("unknown --collective '" + value + "', expected auto|star|ring|nccl");
+        }
     }
 
     private static InetSocketAddress address(String flag, String s) {

@@ -106,7 +106,8 @@ public final class CompletionsService implements HttpService {
                     try {
                         d = c.next();
                     } catch (ChoiceStream.EngineFailure e) {
-                        sse.send(e.toApiException().body());
+                        // The failure as an error event, then [DONE], as vLLM ends a failed stream.
+                        if (sse.send(e.toApiException().body())) sse.done();
                         return;
                     }
                     if (d.isEmpty()) continue;
