@@ -34,7 +34,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end -}}
 
-{{/* The images run as the non-root user 10001 with a read-only root; /tmp is writable for LWJGL's natives. */}}
+{{/* The images run as the non-root user 10001 with a read-only root: /tmp (LWJGL extracts its natives there) and ~/.cache are emptyDirs. */}}
 {{- define "tessera.podSecurity" -}}
 runAsNonRoot: true
 runAsUser: 10001
