@@ -51,6 +51,7 @@ run "compose" python3 "$tests/check_compose.py" "$docker" \
 run "dockerfiles" node "$tests/check_dockerfile.js" "$docker/Dockerfile" --gpu "$docker/Dockerfile.cpu"
 run "grafana dashboard" python3 "$tests/check_dashboard.py" "$docker"
 run "helm chart" python3 "$tests/check_helm.py" "$docker/helm/tessera" "$helm"
+run "the checks fail when what they guard breaks" bash "$tests/check_mutations.sh" "$helm"
 for script in "$docker/jlink-runtime.sh" "$docker/healthcheck.sh" "$root/scripts/cluster-local.sh" "$root/scripts/gpu-bundle.sh"; do
   run "bash -n ${script#"$root/"}" bash -n "$script"
 done
