@@ -16,4 +16,6 @@ if ! command -v promtool >/dev/null; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null) || { echo "test.sh: could not install promtool" >&2; exit 1; }
 fi
 (cd serving/src/test/node && npm ci --no-audit --no-fund --loglevel=error)
-exec mvn -B -ntp verify "$@"
+mvn -B -ntp verify "$@"
+# Containers, compose, Helm, Prometheus and Grafana (docker/), checked without a Docker engine; needs the jars above.
+bash scripts/check-deploy.sh
