@@ -17,7 +17,8 @@ public final class LlamaModel implements AutoCloseable {
     private final Backend backend;
     private final int maxBatchTokens;
     private final int maxLogitRows;
-    private final Activations x, xb, q, k, v, att, hb, hb2, logitRows, logits;
+    private final Activations x, xb, q, k, v, att, logitRows, logits;
+    private final FeedForward ffn;
     private final int[] rowTokens;
 
     /** @param maxLogitRows most rows one forward call may ask logits for (1 for a single sequence) */
@@ -35,8 +36,7 @@ public final class LlamaModel implements AutoCloseable {
         k = backend.allocate(maxBatchTokens, config.kvDim());
         v = backend.allocate(maxBatchTokens, config.kvDim());
         att = backend.allocate(maxBatchTokens, qDim);
-        hb = backend.allocate(maxBatchTokens, config.hiddenDim());
-        hb2 = backend.allocate(maxBatchTokens, config.hiddenDim());
+        ffn = FeedForward.create(config, backend, maxBatchTokens);
         logitRows = backend.allocate(maxLogitRows, config.dim());
         logits = backend.allocate(maxLogitRows, config.vocabSize());
         rowTokens = new int[maxBatchTokens];
@@ -45,6 +45,9 @@ public final class LlamaModel implements AutoCloseable {
     public ModelConfig config() { return config; }
     public Backend backend() { return backend; }
     public int maxBatchTokens() { return maxBatchTokens; }
+
+    /** Sees every MoE layer's routing from now on (routing traces); null stops it. A dense model has none to see. */
+    public void observeRouting(RoutingObserver observer) { if (ffn instanceof MoeFeedForward m) m.observe(observer); }
 
     public KvCache newKvCache(int capacity) {
         return backend.allocateKvCache(config.numLayers(), config.numKvHeads(), config.headDim(), capacity);
@@ -135,12 +138,7 @@ public final class LlamaModel implements AutoCloseable {
             backend.matmul(w.wo(), att, n, xb);
             backend.add(x, xb, n);
 
-            backend.rmsNorm(x, w.ffnNorm(), c.rmsNormEps(), n, xb);
-            backend.matmul(w.gate(), xb, n, hb);
-            backend.matmul(w.up(), xb, n, hb2);
-            backend.swiglu(hb, hb2, n);
-            backend.matmul(w.down(), hb, n, xb);
-            backend.add(x, xb, n);
+            ffn.forward(l, w, x, xb, n);
         }
     }
 
