@@ -107,7 +107,8 @@ public final class ExpertPlacer {
                         100 * STAGES[k], r.status(), r.seconds(), r.part() == null ? "" : ", keeps " + full.kept(r.part()) + " of " + total(full) + " (greedy " + full.kept(best) + ")"));
                 if (r.part() != null) hint = r.part();
             }
-            if (hint != best && full.kept(hint) >= full.kept(best)) {
+            // Labelled cp-sat only when the solver kept strictly more than its greedy start.
+            if (hint != best && full.kept(hint) > full.kept(best)) {
                 best = hint;
                 solved = true;
             }
