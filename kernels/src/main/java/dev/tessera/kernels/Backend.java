@@ -80,6 +80,46 @@ public interface Backend extends AutoCloseable {
     void attention(int layer, Activations q, Activations k, Activations v, AttentionBatch batch,
                    int numHeads, int numKvHeads, int headDim, Activations out);
 
+    // Mixture-of-experts ops (issue 16). A backend without expert kernels keeps these defaults: supportsExperts
+    // answers false, so loading an MoE model fails with one line naming the tensor type, before any op is called.
+
+    /** Whether {@link #matmulExperts} can compute with expert weights of {@code type}. */
+    default boolean supportsExperts(TensorType type) {
+        return false;
+    }
+
+    /**
+     * Routes rows [0, numTokens) of {@code routerLogits} ([numTokens][numExperts]) with the model's rule into
+     * {@code routing} (see {@link ExpertRouting}). The ids are needed on the host to group tokens by expert, so the
+     * default downloads the logits and routes there.
+     */
+    default void routeExperts(Activations routerLogits, int numTokens, ExpertRouting routing) {
+        float[] logits = new float[numTokens * routerLogits.width()];
+        download(routerLogits, logits, numTokens);
+        routing.route(logits, numTokens);
+    }
+
+    /**
+     * The grouped expert matmul (ggml's {@code mul_mat_id}): out[t * k + s] = experts[id(t, s)] · x[row], where row is
+     * t * k + s when {@code xPerSlot} (the down projection reads each slot's own hidden state) and t otherwise (gate
+     * and up read the token's). Tokens are grouped by expert, so each expert's rows are read once per step for all
+     * its tokens. {@code experts[e]} may be null for an expert no token of this step routes to (one this device
+     * does not hold).
+     */
+    default void matmulExperts(Weight[] experts, Activations x, boolean xPerSlot, ExpertRouting routing, Activations out) {
+        throw new UnsupportedOperationException(name() + " has no expert matmul kernel");
+    }
+
+    /** acc[t] += sum over slots s of weight(t, s) * slots[t * k + s]: the weighted combine of the experts' outputs. */
+    default void combineExperts(Activations slots, ExpertRouting routing, Activations acc) {
+        throw new UnsupportedOperationException(name() + " has no expert combine kernel");
+    }
+
+    /** acc[t] += sigmoid(gate[t][0]) * x[t]: Qwen2-MoE's gated shared expert. {@code gate} is one column wide. */
+    default void addSigmoidGated(Activations acc, Activations x, Activations gate, int numTokens) {
+        throw new UnsupportedOperationException(name() + " has no sigmoid-gated add kernel");
+    }
+
     /**
      * Marks the start of a forward step whose op sequence is the same whenever {@code shapeKey} is equal, so a backend
      * may record it once and replay it (CUDA graphs); a null key means "do not record". Host-side inputs of the ops

@@ -29,5 +29,6 @@ final class ShapeOnlyBackend implements Backend {
     @Override public void swiglu(Activations gate, Activations up, int numTokens) { throw new UnsupportedOperationException(); }
     @Override public void add(Activations acc, Activations x, int numTokens) { throw new UnsupportedOperationException(); }
     @Override public void attention(int layer, Activations q, Activations k, Activations v, AttentionBatch batch, int numHeads, int numKvHeads, int headDim, Activations out) { throw new UnsupportedOperationException(); }
+    @Override public boolean supportsExperts(TensorType type) { return type.computable(); }
     @Override public void close() {}
 }

@@ -3,6 +3,7 @@ package dev.tessera.kernels.cpu;
 import dev.tessera.kernels.Activations;
 import dev.tessera.kernels.AttentionBatch;
 import dev.tessera.kernels.Backend;
+import dev.tessera.kernels.ExpertRouting;
 import dev.tessera.kernels.KvBlockStore;
 import dev.tessera.kernels.KvCache;
 import dev.tessera.kernels.KvCacheType;
@@ -22,11 +23,13 @@ public final class CpuBackend implements Backend {
     private final WorkerPool pool;
     private final MatMul matMul;
     private final CpuAttention attention;
+    private final CpuExperts experts;
 
     public CpuBackend(int numThreads) {
         this.pool = new WorkerPool(numThreads);
         this.matMul = new MatMul(pool);
         this.attention = new CpuAttention(pool);
+        this.experts = new CpuExperts(matMul);
     }
 
     public int numThreads() {
@@ -168,6 +171,34 @@ public final class CpuBackend implements Backend {
     public void attention(int layer, Activations q, Activations k, Activations v, AttentionBatch batch,
                           int numHeads, int numKvHeads, int headDim, Activations out) {
         attention.run(layer, q, k, v, batch, numHeads, numKvHeads, headDim, out);
+    }
+
+    @Override
+    public boolean supportsExperts(TensorType type) {
+        return type.computable();
+    }
+
+    @Override
+    public void routeExperts(Activations routerLogits, int numTokens, ExpertRouting routing) {
+        if (routerLogits.width() != routing.numExperts())
+            throw new IllegalStateException("router logits of width " + routerLogits.width() + " for " + routing.numExperts() + " experts");
+        routing.route(a(routerLogits).data(), numTokens);
+    }
+
+    @Override
+    public void matmulExperts(Weight[] weights, Activations x, boolean xPerSlot, ExpertRouting routing, Activations out) {
+        experts.matmul(weights, a(x).data(), x.width(), xPerSlot, routing, a(out).data(), out.width());
+    }
+
+    @Override
+    public void combineExperts(Activations slots, ExpertRouting routing, Activations acc) {
+        if (slots.width() != acc.width()) throw new IllegalStateException("expert outputs of width " + slots.width() + " into " + acc.width());
+        CpuExperts.combine(a(slots).data(), routing, a(acc).data(), acc.width());
+    }
+
+    @Override
+    public void addSigmoidGated(Activations acc, Activations x, Activations gate, int numTokens) {
+        CpuExperts.addSigmoidGated(a(acc).data(), a(x).data(), a(gate).data(), gate.width(), numTokens, acc.width());
     }
 
     private static float[] vector(CpuWeight w) {

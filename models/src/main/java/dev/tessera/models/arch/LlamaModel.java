@@ -27,7 +27,8 @@ public final class LlamaModel implements AutoCloseable {
     private final Collective collective;
     private final int maxBatchTokens;
     private final int maxLogitRows;
-    private final Activations x, xb, q, k, v, att, hb, hb2, logitRows, logits;
+    private final Activations x, xb, q, k, v, att, logitRows, logits;
+    private final FeedForward ffn;
     private final float[] zeros;
 
     /** The whole model on one backend. @param maxLogitRows most rows one forward call may ask logits for */
@@ -61,8 +62,9 @@ public final class LlamaModel implements AutoCloseable {
         k = shape.hasAttention() ? backend.allocate(maxBatchTokens, kvDim) : null;
         v = shape.hasAttention() ? backend.allocate(maxBatchTokens, kvDim) : null;
         att = shape.hasAttention() ? backend.allocate(maxBatchTokens, qDim) : null;
-        hb = shape.hasFeedForward() ? backend.allocate(maxBatchTokens, shape.hiddenDim()) : null;
-        hb2 = shape.hasFeedForward() ? backend.allocate(maxBatchTokens, shape.hiddenDim()) : null;
+        if (this.collective != null && config.isMoe())
+            throw new IllegalArgumentException("tensor-parallel ranks of mixture-of-experts models are not supported (experts are placed whole; see expert parallelism)");
+        ffn = shape.hasFeedForward() ? FeedForward.create(config, shape.hiddenDim(), backend, maxBatchTokens) : null;
         logitRows = head != null ? backend.allocate(maxLogitRows, config.dim()) : null;
         logits = head != null ? backend.allocate(maxLogitRows, config.vocabSize()) : null;
         // A rank with no share of a half (or no embeddings) still takes part in that half's allreduce, with zeros.
@@ -74,6 +76,9 @@ public final class LlamaModel implements AutoCloseable {
     public boolean hasHead() { return head != null; }
     public Backend backend() { return backend; }
     public int maxBatchTokens() { return maxBatchTokens; }
+
+    /** Sees every MoE layer's routing from now on (routing traces); null stops it. A dense model has none to see. */
+    public void observeRouting(RoutingObserver observer) { if (ffn instanceof MoeFeedForward m) m.observe(observer); }
 
     public KvCache newKvCache(int capacity) {
         return backend.allocateKvCache(config.numLayers(), shape.numKvHeads(), config.headDim(), capacity);
@@ -182,17 +187,15 @@ public final class LlamaModel implements AutoCloseable {
             residual(n);
 
             w = layers.acquire(l, LayerSource.Half.FEED_FORWARD);
-            if (shape.hasFeedForward()) {
-                backend.rmsNorm(x, w.ffnNorm(), c.rmsNormEps(), n, xb);
-                backend.matmul(w.gate(), xb, n, hb);
-                backend.matmul(w.up(), xb, n, hb2);
-                backend.swiglu(hb, hb2, n);
-                backend.matmul(w.down(), hb, n, xb);
+            if (collective == null) {
+                ffn.forward(l, w, x, xb, n);
             } else {
-                backend.upload(zeros, xb, n);
+                // A rank's FFN columns give a partial sum: it is summed over the group before the residual add.
+                if (shape.hasFeedForward()) ffn.project(l, w, x, xb, n);
+                else backend.upload(zeros, xb, n);
+                residual(n);
             }
             layers.release(l, LayerSource.Half.FEED_FORWARD);
-            residual(n);
         }
     }
 

@@ -27,12 +27,27 @@ public record LlamaWeights(Weight tokenEmbedding, Weight outputNorm, Weight outp
         return new ModelHead(embd, norm, output);
     }
 
-    /** One transformer block. Biases are null unless the architecture has them. */
+    /**
+     * One transformer block. Biases are null unless the architecture has them. A mixture-of-experts block has
+     * {@code moe} and no dense gate/up/down (null); a dense block has no {@code moe}.
+     */
     public record Layer(Weight attentionNorm, Weight wq, Weight wk, Weight wv, Weight wo,
                         Weight bq, Weight bk, Weight bv,
-                        Weight ffnNorm, Weight gate, Weight up, Weight down) {}
+                        Weight ffnNorm, Weight gate, Weight up, Weight down, MoeWeights moe) {}
+
+    /** Which experts of which layer this process holds (expert parallelism loads a subset). */
+    @FunctionalInterface
+    public interface ExpertOwnership {
+        ExpertOwnership ALL = (layer, expert) -> true;
+
+        boolean holds(int layer, int expert);
+    }
 
     public static LlamaWeights load(GgufFile file, ModelConfig c, Backend backend) {
+        return load(file, c, backend, ExpertOwnership.ALL);
+    }
+
+    public static LlamaWeights load(GgufFile file, ModelConfig c, Backend backend, ExpertOwnership owned) {
         WeightLookup l = new WeightLookup(file, backend);
         ModelHead head = loadHead(file, c, backend);
         Layer[] layers = new Layer[c.numLayers()];
@@ -40,6 +55,8 @@ public record LlamaWeights(Weight tokenEmbedding, Weight outputNorm, Weight outp
         int qDim = c.numHeads() * c.headDim();
         for (int i = 0; i < layers.length; i++) {
             String b = "blk." + i + ".";
+            int layer = i;
+            boolean moe = c.isMoe();
             layers[i] = new Layer(
                     l.vector(b + "attn_norm.weight", c.dim()),
                     l.matrix(b + "attn_q.weight", qDim, c.dim()),
@@ -50,9 +67,10 @@ public record LlamaWeights(Weight tokenEmbedding, Weight outputNorm, Weight outp
                     bias ? l.vector(b + "attn_k.bias", c.kvDim()) : null,
                     bias ? l.vector(b + "attn_v.bias", c.kvDim()) : null,
                     l.vector(b + "ffn_norm.weight", c.dim()),
-                    l.matrix(b + "ffn_gate.weight", c.hiddenDim(), c.dim()),
-                    l.matrix(b + "ffn_up.weight", c.hiddenDim(), c.dim()),
-                    l.matrix(b + "ffn_down.weight", c.dim(), c.hiddenDim()));
+                    moe ? null : l.matrix(b + "ffn_gate.weight", c.hiddenDim(), c.dim()),
+                    moe ? null : l.matrix(b + "ffn_up.weight", c.hiddenDim(), c.dim()),
+                    moe ? null : l.matrix(b + "ffn_down.weight", c.dim(), c.hiddenDim()),
+                    moe ? MoeWeights.load(file, c, backend, i, e -> owned.holds(layer, e)) : null);
         }
         return new LlamaWeights(head.tokenEmbedding(), head.outputNorm(), head.output(), layers);
     }

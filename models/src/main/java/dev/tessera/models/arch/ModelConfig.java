@@ -6,7 +6,18 @@ import dev.tessera.models.gguf.GgufTensorInfo;
 
 /** Hyper-parameters of a Llama-family model, read from GGUF metadata and checked against each other. */
 public record ModelConfig(Architecture architecture, int dim, int hiddenDim, int numLayers, int numHeads, int numKvHeads,
-                          int headDim, int vocabSize, int contextLength, float rmsNormEps, RopeTable rope) {
+                          int headDim, int vocabSize, int contextLength, float rmsNormEps, RopeTable rope, MoeConfig moe) {
+
+    /** A dense model's configuration ({@code moe} null). */
+    public ModelConfig(Architecture architecture, int dim, int hiddenDim, int numLayers, int numHeads, int numKvHeads,
+                       int headDim, int vocabSize, int contextLength, float rmsNormEps, RopeTable rope) {
+        this(architecture, dim, hiddenDim, numLayers, numHeads, numKvHeads, headDim, vocabSize, contextLength, rmsNormEps, rope, null);
+    }
+
+    /** Whether the feed-forward blocks are mixtures of experts. */
+    public boolean isMoe() {
+        return moe != null;
+    }
 
     static final int MAX_DIM = 1 << 16;
 
@@ -58,8 +69,9 @@ public record ModelConfig(Architecture architecture, int dim, int hiddenDim, int
         if (!(positionScale > 0)) throw file.fail("absurd rope.scaling.factor " + positionScale);
         float[] factors = ropeFactors(file, p, (int) ropeDim, freqBase, scaling);
         RopeTable rope = RopeTable.of((int) ropeDim, freqBase, factors, positionScale, arch.neoxRope());
+        MoeConfig moe = MoeConfig.fromGguf(file, arch, hiddenDim);
         return new ModelConfig(arch, dim, hiddenDim, numLayers, numHeads, numKvHeads, headDim, vocabSize,
-                (int) contextLength, (float) eps, rope);
+                (int) contextLength, (float) eps, rope, moe);
     }
 
     /** Llama-3.1 frequency factors: the rope_freqs tensor llama.cpp's converter writes, or the scaling keys. */

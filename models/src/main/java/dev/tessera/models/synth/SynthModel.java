@@ -22,16 +22,40 @@ import java.util.stream.IntStream;
  * (seed, tensor, row), so the bytes do not depend on how rows are spread over threads.
  */
 public record SynthModel(String name, int dim, int numLayers, int numHeads, int numKvHeads, int hiddenDim,
-                         TensorType type, long seed) {
+                         TensorType type, long seed, int numExperts, int numExpertsUsed, float affinity) {
+
+    /** A dense model. */
+    public SynthModel(String name, int dim, int numLayers, int numHeads, int numKvHeads, int hiddenDim, TensorType type, long seed) {
+        this(name, dim, numLayers, numHeads, numKvHeads, hiddenDim, type, seed, 0, 0, 0f);
+    }
 
     static final float WEIGHT_STD = 0.02f;
+    /**
+     * The token embedding's std in MoE models. Larger than the other weights so the residual stream stays close to the
+     * token's embedding across layers (each layer adds about 0.1 per element): planted router affinity then carries
+     * from one layer's router to the next ({@link PlantedRouters}).
+     */
+    static final float MOE_EMBED_STD = 1.0f;
     static final int CONTEXT_LENGTH = 4096;
     /** Elements generated per parallel task: large enough to amortise scheduling, small enough to balance 2 cores. */
     static final int CHUNK_ELEMENTS = 1 << 20;
 
     public static SynthModel of(SynthPreset preset, TensorType type, long seed) {
         return new SynthModel("synth-" + preset.presetName, preset.dim, preset.numLayers, preset.numHeads,
-                preset.numKvHeads, preset.hiddenDim, type, seed);
+                preset.numKvHeads, preset.hiddenDim, type, seed, preset.numExperts, preset.numExpertsUsed, 0f);
+    }
+
+    /** This model with inter-layer expert affinity {@code s} (0..1) planted in its routers. */
+    public SynthModel withAffinity(float s) {
+        return new SynthModel(name, dim, numLayers, numHeads, numKvHeads, hiddenDim, type, seed, numExperts, numExpertsUsed, s);
+    }
+
+    public SynthModel withName(String newName) {
+        return new SynthModel(newName, dim, numLayers, numHeads, numKvHeads, hiddenDim, type, seed, numExperts, numExpertsUsed, affinity);
+    }
+
+    public boolean isMoe() {
+        return numExperts > 0;
     }
 
     public int headDim() {
@@ -68,6 +92,10 @@ public record SynthModel(String name, int dim, int numLayers, int numHeads, int 
         if (numHeads % numKvHeads != 0) throw new IllegalArgumentException("heads " + numHeads + " is not a multiple of kv heads " + numKvHeads);
         if (headDim() % 2 != 0) throw new IllegalArgumentException("head dimension " + headDim() + " (dim / heads) must be even for RoPE");
         if (fileType(type) < 0) throw new IllegalArgumentException("synth cannot write " + type.ggmlName() + " weights");
+        if (numExperts < 0 || numExperts > 256 || (numExperts > 0 && (numExpertsUsed < 1 || numExpertsUsed > numExperts)) || (numExperts == 0 && numExpertsUsed != 0))
+            throw new IllegalArgumentException("experts " + numExperts + ", used " + numExpertsUsed + ": need 1 <= used <= experts <= 256, or no experts");
+        if (!(affinity >= 0 && affinity <= 1)) throw new IllegalArgumentException("affinity " + affinity + " is outside 0..1");
+        if (affinity > 0 && numExperts == 0) throw new IllegalArgumentException("affinity needs a mixture-of-experts model");
         if (dim % type.blockSize != 0 || hiddenDim % type.blockSize != 0)
             throw new IllegalArgumentException(type.ggmlName() + " needs dim and ffn to be multiples of " + type.blockSize + ", got dim " + dim + ", ffn " + hiddenDim);
     }
@@ -103,6 +131,11 @@ public record SynthModel(String name, int dim, int numLayers, int numHeads, int 
         w.metadata("llama.rope.freq_base", GgufValue.ofFloat32(10000f));
         w.metadata("llama.attention.layer_norm_rms_epsilon", GgufValue.ofFloat32(1e-5f));
         w.metadata("llama.vocab_size", GgufValue.ofUint32(vocabSize));
+        if (isMoe()) {
+            // Mixtral's keys, as llama.cpp's converter writes them; feed_forward_length is each expert's width.
+            w.metadata("llama.expert_count", GgufValue.ofUint32(numExperts));
+            w.metadata("llama.expert_used_count", GgufValue.ofUint32(numExpertsUsed));
+        }
         w.metadata(tokenizer);
 
         // Shapes are ggml ne: ne0 (the input dimension) first.
@@ -117,10 +150,19 @@ public record SynthModel(String name, int dim, int numLayers, int numHeads, int 
             w.tensor(b + "attn_v.weight", new long[] {dim, kvDim()}, type);
             w.tensor(b + "attn_output.weight", new long[] {dim, dim}, type);
             w.tensor(b + "ffn_norm.weight", new long[] {dim}, TensorType.F32);
-            w.tensor(b + "ffn_gate.weight", new long[] {dim, hiddenDim}, type);
-            w.tensor(b + "ffn_up.weight", new long[] {dim, hiddenDim}, type);
-            w.tensor(b + "ffn_down.weight", new long[] {hiddenDim, dim}, type);
+            if (isMoe()) {
+                // The router stays F32 (llama-quantize leaves ffn_gate_inp unquantized); experts are 3-D, expert last.
+                w.tensor(b + "ffn_gate_inp.weight", new long[] {dim, numExperts}, TensorType.F32);
+                w.tensor(b + "ffn_gate_exps.weight", new long[] {dim, hiddenDim, numExperts}, type);
+                w.tensor(b + "ffn_up_exps.weight", new long[] {dim, hiddenDim, numExperts}, type);
+                w.tensor(b + "ffn_down_exps.weight", new long[] {hiddenDim, dim, numExperts}, type);
+            } else {
+                w.tensor(b + "ffn_gate.weight", new long[] {dim, hiddenDim}, type);
+                w.tensor(b + "ffn_up.weight", new long[] {dim, hiddenDim}, type);
+                w.tensor(b + "ffn_down.weight", new long[] {hiddenDim, dim}, type);
+            }
         }
+        float[][] routers = isMoe() ? PlantedRouters.generate(seed, numLayers, numExperts, dim, affinity) : null;
 
         List<GgufTensorInfo> infos = w.tensors();
         Map<String, Integer> index = new HashMap<>();
@@ -130,15 +172,22 @@ public record SynthModel(String name, int dim, int numLayers, int numHeads, int 
             totalBytes += infos.get(i).sizeBytes();
         }
         ProgressBar bar = new ProgressBar(progress, totalBytes);
-        w.write(out, (info, dst) -> fill(info, index.get(info.name()), dst, bar));
+        w.write(out, (info, dst) -> fill(info, index.get(info.name()), dst, bar, routers));
         bar.finish();
     }
 
     /** Generates and encodes one tensor row by row, in parallel chunks of rows. */
-    private void fill(GgufTensorInfo info, int tensorIndex, MemorySegment dst, ProgressBar bar) {
+    private void fill(GgufTensorInfo info, int tensorIndex, MemorySegment dst, ProgressBar bar, float[][] routers) {
         int cols = info.cols();
         int rows = info.rows();
         boolean norm = info.dims().length == 1;
+        if (info.name().endsWith(".ffn_gate_inp.weight")) {
+            float[] router = routers[Integer.parseInt(info.name().split("\\.")[1])];
+            MemorySegment.copy(router, 0, dst, java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN), 0, router.length);
+            bar.advance(info.sizeBytes());
+            return;
+        }
+        float std = isMoe() && info.name().equals("token_embd.weight") ? MOE_EMBED_STD : WEIGHT_STD;
         long rowBytes = info.type().byteSize(cols);
         int rowsPerChunk = Math.max(1, CHUNK_ELEMENTS / cols);
         int numChunks = (rows + rowsPerChunk - 1) / rowsPerChunk;
@@ -146,7 +195,7 @@ public record SynthModel(String name, int dim, int numLayers, int numHeads, int 
             float[] row = new float[cols];
             int end = Math.min(rows, (c + 1) * rowsPerChunk);
             for (int r = c * rowsPerChunk; r < end; r++) {
-                gaussianRow(row, rowSeed(seed, tensorIndex, r), WEIGHT_STD, norm ? 1f : 0f);
+                gaussianRow(row, rowSeed(seed, tensorIndex, r), std, norm ? 1f : 0f);
                 Quantizer.quantize(info.type(), row, 0, cols, dst, r * rowBytes);
             }
             bar.advance((end - (long) c * rowsPerChunk) * rowBytes);

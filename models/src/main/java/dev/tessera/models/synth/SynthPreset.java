@@ -3,11 +3,18 @@ package dev.tessera.models.synth;
 import java.util.Arrays;
 import java.util.stream.Collectors;
 
-/** Named Llama shapes for {@code tessera synth}; all take their vocabulary from llama.cpp's Llama SPM vocab GGUF. */
+/**
+ * Named Llama shapes for {@code tessera synth}, dense and mixture-of-experts; all take their vocabulary from llama.cpp's
+ * Llama SPM vocab GGUF.
+ */
 public enum SynthPreset {
     TINY("tiny", 256, 4, 8, 4, 768),
     LLAMA_1B("llama-1b", 2048, 16, 32, 8, 8192),
-    LLAMA_7B("llama-7b", 4096, 32, 32, 32, 11008);
+    LLAMA_7B("llama-7b", 4096, 32, 32, 32, 11008),
+    // Mixture-of-experts shapes, Mixtral-style (llama architecture with ffn_*_exps); ffn is each expert's width.
+    MOE_TINY("moe-tiny", 256, 4, 8, 4, 256, 8, 2),
+    MOE_16X("moe-16x", 512, 12, 8, 4, 512, 16, 2),
+    MOE_8X1B("moe-8x1b", 2048, 16, 32, 8, 2816, 8, 2);
 
     /** The vocabulary file of every preset, relative to the shared models folder. */
     public static final String DEFAULT_VOCAB = "llama.cpp-vocab/ggml-vocab-llama-spm.gguf";
@@ -18,8 +25,17 @@ public enum SynthPreset {
     public final int numHeads;
     public final int numKvHeads;
     public final int hiddenDim;
+    /** Experts per layer and experts each token uses; 0, 0 for a dense model. */
+    public final int numExperts;
+    public final int numExpertsUsed;
 
     SynthPreset(String presetName, int dim, int numLayers, int numHeads, int numKvHeads, int hiddenDim) {
+        this(presetName, dim, numLayers, numHeads, numKvHeads, hiddenDim, 0, 0);
+    }
+
+    SynthPreset(String presetName, int dim, int numLayers, int numHeads, int numKvHeads, int hiddenDim, int numExperts, int numExpertsUsed) {
+        this.numExperts = numExperts;
+        this.numExpertsUsed = numExpertsUsed;
         this.presetName = presetName;
         this.dim = dim;
         this.numLayers = numLayers;

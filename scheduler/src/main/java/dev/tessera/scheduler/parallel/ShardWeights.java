@@ -115,10 +115,10 @@ public final class ShardWeights implements LayerSource, AutoCloseable {
         if (half == Half.ATTENTION) {
             if (w.length == 0) return null;
             return new LlamaWeights.Layer(attentionNorm[layer], w[0], w[1], w[2], w[3], bq[layer], bk[layer], bv[layer],
-                    null, null, null, null);
+                    null, null, null, null, null);
         }
         if (w.length == 0) return null;
-        return new LlamaWeights.Layer(null, null, null, null, null, null, null, null, ffnNorm[layer], w[0], w[1], w[2]);
+        return new LlamaWeights.Layer(null, null, null, null, null, null, null, null, ffnNorm[layer], w[0], w[1], w[2], null);
     }
 
     @Override

@@ -112,6 +112,8 @@ public final class TensorParallelRunner implements ModelRunner {
 
     /** A plan proportional to weights, split at the block sizes of the model's attn_output and ffn_down. */
     public static ShardPlan plan(GgufFile file, ModelConfig config, int[] weights) {
+        if (config.isMoe())
+            throw new IllegalArgumentException(file.path().getFileName() + " is a mixture-of-experts model: tensor-parallel splits dense FFN columns only");
         GgufTensorInfo down = file.tensor("blk.0.ffn_down.weight"), wo = file.tensor("blk.0.attn_output.weight");
         if (down == null || wo == null) throw file.fail("missing tensor blk.0.ffn_down.weight or blk.0.attn_output.weight");
         return ShardPlan.of(config, weights, down.type().blockSize, wo.type().blockSize);

@@ -22,7 +22,8 @@ public final class Main {
             new ServeCommand(), new GenerateCommand(), new TokenizeCommand(), new SynthCommand(), new BenchCommand(),
             new LinkEmuCommand(), new AllReduceBenchCommand(),
             new WorkerCommand(),
-            new ShardCommand());
+            new ShardCommand(),
+            new TraceRoutingCommand(), new PlaceCommand());
 
     public static void main(String[] argv) {
         System.exit(run(argv));

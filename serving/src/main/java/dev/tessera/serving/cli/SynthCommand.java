@@ -16,7 +16,7 @@ public final class SynthCommand implements Command {
             TensorType.BF16, TensorType.Q4_1, TensorType.Q5_0, TensorType.Q5_1, TensorType.Q4_K, TensorType.Q5_K, TensorType.Q6_K);
     private static final Set<String> SHAPE_FLAGS = Set.of("dim", "layers", "heads", "kv-heads", "ffn");
     private static final Set<String> KNOWN = Set.of("preset", "dim", "layers", "heads", "kv-heads", "ffn", "vocab-from",
-            "type", "out", "seed", "name");
+            "type", "out", "seed", "name", "experts", "experts-used", "affinity");
     private static final int MAX_DIM = 1 << 16;
 
     @Override public String name() { return "synth"; }
@@ -27,20 +27,29 @@ public final class SynthCommand implements Command {
     public String usage() {
         return """
                 usage: tessera synth --preset NAME --type TYPE --out FILE [--seed S] [--vocab-from VOCAB.gguf] [--name NAME]
+                                     [--affinity S]
                        tessera synth --dim N --layers N --heads N --kv-heads N --ffn N --vocab-from VOCAB.gguf
-                                     --type TYPE --out FILE [--seed S] [--name NAME]
+                                     --type TYPE --out FILE [--seed S] [--name NAME] [--experts E --experts-used K] [--affinity S]
 
                 Writes a Llama model with random weights (std 0.02, norms 1.0) and the tokenizer of VOCAB.gguf
                 (every tokenizer.* key is copied; the vocabulary size is its token count). Prints FILE on stdout.
 
                   --preset NAME       %s
                                       (tiny: dim 256, 4 layers, 8/4 heads, ffn 768; llama-1b: 2048, 16, 32/8, 8192;
-                                       llama-7b: 4096, 32, 32/32, 11008)
+                                       llama-7b: 4096, 32, 32/32, 11008; mixture-of-experts, Mixtral layout:
+                                       moe-tiny: 256, 4, 8/4, expert ffn 256, 8 experts top-2;
+                                       moe-16x: 512, 12, 8/4, 512, 16 experts top-2;
+                                       moe-8x1b: 2048, 16, 32/8, 2816, 8 experts top-2)
                   --dim N             embedding width (a multiple of --heads)
                   --layers N          transformer blocks
                   --heads N           attention heads
                   --kv-heads N        key/value heads (divides --heads)
-                  --ffn N             feed-forward hidden width
+                  --ffn N             feed-forward hidden width (each expert's, with --experts)
+                  --experts E         experts per layer: a Mixtral-style MoE (llama.expert_count, ffn_*_exps)
+                  --experts-used K    experts each token is routed to (llama.expert_used_count)
+                  --affinity S        MoE only, 0..1 (default 0): plant inter-layer expert affinity in the routers, so
+                                      a token's expert at layer l+1 follows its expert at layer l (under a random
+                                      permutation per layer) with strength S; the token embedding has std 1.0
                   --vocab-from FILE   GGUF to take the tokenizer from; presets default to
                                       ../shared/models/%s under the Tessera directory
                   --type TYPE         weight type of the 2-D tensors (norms stay f32): %s
@@ -72,13 +81,19 @@ public final class SynthCommand implements Command {
             for (String flag : SHAPE_FLAGS)
                 if (!args.has(flag)) throw new CliArgs.UsageException("give --preset, or all of --dim --layers --heads --kv-heads --ffn (missing --" + flag + ")");
             if (!args.has("vocab-from")) throw new CliArgs.UsageException("--vocab-from is required without --preset");
+            if (args.has("experts") != args.has("experts-used")) throw new CliArgs.UsageException("--experts and --experts-used go together");
             model = new SynthModel("synth-custom", args.getInt("dim", 0, 1, MAX_DIM), args.getInt("layers", 0, 1, 1024),
                     args.getInt("heads", 0, 1, 1024), args.getInt("kv-heads", 0, 1, 1024), args.getInt("ffn", 0, 1, 4 * MAX_DIM),
-                    type, seed);
+                    type, seed, args.getInt("experts", 0, 1, 256), args.getInt("experts-used", 0, 1, 256), 0f);
             vocab = Path.of(args.get("vocab-from", null));
         }
-        if (args.has("name")) model = new SynthModel(args.get("name", null), model.dim(), model.numLayers(), model.numHeads(),
-                model.numKvHeads(), model.hiddenDim(), type, seed);
+        if (args.has("name")) model = model.withName(args.get("name", null));
+        if (args.has("affinity")) {
+            double s = args.getDouble("affinity", 0, 0, 1);
+            if (!(s >= 0 && s <= 1)) throw new CliArgs.UsageException("--affinity " + s + " is outside 0..1");
+            if (!model.isMoe()) throw new CliArgs.UsageException("--affinity needs a mixture-of-experts model (a moe-* preset or --experts)");
+            model = model.withAffinity((float) s);
+        }
         try {
             model.validate();
         } catch (IllegalArgumentException e) {
@@ -88,8 +103,10 @@ public final class SynthCommand implements Command {
         if (parent != null && !Files.isDirectory(parent)) throw new CliArgs.UsageException("--out: directory " + parent + " does not exist");
         if (Files.isDirectory(out)) throw new CliArgs.UsageException("--out: " + out + " is a directory");
 
-        System.err.printf("synth: %s, dim %d, %d layers, %d/%d heads, ffn %d, %s weights, seed %d -> %s%n", model.name(),
-                model.dim(), model.numLayers(), model.numHeads(), model.numKvHeads(), model.hiddenDim(), type.ggmlName(), seed, out);
+        System.err.printf("synth: %s, dim %d, %d layers, %d/%d heads, ffn %d, %s%s weights, seed %d -> %s%n", model.name(),
+                model.dim(), model.numLayers(), model.numHeads(), model.numKvHeads(), model.hiddenDim(),
+                model.isMoe() ? model.numExperts() + " experts (top-" + model.numExpertsUsed() + ", affinity " + model.affinity() + "), " : "",
+                type.ggmlName(), seed, out);
         model.write(vocab, out, System.err);
         System.out.println(out);
         return 0;

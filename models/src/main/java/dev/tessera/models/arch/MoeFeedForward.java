@@ -1,0 +1,70 @@
+package dev.tessera.models.arch;
+
+import dev.tessera.kernels.Activations;
+import dev.tessera.kernels.Backend;
+import dev.tessera.kernels.ExpertRouting;
+
+/**
+ * A mixture-of-experts block, as llama.cpp's {@code build_moe_ffn}: router logits = ffn_gate_inp · x; each token's
+ * top-k experts by softmax probability; per slot down(silu(gate_e · x) * (up_e · x)) with the grouped expert matmul
+ * (each expert's rows read once per step for all its tokens); the slots' outputs weighted and summed into x.
+ * Qwen2-MoE adds a shared expert, a dense SwiGLU scaled by sigmoid(ffn_gate_inp_shexp · x).
+ */
+final class MoeFeedForward implements FeedForward {
+    private final ModelConfig config;
+    private final Backend backend;
+    private final ExpertRouting routing;
+    private final Activations routerLogits;  // [maxBatchTokens][numExperts]
+    private final Activations hb, hb2;       // [maxBatchTokens * k][expertHiddenDim]: one row per slot
+    private final Activations slots;         // [maxBatchTokens * k][dim]
+    private final Activations sharedHb, sharedHb2, sharedGate;  // Qwen2-MoE only: [maxBatchTokens][shared], [..][1]
+    private volatile RoutingObserver observer;
+
+    MoeFeedForward(ModelConfig config, Backend backend, int maxBatchTokens) {
+        MoeConfig m = config.moe();
+        this.config = config;
+        this.backend = backend;
+        int k = m.numExpertsUsed();
+        routing = new ExpertRouting(maxBatchTokens, m.numExperts(), k, m.normalize(), m.weightsScale());
+        routerLogits = backend.allocate(maxBatchTokens, m.numExperts());
+        hb = backend.allocate(maxBatchTokens * k, m.expertHiddenDim());
+        hb2 = backend.allocate(maxBatchTokens * k, m.expertHiddenDim());
+        slots = backend.allocate(maxBatchTokens * k, config.dim());
+        boolean shared = config.architecture().experts().sharedExpert;
+        sharedHb = shared ? backend.allocate(maxBatchTokens, m.sharedHiddenDim()) : null;
+        sharedHb2 = shared ? backend.allocate(maxBatchTokens, m.sharedHiddenDim()) : null;
+        sharedGate = shared ? backend.allocate(maxBatchTokens, 1) : null;
+    }
+
+    /** Sees every layer's routing from now on (null: none). */
+    void observe(RoutingObserver observer) {
+        this.observer = observer;
+    }
+
+    @Override
+    public void forward(int layer, LlamaWeights.Layer w, Activations x, Activations xb, int n) {
+        MoeWeights e = w.moe();
+        int slotsUsed = n * routing.numUsed();
+        backend.rmsNorm(x, w.ffnNorm(), config.rmsNormEps(), n, xb);
+        backend.matmul(e.router(), xb, n, routerLogits);
+        backend.routeExperts(routerLogits, n, routing);
+        RoutingObserver o = observer;
+        if (o != null) o.routed(layer, routing);
+        backend.matmulExperts(e.gate(), xb, false, routing, hb);
+        backend.matmulExperts(e.up(), xb, false, routing, hb2);
+        backend.swiglu(hb, hb2, slotsUsed);
+        backend.matmulExperts(e.down(), hb, true, routing, slots);
+        if (e.sharedGate() != null) {
+            // The shared expert reads xb before it is reused below for its output.
+            backend.matmul(e.sharedGateInput(), xb, n, sharedGate);
+            backend.matmul(e.sharedGate(), xb, n, sharedHb);
+            backend.matmul(e.sharedUp(), xb, n, sharedHb2);
+            backend.swiglu(sharedHb, sharedHb2, n);
+            backend.matmul(e.sharedDown(), sharedHb, n, xb);
+            backend.combineExperts(slots, routing, x);
+            backend.addSigmoidGated(x, xb, sharedGate, n);
+        } else {
+            backend.combineExperts(slots, routing, x);
+        }
+    }
+}

@@ -1,0 +1,55 @@
+package dev.tessera.serving.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+import static dev.tessera.serving.cli.CommandLineTest.models;
+import static dev.tessera.serving.cli.CommandLineTest.tessera;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** synth --preset moe-tiny --affinity, trace-routing and place as real processes, end to end. */
+class MoeCommandsTest {
+
+    @Test
+    void synthTraceAndPlace(@TempDir Path dir) throws Exception {
+        Path model = dir.resolve("moe.gguf"), prompts = dir.resolve("prompts.txt"), trace = dir.resolve("moe.trace"), placement = dir.resolve("p.json");
+        CommandLineTest.Run synth = tessera("synth", "--preset", "moe-tiny", "--type", "q8_0", "--affinity", "1", "--out", model.toString(),
+                "--vocab-from", models().resolve("llama.cpp-vocab/ggml-vocab-llama-spm.gguf").toString());
+        assertEquals(0, synth.exitCode(), synth.stderr());
+        Files.writeString(prompts, "Once upon a time\n\nThe engine reads every weight once per step\nA little dog ran\nExperts route tokens\n");
+        CommandLineTest.Run traced = tessera("trace-routing", "--model", model.toString(), "--prompts", prompts.toString(),
+                "--out", trace.toString(), "--gen-tokens", "3", "--threads", "2");
+        assertEquals(0, traced.exitCode(), traced.stderr());
+        String text = Files.readString(trace);
+        assertTrue(text.startsWith("tessera-routing-trace 1\nmodel synth-moe-tiny layers 4 experts 8 top_k 2\n"), text);
+        assertTrue(text.contains("\n3 0 "), "the fourth non-empty prompt is sequence 3");
+        CommandLineTest.Run placed = tessera("place", "--trace", trace.toString(), "--devices", "2", "--holdout", "--time-limit", "2", "--out", placement.toString());
+        assertEquals(0, placed.exitCode(), placed.stderr());
+        assertTrue(placed.stdout().contains("contiguous") && placed.stdout().contains("round-robin") && placed.stdout().contains("held-out"), placed.stdout());
+        JsonNode j = new ObjectMapper().readTree(placement.toFile());
+        assertEquals(4, j.get("device_of_expert").size());
+        assertEquals(8, j.get("device_of_expert").get(0).size());
+        assertEquals(2, j.get("num_devices").asInt());
+    }
+
+    @Test
+    void denseModelAndBadDeviceCountsAreClearErrors(@TempDir Path dir) throws Exception {
+        Path prompts = dir.resolve("p.txt");
+        Files.writeString(prompts, "Once upon a time\n");
+        CommandLineTest.Run dense = tessera("trace-routing", "--model", models().resolve("stories260K.gguf").toString(), "--prompts", prompts.toString(),
+                "--out", dir.resolve("t").toString());
+        assertEquals(1, dense.exitCode());
+        assertTrue(dense.stderr().contains("is not a mixture-of-experts model"), dense.stderr());
+        Path trace = dir.resolve("t.trace");
+        Files.writeString(trace, "tessera-routing-trace 1\nmodel m layers 2 experts 4 top_k 1\n0 0 1 2\n1 0 0 3\n");
+        CommandLineTest.Run bad = tessera("place", "--trace", trace.toString(), "--devices", "3", "--out", dir.resolve("p.json").toString());
+        assertEquals(2, bad.exitCode());
+        assertTrue(bad.stderr().contains("--devices 3 does not divide the trace's 4 experts per layer"), bad.stderr());
+    }
+}
