@@ -20,17 +20,18 @@ done
 
 echo "gpu-bundle: building jars (mvn package, -Dbuild.dir.name=$build_dir)" >&2
 (cd "$root" && mvn -q -B -Dstyle.color=never -Dmaven.test.skip=true -Dbuild.dir.name="$build_dir" package >&2)
-target="$root/serving/$build_dir"
-jar="$(ls "$target"/serving-*.jar | head -1)"
+target="$root/tools/$build_dir"
+jar="$(ls "$target"/tools-*.jar | head -1)"
 
 rm -rf "$out"
 mkdir -p "$out/lib" "$out/models/llama.cpp-vocab" "$out/scripts"
 cp "$jar" "$out/lib/"
 # Only what GpuCheck loads: Tessera's own modules and LWJGL (hwloc for the physical core count). The HTTP stack
 # (Helidon, Jinjava, Micrometer, Jackson) is left out: it is not used here and would pull desktop modules into jlink.
+# GpuCheck is tools/ (its jar is $jar); serving comes along for CliArgs.
 for j in "$target"/lib/*.jar; do
   case "$(basename "$j")" in
-    kernels-*|models-*|scheduler-*|native-bindings-*|offload-*|lwjgl*) cp "$j" "$out/lib/" ;;
+    kernels-*|models-*|scheduler-*|serving-*|native-bindings-*|offload-*|lwjgl*) cp "$j" "$out/lib/" ;;
   esac
 done
 
