@@ -726,6 +726,28 @@ public final class CudaBackend implements Backend {
         return kernels.profileResults();
     }
 
+    // ---- collectives (NcclCollective) ----
+
+    CudaDevice device() {
+        enter();
+        return device;
+    }
+
+    /**
+     * The stream a device collective enqueues on, after whatever launches are deferred (so it reads their results);
+     * null while a recorded step replays, since the graph already holds the collective's launch.
+     */
+    MemorySegment collectiveStream() {
+        enter();
+        flushPending();
+        return mode == Mode.REPLAY ? null : device.stream;
+    }
+
+    /** True between beginStep with a key and endStep: launches are being captured or replayed. */
+    boolean recording() {
+        return mode != Mode.EAGER;
+    }
+
     /** Number of captured graphs held (for tests). */
     int numGraphs() {
         return graphs.size();
