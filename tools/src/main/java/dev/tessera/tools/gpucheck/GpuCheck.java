@@ -53,6 +53,11 @@ public final class GpuCheck {
                   --work-dir DIR    where synthetic models are written and reused (default $TMPDIR/tessera-gpu-check)""";
     }
 
+    /** The rows so far (for tests). */
+    List<CheckReport.Row> rows() {
+        return report.rows();
+    }
+
     /** Runs the chosen sections in order; exit status 1 when any row failed. */
     int run() {
         long t0 = System.nanoTime();
