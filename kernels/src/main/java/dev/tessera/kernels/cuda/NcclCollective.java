@@ -66,7 +66,12 @@ public final class NcclCollective implements Collective {
         MemorySegment id = arena.allocate(nccl_h.ncclUniqueId);
         id.copyFrom(MemorySegment.ofArray(idBytes));
         MemorySegment commOut = arena.allocate(nccl_h.ncclComm_t);
-        check(nccl_h.ncclCommInitRank(commOut, size, id, rank), "ncclCommInitRank", rank, size);
+        try {
+            check(nccl_h.ncclCommInitRank(commOut, size, id, rank), "ncclCommInitRank", rank, size);
+        } catch (RuntimeException e) {
+            arena.close();
+            throw e;
+        }
         comm = commOut.get(nccl_h.ncclComm_t, 0);
         countsSend = device.allocate(4L * size);
         countsAll = device.allocate(4L * size * size);
