@@ -21,13 +21,14 @@ done
 
 echo "gpu-bundle: building jars (mvn package, -Dbuild.dir.name=$build_dir)" >&2
 (cd "$root" && mvn -q -B -Dstyle.color=never -Dmaven.test.skip=true -Dbuild.dir.name="$build_dir" package >&2)
-target="$root/serving/$build_dir"
-jar="$(ls "$target"/serving-*.jar | head -1)"
+target="$root/tools/$build_dir"
+jar="$(ls "$target"/tools-*.jar | head -1)"
 
 rm -rf "$out"
 mkdir -p "$out/lib" "$out/models/llama.cpp-vocab" "$out/scripts"
 # Every runtime jar, the HTTP stack (Helidon, Jackson, Micrometer, Jinjava) included, so the GPU host can run
-# `tessera serve` and `tessera bench serve` against it, as the containers do.
+# `tessera serve` and `tessera bench serve` against it, as the containers do. The jar is tools/ (the GPU check),
+# whose lib/ holds serving and everything below it.
 cp "$jar" "$target"/lib/*.jar "$out/lib/"
 # The containers' runtime: only the modules the jars use, compressed, without debug attributes or desktop natives.
 bash "$root/docker/jlink-runtime.sh" "$out/lib" "$out/runtime"

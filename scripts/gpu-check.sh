@@ -16,9 +16,9 @@ else
     if [[ -n "$candidate" && -x "$candidate/bin/java" ]]; then java="$candidate/bin/java"; break; fi
   done
   if [[ -z "$java" ]]; then echo "gpu-check: no bundled runtime and no Java 25 found; set JAVA_HOME" >&2; exit 1; fi
-  target="$home/serving/${TESSERA_BUILD_DIR_NAME:-target}"
+  target="$home/tools/${TESSERA_BUILD_DIR_NAME:-target}"
   if [[ ! -d "$target/lib" ]]; then echo "gpu-check: $target/lib missing; build first (mvn -DskipTests package)" >&2; exit 1; fi
-  cp="$(ls "$target"/serving-*.jar | head -1):$target/lib/*"
+  cp="$(ls "$target"/tools-*.jar | head -1):$target/lib/*"
 fi
 models="${TESSERA_MODELS:-}"
 if [[ -z "$models" ]]; then
@@ -27,4 +27,4 @@ fi
 echo "gpu-check: $(date -u +%FT%TZ) on $(hostname), $(nproc) cores; nvidia-smi: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1 || echo none)" >&2
 exec "$java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:+UseParallelGC -Xss8m -Xmx16g \
   -Dtessera.home="$home" -Dtessera.models="$models" ${TESSERA_JAVA_OPTS:-} \
-  -cp "$cp" dev.tessera.serving.cli.GpuCheck "$@" 2> >(grep --line-buffered -v -e '^WARNING: Using incubator modules' >&2)
+  -cp "$cp" dev.tessera.tools.gpucheck.GpuCheck "$@" 2> >(grep --line-buffered -v -e '^WARNING: Using incubator modules' >&2)

@@ -1,4 +1,4 @@
-package dev.tessera.serving.cli;
+package dev.tessera.tools.gpucheck;
 
 import dev.tessera.models.sample.SamplingParams;
 import dev.tessera.scheduler.engine.BatchingEngine;
