@@ -77,6 +77,8 @@ final class EdgeConnection implements Runnable {
                 refuse(in, out, new EdgeError(408, "request_timeout", "request head or body did not arrive within "
                         + (server.limits().headerTimeoutMillis() / 1000.0) + " s"), head);
             }
+        } catch (UpstreamUnavailable e) {
+            refuse(in, out, new EdgeError(503, "out_of_file_descriptors", "the server is out of file descriptors; retry later"), head);
         } catch (EOFException | UpstreamInput.ClientGone e) {
             // the client left; nothing to answer
         } catch (IOException e) {
@@ -109,9 +111,6 @@ final class EdgeConnection implements Runnable {
         boolean keepAlive = head.minorVersion() == 1 && !head.tokens("Connection").contains("close") && !server.isDraining();
         boolean isHead = head.method().equals("HEAD");
         String tag = id + "-" + numRequests;
-        if (!server.hasFileRoom()) {
-            throw new EdgeError(503, "server_overloaded", "the server is out of file descriptors; retry later");
-        }
         ResponseRelay.Outcome outcome;
         try {
             forward(head, isHead ? "GET" : head.method(), hosts.isEmpty() ? "localhost" : hosts.get(0), body, tag, in);
@@ -143,6 +142,7 @@ final class EdgeConnection implements Runnable {
         sb.append(ClientDisconnects.HEADER).append(": ").append(tag).append("\r\n\r\n");
         byte[] bytes = sb.toString().getBytes(StandardCharsets.ISO_8859_1);
         boolean reused = upstream != null;
+        if (!reused && !server.hasFileRoom()) throw new UpstreamUnavailable();
         try {
             if (upstream == null) connectUpstream(in);
             upstreamOut.write(bytes);
@@ -219,6 +219,13 @@ final class EdgeConnection implements Runnable {
             s.close();
         } catch (IOException ignored) {
             // closing
+        }
+    }
+
+    /** No descriptor is left for a connection to the routes (the routes' own accept must not starve). */
+    private static final class UpstreamUnavailable extends IOException {
+        UpstreamUnavailable() {
+            super("out of file descriptors", null);
         }
     }
 

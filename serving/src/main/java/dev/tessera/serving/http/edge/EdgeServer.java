@@ -21,7 +21,7 @@ import java.util.function.IntConsumer;
  */
 public final class EdgeServer implements AutoCloseable {
     /** File descriptors kept free for the routes' own accept and for the model, logs and jars. */
-    private static final long FILE_RESERVE = 32;
+    private static final long FILE_RESERVE = 16;
     /** Refusals answered at once; beyond this many in flight an excess connection is closed without an answer. */
     private static final int MAX_REFUSALS_IN_FLIGHT = 64;
 
@@ -41,6 +41,7 @@ public final class EdgeServer implements AutoCloseable {
     private volatile String acceptFailure;
     private volatile String upstreamFailure;
     private long lastFailureLogNanos;
+    private volatile long lastNoRoomNanos;
 
     private EdgeServer(ServerSocket socket, EdgeLimits limits, int upstreamPort, PrintStream log, IntConsumer statusCounter) {
         this.socket = socket;
@@ -99,6 +100,7 @@ public final class EdgeServer implements AutoCloseable {
         if (!acceptor.isAlive()) return "the listener thread ended";
         String f = acceptFailure;
         if (f != null) return "the listener cannot accept connections: " + f;
+        if (lastNoRoomNanos != 0 && System.nanoTime() - lastNoRoomNanos < 2_000_000_000L) return "the listener refuses connections: the process is out of file descriptors";
         f = upstreamFailure;
         return f == null ? null : "the routes cannot be reached: " + f;
     }
@@ -136,7 +138,22 @@ public final class EdgeServer implements AutoCloseable {
             }
             backoffMillis = 10;
             acceptFailure = null;
-            if (numOpen.get() >= limits.maxConnections() || !hasFileRoom()) {
+            if (!hasFileRoom()) {
+                // Out of descriptors: answer at once from this thread (a fresh socket's send buffer takes it without
+                // blocking) and close, so the descriptor comes back now rather than after a linger.
+                numRefused.incrementAndGet();
+                statusCounter.accept(503);
+                lastNoRoomNanos = System.nanoTime();
+                try {
+                    EdgeReplies.error(s.getOutputStream(), 503, "out_of_file_descriptors",
+                            "the server is out of file descriptors; retry later", true);
+                } catch (IOException ignored) {
+                    // the client left
+                }
+                closeQuietly(s);
+                continue;
+            }
+            if (numOpen.get() >= limits.maxConnections()) {
                 refuse(s);
                 continue;
             }
