@@ -54,6 +54,11 @@ public final class JsonBody {
         if (bytes.length > maxBytes) {
             throw ApiException.tooLarge("request body is over the limit of " + maxBytes + " bytes");
         }
+        return parse(bytes);
+    }
+
+    /** Parses body bytes as one JSON value: a 400 for empty, invalid UTF-8, malformed JSON or lone surrogates. */
+    public static JsonNode parse(byte[] bytes) {
         if (bytes.length == 0) throw ApiException.invalid(null, "request body is empty, expected a JSON object");
         int bad = firstInvalidUtf8(bytes);
         if (bad >= 0) throw ApiException.invalid(null, "request body is not valid UTF-8 text (malformed or overlong sequence at byte " + bad + ")");
