@@ -27,6 +27,11 @@ public final class ServeCommand implements Command {
             "max-connections", "header-timeout", "idle-timeout", "shutdown-grace"), TensorParallelOptions.OPTIONS);
 
     private static final Set<String> FLAGS = Set.of("no-enable-prefix-caching");
+    /**
+     * Helidon logs at INFO through java.util.logging; its "bound for socket" line names the routes' internal
+     * loopback port and reads as a second server. Held here so the level is not collected with the logger.
+     */
+    private static final java.util.logging.Logger HELIDON_LOG = java.util.logging.Logger.getLogger("io.helidon");
 
     private static Set<String> union(Set<String> a, Set<String> b) {
         Set<String> all = new java.util.HashSet<>(a);
@@ -80,6 +85,9 @@ public final class ServeCommand implements Command {
     @Override
     public int run(List<String> argList) throws Exception {
         CliArgs args = new CliArgs(argList, OPTIONS, FLAGS);
+        HELIDON_LOG.setLevel(java.util.logging.Level.WARNING);
+        // Jinjava's SLF4J finds no provider and would say so in three warning lines at model load.
+        if (System.getProperty("slf4j.internal.verbosity") == null) System.setProperty("slf4j.internal.verbosity", "ERROR");
         Path model = Path.of(args.require("model"));
         if (!Files.isRegularFile(model)) throw new CliArgs.UsageException("--model " + model + " is not a file");
         String name = args.get("served-model-name", ServingConfig.defaultServedName(model));
