@@ -105,15 +105,24 @@ final class EdgeConnection implements Runnable {
             out.write("HTTP/1.1 100 Continue\r\n\r\n".getBytes(StandardCharsets.US_ASCII));
             out.flush();
         }
-        in.deadlineIn(limits.idleTimeoutMillis());
-        byte[] body = length == -1 ? RequestBody.readChunked(in, limits) : length == 0 ? new byte[0] : RequestBody.readFixed(in, length);
-
         boolean keepAlive = head.minorVersion() == 1 && !head.tokens("Connection").contains("close") && !server.isDraining();
         boolean isHead = head.method().equals("HEAD");
         String tag = id + "-" + numRequests;
+        // Bodies being received share one budget, so many connections uploading at once cannot exhaust the heap;
+        // a body's share is returned once it is handed to the routes.
+        long reserved = length == -1 ? limits.maxBodyBytes() : length;
+        if (reserved > 0 && !server.reserveBody(reserved)) {
+            throw new EdgeError(503, "server_busy", "the server is receiving too many request bodies at once; retry later");
+        }
         ResponseRelay.Outcome outcome;
         try {
-            forward(head, isHead ? "GET" : head.method(), hosts.isEmpty() ? "localhost" : hosts.get(0), body, tag, in);
+            try {
+                in.deadlineIn(limits.idleTimeoutMillis());
+                byte[] body = length == -1 ? RequestBody.readChunked(in, limits) : length == 0 ? new byte[0] : RequestBody.readFixed(in, length);
+                forward(head, isHead ? "GET" : head.method(), hosts.isEmpty() ? "localhost" : hosts.get(0), body, tag, in);
+            } finally {
+                if (reserved > 0) server.releaseBody(reserved);
+            }
             outcome = ResponseRelay.relay(upstreamIn, out, isHead, head.minorVersion() == 0, keepAlive);
         } catch (IOException e) {
             ClientDisconnects.gone(tag);

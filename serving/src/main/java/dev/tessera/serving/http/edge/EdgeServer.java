@@ -36,6 +36,8 @@ public final class EdgeServer implements AutoCloseable {
     private final AtomicInteger numRefusing = new AtomicInteger();
     private final AtomicLong nextId = new AtomicLong();
     private final AtomicLong numRefused = new AtomicLong();
+    /** Request-body bytes all connections may hold at once: the bound on the edge's request memory. */
+    private final java.util.concurrent.Semaphore bodyBytes;
     private volatile boolean closed;
     private volatile boolean draining;
     private volatile String acceptFailure;
@@ -49,6 +51,9 @@ public final class EdgeServer implements AutoCloseable {
         this.upstreamPort = upstreamPort;
         this.log = log;
         this.statusCounter = statusCounter;
+        long budget = Math.max(limits.maxBodyBytes(), Math.min(Math.max(4 * limits.maxBodyBytes(), 64L << 20),
+                Math.min(Runtime.getRuntime().maxMemory() / 4, 1L << 30)));
+        this.bodyBytes = new java.util.concurrent.Semaphore((int) Math.min(Integer.MAX_VALUE, budget));
         this.acceptor = Thread.ofPlatform().name("tessera-edge-accept").daemon(true).unstarted(this::acceptLoop);
     }
 
@@ -204,6 +209,15 @@ public final class EdgeServer implements AutoCloseable {
             return unix.getOpenFileDescriptorCount() + FILE_RESERVE < unix.getMaxFileDescriptorCount();
         }
         return true;
+    }
+
+    /** Reserves room for a body of n bytes; false when bodies in flight already take the budget. */
+    boolean reserveBody(long n) {
+        return n <= Integer.MAX_VALUE && bodyBytes.tryAcquire((int) n);
+    }
+
+    void releaseBody(long n) {
+        bodyBytes.release((int) n);
     }
 
     void connectionClosed(EdgeConnection c) {
