@@ -236,6 +236,29 @@ class EdgeRequestsTest {
         }
     }
 
+    @Test
+    void whatTheRoutesRefuseThemselvesGetsAnErrorBody() throws Exception {
+        for (String req : List.of("GET /health?%zz HTTP/1.1\r\nHost: t\r\n\r\n", "GET /health HTTP/1.1\r\nHost: \r\n\r\n",
+                "GET /health HTTP/1.1\r\nHost: a b\r\n\r\n", "OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n", "CONNECT x:443 HTTP/1.1\r\nHost: x\r\n\r\n",
+                "TRACE / HTTP/1.1\r\nHost: t\r\n\r\n", "GET /v1/models/" + "y".repeat(4060) + " HTTP/1.1\r\nHost: t\r\n\r\n")) {
+            try (RawConnection c = new RawConnection(server.port())) {
+                RawConnection.Response r = c.exchange(req);
+                assertTrue(r.status() >= 400 && r.status() < 500, req + " -> " + r.statusLine());
+                assertOpenAiError(r, r.status());
+            }
+        }
+    }
+
+    @Test
+    void slowBodyTimesOutWith408() throws Exception {
+        try (RawConnection c = new RawConnection(server.port())) {
+            c.send("POST /v1/completions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"model\"");
+            RawConnection.Response r = c.read();
+            assertOpenAiError(r, 408);
+            assertTrue(c.closedWithin(3000));
+        }
+    }
+
     // ---- item 5: HTTP/1.0
 
     @Test

@@ -7,15 +7,16 @@ package dev.tessera.serving.http.edge;
  * @param maxConnections       open client connections; one more is answered 503 and closed
  * @param headerTimeoutMillis  from a request's first byte to the end of its head
  * @param idleTimeoutMillis    a kept-alive connection with no request, and the longest a body may take to arrive
- * @param maxRequestLineBytes  the request line (method, target, version); longer gets 414
- * @param maxHeaderBytes       all header lines together; more gets 431
+ * @param maxRequestLineBytes  the request line (method, target, version); longer gets 414 (4096, as the routes' own limit)
+ * @param maxHeaderBytes       all header lines together; more gets 431 (below the routes' 16384, which also count the
+ *                             headers the edge adds)
  * @param maxNumHeaders        header lines; more gets 431
  * @param maxBodyBytes         a request body; larger gets 413
  */
 public record EdgeLimits(int maxConnections, long headerTimeoutMillis, long idleTimeoutMillis, int maxRequestLineBytes,
                          int maxHeaderBytes, int maxNumHeaders, long maxBodyBytes) {
-    public static final int DEFAULT_MAX_REQUEST_LINE_BYTES = 8192;
-    public static final int DEFAULT_MAX_HEADER_BYTES = 16384;
+    public static final int DEFAULT_MAX_REQUEST_LINE_BYTES = 4096;
+    public static final int DEFAULT_MAX_HEADER_BYTES = 16000;
     public static final int DEFAULT_MAX_NUM_HEADERS = 100;
     public static final long DEFAULT_HEADER_TIMEOUT_MILLIS = 10_000;
     public static final long DEFAULT_IDLE_TIMEOUT_MILLIS = 60_000;

@@ -15,17 +15,7 @@ final class EdgeReplies {
     private EdgeReplies() {}
 
     static void error(OutputStream out, int status, String code, String message, boolean withBody) throws IOException {
-        String type = switch (status) {
-            case 503 -> "service_unavailable_error";
-            case 500 -> "server_error";
-            default -> "invalid_request_error";
-        };
-        byte[] body;
-        try {
-            body = JSON.writeValueAsBytes(OpenAiError.of(message, type, null, code));
-        } catch (JsonProcessingException e) {
-            throw new IllegalStateException("cannot serialize an error body: " + e.getMessage(), e);
-        }
+        byte[] body = body(status, code, message);
         StringBuilder head = new StringBuilder("HTTP/1.1 ").append(status).append(' ').append(reason(status)).append("\r\n")
                 .append("Content-Type: application/json\r\n")
                 .append("Content-Length: ").append(body.length).append("\r\n")
@@ -37,11 +27,27 @@ final class EdgeReplies {
         out.flush();
     }
 
+    /** The OpenAI error body for a status. */
+    static byte[] body(int status, String code, String message) {
+        String type = switch (status) {
+            case 503 -> "service_unavailable_error";
+            case 500, 502 -> "server_error";
+            default -> "invalid_request_error";
+        };
+        try {
+            return JSON.writeValueAsBytes(OpenAiError.of(message, type, null, code));
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException("cannot serialize an error body: " + e.getMessage(), e);
+        }
+    }
+
     static String reason(int status) {
         return switch (status) {
             case 400 -> "Bad Request";
             case 408 -> "Request Timeout";
             case 413 -> "Content Too Large";
+            case 404 -> "Not Found";
+            case 405 -> "Method Not Allowed";
             case 414 -> "URI Too Long";
             case 417 -> "Expectation Failed";
             case 431 -> "Request Header Fields Too Large";

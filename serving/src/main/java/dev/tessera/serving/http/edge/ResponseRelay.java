@@ -51,6 +51,16 @@ final class ResponseRelay {
                 default -> headers.add(new String[] {name, value});
             }
         }
+        byte[] replacement = null;
+        if (status >= 400 && contentLength == 0 && !chunked) {
+            // Helidon answers what it refuses itself (a malformed query or header value) with an empty body: give
+            // the client the OpenAI error body every other error has.
+            replacement = EdgeReplies.body(status, "request_rejected", "the request was rejected: "
+                    + EdgeReplies.reason(status).toLowerCase(Locale.ROOT) + " (a malformed path, query or header value)");
+            headers.removeIf(h -> h[0].equalsIgnoreCase("content-type"));
+            headers.add(new String[] {"Content-Type", "application/json"});
+            contentLength = replacement.length;
+        }
         boolean noBody = head || status == 204 || status == 304 || status < 200;
         boolean closeDelimited = !chunked && contentLength < 0 && !(status == 204 || status == 304 || status < 200);
         boolean clientKeepAlive = keepAlive && !http10 && !(closeDelimited && !head);
@@ -65,6 +75,11 @@ final class ResponseRelay {
         client.flush();
 
         boolean upstreamReusable = !upstreamClose && !closeDelimited;
+        if (replacement != null) {
+            if (!noBody) client.write(replacement);
+            client.flush();
+            return new Outcome(status, clientKeepAlive, upstreamReusable);
+        }
         if (noBody) {
             // A HEAD answered from GET still has the body on the wire: the connection to the routes is not reused.
             return new Outcome(status, clientKeepAlive, upstreamReusable && !(head && (chunked || contentLength > 0)));
