@@ -9,6 +9,8 @@ import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -20,11 +22,22 @@ class EdgeFloodTest {
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final int MAX_CONNECTIONS = 16;
     private static final int FLOOD = 28;
+    private static ServeProcess server;
+
+    /** One server for both floods (each test waits until the other's connections are gone). */
+    @BeforeAll
+    static void start() throws Exception {
+        server = ServeProcess.start(null, "--max-connections", Integer.toString(MAX_CONNECTIONS), "--header-timeout", "60");
+    }
+
+    @AfterAll
+    static void stop() throws Exception {
+        if (server != null) server.close();
+    }
 
     @Test
     void partialHeadsBeyondTheCapAreRefusedAndTheServerRecovers() throws Exception {
-        try (ServeProcess server = ServeProcess.start(null, "--max-connections", Integer.toString(MAX_CONNECTIONS), "--header-timeout", "60");
-             RawConnection normal = new RawConnection(server.port())) {
+        try (RawConnection normal = new RawConnection(server.port())) {
             assertEquals(200, normal.exchange("GET /health HTTP/1.1\r\nHost: t\r\n\r\n").status());
             List<RawConnection> flood = new ArrayList<>();
             int refused = 0;
@@ -63,15 +76,15 @@ class EdgeFloodTest {
 
     @Test
     void listenerSurvivesRunningOutOfFileDescriptors() throws Exception {
-        try (ServeProcess server = ServeProcess.start(null);
-             RawConnection normal = new RawConnection(server.port())) {
+        awaitServes(server.port(), 10_000);
+        try (RawConnection normal = new RawConnection(server.port())) {
             assertEquals(200, normal.exchange("GET /health HTTP/1.1\r\nHost: t\r\n\r\n").status());
             String original = prlimit(server.pid(), null);
             // A soft limit below the descriptors already open: every accept now fails with EMFILE.
             prlimit(server.pid(), "10:" + original.split(":")[1]);
             List<RawConnection> waiting = new ArrayList<>();
             try {
-                for (int i = 0; i < 20; i++) {
+                for (int i = 0; i < MAX_CONNECTIONS / 2; i++) {
                     RawConnection c = new RawConnection(server.port());
                     waiting.add(c);
                     c.send("GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");

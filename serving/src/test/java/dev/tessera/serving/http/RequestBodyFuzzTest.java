@@ -17,7 +17,7 @@ import org.junit.jupiter.api.Test;
  * every input must end as a parsed request or a 4xx {@link ApiException}; a 5xx or any other exception is a
  * failure, reported with the input that caused it. Mutations start from valid requests and splice in the values
  * hostile clients send (huge and fractional numbers, lone surrogates, overlong UTF-8, deep nesting, wrong types).
- * The budget is {@code -Dtessera.fuzz.seconds} (default 10); the seed {@code -Dtessera.fuzz.seed} replays a run.
+ * The budget is {@code -Dtessera.fuzz.seconds} (default 5); the seed {@code -Dtessera.fuzz.seed} replays a run.
  */
 class RequestBodyFuzzTest {
     private static final List<String> SEEDS = List.of(
@@ -63,7 +63,7 @@ class RequestBodyFuzzTest {
 
     @Test
     void bodyPathAnswersEveryInputWithARequestOrA4xx() {
-        double seconds = Double.parseDouble(System.getProperty("tessera.fuzz.seconds", "10"));
+        double seconds = Double.parseDouble(System.getProperty("tessera.fuzz.seconds", "5"));
         long seed = Long.getLong("tessera.fuzz.seed", System.nanoTime());
         SplittableRandom random = new SplittableRandom(seed);
         List<byte[]> corpus = new ArrayList<>();

@@ -16,7 +16,7 @@ import org.junit.jupiter.api.Test;
 /**
  * Fuzzes the edge's request parsing (request line, headers, framing, chunked bodies) over a real loopback socket for
  * a fixed time budget: every input must parse or end in an {@link EdgeError} or an I/O end; any other exception is a
- * failure, reported with the input. Budget {@code -Dtessera.fuzz.seconds} (default 10), seed {@code -Dtessera.fuzz.seed}.
+ * failure, reported with the input. Budget {@code -Dtessera.fuzz.seconds} (default 5), seed {@code -Dtessera.fuzz.seed}.
  */
 class EdgeParserFuzzTest {
     private static final EdgeLimits LIMITS = new EdgeLimits(8, 2000, 2000, 256, 1024, 16, 4096);
@@ -31,7 +31,7 @@ class EdgeParserFuzzTest {
 
     @Test
     void parsingEndsInARequestOrAnEdgeError() throws Exception {
-        double seconds = Double.parseDouble(System.getProperty("tessera.fuzz.seconds", "10"));
+        double seconds = Double.parseDouble(System.getProperty("tessera.fuzz.seconds", "5"));
         long seed = Long.getLong("tessera.fuzz.seed", System.nanoTime());
         SplittableRandom random = new SplittableRandom(seed);
         long runs = 0;
