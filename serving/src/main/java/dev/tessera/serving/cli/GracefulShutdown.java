@@ -36,13 +36,17 @@ final class GracefulShutdown {
             edge.drain();
             int running = context.inFlight().size();
             System.err.printf("tessera serve: SIG%s: draining %d running requests (grace %.1f s)%n", signal, running, graceMillis / 1000.0);
-            if (!context.inFlight().awaitIdle(graceMillis)) {
+            // The last part of the grace period is for ending what still runs, so the process is gone by its end.
+            long t0 = System.nanoTime();
+            long endingMillis = Math.min(2000, graceMillis / 5);
+            if (!context.inFlight().awaitIdle(graceMillis - endingMillis)) {
                 int ended = context.inFlight().endAll();
                 System.err.printf("tessera serve: grace period over: ending %d requests with an error%n", ended);
-                context.inFlight().awaitIdle(5000);
+                long left = graceMillis - (System.nanoTime() - t0) / 1_000_000L;
+                context.inFlight().awaitIdle(Math.max(500, left - 200));
             }
             // The last bytes of each answer still pass through the edge.
-            edge.awaitQuiet(2000);
+            edge.awaitQuiet(Math.max(200, graceMillis - (System.nanoTime() - t0) / 1_000_000L));
             System.err.println("tessera serve: stopped");
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();

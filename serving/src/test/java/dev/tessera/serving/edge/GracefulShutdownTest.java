@@ -78,7 +78,8 @@ class GracefulShutdownTest {
             int code = server.waitForExit(TimeUnit.SECONDS.toMillis(GRACE_SECONDS + 10));
             double seconds = (System.nanoTime() - t0) / 1e9;
             assertEquals(0, code, server.log());
-            assertTrue(seconds < GRACE_SECONDS + 8, "exit took " + seconds + " s");
+            // The grace period, plus the JVM's own exit and this test's polling.
+            assertTrue(seconds < GRACE_SECONDS + 1.5, "exit took " + seconds + " s");
             assertEquals(8, finished + cut);
             assertTrue(cut > 0, "no stream was cut off; make the answers longer:\n" + server.log());
             String log = server.log();
