@@ -43,7 +43,9 @@ public final class ChatCompletionsService implements HttpService {
             ChatCompletionRequest r = ChatCompletionRequest.parse(JsonBody.read(req, context.config().maxBodyBytes()));
             ModelsService.requireModelName(model, r.model());
             Generation.checkLogitBias(model, r.sampling());
-            int[] ids = model.chat().encode(model.chat().render(r.messages()));
+            String conversation = model.chat().render(r.messages());
+            Generation.checkTextFits(model, conversation, "messages");
+            int[] ids = model.chat().encode(conversation);
             if (ids.length == 0) throw ApiException.invalid("messages", "the rendered conversation has no tokens");
             // Without a limit the answer may run to the end of the context.
             int maxTokens = r.maxTokens() != null ? r.maxTokens() : model.contextLength() - ids.length;

@@ -46,6 +46,7 @@ public final class CompletionsService implements HttpService {
             List<Generation.Prompt> prompts = new ArrayList<>();
             List<String> promptTexts = new ArrayList<>();
             for (CompletionRequest.Prompt p : r.prompts()) {
+                if (p instanceof CompletionRequest.Prompt.Text t) Generation.checkTextFits(model, t.text(), "prompt");
                 int[] ids = switch (p) {
                     case CompletionRequest.Prompt.Text t -> tokenizer.encode(t.text(), true, false);
                     case CompletionRequest.Prompt.Tokens t -> t.ids();

@@ -13,8 +13,10 @@ import dev.tessera.serving.openai.ApiException;
 import dev.tessera.serving.text.ChoiceStream;
 
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
 import java.util.Map;
+import java.util.WeakHashMap;
 import java.util.concurrent.ThreadLocalRandom;
 
 /**
@@ -118,6 +120,33 @@ final class Generation {
                 throw ApiException.invalid("logit_bias", "'logit_bias' token id " + e.getKey() + " is outside the vocabulary [0, " + vocab + ")");
             }
         }
+    }
+
+    /** Bytes of each tokenizer's longest token text: a text of B bytes has at least B / that many tokens. */
+    private static final Map<Tokenizer, Integer> LONGEST_TOKEN_BYTES = Collections.synchronizedMap(new WeakHashMap<>());
+
+    /**
+     * Refuses a text that cannot fit the context whatever its tokens, before tokenizing it: tokenizing megabytes
+     * only to refuse them left ~140 MB of garbage per request.
+     */
+    static void checkTextFits(ServedModel model, String text, String param) {
+        long bytes = 0;
+        for (int i = 0; i < text.length(); i++) {
+            char c = text.charAt(i);
+            bytes += c < 0x80 ? 1 : c < 0x800 ? 2 : Character.isSurrogate(c) ? 2 : 3;
+        }
+        int longest = LONGEST_TOKEN_BYTES.computeIfAbsent(model.tokenizer(), Generation::longestTokenBytes);
+        long minTokens = bytes / longest;
+        if (minTokens > model.contextLength()) {
+            throw ApiException.invalid(param, model.engine().sequenceLimitName() + " is " + model.contextLength()
+                    + " tokens; the prompt has at least " + minTokens + " tokens (" + bytes + " bytes of text)");
+        }
+    }
+
+    private static int longestTokenBytes(Tokenizer tokenizer) {
+        int longest = 1;
+        for (int id = 0; id < tokenizer.vocabSize(); id++) longest = Math.max(longest, tokenizer.tokenBytes(id, true).length);
+        return longest;
     }
 
     /** The prompt plus the tokens to generate must fit the context, as OpenAI and vLLM check. */

@@ -401,6 +401,16 @@ class EdgeRequestsTest {
         }
     }
 
+    @Test
+    void promptThatCannotFitIsRefusedBeforeTokenizing() throws Exception {
+        try (RawConnection c = new RawConnection(server.port())) {
+            JsonNode e = assertOpenAiError(c.exchange(post("/v1/completions",
+                    "{\"model\":\"stories260K\",\"prompt\":\"" + "Once upon a time. ".repeat(3500) + "\",\"max_tokens\":2}")), 400);
+            assertEquals("prompt", e.get("param").asText());
+            assertTrue(e.get("message").asText().contains("the prompt has at least"), e.toString());
+        }
+    }
+
     // ---- item 2 (per connection): header and idle timeouts
 
     @Test
