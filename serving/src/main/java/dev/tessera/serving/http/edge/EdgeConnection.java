@@ -128,7 +128,7 @@ final class EdgeConnection implements Runnable {
             ClientDisconnects.gone(tag);
             throw e;
         }
-        server.logged(outcome.status());
+        server.upstreamAnswered();
         if (!outcome.upstreamReusable()) {
             closeQuietly(upstream);
             upstream = null;

@@ -228,7 +228,8 @@ public final class EdgeServer implements AutoCloseable {
         upstreamFailure = e.getMessage();
     }
 
-    void logged(int status) {
+    /** The routes answered: any earlier failure to reach them is over. */
+    void upstreamAnswered() {
         upstreamFailure = null;
     }
 
