@@ -23,15 +23,24 @@ class GracefulShutdownTest {
 
     @Test
     void sigtermDrainsStreamsAndExitsZero() throws Exception {
-        ServeProcess server = ServeProcess.start(null, "--shutdown-grace", Integer.toString(GRACE_SECONDS), "--max-num-seqs", "2");
+        ServeProcess server = ServeProcess.start(null, "--shutdown-grace", Integer.toString(GRACE_SECONDS), "--max-num-seqs", "8");
         try {
+            // Warm up first (a fresh server's first steps run before the JIT): the short streams must finish in time.
+            for (int i = 0; i < 3; i++) {
+                EdgeRequestsTest.assertServes(server.port());
+                try (RawConnection c = new RawConnection(server.port())) {
+                    assertEquals(200, c.exchange(EdgeRequestsTest.post("/v1/chat/completions",
+                            "{\"model\":\"stories260K\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":4}")).status());
+                }
+            }
             List<RawConnection> streams = new ArrayList<>();
             for (int i = 0; i < 8; i++) {
                 RawConnection c = new RawConnection(server.port());
-                // Long answers, two at a time: most are still queued or running when the signal comes.
+                // Two short answers that finish within the grace period, six long ones (no end-of-text) that cannot.
+                int maxTokens = i < 2 ? 4 : 1500;
                 c.send(EdgeRequestsTest.post(i % 2 == 0 ? "/v1/completions" : "/v1/chat/completions", i % 2 == 0
-                        ? "{\"model\":\"stories260K\",\"prompt\":\"Once upon a time\",\"max_tokens\":1500,\"stream\":true,\"logit_bias\":{\"2\":-100}}"
-                        : "{\"model\":\"stories260K\",\"messages\":[{\"role\":\"user\",\"content\":\"Tell a story\"}],\"max_tokens\":1500,\"stream\":true,\"logit_bias\":{\"2\":-100}}"));
+                        ? "{\"model\":\"stories260K\",\"prompt\":\"Once upon a time\",\"max_tokens\":" + maxTokens + ",\"stream\":true,\"logit_bias\":{\"2\":-100}}"
+                        : "{\"model\":\"stories260K\",\"messages\":[{\"role\":\"user\",\"content\":\"Tell a story\"}],\"max_tokens\":" + maxTokens + ",\"stream\":true,\"logit_bias\":{\"2\":-100}}"));
                 streams.add(c);
             }
             List<CompletableFuture<RawConnection.Response>> answers = new ArrayList<>();
@@ -78,10 +87,13 @@ class GracefulShutdownTest {
             int code = server.waitForExit(TimeUnit.SECONDS.toMillis(GRACE_SECONDS + 10));
             double seconds = (System.nanoTime() - t0) / 1e9;
             assertEquals(0, code, server.log());
-            // The grace period, plus the JVM's own exit and this test's polling.
-            assertTrue(seconds < GRACE_SECONDS + 1.5, "exit took " + seconds + " s");
+            System.out.printf("GracefulShutdownTest: exit 0 %.2f s after SIGTERM (grace %d s), %d streams finished, %d cut off%n",
+                    seconds, GRACE_SECONDS, finished, cut);
+            // The grace period, plus the JVM's own exit and this test's polling on a loaded machine.
+            assertTrue(seconds < GRACE_SECONDS + 2, "exit took " + seconds + " s");
             assertEquals(8, finished + cut);
             assertTrue(cut > 0, "no stream was cut off; make the answers longer:\n" + server.log());
+            assertTrue(finished > 0, "no stream finished:\n" + server.log());
             String log = server.log();
             assertTrue(log.contains("ended by shutdown with an error event"), log);
             assertTrue(log.contains("grace period over: ending"), log);
