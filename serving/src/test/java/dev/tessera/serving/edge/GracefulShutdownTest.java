@@ -59,8 +59,15 @@ class GracefulShutdownTest {
 
             long t0 = System.nanoTime();
             new ProcessBuilder("kill", "-TERM", Long.toString(server.pid())).start().waitFor();
-            Thread.sleep(200);
-            RawConnection.Response ready = probe.exchange("GET /ready HTTP/1.1\r\nHost: t\r\n\r\n");
+            // The signal reaches the JVM's handler thread within moments; /ready turns 503 then.
+            RawConnection.Response ready;
+            long readyDeadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(2);
+            do {
+                Thread.sleep(50);
+                try (RawConnection c = new RawConnection(server.port())) {
+                    ready = c.exchange("GET /ready HTTP/1.1\r\nHost: t\r\n\r\n");
+                }
+            } while (ready.status() == 200 && System.nanoTime() < readyDeadline);
             assertEquals(503, ready.status(), ready.text());
             assertEquals("close", ready.header("Connection"), "a draining server closes each connection after its answer");
             RawConnection late = new RawConnection(server.port());
