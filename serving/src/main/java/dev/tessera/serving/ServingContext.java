@@ -1,7 +1,10 @@
 package dev.tessera.serving;
 
+import dev.tessera.serving.http.InFlight;
 import dev.tessera.serving.metrics.ServingMetrics;
 import dev.tessera.serving.openai.ApiException;
+
+import java.util.function.Supplier;
 
 /**
  * What every handler shares: the configuration, the metrics, and the model once it is loaded. The server listens
@@ -12,6 +15,10 @@ public final class ServingContext {
     private final ServingMetrics metrics;
     private volatile ServedModel model;
     private volatile String loadFailure;
+    private final InFlight inFlight = new InFlight();
+    private volatile boolean draining;
+    private volatile int maxQueue = Integer.MAX_VALUE;
+    private volatile Supplier<String> listenerFailure = () -> null;
 
     public ServingContext(ServingConfig config) {
         this.config = config;
@@ -24,6 +31,7 @@ public final class ServingContext {
 
     /** The served model, or a 503 while it is loading (or failed to load). */
     public ServedModel requireModel() {
+        if (draining) throw ApiException.notReady("server is shutting down; send new requests elsewhere");
         ServedModel m = model;
         if (m != null) return m;
         String failure = loadFailure;
@@ -31,7 +39,25 @@ public final class ServingContext {
                 : "model " + config.servedModelName() + " is still loading");
     }
 
-    public boolean isReady() { return model != null; }
+    public boolean isReady() { return model != null && !draining; }
+
+    /** The generations now running, for a graceful shutdown. */
+    public InFlight inFlight() { return inFlight; }
+
+    /** Shutting down: /ready and new requests answer 503, running ones may finish. */
+    public void drain() { draining = true; }
+
+    public boolean isDraining() { return draining; }
+
+    /** The engine's waiting-queue size (--max-queue): a request with more choices than this can never be queued. */
+    public int maxQueue() { return maxQueue; }
+
+    public void maxQueue(int n) { maxQueue = n; }
+
+    /** Why the server cannot accept connections now, or null when it can; /health reports it. */
+    public String listenerFailure() { return listenerFailure.get(); }
+
+    public void listenerFailure(Supplier<String> probe) { listenerFailure = probe; }
 
     public void ready(ServedModel m) {
         if (!m.name().equals(config.servedModelName())) {

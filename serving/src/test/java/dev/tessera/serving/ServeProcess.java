@@ -111,6 +111,16 @@ public final class ServeProcess implements AutoCloseable {
         return URI.create(baseUrl).getPort();
     }
 
+    /** The server's process id (for signals and resource limits in tests). */
+    public long pid() {
+        return process.pid();
+    }
+
+    /** Waits for the process to end by itself; its exit code, or -1 if it still runs after the time. */
+    public int waitForExit(long millis) throws InterruptedException {
+        return process.waitFor(millis, TimeUnit.MILLISECONDS) ? process.exitValue() : -1;
+    }
+
     public boolean isAlive() {
         return process.isAlive();
     }

@@ -9,6 +9,8 @@ import dev.tessera.kernels.cpu.CpuTopology;
 import dev.tessera.serving.ServedModel;
 import dev.tessera.serving.ServingConfig;
 import dev.tessera.serving.ServingContext;
+import dev.tessera.serving.http.edge.EdgeLimits;
+import dev.tessera.serving.http.edge.EdgeServer;
 import io.helidon.webserver.WebServer;
 
 import java.nio.file.Files;
@@ -16,13 +18,20 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /** {@code tessera serve}: the OpenAI-compatible HTTP server. */
 public final class ServeCommand implements Command {
     private static final Set<String> OPTIONS = union(Set.of("model", "served-model-name", "host", "port", "api-key",
-            "max-queue", "max-num-seqs", "max-num-batched-tokens", "kv-cache-memory", "kv-cache-type", "threads", "max-body-bytes", "device"), TensorParallelOptions.OPTIONS);
+            "max-queue", "max-num-seqs", "max-num-batched-tokens", "kv-cache-memory", "kv-cache-type", "threads", "max-body-bytes", "device",
+            "max-connections", "header-timeout", "idle-timeout", "shutdown-grace"), TensorParallelOptions.OPTIONS);
 
     private static final Set<String> FLAGS = Set.of("no-enable-prefix-caching");
+    /**
+     * Helidon logs at INFO through java.util.logging; its "bound for socket" line names the routes' internal
+     * loopback port and reads as a second server. Held here so the level is not collected with the logger.
+     */
+    private static final java.util.logging.Logger HELIDON_LOG = java.util.logging.Logger.getLogger("io.helidon");
 
     private static Set<String> union(Set<String> a, Set<String> b) {
         Set<String> all = new java.util.HashSet<>(a);
@@ -59,6 +68,15 @@ public final class ServeCommand implements Command {
                   --threads N               CPU threads (default: physical cores)
                   --max-body-bytes N        largest request body; larger gets 413 (default 4194304)
                   --device auto|cpu|cuda    compute device (default auto)
+                  --max-connections N       open client connections; one more gets 503 and is closed (default:
+                                            from the open-file limit, at most 1024)
+                  --header-timeout SECONDS  a request head must arrive within this; else 408 and close (default 10)
+                  --idle-timeout SECONDS    a kept-alive connection with no request is closed after this, and a
+                                            request body must arrive within it (default 60)
+                  --shutdown-grace SECONDS  on SIGTERM or Ctrl-C, running requests may finish for this long; then
+                                            each stream gets an error event and [DONE] (default 30)
+
+                Errors and limits (413, 431, 408, 503 and the rest) are listed in the README.
 
                 With --tp-workers the layers run tensor-parallel over worker processes ('tessera worker'); a
                 request that loses a worker fails with 503 naming it, and serving resumes once it is back.""" + TensorParallelOptions.USAGE;
@@ -67,6 +85,9 @@ public final class ServeCommand implements Command {
     @Override
     public int run(List<String> argList) throws Exception {
         CliArgs args = new CliArgs(argList, OPTIONS, FLAGS);
+        HELIDON_LOG.setLevel(java.util.logging.Level.WARNING);
+        // Jinjava's SLF4J finds no provider and would say so in three warning lines at model load.
+        if (System.getProperty("slf4j.internal.verbosity") == null) System.setProperty("slf4j.internal.verbosity", "ERROR");
         Path model = Path.of(args.require("model"));
         if (!Files.isRegularFile(model)) throw new CliArgs.UsageException("--model " + model + " is not a file");
         String name = args.get("served-model-name", ServingConfig.defaultServedName(model));
@@ -81,19 +102,36 @@ public final class ServeCommand implements Command {
                 .withPrefixCaching(!args.has("no-enable-prefix-caching"));
         int threads = args.getInt("threads", CpuTopology.physicalCores(), 1, 1024);
         long maxBodyBytes = args.getLong("max-body-bytes", ServingConfig.DEFAULT_MAX_BODY_BYTES);
-        if (maxBodyBytes < 1) throw new CliArgs.UsageException("--max-body-bytes must be >= 1, got " + maxBodyBytes);
+        if (maxBodyBytes < 1 || maxBodyBytes > Integer.MAX_VALUE - 8) {
+            throw new CliArgs.UsageException("--max-body-bytes must be in [1, " + (Integer.MAX_VALUE - 8) + "], got " + maxBodyBytes);
+        }
+        int maxConnections = args.getInt("max-connections", EdgeLimits.defaultMaxConnections(), 1, 1 << 20);
+        double headerTimeout = args.getDouble("header-timeout", EdgeLimits.DEFAULT_HEADER_TIMEOUT_MILLIS / 1000.0, 0.001, 86400);
+        double idleTimeout = args.getDouble("idle-timeout", EdgeLimits.DEFAULT_IDLE_TIMEOUT_MILLIS / 1000.0, 0.001, 86400);
+        double shutdownGrace = args.getDouble("shutdown-grace", 30, 0, 86400);
+        EdgeLimits limits = EdgeLimits.of(maxConnections, maxBodyBytes)
+                .withTimeouts(Math.round(headerTimeout * 1000), Math.round(idleTimeout * 1000));
 
         long t0 = System.nanoTime();
         ServingContext context = new ServingContext(new ServingConfig(name, apiKey, maxBodyBytes));
-        WebServer server = Main.server(host, port, context, System.err);
-        System.err.printf("tessera serve: listening on http://%s:%d (model %s loading)%n", host, server.port(), name);
+        context.maxQueue(maxQueue);
+        // The routes listen on loopback only; clients reach them through the edge, which owns the connection rules.
+        WebServer server = Main.server("127.0.0.1", 0, context, System.err);
+        EdgeServer edge = EdgeServer.start(host, port, limits, server.port(), System.err, context.metrics()::httpResponse);
+        context.listenerFailure(edge::failure);
+        System.err.printf("tessera serve: listening on http://%s:%d (model %s loading)%n", host, edge.port(), name);
         CountDownLatch stopped = new CountDownLatch(1);
-        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+        AtomicBoolean closed = new AtomicBoolean();
+        Runnable close = () -> {
+            if (!closed.compareAndSet(false, true)) return;
+            edge.close();
             server.stop();
             ServedModel m = context.unload();
             if (m != null) m.close();
             stopped.countDown();
-        }));
+        };
+        GracefulShutdown.onSignals(context, edge, Math.round(shutdownGrace * 1000), close);
+        Runtime.getRuntime().addShutdownHook(new Thread(close));
         try {
             ServedModel served;
             String where;
@@ -112,7 +150,7 @@ public final class ServeCommand implements Command {
         } catch (RuntimeException | Error e) {
             // A server without its model is of no use: stop it and exit 1 with the reason.
             context.loadFailed(e.getMessage());
-            server.stop();
+            close.run();
             throw e;
         }
         stopped.await();

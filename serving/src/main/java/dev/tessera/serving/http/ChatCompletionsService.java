@@ -11,6 +11,8 @@ import dev.tessera.serving.openai.ChatCompletionResponse;
 import dev.tessera.serving.openai.ChatLogprobs;
 import dev.tessera.serving.openai.Usage;
 import dev.tessera.serving.text.ChoiceStream;
+import dev.tessera.serving.http.edge.ClientDisconnects;
+import io.helidon.http.HeaderNames;
 import io.helidon.webserver.http.HttpRules;
 import io.helidon.webserver.http.HttpService;
 import io.helidon.webserver.http.ServerRequest;
@@ -41,24 +43,30 @@ public final class ChatCompletionsService implements HttpService {
             ChatCompletionRequest r = ChatCompletionRequest.parse(JsonBody.read(req, context.config().maxBodyBytes()));
             ModelsService.requireModelName(model, r.model());
             Generation.checkLogitBias(model, r.sampling());
-            int[] ids = model.chat().encode(model.chat().render(r.messages()));
+            String conversation = model.chat().render(r.messages());
+            Generation.checkTextFits(model, conversation, "messages");
+            int[] ids = model.chat().encode(conversation);
             if (ids.length == 0) throw ApiException.invalid("messages", "the rendered conversation has no tokens");
             // Without a limit the answer may run to the end of the context.
             int maxTokens = r.maxTokens() != null ? r.maxTokens() : model.contextLength() - ids.length;
             Generation.checkContext(model, ids.length, maxTokens, "messages");
             String id = Generation.newId("chatcmpl-");
-            Generation g = Generation.start(model, context.metrics(), startNanos,
-                    List.of(new Generation.Prompt(ids, maxTokens)), r.n(), r.sampling(), r.stop(), r.logprobs(), id);
-            try {
-                if (r.stream()) stream(res, r, g, id);
-                else respond(res, r, g, id);
+            Generation g = Generation.start(model, context, startNanos,
+                    List.of(new Generation.Prompt(ids, maxTokens)), r.n(), r.sampling(), r.stop(), r.logprobs(), id, "messages");
+            RequestOutcome outcome = RequestOutcome.of(req);
+            String tag = req.headers().first(HeaderNames.create(ClientDisconnects.HEADER)).orElse(null);
+            // A whole response writes nothing until it ends, so only the edge sees its client leave.
+            try (ClientDisconnects.Registration watch = ClientDisconnects.watch(tag, g::clientGone)) {
+                if (r.stream()) stream(res, r, g, id, outcome);
+                else respond(res, r, g, id, outcome);
             } finally {
                 g.abort();
             }
         });
     }
 
-    private void respond(ServerResponse res, ChatCompletionRequest r, Generation g, String id) throws InterruptedException {
+    private void respond(ServerResponse res, ChatCompletionRequest r, Generation g, String id, RequestOutcome outcome)
+            throws InterruptedException {
         Tokenizer tokenizer = g.model().tokenizer();
         List<ChatCompletionResponse.Choice> out = new ArrayList<>();
         for (ChoiceStream c : g.choices()) {
@@ -71,14 +79,21 @@ public final class ChatCompletionsService implements HttpService {
                 if (entries != null) entries.addAll(entries(tokenizer, d.tokens()));
             } while (d.finishReason() == null);
             g.finished(c);
+            if (g.isClientGone() || g.endedForShutdown()) break;
             out.add(new ChatCompletionResponse.Choice(c.index(), new ChatCompletionResponse.Message("assistant", text.toString()),
                     entries == null ? null : new ChatLogprobs(entries), d.finishReason()));
+        }
+        // Helidon needs an answer even for a client that left; writing it fails quietly (Responses.guarded).
+        if (g.isClientGone()) outcome.note("client closed the connection; generation cancelled");
+        if (g.endedForShutdown()) {
+            outcome.note("ended by shutdown");
+            throw ApiException.shuttingDown("server shut down before the answer was complete");
         }
         Responses.json(res, 200, new ChatCompletionResponse(id, ChatCompletionResponse.OBJECT, CompletionsService.nowSeconds(),
                 g.model().name(), out, Usage.of(g.numPromptTokens(), g.numCompletionTokens())));
     }
 
-    private void stream(ServerResponse res, ChatCompletionRequest r, Generation g, String id) {
+    private void stream(ServerResponse res, ChatCompletionRequest r, Generation g, String id, RequestOutcome outcome) {
         Tokenizer tokenizer = g.model().tokenizer();
         long created = CompletionsService.nowSeconds();
         String name = g.model().name();
@@ -93,6 +108,10 @@ public final class ChatCompletionsService implements HttpService {
                     } catch (ChoiceStream.EngineFailure e) {
                         // The failure as an error event, then [DONE], as vLLM ends a failed stream.
                         if (sse.send(e.toApiException().body())) sse.done();
+                        return;
+                    }
+                    if (g.endedForShutdown()) {
+                        CompletionsService.endForShutdown(sse, outcome);
                         return;
                     }
                     if (d.isEmpty()) continue;
@@ -118,11 +137,15 @@ public final class ChatCompletionsService implements HttpService {
             // Headers are gone: the error travels as an event, as vLLM sends it.
             System.err.println("tessera serve: stream " + id + " failed: " + e);
             e.printStackTrace(System.err);
-            sse.send(e instanceof ApiException a ? a.body() : ApiException.serverError("internal error: " + e).body());
+            sse.send(e instanceof ApiException a ? a.body() : ApiException.serverError("internal error; the server log has the details").body());
         } finally {
+            if (sse.isBroken()) outcome.note("client closed the connection; generation cancelled");
             sse.close();
         }
     }
+
+    /** The shutdown's grace period ran out: an error event and [DONE], so the client sees the answer is cut off. */
+
 
     private static ChatCompletionChunk chunk(String id, long created, String model, int index, ChatCompletionChunk.Delta delta,
                                              ChatLogprobs logprobs, String finishReason) {

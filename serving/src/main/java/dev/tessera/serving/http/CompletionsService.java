@@ -8,6 +8,8 @@ import dev.tessera.serving.openai.CompletionRequest;
 import dev.tessera.serving.openai.CompletionResponse;
 import dev.tessera.serving.openai.Usage;
 import dev.tessera.serving.text.ChoiceStream;
+import dev.tessera.serving.http.edge.ClientDisconnects;
+import io.helidon.http.HeaderNames;
 import io.helidon.webserver.http.HttpRules;
 import io.helidon.webserver.http.HttpService;
 import io.helidon.webserver.http.ServerRequest;
@@ -44,6 +46,7 @@ public final class CompletionsService implements HttpService {
             List<Generation.Prompt> prompts = new ArrayList<>();
             List<String> promptTexts = new ArrayList<>();
             for (CompletionRequest.Prompt p : r.prompts()) {
+                if (p instanceof CompletionRequest.Prompt.Text t) Generation.checkTextFits(model, t.text(), "prompt");
                 int[] ids = switch (p) {
                     case CompletionRequest.Prompt.Text t -> tokenizer.encode(t.text(), true, false);
                     case CompletionRequest.Prompt.Tokens t -> t.ids();
@@ -58,19 +61,22 @@ public final class CompletionsService implements HttpService {
                 });
             }
             String id = Generation.newId("cmpl-");
-            Generation g = Generation.start(model, context.metrics(), startNanos, prompts, r.n(), r.sampling(), r.stop(),
-                    r.logprobs() != null, id);
-            try {
-                if (r.stream()) stream(res, r, g, id, promptTexts);
-                else respond(res, r, g, id, promptTexts);
+            Generation g = Generation.start(model, context, startNanos, prompts, r.n(), r.sampling(), r.stop(),
+                    r.logprobs() != null, id, "prompt");
+            RequestOutcome outcome = RequestOutcome.of(req);
+            String tag = req.headers().first(HeaderNames.create(ClientDisconnects.HEADER)).orElse(null);
+            // A whole response writes nothing until it ends, so only the edge sees its client leave.
+            try (ClientDisconnects.Registration watch = ClientDisconnects.watch(tag, g::clientGone)) {
+                if (r.stream()) stream(res, r, g, id, promptTexts, outcome);
+                else respond(res, r, g, id, promptTexts, outcome);
             } finally {
                 g.abort();
             }
         });
     }
 
-    private void respond(ServerResponse res, CompletionRequest r, Generation g, String id, List<String> promptTexts)
-            throws InterruptedException {
+    private void respond(ServerResponse res, CompletionRequest r, Generation g, String id, List<String> promptTexts,
+                         RequestOutcome outcome) throws InterruptedException {
         Tokenizer tokenizer = g.model().tokenizer();
         List<CompletionResponse.Choice> out = new ArrayList<>();
         for (ChoiceStream c : g.choices()) {
@@ -85,14 +91,22 @@ public final class CompletionsService implements HttpService {
                 text.append(d.text());
             } while (d.finishReason() == null);
             g.finished(c);
+            if (g.isClientGone() || g.endedForShutdown()) break;
             out.add(new CompletionResponse.Choice(c.index(), text.toString(), logprobs == null ? null : logprobs.build(),
                     d.finishReason()));
+        }
+        // Helidon needs an answer even for a client that left; writing it fails quietly (Responses.guarded).
+        if (g.isClientGone()) outcome.note("client closed the connection; generation cancelled");
+        if (g.endedForShutdown()) {
+            outcome.note("ended by shutdown");
+            throw ApiException.shuttingDown("server shut down before the answer was complete");
         }
         Responses.json(res, 200, new CompletionResponse(id, CompletionResponse.OBJECT, nowSeconds(), g.model().name(), out,
                 Usage.of(g.numPromptTokens(), g.numCompletionTokens())));
     }
 
-    private void stream(ServerResponse res, CompletionRequest r, Generation g, String id, List<String> promptTexts) {
+    private void stream(ServerResponse res, CompletionRequest r, Generation g, String id, List<String> promptTexts,
+                        RequestOutcome outcome) {
         Tokenizer tokenizer = g.model().tokenizer();
         long created = nowSeconds();
         String name = g.model().name();
@@ -108,6 +122,10 @@ public final class CompletionsService implements HttpService {
                     } catch (ChoiceStream.EngineFailure e) {
                         // The failure as an error event, then [DONE], as vLLM ends a failed stream.
                         if (sse.send(e.toApiException().body())) sse.done();
+                        return;
+                    }
+                    if (g.endedForShutdown()) {
+                        endForShutdown(sse, outcome);
                         return;
                     }
                     if (d.isEmpty()) continue;
@@ -133,10 +151,18 @@ public final class CompletionsService implements HttpService {
             // Headers are gone: the error travels as an event, as vLLM sends it.
             System.err.println("tessera serve: stream " + id + " failed: " + e);
             e.printStackTrace(System.err);
-            sse.send(e instanceof ApiException a ? a.body() : ApiException.serverError("internal error: " + e).body());
+            sse.send(e instanceof ApiException a ? a.body() : ApiException.serverError("internal error; the server log has the details").body());
         } finally {
+            if (sse.isBroken()) outcome.note("client closed the connection; generation cancelled");
             sse.close();
         }
+    }
+
+    /** The shutdown's grace period ran out: an error event and [DONE], so the client sees the answer is cut off. */
+    static void endForShutdown(SseSink sse, RequestOutcome outcome) {
+        sse.send(ApiException.shuttingDown("server shut down before the answer was complete").body());
+        sse.done();
+        outcome.note("ended by shutdown with an error event");
     }
 
     private static CompletionResponse chunk(String id, long created, String model, int index, String text,

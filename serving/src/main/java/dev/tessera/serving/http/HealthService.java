@@ -11,7 +11,7 @@ import io.helidon.webserver.http.ServerResponse;
 import java.nio.charset.StandardCharsets;
 import java.util.Map;
 
-/** {@code /health} (200 while the process serves), {@code /ready} (503 until the model is loaded), {@code /metrics}. */
+/** {@code /health} (200 while the server can accept connections), {@code /ready} (503 until the model is loaded), {@code /metrics}. */
 public final class HealthService implements HttpService {
     private final ServingContext context;
 
@@ -21,12 +21,19 @@ public final class HealthService implements HttpService {
 
     @Override
     public void routing(HttpRules rules) {
-        rules.get("/health", (req, res) -> Responses.json(res, 200, Map.of("status", "ok")))
+        rules.get("/health", this::health)
                 .any("/health", Responses::methodNotAllowed)
                 .get("/ready", this::ready)
                 .any("/ready", Responses::methodNotAllowed)
                 .get("/metrics", this::metrics)
                 .any("/metrics", Responses::methodNotAllowed);
+    }
+
+    /** 200 while the server can take connections; 503 when its listener cannot accept (e.g. out of descriptors). */
+    private void health(ServerRequest req, ServerResponse res) {
+        String failure = context.listenerFailure();
+        if (failure == null) Responses.json(res, 200, Map.of("status", "ok"));
+        else Responses.json(res, 503, Map.of("status", "unhealthy", "reason", failure));
     }
 
     private void ready(ServerRequest req, ServerResponse res) {

@@ -21,13 +21,15 @@ public final class RequestLog implements Filter {
     @Override
     public void filter(FilterChain chain, RoutingRequest req, RoutingResponse res) {
         long t0 = System.nanoTime();
+        RequestOutcome outcome = RequestOutcome.register(req);
         try {
             chain.proceed();
         } finally {
             int status = res.status().code();
             // A streamed response is logged when its stream ends, so the latency covers the whole generation.
-            log.printf("tessera serve: %s %s %d %.1f ms%n", req.prologue().method().text(), req.path().absolute().path(), status,
-                    (System.nanoTime() - t0) / 1e6);
+            String note = outcome.note();
+            log.printf("tessera serve: %s %s %d %.1f ms%s%n", req.prologue().method().text(), req.path().absolute().path(), status,
+                    (System.nanoTime() - t0) / 1e6, note == null ? "" : " (" + note + ")");
             metrics.httpResponse(status);
         }
     }

@@ -18,6 +18,7 @@ public final class Responses {
 
     public static void error(ServerResponse res, ApiException e) {
         if (res.isSent()) {
+            if (e.status() < 500) return;
             System.err.println("tessera serve: error after the response was sent: " + e.getMessage());
             return;
         }
@@ -38,10 +39,15 @@ public final class Responses {
             Thread.currentThread().interrupt();
             error(res, ApiException.serverError("request interrupted"));
         } catch (RuntimeException | OutOfMemoryError | StackOverflowError e) {
+            if (isConnectionLost(e)) {
+                // The client hung up while the answer was written: theirs, not a fault of ours, and no stack trace.
+                System.err.println("tessera serve: client closed the connection before the response was written");
+                return;
+            }
             System.err.println("tessera serve: unexpected failure: " + e);
             e.printStackTrace(System.err);
-            error(res, ApiException.serverError("internal error: " + e.getClass().getSimpleName()
-                    + (e.getMessage() == null ? "" : ": " + firstLine(e.getMessage()))));
+            // The body names no exception class and echoes no request bytes; the log has the details.
+            error(res, ApiException.serverError("internal error; the server log has the details"));
         }
     }
 
@@ -67,9 +73,22 @@ public final class Responses {
             error(res, e);
             return;
         }
+        if (isConnectionLost(t)) {
+            System.err.println("tessera serve: client closed the connection on " + req.path().path());
+            return;
+        }
         System.err.println("tessera serve: unexpected failure on " + req.path().path() + ": " + t);
         t.printStackTrace(System.err);
-        error(res, ApiException.serverError("internal error: " + t.getClass().getSimpleName()));
+        error(res, ApiException.serverError("internal error; the server log has the details"));
+    }
+
+    /** Whether a failure is a lost connection (an I/O error somewhere in its causes, or Helidon's own). */
+    static boolean isConnectionLost(Throwable t) {
+        for (Throwable c = t; c != null; c = c.getCause()) {
+            if (c instanceof java.io.IOException || c instanceof java.io.UncheckedIOException
+                    || c.getClass().getName().equals("io.helidon.webserver.ServerConnectionException")) return true;
+        }
+        return false;
     }
 
     static String firstLine(String s) {

@@ -60,6 +60,11 @@ public final class ApiException extends RuntimeException {
         return new ApiException(503, "service_unavailable_error", message, null, "model_not_ready", 1);
     }
 
+    /** The server is stopping: the request was ended, or not started. */
+    public static ApiException shuttingDown(String message) {
+        return new ApiException(503, "service_unavailable_error", message, null, "server_shutting_down", 1);
+    }
+
     /** A device the engine computes on (a tensor-parallel worker) is gone; the server itself keeps serving. */
     public static ApiException deviceUnavailable(String message) {
         return new ApiException(503, "service_unavailable_error", message, null, "device_unavailable", 1);

@@ -73,8 +73,11 @@ public final class RequestValidator {
     public static Long optLong(ObjectNode o, String name, long min, long max) {
         JsonNode v = o.get(name);
         if (absent(v)) return null;
-        if (!v.isNumber() || !(v.isIntegralNumber() || v.canConvertToExactIntegral()) || !v.canConvertToLong()) {
+        if (!v.isNumber() || !(v.isIntegralNumber() || v.canConvertToExactIntegral())) {
             throw wrongType(name, "an integer", v);
+        }
+        if (!v.canConvertToLong()) {
+            throw ApiException.invalid(name, "'" + name + "' must be " + range(min, max) + ", found " + kind(v));
         }
         long l = v.longValue();
         if (l < min || l > max) {
@@ -194,7 +197,7 @@ public final class RequestValidator {
     }
 
     private static String range(long min, long max) {
-        if (max == Long.MAX_VALUE || max == Integer.MAX_VALUE) return ">= " + min;
+        // Always both ends: "must be >= 1" read wrong for a value that was too large.
         return "between " + min + " and " + max;
     }
 
