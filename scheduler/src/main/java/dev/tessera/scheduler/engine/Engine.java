@@ -3,7 +3,7 @@ package dev.tessera.scheduler.engine;
 /**
  * Runs generation requests; speaks token ids only. {@link #submit} never blocks on generation: it queues the request
  * and returns a handle whose events arrive as tokens are sampled. Implementations decide how many requests run at
- * once ({@link SerialEngine}: one; a continuous-batching engine: many), so callers consume each handle on its own.
+ * once ({@link BatchingEngine}: up to --max-num-seqs), so callers consume each handle on its own.
  */
 public interface Engine extends AutoCloseable {
     /**
