@@ -12,7 +12,7 @@ import java.lang.foreign.MemorySegment;
  * the column-major packed form, few tokens dot 16 rows at once. A panel copy has the GGUF tensor's size.
  * <p>
  * Panels exist only where a float vector has 16 lanes (AVX-512) and the row count is a multiple of 16. The K-quants
- * (Q4_K, Q5_K, Q6_K) use a plainer layout, every byte of a block transposed ({@link PanelRepack#transposeBlocks}).
+ * (Q4_K, Q6_K) use a plainer layout, every byte of a block transposed ({@link PanelRepack#transposeBlocks}).
  */
 public interface PanelKernel {
     int ROWS = 16;
@@ -23,8 +23,7 @@ public interface PanelKernel {
         return switch (type) {
             case Q4_0 -> Q4_0Panels.INSTANCE;
             case Q8_0 -> Q8_0Panels.INSTANCE;
-            case Q4_K -> Q4KPanels.Q4_K;
-            case Q5_K -> Q4KPanels.Q5_K;
+            case Q4_K -> Q4KPanels.INSTANCE;
             case Q6_K -> Q6KPanels.INSTANCE;
             default -> null;
         };
