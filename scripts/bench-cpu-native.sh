@@ -56,7 +56,7 @@ TESSERA=${TESSERA:-$ROOT/tessera}
 "$TESSERA" --help >/dev/null 2>&1 || fail "$TESSERA --help failed (does the build pass?)"
 
 # (1) the native peer, cached outside the repository
-BIN=$("$ROOT/scripts/llamacpp/build-native.sh") || fail "building the native llama.cpp peer failed"
+BIN=$("$ROOT/scripts/llamacpp/build-native.sh" --targets "llama-bench llama-quantize llama-simple") || fail "building the native llama.cpp peer failed"
 mkdir -p "$OUT_DIR/raw"
 OUT_DIR=$(cd "$OUT_DIR" && pwd)
 RAW="$OUT_DIR/raw"

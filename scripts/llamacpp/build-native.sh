@@ -2,27 +2,30 @@
 # Builds the native llama.cpp peer (llama-bench, llama-quantize, llama-simple, llama-server, llama-cli)
 # for this CPU from the source bundle inside the node-llama-cpp npm package, outside the repository.
 #
-#   scripts/llamacpp/build-native.sh [--cache-dir ~/.cache/tessera-llamacpp] [--jobs 2]
+#   scripts/llamacpp/build-native.sh [--cache-dir ~/.cache/tessera-llamacpp] [--jobs 2] [--targets "llama-bench ..."]
 #
 # Prints the directory holding the binaries on stdout; progress on stderr. Cached: a second call
-# with the same package version only checks that the binaries are there. Exits 1 when a step fails.
+# with the same package version only checks that the binaries are there. --targets builds only those
+# (the CPU table needs llama-bench, llama-quantize and llama-simple; llama-server takes the longest to
+# compile). Exits 1 when a step fails.
 set -euo pipefail
 
 VERSION=3.21.1   # the node-llama-cpp version scripts/llamacpp/package.json pins
 CACHE_DIR=${TESSERA_LLAMACPP_CACHE:-$HOME/.cache/tessera-llamacpp}
 JOBS=2
+TARGETS=(llama-bench llama-quantize llama-simple llama-server llama-cli)
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --cache-dir) CACHE_DIR=${2:?}; shift 2 ;;
         --jobs) JOBS=${2:?}; shift 2 ;;
-        -h|--help) sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+        --targets) read -r -a TARGETS <<< "${2:?}"; shift 2 ;;
+        -h|--help) sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
         *) echo "build-native: unknown flag $1" >&2; exit 2 ;;
     esac
 done
 log() { printf '[build-native] %s\n' "$*" >&2; }
 fail() { printf 'build-native: %s\n' "$*" >&2; exit 1; }
 
-TARGETS=(llama-bench llama-quantize llama-simple llama-server llama-cli)
 SRC="$CACHE_DIR/llama.cpp-$VERSION"
 BUILD="$SRC/build-native"
 BIN="$BUILD/bin"
