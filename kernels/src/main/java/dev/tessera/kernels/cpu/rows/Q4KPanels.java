@@ -101,7 +101,7 @@ public final class Q4KPanels implements PanelKernel {
         for (int k = k0; k < k0 + kn; k += 32) {
             long o = panelOffset + (long) (k / BLOCK) * PANEL_BLOCK_BYTES;
             int j = (k % BLOCK) / 32, c = j / 2;
-            decodeScales(w, o, scales);
+            if (k == k0 || j == 0) decodeScales(w, o, scales);  // once per block, not per 32 columns
             FloatVector d = FloatVector.fromArray(F, scales, 16 * j), m = FloatVector.fromArray(F, scales, 128 + 16 * j);
             int at = (k - k0) * stride + col0;
             for (int l = 0; l < 32; l++, at += stride) {

@@ -101,7 +101,7 @@ public final class Q6KPanels implements PanelKernel {
         float[] scales = GROUP_SCALES.get();
         for (int kb = k0; kb < k0 + kn; kb += 32) {
             long o = panelOffset + (long) (kb / BLOCK) * PANEL_BLOCK_BYTES;
-            decodeScales(w, o, scales);
+            if (kb == k0 || kb % BLOCK == 0) decodeScales(w, o, scales);  // once per block, not per 32 columns
             int at = (kb - k0) * stride + col0;
             for (int k = kb % BLOCK, end = k + 32; k < end; k++, at += stride)
                 // (d * scale) * q, the row kernel's order, so the values are equal.
