@@ -14,8 +14,9 @@ import java.lang.foreign.MemorySegment;
  * A 1-D weight (norm, bias: one row of a few thousand values) is also decoded once into {@code vector}, because the
  * element-wise ops read it whole for every token.
  * <p>
- * Q4_0 and Q8_0 matrices are the exception to zero-copy: they are repacked at load into 16-row panels
- * ({@code panels}, read by {@code panelKernel}, the same size), which every op then reads instead of {@code data}. The mapped pages are released after the copy, so
+ * Q4_0, Q8_0, Q4_K and Q6_K matrices are the exception to zero-copy: they are repacked at load into 16-row panels
+ * ({@code panels}, read by {@code panelKernel}; the same size, Q6_K's 30% larger), which every op then reads instead
+ * of {@code data}. The mapped pages are released after the copy, so
  * resident memory stays about one copy of the tensor; they are read back from the file only if {@code data} is read.
  */
 public record CpuWeight(String name, TensorType type, MemorySegment data, int rows, int cols, long rowBytes, RowKernel kernel,
@@ -24,7 +25,7 @@ public record CpuWeight(String name, TensorType type, MemorySegment data, int ro
         this(name, type, data, rows, cols, type.byteSize(cols), RowKernels.forType(type), null, null, null);
     }
 
-    /** Adds the decoded {@code vector} to 1-D weights and the panel copy to Q4_0 matrices. */
+    /** Adds the decoded {@code vector} to 1-D weights and the panel copy to matrices of a type with panels. */
     static CpuWeight of(String name, TensorType type, MemorySegment data, int rows, int cols) {
         CpuWeight w = new CpuWeight(name, type, data, rows, cols);
         if (rows == 1) {

@@ -19,6 +19,7 @@ final class MatMul {
     private final float[][] packs;
     private final float[][] dotSums;  // per thread: dot8's running sums
     private final int[][] dotTokens;  // per thread: dot8's token offsets
+    private float[] blockSums = new float[0];  // [numTokens][cols / 32]: Σx per 32-column block, for K-quant panels
 
     MatMul(WorkerPool pool) {
         this.pool = pool;
@@ -96,9 +97,10 @@ final class MatMul {
         MemorySegment panels = w.panels();
         PanelKernel kernel = w.panelKernel();
         long panelBytes = kernel.panelBytes(cols);
+        float[] xSums = kernel.needsBlockSums() ? blockSums(x, numTokens, cols) : null;
         if (numTokens == 1) {
             pool.parallelFor(w.rows(), step, (long) w.rows() * cols, (thread, start, end) -> {
-                for (int r = start; r < end; r += step) kernel.dot(panels, (r / step) * panelBytes, cols, x, 0, out, r);
+                for (int r = start; r < end; r += step) kernel.dot(panels, (r / step) * panelBytes, cols, x, 0, xSums, out, r);
             });
             return;
         }
@@ -112,10 +114,10 @@ final class MatMul {
                         long panel = (r / step) * panelBytes;
                         if (left >= 5) {
                             for (int i = 0; i < 8; i++) xs[i] = (t + Math.min(i, n - 1)) * cols;
-                            kernel.dot8(panels, panel, cols, x, xs, n, out, t * outWidth + r, outWidth, dotSums[thread]);
+                            kernel.dot8(panels, panel, cols, x, xs, xSums, n, out, t * outWidth + r, outWidth, dotSums[thread]);
                         } else {
                             int x0 = t * cols, x1 = (t + Math.min(1, n - 1)) * cols, x2 = (t + Math.min(2, n - 1)) * cols, x3 = (t + n - 1) * cols;
-                            kernel.dot4(panels, panel, cols, x, x0, x1, x2, x3, n, out, t * outWidth + r, outWidth);
+                            kernel.dot4(panels, panel, cols, x, x0, x1, x2, x3, xSums, n, out, t * outWidth + r, outWidth);
                         }
                         t += n;
                     }
@@ -137,5 +139,18 @@ final class MatMul {
                 r += block;
             }
         });
+    }
+
+    /** Σ x[t][32b .. 32b + 32) at [t * cols / 32 + b], in order (one scalar sum per block, as every row reads it). */
+    private float[] blockSums(float[] x, int numTokens, int cols) {
+        int n = numTokens * cols / 32;
+        if (blockSums.length < n) blockSums = new float[n];
+        float[] sums = blockSums;
+        for (int b = 0; b < n; b++) {
+            float s = 0f;
+            for (int k = 32 * b, end = k + 32; k < end; k++) s += x[k];
+            sums[b] = s;
+        }
+        return sums;
     }
 }

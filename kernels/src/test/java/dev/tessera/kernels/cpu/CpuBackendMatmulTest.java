@@ -26,7 +26,9 @@ class CpuBackendMatmulTest {
             "Q4_0, 80, 256, 6, 1", "Q8_0, 112, 128, 5, 1", "Q4_0, 2048, 64, 4, 2", "F32, 512, 96, 11, 2",
             "Q4_0, 96, 256, 20, 2", "Q8_0, 112, 128, 33, 1", "F32, 80, 64, 19, 1", "Q4_0, 2048, 64, 17, 2", "Q6_K, 64, 256, 24, 2",
             "Q4_0, 112, 256, 1, 2", "Q4_0, 112, 256, 2, 1", "Q4_0, 112, 256, 7, 2", "Q4_0, 208, 512, 33, 2", "Q4_0, 208, 512, 3, 2",
-            "Q8_0, 112, 256, 1, 2", "Q8_0, 112, 256, 7, 2", "Q8_0, 208, 512, 33, 2", "Q8_0, 208, 512, 18, 1"})
+            "Q8_0, 112, 256, 1, 2", "Q8_0, 112, 256, 7, 2", "Q8_0, 208, 512, 33, 2", "Q8_0, 208, 512, 18, 1",
+            "Q4_K, 96, 512, 1, 2", "Q4_K, 112, 256, 7, 2", "Q4_K, 208, 512, 33, 2", "Q4_K, 96, 256, 13, 1",
+            "Q6_K, 112, 256, 1, 2", "Q6_K, 96, 512, 9, 1", "Q6_K, 208, 512, 33, 2", "Q6_K, 96, 256, 4, 2"})
     void matchesScalarReference(TensorType type, int rows, int cols, int numTokens, int threads) {
         Random random = new Random(rows * 31L + cols + numTokens);
         try (Arena arena = Arena.ofShared(); CpuBackend backend = new CpuBackend(threads)) {
@@ -45,7 +47,8 @@ class CpuBackendMatmulTest {
 
     /** Every row's result is the same for 1, 2 and 3 threads and any batch size, bit for bit. */
     @ParameterizedTest
-    @CsvSource({"Q4_0, 208, 512", "Q4_0, 96, 256", "Q8_0, 96, 256", "Q8_0, 208, 512", "Q4_0, 45, 512"})
+    @CsvSource({"Q4_0, 208, 512", "Q4_0, 96, 256", "Q8_0, 96, 256", "Q8_0, 208, 512", "Q4_0, 45, 512",
+            "Q4_K, 96, 512", "Q4_K, 208, 256", "Q6_K, 112, 512", "Q6_K, 208, 256"})
     void resultsDoNotDependOnThreadsOrBatch(TensorType type, int rows, int cols) {
         Random random = new Random(rows + cols);
         try (Arena arena = Arena.ofShared()) {

@@ -11,7 +11,8 @@ import java.lang.foreign.MemorySegment;
  * vector of the 16 rows at one column. The matmul then needs no transpose: many tokens unpack K chunks straight into
  * the column-major packed form, few tokens dot 16 rows at once. A panel copy has the GGUF tensor's size.
  * <p>
- * Panels exist only where a float vector has 16 lanes (AVX-512) and the row count is a multiple of 16.
+ * Panels exist only where a float vector has 16 lanes (AVX-512) and the row count is a multiple of 16. The K-quants
+ * (Q4_K, Q6_K) use a plainer layout, every byte of a block transposed ({@link PanelRepack#transposeBlocks}).
  */
 public interface PanelKernel {
     int ROWS = 16;
@@ -22,8 +23,19 @@ public interface PanelKernel {
         return switch (type) {
             case Q4_0 -> Q4_0Panels.INSTANCE;
             case Q8_0 -> Q8_0Panels.INSTANCE;
+            case Q4_K -> Q4KPanels.INSTANCE;
+            case Q6_K -> Q6KPanels.INSTANCE;
             default -> null;
         };
+    }
+
+    /**
+     * Whether {@link #dot}, {@link #dot4} and {@link #dot8} read {@code xSums}: the sum of each token's x over every
+     * 32-column block, at {@code xSums[xOffset / 32 + k / 32]} (formats with a per-block min, such as Q4_K, take
+     * min * Σx once per block instead of once per value). Others ignore the array, which may then be null.
+     */
+    default boolean needsBlockSums() {
+        return false;
     }
 
     /** Bytes of one panel: all its blocks. */
@@ -43,14 +55,14 @@ public interface PanelKernel {
      * out[outOffset + i] = W[i] · x[xOffset..] for the panel's 16 rows (one-token matmul), with the same arithmetic
      * as {@link #dot4}, so a token's result is the same alone or in a batch.
      */
-    void dot(MemorySegment w, long panelOffset, int cols, float[] x, int xOffset, float[] out, int outOffset);
+    void dot(MemorySegment w, long panelOffset, int cols, float[] x, int xOffset, float[] xSums, float[] out, int outOffset);
 
     /**
      * out[t * outWidth + o0 + i] = W[i] · x[t] for four tokens at x offsets x0..x3 (batched decode): each widened
      * weight vector feeds four tokens' FMAs. x3 (and x2) may repeat an earlier token for smaller groups; only
      * {@code numTokens} rows of out are written.
      */
-    void dot4(MemorySegment w, long panelOffset, int cols, float[] x, int x0, int x1, int x2, int x3,
+    void dot4(MemorySegment w, long panelOffset, int cols, float[] x, int x0, int x1, int x2, int x3, float[] xSums,
               int numTokens, float[] out, int o0, int outWidth);
 
     /**
@@ -58,8 +70,8 @@ public interface PanelKernel {
      * widened weight vector feeds eight FMAs, so a batch of eight decode tokens dequantizes each weight once instead
      * of twice. Per token the arithmetic is {@link #dot}'s; {@code acc} is scratch of at least 8 * 16 floats.
      */
-    void dot8(MemorySegment w, long panelOffset, int cols, float[] x, int[] xs, int numTokens, float[] out, int o0,
-              int outWidth, float[] acc);
+    void dot8(MemorySegment w, long panelOffset, int cols, float[] x, int[] xs, float[] xSums, int numTokens, float[] out,
+              int o0, int outWidth, float[] acc);
 
     /** Row {@code i} (0..15) of the panel at {@code panelOffset}, all {@code cols} values (embedding lookups). */
     void dequantizeRow(MemorySegment w, long panelOffset, int i, int cols, float[] out, int outOffset);

@@ -48,7 +48,11 @@ final class VectorLanes {
      * both; Inf/NaN (exponent 31) get an all-ones exponent first so the multiply keeps them Inf/NaN.
      */
     static FloatVector halfToFloat(ShortVector half) {
-        IntVector bits = (IntVector) half.convertShape(VectorOperators.ZERO_EXTEND_S2I, I, 0);
+        return halfBitsToFloat((IntVector) half.convertShape(VectorOperators.ZERO_EXTEND_S2I, I, 0));
+    }
+
+    /** {@link #halfToFloat} on halves already zero-extended into int lanes. */
+    static FloatVector halfBitsToFloat(IntVector bits) {
         IntVector abs = bits.and(0x7fff);
         VectorMask<Integer> special = abs.compare(VectorOperators.GE, 0x7c00);
         IntVector mag = abs.lanewise(VectorOperators.LSHL, 13).lanewise(VectorOperators.OR, 0x7f800000, special);

@@ -20,7 +20,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 class PanelKernelTest {
 
     @ParameterizedTest
-    @CsvSource({"Q4_0, 16, 32", "Q4_0, 48, 256", "Q4_0, 32, 2048", "Q8_0, 16, 32", "Q8_0, 48, 256", "Q8_0, 32, 2048"})
+    @CsvSource({"Q4_0, 16, 32", "Q4_0, 48, 256", "Q4_0, 32, 2048", "Q8_0, 16, 32", "Q8_0, 48, 256", "Q8_0, 32, 2048",
+            "Q4_K, 16, 256", "Q4_K, 48, 512", "Q4_K, 32, 2048", "Q6_K, 16, 256", "Q6_K, 48, 512", "Q6_K, 32, 2048"})
     void panelsHoldTheSameValuesAsRows(TensorType type, int rows, int cols) {
         PanelKernel panelKernel = PanelKernel.forType(type, rows, cols);
         Assumptions.assumeTrue(panelKernel != null, "needs 16-lane float vectors");
@@ -30,20 +31,30 @@ class PanelKernelTest {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment data = arena.allocate(rowBytes * rows);
             for (long i = 0; i < data.byteSize(); i++) data.set(ValueLayout.JAVA_BYTE, i, (byte) random.nextInt());
+            // Random bytes, but finite f16 scales (d, and Q4_K/Q5_K's dmin).
+            int[] halves = switch (type) {
+                case Q4_K, Q5_K -> new int[]{0, 2};
+                case Q6_K -> new int[]{208};
+                default -> new int[]{0};
+            };
             for (long o = 0; o < data.byteSize(); o += type.blockBytes)
-                data.set(ValueLayout.JAVA_SHORT_UNALIGNED, o, Float.floatToFloat16((float) random.nextGaussian() * 0.05f));
+                for (int h : halves)
+                    data.set(ValueLayout.JAVA_SHORT_UNALIGNED, o + h, Float.floatToFloat16((float) random.nextGaussian() * 0.05f));
             MemorySegment panels = panelKernel.repack(data, rows, cols, arena);
-            assertEquals(data.byteSize(), panels.byteSize());
+            // Panels keep the GGUF size, except Q6_K's, whose values are widened to a byte each.
+            assertEquals(type == TensorType.Q6_K ? rows / 16 * panelBytes : data.byteSize(), panels.byteSize());
             float[] x = new float[3 * cols];
             for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
+            float[] xSums = new float[x.length / 32];
+            for (int k = 0; k < x.length; k++) xSums[k / 32] += x[k];
             float[] expected = new float[cols], got = new float[cols], dots = new float[rows], dots4 = new float[3 * rows];
             float[] dots8 = new float[6 * rows], sums = new float[8 * 16];
             int[] xs = {cols, 0, 2 * cols, cols, 0, 2 * cols, 2 * cols, 2 * cols};  // six tokens; the last repeats
             float[] packed = new float[cols * rows];
             for (int p = 0; p < rows / 16; p++) {
-                panelKernel.dot(panels, p * panelBytes, cols, x, cols, dots, p * 16);
-                panelKernel.dot4(panels, p * panelBytes, cols, x, 0, cols, 2 * cols, 2 * cols, 3, dots4, p * 16, rows);
-                panelKernel.dot8(panels, p * panelBytes, cols, x, xs, 6, dots8, p * 16, rows, sums);
+                panelKernel.dot(panels, p * panelBytes, cols, x, cols, xSums, dots, p * 16);
+                panelKernel.dot4(panels, p * panelBytes, cols, x, 0, cols, 2 * cols, 2 * cols, xSums, 3, dots4, p * 16, rows);
+                panelKernel.dot8(panels, p * panelBytes, cols, x, xs, xSums, 6, dots8, p * 16, rows, sums);
                 panelKernel.unpack(panels, p * panelBytes, 0, cols, packed, rows, p * 16);
             }
             for (int r = 0; r < rows; r++) {
