@@ -30,6 +30,8 @@ mkdir -p "$out/lib" "$out/models/llama.cpp-vocab" "$out/scripts"
 # `tessera serve` and `tessera bench serve` against it, as the containers do. The jar is tools/ (the GPU check),
 # whose lib/ holds serving and everything below it.
 cp "$jar" "$target"/lib/*.jar "$out/lib/"
+# Not OR-Tools (27 MiB of native solver, only for 'tessera place', which runs on any CPU host), nor what only it uses.
+rm -f "$out"/lib/ortools-*.jar "$out"/lib/jna-*.jar
 # The containers' runtime: only the modules the jars use, compressed, without debug attributes or desktop natives.
 bash "$root/docker/jlink-runtime.sh" "$out/lib" "$out/runtime"
 cp "$root/docker/tessera" "$out/tessera"

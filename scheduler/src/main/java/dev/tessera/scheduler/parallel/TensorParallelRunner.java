@@ -116,7 +116,11 @@ public final class TensorParallelRunner implements ModelRunner {
             throw new IllegalArgumentException(file.path().getFileName() + " is a mixture-of-experts model: tensor-parallel splits dense FFN columns only");
         GgufTensorInfo down = file.tensor("blk.0.ffn_down.weight"), wo = file.tensor("blk.0.attn_output.weight");
         if (down == null || wo == null) throw file.fail("missing tensor blk.0.ffn_down.weight or blk.0.attn_output.weight");
-        return ShardPlan.of(config, weights, down.type().blockSize, wo.type().blockSize);
+        // Plain-float FFN columns are cut at multiples of 4 where the width allows: the CUDA matvec reads F32 and F16
+        // rows four columns at a time, so a rank on a GPU needs them.
+        int ffnGranularity = down.type().blockSize;
+        if (ffnGranularity < 4 && config.hiddenDim() % 4 == 0) ffnGranularity = 4;
+        return ShardPlan.of(config, weights, ffnGranularity, wo.type().blockSize);
     }
 
     @Override public ModelConfig config() { return config; }
