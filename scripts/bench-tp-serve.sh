@@ -35,7 +35,7 @@ tessera=${TESSERA_CMD:-"$here/tessera"}
 mkdir -p "$out" "$here/bench-out"
 if [[ -z "$model" ]]; then
   model="$here/bench-out/tp-bench-q8_0.gguf"
-  [[ -f "$model" ]] || $tessera synth --dim 1024 --layers 8 --heads 16 --kv-heads 4 --ffn 2816 --type q8_0 --out "$model" --seed 7
+  [[ -f "$model" ]] || $tessera synth --dim 1024 --layers 8 --heads 16 --kv-heads 4 --ffn 2816 --type q8_0 --out "$model" --seed 7 --vocab-from "$here/../shared/models/llama.cpp-vocab/ggml-vocab-llama-spm.gguf"
 fi
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
