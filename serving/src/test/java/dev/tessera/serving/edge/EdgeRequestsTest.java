@@ -449,7 +449,7 @@ class EdgeRequestsTest {
         int before = count(server.log(), "client closed the connection; generation cancelled");
         for (int i = 0; i < 4; i++) {
             try (RawConnection c = new RawConnection(server.port())) {
-                c.send(post("/v1/completions", "{\"model\":\"stories260K\",\"prompt\":\"Once upon\",\"max_tokens\":400}"));
+                c.send(post("/v1/completions", "{\"model\":\"stories260K\",\"prompt\":\"Once upon\",\"max_tokens\":500,\"n\":4}"));
                 Thread.sleep(200);
             }
         }
