@@ -18,6 +18,9 @@ public interface LayerSource {
     /** The graph is done with that half for this step. */
     default void release(int layer, Half half) {}
 
+    /** A step failed part-way: the next one starts again at layer 0 (a streaming source rewinds). */
+    default void reset() {}
+
     /** Whether {@link #acquire} hands out the same weights every step, so a backend may record a step and replay it. */
     default boolean resident() {
         return true;

@@ -131,6 +131,7 @@ public final class LlamaModel implements AutoCloseable {
             if (leading) classify(x, m);
         } catch (RuntimeException | Error e) {
             backend.abortStep();
+            layers.reset();
             throw e;
         }
         backend.endStep();

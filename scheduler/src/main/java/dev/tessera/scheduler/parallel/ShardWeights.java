@@ -28,7 +28,11 @@ public final class ShardWeights implements LayerSource, AutoCloseable {
     private final RankShape shape;
     private final int rank;
     private final Backend backend;
-    private final WeightWindow window;
+    private final ShardLayout layout;
+    private final GgufFile file;
+    private final boolean shardFile;
+    private final int windowSize;
+    private WeightWindow window;
     private final TpStats stats;
     private final FileChannel channel;
     private final Arena residentArena = Arena.ofShared();
@@ -49,6 +53,10 @@ public final class ShardWeights implements LayerSource, AutoCloseable {
         this.backend = backend;
         this.shape = new RankShape(plan.numHeads(rank), plan.numKvHeads(rank), plan.ffnColumns(rank));
         ShardLayout layout = new ShardLayout(config, plan, rank);
+        this.layout = layout;
+        this.file = file;
+        this.shardFile = shardFile;
+        this.windowSize = window;
         this.stats = new TpStats(layout.numBlocks());
         this.acquiredNanos = new long[layout.numBlocks()];
         try {
@@ -75,12 +83,28 @@ public final class ShardWeights implements LayerSource, AutoCloseable {
                 default -> throw new IllegalStateException("unexpected resident tensor " + s.name());
             }
         }
-        this.window = new WeightWindow((index, arena) -> {
+        this.window = newWindow();
+    }
+
+    /** The sliding window over this rank's blocks, its loader starting at block 0. */
+    private WeightWindow newWindow() {
+        return new WeightWindow((index, arena) -> {
             List<ShardLayout.Slice> slices = layout.block(index);
             Weight[] ws = new Weight[slices.size()];
             for (int i = 0; i < ws.length; i++) ws[i] = load(file, shardFile, slices.get(i), arena);
             return new Block(ws);
-        }, layout.numBlocks(), window, stats);
+        }, layout.numBlocks(), windowSize, stats);
+    }
+
+    /**
+     * A step failed part-way through the layers: the window's cyclic order is somewhere in the middle, so it starts
+     * over at block 0 (with a window of 0 every block stays resident and nothing changes).
+     */
+    @Override
+    public void reset() {
+        if (windowSize == 0) return;
+        window.close();
+        window = newWindow();
     }
 
     /** Reads one slice into arena memory and wraps it as a backend weight. */
