@@ -151,7 +151,7 @@ public final class BatchingEngine implements Engine {
         SchedulerOutput out = scheduler.schedule();
         publishGauges();
         if (out == null) return;
-        List<SequenceState> batch = scheduler.sequences(out);
+        List<SequenceState> batch = scheduler.scheduled();
         int rows = out.numLogitRows();
         float[] logits = out.argmaxOnly() ? null : new float[rows * model.vocabSize()];
         int[] ids = out.argmaxOnly() ? new int[rows] : null;

@@ -43,6 +43,7 @@ public final class Scheduler {
     private final ArrayDeque<SequenceState> preempted = new ArrayDeque<>();
     /** A request taken from the queue that did not fit yet; it is first in line next step. */
     private SequenceState deferred;
+    private List<SequenceState> scheduled = List.of();
     private int[] released = new int[8];
     private int numReleased;
     private int nextId;
@@ -151,16 +152,13 @@ public final class Scheduler {
         }
         int[] gone = Arrays.copyOf(released, numReleased);
         numReleased = 0;
+        scheduled = batch;
         return new SchedulerOutput(out, gone, argmaxOnly);
     }
 
-    /** The sequences of a step in row order, as {@link #schedule} emitted them. */
-    public List<SequenceState> sequences(SchedulerOutput step) {
-        List<SequenceState> out = new ArrayList<>(step.sequences().size());
-        for (SchedulerOutput.ScheduledSequence ss : step.sequences()) {
-            for (SequenceState s : running) if (s.id == ss.id()) { out.add(s); break; }
-        }
-        return out;
+    /** The sequences of the step {@link #schedule} last emitted, in row order. */
+    public List<SequenceState> scheduled() {
+        return scheduled;
     }
 
     /** After a step ran: publish the full blocks it computed to the prefix cache. */
