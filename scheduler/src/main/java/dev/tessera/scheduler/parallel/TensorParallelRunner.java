@@ -266,12 +266,18 @@ public final class TensorParallelRunner implements ModelRunner {
         session = null;
         if (s != null) s.close();
         String culprit = null;
-        for (int i = 0; i < workers.size() && culprit == null; i++) {
-            InetSocketAddress a = workers.get(i);
-            try (Socket probe = new Socket()) {
-                probe.connect(a, 500);
-            } catch (IOException down) {
-                culprit = "worker " + a.getHostString() + ":" + a.getPort() + " (rank " + (i + 1) + ") is gone: " + down.getMessage();
+        // A dying worker's peers can see its links reset before its listener closes: look again briefly.
+        for (int round = 0; round < 3 && culprit == null; round++) {
+            if (round > 0) {
+                try { Thread.sleep(150); } catch (InterruptedException ie) { Thread.currentThread().interrupt(); break; }
+            }
+            for (int i = 0; i < workers.size() && culprit == null; i++) {
+                InetSocketAddress a = workers.get(i);
+                try (Socket probe = new Socket()) {
+                    probe.connect(a, 500);
+                } catch (IOException down) {
+                    culprit = "worker " + a.getHostString() + ":" + a.getPort() + " (rank " + (i + 1) + ") is gone: " + down.getMessage();
+                }
             }
         }
         String what = e instanceof CollectiveException ? "allreduce failed" : "control connection failed";
