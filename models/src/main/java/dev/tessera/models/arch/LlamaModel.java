@@ -29,6 +29,7 @@ public final class LlamaModel implements AutoCloseable {
     private final int maxLogitRows;
     private final Activations x, xb, q, k, v, att, logitRows, logits;
     private final FeedForward ffn;
+    private final AttentionSlot attention;
     private final float[] zeros;
 
     /** The whole model on one backend. @param maxLogitRows most rows one forward call may ask logits for */
@@ -44,6 +45,20 @@ public final class LlamaModel implements AutoCloseable {
      */
     public LlamaModel(ModelConfig config, RankShape shape, LayerSource layers, ModelHead head, Backend backend,
                       Collective collective, int maxBatchTokens, int maxLogitRows) {
+        this(config, shape, layers, head, backend, collective, maxBatchTokens, maxLogitRows, AttentionSlot.local(backend));
+    }
+
+    /**
+     * The whole model with attention in {@code attention}'s hands (Lamina's compute node: the KV cache lives on memory
+     * nodes). The weights may be shared with other instances; closing any of them closes the backend.
+     */
+    public LlamaModel(ModelConfig config, LlamaWeights weights, Backend backend, int maxBatchTokens, int maxLogitRows,
+                      AttentionSlot attention) {
+        this(config, RankShape.whole(config), weights, weights.head(), backend, null, maxBatchTokens, maxLogitRows, attention);
+    }
+
+    private LlamaModel(ModelConfig config, RankShape shape, LayerSource layers, ModelHead head, Backend backend,
+                       Collective collective, int maxBatchTokens, int maxLogitRows, AttentionSlot attention) {
         if (maxLogitRows < 1 || maxLogitRows > maxBatchTokens) throw new IllegalArgumentException("maxLogitRows " + maxLogitRows + " outside 1.." + maxBatchTokens);
         boolean parallel = collective != null && collective.size() > 1;
         if (head == null && !parallel) throw new IllegalArgumentException("a model without embeddings must be a rank of a tensor-parallel group");
@@ -52,6 +67,7 @@ public final class LlamaModel implements AutoCloseable {
         this.layers = layers;
         this.head = head;
         this.backend = backend;
+        this.attention = attention;
         this.collective = parallel ? collective : null;
         this.maxLogitRows = maxLogitRows;
         this.maxBatchTokens = maxBatchTokens;
@@ -122,7 +138,7 @@ public final class LlamaModel implements AutoCloseable {
         // once per shape and replay it.
         // A step is replayable when its weights stay put and nothing in it runs on the host: no TCP collective, and
         // no zero rows uploaded for a half (or embedding) this rank has no share of.
-        boolean recordable = layers.resident() && (collective == null
+        boolean recordable = layers.resident() && attention.recordable() && (collective == null
                 || collective.recordable() && head != null && shape.hasAttention() && shape.hasFeedForward());
         Object kind = recordable && n <= MAX_RECORDED_TOKENS ? decodeCacheKind(batch) : null;
         backend.beginStep(kind == null ? null : new StepKey(this, n, kind, leading ? m : 0), n);
@@ -179,7 +195,7 @@ public final class LlamaModel implements AutoCloseable {
                 }
                 backend.rope(q, n, shape.numHeads(), c.headDim(), batch.positions(), c.rope());
                 backend.rope(k, n, shape.numKvHeads(), c.headDim(), batch.positions(), c.rope());
-                backend.attention(l, q, k, v, batch, shape.numHeads(), shape.numKvHeads(), c.headDim(), att);
+                attention.attend(l, q, k, v, batch, shape.numHeads(), shape.numKvHeads(), c.headDim(), att);
                 backend.matmul(w.wo(), att, n, xb);
             } else {
                 backend.upload(zeros, xb, n);

@@ -37,16 +37,15 @@ public final class BenchCommand implements Command {
                   --reps N              measured runs after one warm-up; the median is reported (default 3)
                   --threads N           CPU threads (default: physical cores)
                   --device auto|cpu|cuda[:N]  compute device (default auto)
-                  --json                print one JSON object instead of a table""" + TensorParallelOptions.USAGE
+                  --json                print one JSON object instead of a table""" + TensorParallelOptions.USAGE + AttentionOffloadOptions.USAGE
                 + "\n\n'tessera bench serve' load-tests a running OpenAI-compatible server instead:\n" + BenchServeCommand.USAGE;
     }
 
     @Override
     public int run(List<String> argList) throws Exception {
         if (!argList.isEmpty() && argList.getFirst().equals("serve")) return new BenchServeCommand().run(argList.subList(1, argList.size()));
-        CliArgs args = new CliArgs(argList, java.util.Set.of("model", "prompt-tokens", "gen-tokens", "reps", "threads", "device",
-                // Tensor-parallel master options (TensorParallelOptions).
-                "tp-workers", "tp-weights", "collective", "allreduce", "memory-window", "tp-allreduce-listen", "tp-allreduce-via"), java.util.Set.of("json"));
+        CliArgs args = new CliArgs(argList, ModelEngines.withRunnerOptions(java.util.Set.of("model", "prompt-tokens", "gen-tokens", "reps", "threads", "device")),
+                java.util.Set.of("json"));
         Path path = Path.of(args.require("model"));
         int promptTokens = args.getInt("prompt-tokens", 128, 1, 1 << 20);
         int genTokens = args.getInt("gen-tokens", 64, 1, 1 << 20);

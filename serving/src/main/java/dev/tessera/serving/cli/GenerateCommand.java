@@ -17,10 +17,8 @@ import java.util.Set;
 
 /** {@code tessera generate}: one prompt in, its continuation streamed to stdout. */
 public final class GenerateCommand implements Command {
-    private static final Set<String> OPTIONS = Set.of("model", "prompt", "max-tokens", "temperature", "top-p", "top-k",
-            "min-p", "repeat-penalty", "presence-penalty", "frequency-penalty", "seed", "threads", "device",
-            // Tensor-parallel master options (TensorParallelOptions).
-            "tp-workers", "tp-weights", "collective", "allreduce", "memory-window", "tp-allreduce-listen", "tp-allreduce-via");
+    private static final Set<String> OPTIONS = ModelEngines.withRunnerOptions(Set.of("model", "prompt", "max-tokens", "temperature", "top-p", "top-k",
+            "min-p", "repeat-penalty", "presence-penalty", "frequency-penalty", "seed", "threads", "device"));
 
     @Override public String name() { return "generate"; }
 
@@ -46,7 +44,8 @@ public final class GenerateCommand implements Command {
                   --frequency-penalty F    OpenAI frequency penalty (default 0)
                   --seed S                 fixed seed: identical output on every run (default random)
                   --threads N              CPU threads (default: physical cores)
-                  --device auto|cpu|cuda[:N]  compute device (default auto: CUDA when a driver and device exist)""" + TensorParallelOptions.USAGE;
+                  --device auto|cpu|cuda[:N]  compute device (default auto: CUDA when a driver and device exist)""" + TensorParallelOptions.USAGE
+                + AttentionOffloadOptions.USAGE;
     }
 
     @Override

@@ -21,7 +21,7 @@ public final class Main {
     static final List<Command> COMMANDS = List.of(
             new ServeCommand(), new GenerateCommand(), new TokenizeCommand(), new SynthCommand(), new BenchCommand(),
             new LinkEmuCommand(), new AllReduceBenchCommand(),
-            new WorkerCommand(),
+            new WorkerCommand(), new AttentionWorkerCommand(),
             new ShardCommand(),
             new TraceRoutingCommand(), new PlaceCommand());
 

@@ -8,6 +8,7 @@ import dev.tessera.models.gguf.GgufFile;
 import dev.tessera.models.tokenizer.Tokenizer;
 import dev.tessera.scheduler.engine.BatchingEngine;
 import dev.tessera.scheduler.engine.EngineConfig;
+import dev.tessera.scheduler.offload.AttentionOffloadRunner;
 import dev.tessera.scheduler.parallel.TensorParallelRunner;
 import dev.tessera.scheduler.worker.LocalModelRunner;
 import dev.tessera.scheduler.worker.ModelRunner;
@@ -33,6 +34,14 @@ final class ModelEngines {
 
     private ModelEngines() {}
 
+    /** A command's own options plus those that pick a runner (tensor-parallel, attention offloading). */
+    static java.util.Set<String> withRunnerOptions(java.util.Set<String> own) {
+        java.util.Set<String> all = new java.util.HashSet<>(own);
+        all.addAll(TensorParallelOptions.OPTIONS);
+        all.addAll(AttentionOffloadOptions.OPTIONS);
+        return java.util.Set.copyOf(all);
+    }
+
     static Opened open(CliArgs args, Path path, EngineConfig config, int threads) {
         if (args.has("tp-workers")) {
             GgufFile file = GgufFile.open(path);
@@ -49,6 +58,27 @@ final class ModelEngines {
                 }
                 AutoCloseable model = () -> { try (file) { runner.close(); } };
                 return new Opened(file, c, tokenizer, engine, runner, "tensor-parallel over " + runner.shardPlan().numDevices() + " devices", model);
+            } catch (RuntimeException e) {
+                file.close();
+                throw e;
+            }
+        }
+        if (args.has("attention-workers")) {
+            GgufFile file = GgufFile.open(path);
+            try {
+                ModelConfig c = ModelConfig.fromGguf(file);
+                Tokenizer tokenizer = Tokenizer.fromGguf(file);
+                AttentionOffloadRunner runner = AttentionOffloadOptions.open(args, file, c, path.getFileName().toString(), threads,
+                        config.maxBatchedTokens(), config.maxNumSeqs());
+                BatchingEngine engine;
+                try {
+                    engine = new BatchingEngine(runner, config, false);
+                } catch (RuntimeException e) {
+                    runner.close();
+                    throw e;
+                }
+                AutoCloseable model = () -> { try (file) { runner.close(); } };
+                return new Opened(file, c, tokenizer, engine, runner, "attention offloaded to " + args.get("attention-workers", ""), model);
             } catch (RuntimeException e) {
                 file.close();
                 throw e;

@@ -24,7 +24,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 public final class ServeCommand implements Command {
     private static final Set<String> OPTIONS = union(Set.of("model", "served-model-name", "host", "port", "api-key",
             "max-queue", "max-num-seqs", "max-num-batched-tokens", "kv-cache-memory", "kv-cache-type", "threads", "max-body-bytes", "device",
-            "max-connections", "header-timeout", "idle-timeout", "shutdown-grace"), TensorParallelOptions.OPTIONS);
+            "max-connections", "header-timeout", "idle-timeout", "shutdown-grace"), ModelEngines.withRunnerOptions(Set.of()));
 
     private static final Set<String> FLAGS = Set.of("no-enable-prefix-caching");
     /**
@@ -79,7 +79,8 @@ public final class ServeCommand implements Command {
                 Errors and limits (413, 431, 408, 503 and the rest) are listed in the README.
 
                 With --tp-workers the layers run tensor-parallel over worker processes ('tessera worker'); a
-                request that loses a worker fails with 503 naming it, and serving resumes once it is back.""" + TensorParallelOptions.USAGE;
+                request that loses a worker fails with 503 naming it, and serving resumes once it is back.""" + TensorParallelOptions.USAGE
+                + AttentionOffloadOptions.USAGE;
     }
 
     @Override
@@ -139,6 +140,10 @@ public final class ServeCommand implements Command {
                 served = ServedModel.load(model, name, engineConfig,
                         file -> TensorParallelOptions.open(args, file, ModelConfig.fromGguf(file), threads, maxBatched, maxNumSeqs));
                 where = "tensor-parallel over " + args.get("tp-workers", "") + " and this process";
+            } else if (args.has("attention-workers")) {
+                served = ServedModel.load(model, name, engineConfig,
+                        file -> AttentionOffloadOptions.open(args, file, ModelConfig.fromGguf(file), name, threads, maxBatched, maxNumSeqs));
+                where = "attention offloaded to " + args.get("attention-workers", "");
             } else {
                 Backend backend = Devices.backend(args, threads);
                 served = ServedModel.load(model, name, backend, engineConfig);
