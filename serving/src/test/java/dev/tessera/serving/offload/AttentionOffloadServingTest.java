@@ -1,0 +1,239 @@
+package dev.tessera.serving.offload;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.tessera.kernels.KvBlockStore;
+import dev.tessera.kernels.KvCacheType;
+import dev.tessera.kernels.TensorType;
+import dev.tessera.kernels.cpu.CpuBackend;
+import dev.tessera.models.arch.LlamaWeights;
+import dev.tessera.models.arch.ModelConfig;
+import dev.tessera.models.gguf.GgufFile;
+import dev.tessera.models.synth.SynthModel;
+import dev.tessera.models.synth.SynthPreset;
+import dev.tessera.offload.OffloadClient;
+import dev.tessera.offload.WireFormat;
+import dev.tessera.scheduler.engine.EngineConfig;
+import dev.tessera.scheduler.offload.AttentionOffloadRunner;
+import dev.tessera.serving.ServedModel;
+import dev.tessera.serving.ServingConfig;
+import dev.tessera.serving.TestServer;
+import dev.tessera.serving.cli.Main;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * {@code serve} with attention offloaded to real {@code tessera attention-worker} processes: 16 concurrent greedy
+ * requests through a KV pool too small for all of them (preemption) with shared openings (prefix hits) give each
+ * prompt's text alone, with one and with two memory nodes, on stories260K and on a synthetic Q8_0 model; a memory node
+ * killed with streams in flight fails them naming it, frees every block, and is served again once it is back.
+ */
+class AttentionOffloadServingTest {
+    static final List<String> OPENINGS = List.of("Once upon a time, there was a little girl named Lily. She loved to play outside",
+            "One day, a big dog came to the park and saw a ball", "Tom and Sam were best friends who liked to",
+            "The sun was shining and the birds were singing in the tall");
+
+    static final List<Process> NODES = new ArrayList<>();
+    static final List<Integer> PORTS = new ArrayList<>();
+
+    @TempDir
+    static Path tmp;
+
+    @BeforeAll
+    static void startMemoryNodes() throws Exception {
+        for (int i = 0; i < 2; i++) {
+            PORTS.add(freePortOutsideEphemeralRange());
+            NODES.add(startNode(PORTS.get(i)));
+        }
+    }
+
+    @AfterAll
+    static void stopMemoryNodes() throws Exception {
+        for (Process p : NODES) p.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+    }
+
+    static String request(String model, int i, boolean stream, int maxTokens) {
+        String opening = OPENINGS.get(i % 4);
+        return "{\"model\":\"" + model + "\",\"prompt\":\"" + opening + (i >= 4 ? " and " + "then ".repeat(i / 4) : "")
+                + "\",\"max_tokens\":" + maxTokens + ",\"temperature\":0" + (stream ? ",\"stream\":true" : "") + "}";
+    }
+
+    /** Each request's text served alone by a local engine. */
+    static List<String> alone(Path model, String name) throws Exception {
+        List<String> texts = new ArrayList<>();
+        try (TestServer local = TestServer.unloaded(new ServingConfig(name, null, ServingConfig.DEFAULT_MAX_BODY_BYTES))) {
+            local.context.ready(ServedModel.load(model, name, new CpuBackend(1), EngineConfig.defaults(1, 64, 64)));
+            for (int i = 0; i < 16; i++) {
+                HttpResponse<String> r = local.post("/v1/completions", request(name, i, false, 12 + i));
+                assertEquals(200, r.statusCode(), r.body());
+                texts.add(TestServer.json(r).get("choices").get(0).get("text").asText());
+            }
+        }
+        return texts;
+    }
+
+    /** A compute node in this process over memory nodes {@code ports}, with a pool of {@code numKvBlocks} blocks. */
+    static ServedModel offloaded(Path model, String name, List<Integer> ports, int numKvBlocks, AtomicReference<AttentionOffloadRunner> runner) {
+        ModelConfig c;
+        try (GgufFile f = GgufFile.open(model)) {
+            c = ModelConfig.fromGguf(f);
+        }
+        long bytes = numKvBlocks * KvBlockStore.bytesPerBlock(c.numLayers(), c.kvDim(), 16, KvCacheType.F32);
+        EngineConfig engine = EngineConfig.defaults(16, 64, 64).withKvCache(bytes, KvCacheType.F32);
+        int[] weights = new int[ports.size()];
+        Arrays.fill(weights, 1);
+        return ServedModel.load(model, name, engine, file -> {
+            ModelConfig config = ModelConfig.fromGguf(file);
+            CpuBackend backend = new CpuBackend(1);
+            OffloadClient client = new OffloadClient(name, config, ports.stream().map(p -> new InetSocketAddress("127.0.0.1", p)).toList(),
+                    weights, WireFormat.F32, 64, 2, Duration.ofSeconds(20));
+            AttentionOffloadRunner r = new AttentionOffloadRunner(config, LlamaWeights.load(file, config, backend), backend, client, 2, 64, 16);
+            runner.set(r);
+            return r;
+        });
+    }
+
+    static List<HttpResponse<String>> concurrently(TestServer server, String name, int n) {
+        List<CompletableFuture<HttpResponse<String>>> futures = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            futures.add(server.client.sendAsync(HttpRequest.newBuilder(server.uri("/v1/completions")).header("Content-Type", "application/json")
+                    .timeout(Duration.ofSeconds(120)).POST(HttpRequest.BodyPublishers.ofString(request(name, i, false, 12 + i))).build(),
+                    HttpResponse.BodyHandlers.ofString()));
+        }
+        return futures.stream().map(CompletableFuture::join).toList();
+    }
+
+    static void assertSameTexts(List<String> alone, List<HttpResponse<String>> got, String what) throws Exception {
+        for (int i = 0; i < got.size(); i++) {
+            assertEquals(200, got.get(i).statusCode(), got.get(i).body());
+            assertEquals(alone.get(i), TestServer.json(got.get(i)).get("choices").get(0).get("text").asText(), what + ", request " + i);
+        }
+    }
+
+    @Test
+    void oneAndTwoMemoryNodesMatchLocalAttentionUnderPreemptionAndPrefixHits() throws Exception {
+        String name = TestServer.MODEL_NAME;
+        List<String> alone = alone(TestServer.modelPath(), name);
+        for (List<Integer> ports : List.of(PORTS.subList(0, 1), PORTS)) {
+            AtomicReference<AttentionOffloadRunner> runner = new AtomicReference<>();
+            try (TestServer server = TestServer.unloaded(new ServingConfig(name, null, ServingConfig.DEFAULT_MAX_BODY_BYTES))) {
+                // 24 blocks of 16 positions: not all 16 sequences fit at once, so some are preempted and recomputed.
+                server.context.ready(offloaded(TestServer.modelPath(), name, ports, 24, runner));
+                assertSameTexts(alone, concurrently(server, name, 16), ports.size() + " memory node(s)");
+                assertTrue(server.metric("tessera_num_preemptions_total") > 0, "no request was preempted");
+                assertTrue(server.metric("tessera_prefix_cache_hits_total") > 0, "no prefix-cache hit");
+                String stats = String.join("\n", runner.get().stats());
+                assertTrue(!stats.contains(" 0 pipelined"), "no step was split into two micro-batches:\n" + stats);
+            }
+        }
+    }
+
+    @Test
+    void synthesizedQ8ModelMatchesLocalAttentionOverTwoMemoryNodes() throws Exception {
+        Path model = tmp.resolve("synth-tiny-q8_0.gguf");
+        SynthModel.of(SynthPreset.TINY, TensorType.Q8_0, 7).write(TestServer.modelPath().getParent().resolve(SynthPreset.DEFAULT_VOCAB), model, null);
+        List<String> alone = alone(model, "synth");
+        AtomicReference<AttentionOffloadRunner> runner = new AtomicReference<>();
+        try (TestServer server = TestServer.unloaded(new ServingConfig("synth", null, ServingConfig.DEFAULT_MAX_BODY_BYTES))) {
+            server.context.ready(offloaded(model, "synth", PORTS, 24, runner));
+            assertSameTexts(alone, concurrently(server, "synth", 16), "synthetic Q8_0 model");
+            assertTrue(server.metric("tessera_num_preemptions_total") > 0, "no request was preempted");
+        }
+    }
+
+    @Test
+    void aKilledMemoryNodeFailsItsRequestsFreesEveryBlockAndIsServedAgainOnceBack() throws Exception {
+        String name = TestServer.MODEL_NAME;
+        String victim = "127.0.0.1:" + PORTS.get(1);
+        AtomicReference<AttentionOffloadRunner> runner = new AtomicReference<>();
+        try (TestServer server = TestServer.unloaded(new ServingConfig(name, null, ServingConfig.DEFAULT_MAX_BODY_BYTES))) {
+            server.context.ready(offloaded(TestServer.modelPath(), name, PORTS, 64, runner));
+            assertEquals(200, server.post("/v1/completions", request(name, 0, false, 4)).statusCode());
+            List<CompletableFuture<HttpResponse<String>>> streams = new ArrayList<>();
+            for (int i = 0; i < 8; i++) {
+                streams.add(server.client.sendAsync(HttpRequest.newBuilder(server.uri("/v1/completions")).header("Content-Type", "application/json")
+                        .timeout(Duration.ofSeconds(120)).POST(HttpRequest.BodyPublishers.ofString(request(name, i, true, 400))).build(),
+                        HttpResponse.BodyHandlers.ofString()));
+            }
+            // Kill the node once all eight are decoding (each asks for 400 tokens: seconds of work here).
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+            while (server.metric("tessera_num_requests_running") < 8 && System.nanoTime() < deadline) Thread.sleep(5);
+            Thread.sleep(100);
+            NODES.get(1).destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+            for (CompletableFuture<HttpResponse<String>> f : streams) {
+                String body = f.get(60, TimeUnit.SECONDS).body();
+                assertTrue(body.contains("\"error\"") && body.contains(victim), body.length() > 400 ? body.substring(body.length() - 400) : body);
+                assertTrue(body.strip().endsWith("data: [DONE]"), "stream did not end with [DONE]");
+            }
+            deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+            while (server.metric("tessera_kv_cache_usage_perc") != 0 && System.nanoTime() < deadline) Thread.sleep(20);
+            assertEquals(0, server.metric("tessera_kv_cache_usage_perc"), "KV blocks leaked after the failure");
+
+            HttpResponse<String> lost = server.post("/v1/completions", request(name, 0, false, 8));
+            assertEquals(503, lost.statusCode(), lost.body());
+            JsonNode error = TestServer.json(lost).get("error");
+            assertTrue(error.get("message").asText().contains(victim), error.toString());
+            assertEquals("device_unavailable", error.get("code").asText());
+            assertEquals(200, server.get("/health").statusCode(), "the server stays up");
+
+            NODES.set(1, startNode(PORTS.get(1)));
+            List<String> alone = alone(TestServer.modelPath(), name);
+            assertSameTexts(alone, concurrently(server, name, 4), "after the memory node came back");
+        }
+    }
+
+    /** A memory node process on the test classpath; returns once it listens. */
+    static Process startNode(int port) throws Exception {
+        Process p = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED", "-Xmx256m",
+                "-cp", System.getProperty("java.class.path"), Main.class.getName(),
+                "attention-worker", "--listen", "127.0.0.1:" + port, "--kv-cache-memory", "64MiB", "--threads", "1")
+                .redirectErrorStream(true).start();
+        BufferedReader out = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        for (String line; (line = out.readLine()) != null; ) {
+            if (line.contains("attention-worker: listening on")) {
+                Thread.ofVirtual().start(() -> out.lines().forEach(l -> { }));  // keep draining its log
+                return p;
+            }
+            if (System.nanoTime() > deadline) break;
+        }
+        p.destroyForcibly();
+        throw new AssertionError("memory node on port " + port + " did not start");
+    }
+
+    /** A port free now and below Linux's ephemeral range, so the test's own port-0 listeners cannot take it meanwhile. */
+    static int freePortOutsideEphemeralRange() throws java.io.IOException {
+        java.util.SplittableRandom random = new java.util.SplittableRandom();
+        for (int attempt = 0; attempt < 100; attempt++) {
+            int port = 20_000 + random.nextInt(12_000);
+            try (ServerSocket probe = new ServerSocket()) {
+                probe.bind(new InetSocketAddress("127.0.0.1", port));
+                return port;
+            } catch (java.net.BindException busy) {
+                // taken: try another
+            }
+        }
+        throw new java.io.IOException("no free port in 20000-31999");
+    }
+}
