@@ -100,6 +100,8 @@ public final class BatchingEngine implements Engine {
 
     @Override public EngineStats stats() { return stats; }
 
+    @Override public java.util.Map<String, java.util.function.DoubleSupplier> runnerGauges() { return runner.gauges(); }
+
     public ModelRunner runner() { return runner; }
 
     /** KV blocks in the pool, and how many are free now (tests check that every finish gives its blocks back). */

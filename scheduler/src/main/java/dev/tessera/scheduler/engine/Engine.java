@@ -32,6 +32,14 @@ public interface Engine extends AutoCloseable {
         return EngineStats.NONE;
     }
 
+    /**
+     * Gauges of the runner beneath (name in Micrometer's dotted form → live value), e.g. attention offloading's share of
+     * step time spent waiting on the network; none for a local runner.
+     */
+    default java.util.Map<String, java.util.function.DoubleSupplier> runnerGauges() {
+        return java.util.Map.of();
+    }
+
     /** Stops the engine: queued and running requests finish as {@link FinishReason#CANCELLED}. */
     @Override
     void close();

@@ -34,7 +34,8 @@ public final class AttentionOffloadRunner implements ModelRunner {
     private final RemoteAttention[] slots;
     private final ExecutorService others;
     private final int maxBatchTokens, maxLogitRows;
-    private long steps, stepNanos, busyNanos, pipelinedSteps;
+    // Written by the engine thread, read by metrics scrapes.
+    private volatile long steps, stepNanos, busyNanos, pipelinedSteps;
 
     /**
      * @param numLanes micro-batches per step: 2 pipelines dense work against remote attention, 1 runs them in turn
@@ -152,6 +153,15 @@ public final class AttentionOffloadRunner implements ModelRunner {
                 steps, pipelinedSteps, lanes.length, 100 * networkWaitShare(), client.bytesPerTokenLayer(), client.wire().flag(),
                 client.paperBytesPerTokenLayer()));
         return out;
+    }
+
+    @Override
+    public java.util.Map<String, java.util.function.DoubleSupplier> gauges() {
+        return java.util.Map.of(
+                "tessera.offload.network.wait.ratio", () -> stepNanos == 0 ? 0 : networkWaitShare(),
+                "tessera.offload.wire.bytes.per.token.layer", client::bytesPerTokenLayer,
+                "tessera.offload.model.bytes.per.token.layer", client::paperBytesPerTokenLayer,
+                "tessera.offload.pipelined.steps.ratio", () -> steps == 0 ? 0 : (double) pipelinedSteps / steps);
     }
 
     @Override

@@ -38,6 +38,11 @@ public interface ModelRunner extends AutoCloseable {
         return java.util.List.of();
     }
 
+    /** Live gauges for metrics (Micrometer's dotted names), read from other threads; none by default. */
+    default java.util.Map<String, java.util.function.DoubleSupplier> gauges() {
+        return java.util.Map.of();
+    }
+
     @Override
     void close();
 }

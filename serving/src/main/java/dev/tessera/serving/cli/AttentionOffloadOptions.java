@@ -26,15 +26,14 @@ import java.util.Set;
 final class AttentionOffloadOptions {
     static final Set<String> OPTIONS = Set.of("attention-workers", "attention-weights", "offload-wire", "offload-micro-batches", "offload-timeout");
 
-    static final String USAGE = """
-
+    static final String USAGE = "\n" + """
               --attention-workers H:P,...  attention offloading: KV cache and attention on these memory nodes
                                        ('tessera attention-worker'); weights, projections and FFN stay here
               --attention-weights 1,2  relative share of KV heads per memory node (default: equal)
               --offload-wire f16|f32   element type of q/k/v and attention rows on the wire (default f16)
               --offload-micro-batches 1|2  2 (default) overlaps one micro-batch's dense work with the other's
                                        remote attention; 1 runs a step as one batch
-              --offload-timeout SEC    a memory node that has not answered by then is failed (default 60)""";
+              --offload-timeout SEC    a memory node that has not answered by then is failed (default 60)""".indent(2).stripTrailing();
 
     private AttentionOffloadOptions() {}
 

@@ -21,8 +21,7 @@ import java.util.Set;
 final class TensorParallelOptions {
     static final Set<String> OPTIONS = Set.of("tp-workers", "tp-weights", "collective", "allreduce", "memory-window", "tp-allreduce-listen", "tp-allreduce-via");
 
-    static final String USAGE = """
-
+    static final String USAGE = "\n" + """
               --tp-workers H:P,...     tensor-parallel: run with these workers (ranks 1..N); this process is rank 0
               --tp-weights 1,1,2       relative device speeds, master first (default: all equal)
               --collective auto|star|ring|nccl  how ranks combine partial sums (default auto: star over TCP;
@@ -30,7 +29,7 @@ final class TensorParallelOptions {
               --memory-window W        blocks of the master's weights resident at once, 0 = all (default 0)
               --tp-allreduce-listen H:P  bind the master's allreduce listener here (default: a free port)
               --tp-allreduce-via H:P,... per worker, in --tp-workers order, the address it reaches the master's
-                                       allreduce listener at (e.g. a 'tessera linkemu' in front of --tp-allreduce-listen)""";
+                                       allreduce listener at (e.g. a 'tessera linkemu' in front of --tp-allreduce-listen)""".indent(2).stripTrailing();
 
     private TensorParallelOptions() {}
 
