@@ -40,6 +40,7 @@ while [[ $# -gt 0 ]]; do
 done
 tessera=${TESSERA_CMD:-"$here/tessera"}
 mkdir -p "$out" "$here/bench-out"
+$tessera --help > /dev/null 2>&1 || true  # the launcher builds the jars here if sources changed, not inside a timed wait
 if [[ -z "$model" ]]; then
   model="$here/bench-out/offload-tiny-q8_0.gguf"
   [[ -f "$model" ]] || $tessera synth --preset tiny --type q8_0 --out "$model" --seed 7 > /dev/null
@@ -110,5 +111,7 @@ for link in $links; do
     list="${list:+$list,}127.0.0.1:$lport"
   done
   run "offload-2-nodes-$delay-$rate" --attention-workers "$list" --offload-wire "$wire"
+  # The same without the staggered pipeline: one micro-batch per step, so the device idles during every remote call.
+  [[ "$link" == "${links%% *}" ]] && run "  same, 1 micro-batch" --attention-workers "$list" --offload-wire "$wire" --offload-micro-batches 1
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$summary"

@@ -72,7 +72,7 @@ final class AttentionSession {
                 ended = e.getMessage() == null ? e.toString() : e.getMessage();
                 if (!socket.isClosed() && !(e instanceof java.net.SocketException)) {
                     try {
-                        write(out, Type.ERROR, error("memory node " + socket.getLocalSocketAddress() + ": " + ended));
+                        write(out, Type.ERROR, error(ended));
                     } catch (IOException ignored) {
                         // the compute node is gone too
                     }

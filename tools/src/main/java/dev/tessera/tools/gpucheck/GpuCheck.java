@@ -46,7 +46,7 @@ public final class GpuCheck {
                 usage: gpu-check [--quick] [--cpu-only] [--sections LIST] [--models DIR] [--work-dir DIR] [--threads N]
                                  [--device cuda|cuda:N] [--torch-script FILE]
 
-                  --sections LIST   comma-separated subset of device,parity,stories,paged,engine,collective,serve,decode,bandwidth,torch (default all)
+                  --sections LIST   comma-separated subset of device,parity,stories,paged,engine,collective,serve,offload,decode,bandwidth,torch (default all)
                   --quick           llama-1b in F16 only, fewer steps and parity cases, a 256 MiB copy probe
                   --cpu-only        dry run: a second CPU backend stands in for CUDA, tiny synthetic models
                   --models DIR      folder with stories260K.gguf, its reference JSON and llama.cpp-vocab/
@@ -65,7 +65,7 @@ public final class GpuCheck {
                 String.join(",", setup.sections), setup.quick ? " (quick)" : "", setup.modelsDir, setup.numThreads);
         DecodeSection decode = new DecodeSection(setup, report);
         List<CheckSection> sections = List.of(new DeviceSection(setup, report), new ParitySection(setup, report),
-                new StoriesSection(setup, report), new PagedSection(setup, report), new EngineSection(setup, report), new CollectiveSection(setup, report), new ServeSection(setup, report), decode,
+                new StoriesSection(setup, report), new PagedSection(setup, report), new EngineSection(setup, report), new CollectiveSection(setup, report), new ServeSection(setup, report), new OffloadSection(setup, report), decode,
                 new BandwidthSection(setup, report, decode), new TorchSection(setup, report));
         for (CheckSection section : sections) if (setup.sections.contains(section.name())) runSection(section);
         report.row("total", "wall time", String.format(Locale.ROOT, "%.1f s", (System.nanoTime() - t0) / 1e9), "");

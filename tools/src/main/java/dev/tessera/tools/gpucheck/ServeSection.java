@@ -61,7 +61,7 @@ final class ServeSection extends CheckSection {
         }
     }
 
-    private static String awaitListening(Process server) throws IOException {
+    static String awaitListening(Process server) throws IOException {
         BufferedReader err = new BufferedReader(new InputStreamReader(server.getErrorStream(), StandardCharsets.UTF_8));
         for (String line; (line = err.readLine()) != null; ) {
             Matcher m = LISTENING.matcher(line);
@@ -73,7 +73,7 @@ final class ServeSection extends CheckSection {
         throw new IllegalStateException("tessera serve exited before listening");
     }
 
-    private static int status(HttpClient http, String url) {
+    static int status(HttpClient http, String url) {
         try {
             return http.send(HttpRequest.newBuilder(URI.create(url)).build(), HttpResponse.BodyHandlers.discarding()).statusCode();
         } catch (IOException | InterruptedException e) {
@@ -95,7 +95,7 @@ final class ServeSection extends CheckSection {
                 failed == 0 && p.exitValue() == 0 ? "ok" : "FAIL");
     }
 
-    private static double field(String json, String key) {
+    static double field(String json, String key) {
         Matcher m = Pattern.compile("\"" + key + "\"\\s*:\\s*([0-9.eE+-]+)").matcher(json);
         return m.find() ? Double.parseDouble(m.group(1)) : Double.NaN;
     }
