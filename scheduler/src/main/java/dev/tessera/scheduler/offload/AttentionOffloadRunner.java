@@ -62,11 +62,7 @@ public final class AttentionOffloadRunner implements ModelRunner {
 
     @Override
     public void allocateKv(int numBlocks, int blockSize, KvCacheType type) {
-        try {
-            client.allocate(numBlocks, blockSize, type.toString());
-        } catch (MemoryNodeException e) {
-            throw new IllegalArgumentException(e.getMessage(), e);
-        }
+        client.allocate(numBlocks, blockSize, type.toString());
     }
 
     @Override

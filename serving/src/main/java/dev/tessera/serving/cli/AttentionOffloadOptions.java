@@ -5,7 +5,6 @@ import dev.tessera.models.arch.LlamaWeights;
 import dev.tessera.models.arch.ModelConfig;
 import dev.tessera.models.gguf.GgufFile;
 import dev.tessera.offload.HeadPlan;
-import dev.tessera.offload.MemoryNodeException;
 import dev.tessera.offload.OffloadClient;
 import dev.tessera.offload.WireFormat;
 import dev.tessera.scheduler.offload.AttentionOffloadRunner;
@@ -66,9 +65,6 @@ final class AttentionOffloadOptions {
             LlamaWeights w = LlamaWeights.load(file, config, backend);
             client = new OffloadClient(modelName, config, nodes, weights, wire, maxBatchTokens, lanes, Duration.ofSeconds(timeout));
             return new AttentionOffloadRunner(config, w, backend, client, lanes, maxBatchTokens, maxLogitRows);
-        } catch (MemoryNodeException e) {
-            backend.close();
-            throw new IllegalStateException(e.getMessage(), e);
         } catch (RuntimeException e) {
             if (client != null) client.close();
             backend.close();
