@@ -50,13 +50,14 @@ def check(docker, compose, schema):
                             f"is not longer than --shutdown-grace {grace}")
         if flag(command, "--host") != "0.0.0.0":
             problems.append(f"compose.yaml: {name}: serve must bind --host 0.0.0.0 inside a container")
-        for worker in (flag(command, "--tp-workers") or "").split(","):
-            if not worker:
-                continue
-            host, port = worker.rsplit(":", 1)
-            listen = flag(services.get(host, {}).get("command", []), "--listen")
-            if listen is None or listen.rsplit(":", 1)[1] != port:
-                problems.append(f"compose.yaml: {name}: --tp-workers names {worker}, but no service {host} listens on {port}")
+        for option in ("--tp-workers", "--attention-workers"):
+            for worker in (flag(command, option) or "").split(","):
+                if not worker:
+                    continue
+                host, port = worker.rsplit(":", 1)
+                listen = flag(services.get(host, {}).get("command", []), "--listen")
+                if listen is None or listen.rsplit(":", 1)[1] != port:
+                    problems.append(f"compose.yaml: {name}: {option} names {worker}, but no service {host} listens on {port}")
         build = service.get("build", {})
         if build and not (docker / build["context"] / build["dockerfile"]).is_file():
             problems.append(f"compose.yaml: {name}: build dockerfile {build['dockerfile']} not found")
