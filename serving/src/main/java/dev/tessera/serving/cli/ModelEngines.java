@@ -8,7 +8,6 @@ import dev.tessera.models.gguf.GgufFile;
 import dev.tessera.models.tokenizer.Tokenizer;
 import dev.tessera.scheduler.engine.BatchingEngine;
 import dev.tessera.scheduler.engine.EngineConfig;
-import dev.tessera.scheduler.offload.AttentionOffloadRunner;
 import dev.tessera.scheduler.parallel.TensorParallelRunner;
 import dev.tessera.scheduler.worker.LocalModelRunner;
 import dev.tessera.scheduler.worker.ModelRunner;
@@ -43,47 +42,13 @@ final class ModelEngines {
     }
 
     static Opened open(CliArgs args, Path path, EngineConfig config, int threads) {
-        if (args.has("tp-workers")) {
-            GgufFile file = GgufFile.open(path);
-            try {
-                ModelConfig c = ModelConfig.fromGguf(file);
-                Tokenizer tokenizer = Tokenizer.fromGguf(file);
-                TensorParallelRunner runner = TensorParallelOptions.open(args, file, c, threads, config.maxBatchedTokens(), config.maxNumSeqs());
-                BatchingEngine engine;
-                try {
-                    engine = new BatchingEngine(runner, config, false);
-                } catch (RuntimeException e) {
-                    runner.close();
-                    throw e;
-                }
-                AutoCloseable model = () -> { try (file) { runner.close(); } };
-                return new Opened(file, c, tokenizer, engine, runner, "tensor-parallel over " + runner.shardPlan().numDevices() + " devices", model);
-            } catch (RuntimeException e) {
-                file.close();
-                throw e;
-            }
-        }
-        if (args.has("attention-workers")) {
-            GgufFile file = GgufFile.open(path);
-            try {
-                ModelConfig c = ModelConfig.fromGguf(file);
-                Tokenizer tokenizer = Tokenizer.fromGguf(file);
-                AttentionOffloadRunner runner = AttentionOffloadOptions.open(args, file, c, path.getFileName().toString(), threads,
-                        config.maxBatchedTokens(), config.maxNumSeqs());
-                BatchingEngine engine;
-                try {
-                    engine = new BatchingEngine(runner, config, false);
-                } catch (RuntimeException e) {
-                    runner.close();
-                    throw e;
-                }
-                AutoCloseable model = () -> { try (file) { runner.close(); } };
-                return new Opened(file, c, tokenizer, engine, runner, "attention offloaded to " + args.get("attention-workers", ""), model);
-            } catch (RuntimeException e) {
-                file.close();
-                throw e;
-            }
-        }
+        int batch = config.maxBatchedTokens(), seqs = config.maxNumSeqs();
+        if (args.has("tp-workers"))
+            return overFile(path, config, (file, c) -> TensorParallelOptions.open(args, file, c, threads, batch, seqs),
+                    r -> "tensor-parallel over " + ((TensorParallelRunner) r).shardPlan().numDevices() + " devices");
+        if (args.has("attention-workers"))
+            return overFile(path, config, (file, c) -> AttentionOffloadOptions.open(args, file, c, path.getFileName().toString(), threads, batch, seqs),
+                    r -> "attention offloaded to " + args.get("attention-workers", ""));
         Backend backend = Devices.backend(args, threads);
         LoadedModel m = ModelLoader.load(path, backend, config.maxBatchedTokens(), config.maxNumSeqs());
         try {
@@ -92,6 +57,29 @@ final class ModelEngines {
             return new Opened(m.file(), m.config(), m.tokenizer(), engine, runner, backend.name(), m);
         } catch (RuntimeException e) {
             m.close();
+            throw e;
+        }
+    }
+
+    /** Builds a runner from the open file (the layers run elsewhere, at least in part) under a batching engine. */
+    private static Opened overFile(Path path, EngineConfig config, java.util.function.BiFunction<GgufFile, ModelConfig, ModelRunner> open,
+                                   java.util.function.Function<ModelRunner, String> where) {
+        GgufFile file = GgufFile.open(path);
+        try {
+            ModelConfig c = ModelConfig.fromGguf(file);
+            Tokenizer tokenizer = Tokenizer.fromGguf(file);
+            ModelRunner runner = open.apply(file, c);
+            BatchingEngine engine;
+            try {
+                engine = new BatchingEngine(runner, config, false);
+            } catch (RuntimeException e) {
+                runner.close();
+                throw e;
+            }
+            AutoCloseable model = () -> { try (file) { runner.close(); } };
+            return new Opened(file, c, tokenizer, engine, runner, where.apply(runner), model);
+        } catch (RuntimeException e) {
+            file.close();
             throw e;
         }
     }
