@@ -17,19 +17,15 @@ import dev.tessera.scheduler.offload.AttentionOffloadRunner;
 import dev.tessera.serving.ServedModel;
 import dev.tessera.serving.ServingConfig;
 import dev.tessera.serving.TestServer;
-import dev.tessera.serving.cli.Main;
+import dev.tessera.serving.CliProcesses;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.BufferedReader;
-import java.io.InputStreamReader;
 import java.net.InetSocketAddress;
-import java.net.ServerSocket;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -202,38 +198,12 @@ class AttentionOffloadServingTest {
         }
     }
 
-    /** A memory node process on the test classpath; returns once it listens. */
     static Process startNode(int port) throws Exception {
-        Process p = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED", "-Xmx256m",
-                "-cp", System.getProperty("java.class.path"), Main.class.getName(),
-                "attention-worker", "--listen", "127.0.0.1:" + port, "--kv-cache-memory", "64MiB", "--threads", "1")
-                .redirectErrorStream(true).start();
-        BufferedReader out = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-        for (String line; (line = out.readLine()) != null; ) {
-            if (line.contains("attention-worker: listening on")) {
-                Thread.ofVirtual().start(() -> out.lines().forEach(l -> { }));  // keep draining its log
-                return p;
-            }
-            if (System.nanoTime() > deadline) break;
-        }
-        p.destroyForcibly();
-        throw new AssertionError("memory node on port " + port + " did not start");
+        return CliProcesses.start("attention-worker: listening on", "attention-worker", "--listen", "127.0.0.1:" + port,
+                "--kv-cache-memory", "64MiB", "--threads", "1");
     }
 
-    /** A port free now and below Linux's ephemeral range, so the test's own port-0 listeners cannot take it meanwhile. */
     static int freePortOutsideEphemeralRange() throws java.io.IOException {
-        java.util.SplittableRandom random = new java.util.SplittableRandom();
-        for (int attempt = 0; attempt < 100; attempt++) {
-            int port = 20_000 + random.nextInt(12_000);
-            try (ServerSocket probe = new ServerSocket()) {
-                probe.bind(new InetSocketAddress("127.0.0.1", port));
-                return port;
-            } catch (java.net.BindException busy) {
-                // taken: try another
-            }
-        }
-        throw new java.io.IOException("no free port in 20000-31999");
+        return CliProcesses.freePortOutsideEphemeralRange();
     }
 }
