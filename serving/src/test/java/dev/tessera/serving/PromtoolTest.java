@@ -21,13 +21,13 @@ import org.junit.jupiter.api.Test;
  * {@code /metrics} after real traffic passes Prometheus' own linter, {@code promtool check metrics}
  * (Debian package {@code prometheus}; .ci/run installs it). Without promtool this test fails.
  */
-class PromtoolTest {
+public class PromtoolTest {
 
     private static final String SHARED = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her friends.";
 
     @Test
     void metricsAfterTrafficPassPromtool() throws Exception {
-        String promtool = findPromtool();
+        findPromtool();  // fail first, before starting a server, when it is missing
         try (ServeProcess server = ServeProcess.start(null)) {
             HttpClient http = HttpClient.newHttpClient();
             for (String body : List.of(
@@ -57,16 +57,22 @@ class PromtoolTest {
             assertTrue(hits.find(), text);
             assertTrue(Double.parseDouble(hits.group(1)) >= 16, "the repeated prompt must hit the prefix cache: " + hits.group());
 
-            Path file = Files.createTempFile("tessera-metrics-", ".prom");
-            try {
-                Files.writeString(file, text, StandardCharsets.UTF_8);
-                Process p = new ProcessBuilder(promtool, "check", "metrics").redirectInput(file.toFile()).redirectErrorStream(true).start();
-                String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-                assertTrue(p.waitFor(60, TimeUnit.SECONDS), "promtool did not finish");
-                if (p.exitValue() != 0) fail("promtool check metrics failed (exit " + p.exitValue() + "):\n" + out + "\n---- /metrics ----\n" + text);
-            } finally {
-                Files.deleteIfExists(file);
-            }
+            assertLints(text);
+        }
+    }
+
+    /** Fails unless {@code promtool check metrics} accepts the exposition {@code text}. */
+    public static void assertLints(String text) throws IOException, InterruptedException {
+        String promtool = findPromtool();
+        Path file = Files.createTempFile("tessera-metrics-", ".prom");
+        try {
+            Files.writeString(file, text, StandardCharsets.UTF_8);
+            Process p = new ProcessBuilder(promtool, "check", "metrics").redirectInput(file.toFile()).redirectErrorStream(true).start();
+            String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            assertTrue(p.waitFor(60, TimeUnit.SECONDS), "promtool did not finish");
+            if (p.exitValue() != 0) fail("promtool check metrics failed (exit " + p.exitValue() + "):\n" + out + "\n---- /metrics ----\n" + text);
+        } finally {
+            Files.deleteIfExists(file);
         }
     }
 

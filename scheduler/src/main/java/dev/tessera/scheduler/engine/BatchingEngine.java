@@ -100,7 +100,7 @@ public final class BatchingEngine implements Engine {
 
     @Override public EngineStats stats() { return stats; }
 
-    @Override public java.util.Map<String, java.util.function.DoubleSupplier> runnerGauges() { return runner.gauges(); }
+    @Override public java.util.Map<String, dev.tessera.scheduler.worker.RunnerGauge> runnerGauges() { return runner.gauges(); }
 
     public ModelRunner runner() { return runner; }
 

@@ -36,7 +36,7 @@ public interface Engine extends AutoCloseable {
      * Gauges of the runner beneath (name in Micrometer's dotted form → live value), e.g. attention offloading's share of
      * step time spent waiting on the network; none for a local runner.
      */
-    default java.util.Map<String, java.util.function.DoubleSupplier> runnerGauges() {
+    default java.util.Map<String, dev.tessera.scheduler.worker.RunnerGauge> runnerGauges() {
         return java.util.Map.of();
     }
 

@@ -12,6 +12,7 @@ import dev.tessera.offload.RemoteAttention;
 import dev.tessera.scheduler.engine.DeviceUnavailableException;
 import dev.tessera.scheduler.sched.SchedulerOutput;
 import dev.tessera.scheduler.worker.ModelRunner;
+import dev.tessera.scheduler.worker.RunnerGauge;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -152,12 +153,16 @@ public final class AttentionOffloadRunner implements ModelRunner {
     }
 
     @Override
-    public java.util.Map<String, java.util.function.DoubleSupplier> gauges() {
+    public java.util.Map<String, RunnerGauge> gauges() {
         return java.util.Map.of(
-                "tessera.offload.network.wait.ratio", () -> stepNanos == 0 ? 0 : networkWaitShare(),
-                "tessera.offload.wire.bytes.per.token.layer", client::bytesPerTokenLayer,
-                "tessera.offload.model.bytes.per.token.layer", client::paperBytesPerTokenLayer,
-                "tessera.offload.pipelined.steps.ratio", () -> steps == 0 ? 0 : (double) pipelinedSteps / steps);
+                "tessera.offload.network.wait.ratio", new RunnerGauge("Share of step time the compute device waited on memory nodes (0..1)",
+                        () -> stepNanos == 0 ? 0 : networkWaitShare()),
+                "tessera.offload.wire.bytes.per.token.layer", new RunnerGauge("Bytes on the wire to and from memory nodes per token per layer, measured",
+                        client::bytesPerTokenLayer),
+                "tessera.offload.model.bytes.per.token.layer", new RunnerGauge("Lamina's (2 + 2/G)*e*d bytes per token per layer for this model and wire type",
+                        client::paperBytesPerTokenLayer),
+                "tessera.offload.pipelined.steps.ratio", new RunnerGauge("Share of steps run as two pipelined micro-batches (0..1)",
+                        () -> steps == 0 ? 0 : (double) pipelinedSteps / steps));
     }
 
     @Override

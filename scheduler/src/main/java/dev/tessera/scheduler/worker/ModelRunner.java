@@ -39,7 +39,7 @@ public interface ModelRunner extends AutoCloseable {
     }
 
     /** Live gauges for metrics (Micrometer's dotted names), read from other threads; none by default. */
-    default java.util.Map<String, java.util.function.DoubleSupplier> gauges() {
+    default java.util.Map<String, RunnerGauge> gauges() {
         return java.util.Map.of();
     }
 

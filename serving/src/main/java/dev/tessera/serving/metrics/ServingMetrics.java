@@ -99,8 +99,8 @@ public final class ServingMetrics {
     /** Subscribes the tokens-per-iteration histogram to an engine (call once it is loaded). */
     public void bind(Engine engine) {
         engine.stats().onIteration(n -> iterationTokens.record(n));
-        engine.runnerGauges().forEach((name, value) -> Gauge.builder(name, value, java.util.function.DoubleSupplier::getAsDouble)
-                .strongReference(true).register(registry));
+        engine.runnerGauges().forEach((name, g) -> Gauge.builder(name, g.value(), java.util.function.DoubleSupplier::getAsDouble)
+                .description(g.description()).strongReference(true).register(registry));
     }
 
     private Timer timer(String name, String description, double[] bucketsSeconds) {

@@ -18,6 +18,7 @@ import dev.tessera.serving.ServedModel;
 import dev.tessera.serving.ServingConfig;
 import dev.tessera.serving.TestServer;
 import dev.tessera.serving.CliProcesses;
+import dev.tessera.serving.PromtoolTest;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -140,6 +141,9 @@ class AttentionOffloadServingTest {
                 assertTrue(server.metric("tessera_prefix_cache_hits_total") > 0, "no prefix-cache hit");
                 String stats = String.join("\n", runner.get().stats());
                 assertTrue(!stats.contains(" 0 pipelined"), "no step was split into two micro-batches:\n" + stats);
+                String metrics = server.get("/metrics").body();
+                assertTrue(metrics.contains("tessera_offload_network_wait_ratio"), metrics);
+                PromtoolTest.assertLints(metrics);
             }
         }
     }
