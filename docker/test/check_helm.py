@@ -16,7 +16,10 @@ import yaml
 
 NODE = Path(__file__).resolve().parent / "node"
 TYPES = {"Deployment": "apps/v1", "StatefulSet": "apps/v1", "Service": "core/v1"}
-VALUE_SETS = {"default": [], "tensor-parallel": ["--set", "tensorParallel.enabled=true,metrics.serviceMonitor.enabled=true"]}
+VALUE_SETS = {"default": [], "tensor-parallel": ["--set", "tensorParallel.enabled=true,metrics.serviceMonitor.enabled=true"],
+              "offload": ["--set", "attentionOffload.enabled=true"]}
+# Which serve flag lists the pods of a StatefulSet, by its component label.
+PEER_FLAG = {"worker": "--tp-workers", "memory-node": "--attention-workers"}
 
 
 def arg(args, name):
@@ -66,10 +69,15 @@ def rules(objects, label):
         worker_port = sts["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
         expected = [f"{sts['metadata']['name']}-{i}.{sts['spec']['serviceName']}:{worker_port}"
                     for i in range(sts["spec"]["replicas"])]
-        if (arg(args, "--tp-workers") or "").split(",") != expected:
-            say(f"--tp-workers {arg(args, '--tp-workers')} is not the StatefulSet's pods {','.join(expected)}")
-    if label == "tensor-parallel" and not by_kind.get("StatefulSet"):
-        say("tensorParallel.enabled renders no StatefulSet")
+        flag = PEER_FLAG.get(sts["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/component"))
+        if flag is None:
+            say(f"StatefulSet {sts['metadata']['name']} has a component no serve flag lists")
+        elif (arg(args, flag) or "").split(",") != expected:
+            say(f"{flag} {arg(args, flag)} is not the StatefulSet's pods {','.join(expected)}")
+    if label in ("tensor-parallel", "offload") and not by_kind.get("StatefulSet"):
+        say(f"{label}: the values render no StatefulSet")
+    if label == "offload" and arg(args, "--device") is None:
+        say("offload: the server computes its dense layers without --device")
     for monitor in by_kind.get("ServiceMonitor", []):
         if monitor["spec"]["endpoints"][0]["path"] != "/metrics":
             say("ServiceMonitor does not scrape /metrics")

@@ -58,3 +58,12 @@ capabilities:
 {{- end -}}
 {{- join "," $workers -}}
 {{- end -}}
+
+{{- define "tessera.memoryNodes" -}}
+{{- $name := include "tessera.fullname" . -}}
+{{- $nodes := list -}}
+{{- range $i := until (int .Values.attentionOffload.nodes) -}}
+{{- $nodes = append $nodes (printf "%s-memory-%d.%s-memory:%d" $name $i $name (int $.Values.attentionOffload.port)) -}}
+{{- end -}}
+{{- join "," $nodes -}}
+{{- end -}}
