@@ -27,6 +27,9 @@ import static dev.tessera.offload.OffloadProtocol.*;
  * answers its attention rows. Any error is sent back as one line and ends the session (and its KV memory).
  */
 final class AttentionSession {
+    /** The most floats of q, k, v and output rows a session may ask the node to hold (1 GiB): a bound on a hello's sizes. */
+    static final long MAX_ACTIVATION_FLOATS = 1L << 28;
+
     private final AttentionWorker worker;
     private final Socket socket;
     private Hello hello;
@@ -89,6 +92,10 @@ final class AttentionSession {
 
     private void setUp(DataInputStream in, DataOutputStream out) throws IOException {
         Hello h = Hello.decode(read(in).expect(Type.HELLO).payload());
+        long rowFloats = 2L * (h.numOwnedHeads() + h.numOwnedKvHeads()) * h.headDim();
+        if (h.maxBatchTokens() * rowFloats > MAX_ACTIVATION_FLOATS)
+            throw new ProtocolException("a batch of " + h.maxBatchTokens() + " rows of " + rowFloats + " floats exceeds this memory node's limit of "
+                    + MAX_ACTIVATION_FLOATS + " activation floats");
         Backend backend = worker.backend();
         ByteBuffer ok = payload(8 + stringBytes(backend.name()));
         ok.putLong(worker.kvBudgetBytes());

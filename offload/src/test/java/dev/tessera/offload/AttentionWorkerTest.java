@@ -134,6 +134,24 @@ class AttentionWorkerTest {
         }
     }
 
+    @Test
+    void aHelloAskingForAbsurdBuffersIsRefusedInOneLine() throws Exception {
+        try (java.net.Socket s = new java.net.Socket("127.0.0.1", worker.port())) {
+            var out = new java.io.DataOutputStream(s.getOutputStream());
+            Hello huge = new Hello(OffloadProtocol.VERSION, "m", 4, 4096, 4096, 4096, 0, 4096, 1 << 20, WireFormat.F16);
+            OffloadProtocol.write(out, OffloadProtocol.Type.HELLO, huge.encode());
+            var in = new java.io.DataInputStream(s.getInputStream());
+            OffloadProtocol.Frame err = OffloadProtocol.read(in);
+            assertEquals(OffloadProtocol.Type.ERROR, err.type());
+            String message = OffloadProtocol.readString(err.payload());
+            assertTrue(message.contains("activation floats"), message);
+        }
+        // The node still serves the next compute node.
+        try (OffloadClient client = new OffloadClient("t", config(), List.of(address(worker)), new int[]{1}, WireFormat.F16, 16, 1, Duration.ofSeconds(10))) {
+            client.allocate(4, 16, "f32");
+        }
+    }
+
     static InetSocketAddress address(AttentionWorker w) {
         return new InetSocketAddress("127.0.0.1", w.port());
     }
