@@ -20,6 +20,19 @@ public interface FeedForward {
         throw new UnsupportedOperationException("a mixture-of-experts block is not split by columns");
     }
 
+    /** Whether a backend may record a step through this block and replay it (nothing in it runs on the host). */
+    default boolean recordable() {
+        return true;
+    }
+
+    /**
+     * Whether {@link #forward} must run even when this device has no rows in a step ({@code n == 0}): an expert-parallel
+     * block exchanges rows with other devices in every layer, whether or not it has tokens of its own.
+     */
+    default boolean takesPartWhenIdle() {
+        return false;
+    }
+
     /** The slot for a model: dense SwiGLU over {@code hiddenDim} columns (a rank's share, or all), or a mixture of experts. */
     static FeedForward create(ModelConfig config, int hiddenDim, Backend backend, int maxBatchTokens) {
         return config.isMoe() ? new MoeFeedForward(config, backend, maxBatchTokens) : new DenseFeedForward(config, hiddenDim, backend, maxBatchTokens);

@@ -57,8 +57,25 @@ public final class LlamaModel implements AutoCloseable {
         this(config, RankShape.whole(config), weights, weights.head(), backend, null, maxBatchTokens, maxLogitRows, attention);
     }
 
+    /**
+     * The whole model with its feed-forward blocks in {@code ffn}'s hands: one device of an expert-parallel group,
+     * whose MoE layers exchange token rows with the other devices. With {@link FeedForward#takesPartWhenIdle} a step
+     * may have no rows of its own: the device still joins every layer's exchange.
+     */
+    public LlamaModel(ModelConfig config, LlamaWeights weights, Backend backend, int maxBatchTokens, int maxLogitRows,
+                      FeedForward ffn) {
+        this(config, RankShape.whole(config), weights, weights.head(), backend, null, maxBatchTokens, maxLogitRows,
+                AttentionSlot.local(backend), ffn);
+    }
+
     private LlamaModel(ModelConfig config, RankShape shape, LayerSource layers, ModelHead head, Backend backend,
                        Collective collective, int maxBatchTokens, int maxLogitRows, AttentionSlot attention) {
+        this(config, shape, layers, head, backend, collective, maxBatchTokens, maxLogitRows, attention,
+                shape.hasFeedForward() ? FeedForward.create(config, shape.hiddenDim(), backend, maxBatchTokens) : null);
+    }
+
+    private LlamaModel(ModelConfig config, RankShape shape, LayerSource layers, ModelHead head, Backend backend,
+                       Collective collective, int maxBatchTokens, int maxLogitRows, AttentionSlot attention, FeedForward ffn) {
         if (maxLogitRows < 1 || maxLogitRows > maxBatchTokens) throw new IllegalArgumentException("maxLogitRows " + maxLogitRows + " outside 1.." + maxBatchTokens);
         boolean parallel = collective != null && collective.size() > 1;
         if (head == null && !parallel) throw new IllegalArgumentException("a model without embeddings must be a rank of a tensor-parallel group");
@@ -80,7 +97,7 @@ public final class LlamaModel implements AutoCloseable {
         att = shape.hasAttention() ? backend.allocate(maxBatchTokens, qDim) : null;
         if (this.collective != null && config.isMoe())
             throw new IllegalArgumentException("tensor-parallel ranks of mixture-of-experts models are not supported (experts are placed whole; see expert parallelism)");
-        ffn = shape.hasFeedForward() ? FeedForward.create(config, shape.hiddenDim(), backend, maxBatchTokens) : null;
+        this.ffn = ffn;
         logitRows = head != null ? backend.allocate(maxLogitRows, config.dim()) : null;
         logits = head != null ? backend.allocate(maxLogitRows, config.vocabSize()) : null;
         // A rank with no share of a half (or no embeddings) still takes part in that half's allreduce, with zeros.
@@ -125,7 +142,8 @@ public final class LlamaModel implements AutoCloseable {
     /** The step up to the logits, left in {@code logits}; false when no row asked for them. */
     private boolean step(int[] tokens, AttentionBatch batch, int[] logitRowIndices) {
         int n = batch.numTokens();
-        if (n < 1 || n > maxBatchTokens) throw new IllegalArgumentException("batch of " + n + " tokens, limit " + maxBatchTokens);
+        boolean idle = n == 0 && ffn != null && ffn.takesPartWhenIdle();
+        if ((n < 1 && !idle) || n > maxBatchTokens) throw new IllegalArgumentException("batch of " + n + " tokens, limit " + maxBatchTokens);
         ModelConfig c = config;
         int m = logitRowIndices.length;
         if (m > maxLogitRows) throw new IllegalArgumentException(m + " logit rows asked, limit " + maxLogitRows);
@@ -138,7 +156,7 @@ public final class LlamaModel implements AutoCloseable {
         // once per shape and replay it.
         // A step is replayable when its weights stay put and nothing in it runs on the host: no TCP collective, and
         // no zero rows uploaded for a half (or embedding) this rank has no share of.
-        boolean recordable = layers.resident() && attention.recordable() && (collective == null
+        boolean recordable = layers.resident() && attention.recordable() && (ffn == null || ffn.recordable()) && (collective == null
                 || collective.recordable() && head != null && shape.hasAttention() && shape.hasFeedForward());
         Object kind = recordable && n <= MAX_RECORDED_TOKENS ? decodeCacheKind(batch) : null;
         backend.beginStep(kind == null ? null : new StepKey(this, n, kind, leading ? m : 0), n);
@@ -178,6 +196,11 @@ public final class LlamaModel implements AutoCloseable {
     /** Embedding and every transformer layer, leaving the hidden states of all n rows in x. */
     private void layers(int[] tokens, AttentionBatch batch, int n) {
         ModelConfig c = config;
+        if (n == 0) {
+            // A device with no rows this step still joins each MoE layer's exchange: others' tokens may need its experts.
+            for (int l = 0; l < c.numLayers(); l++) ffn.forward(l, layers.acquire(l, LayerSource.Half.FEED_FORWARD), x, xb, 0);
+            return;
+        }
         if (head != null) backend.embed(head.tokenEmbedding(), tokens, n, x);
         else backend.upload(zeros, x, n);
         if (collective != null) collective.allReduce(x, n);

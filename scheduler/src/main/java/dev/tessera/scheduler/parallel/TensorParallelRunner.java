@@ -1,14 +1,9 @@
 package dev.tessera.scheduler.parallel;
 
-import dev.tessera.kernels.Activations;
 import dev.tessera.kernels.Backend;
 import dev.tessera.kernels.KvCacheType;
-import dev.tessera.kernels.collective.AllReduce;
 import dev.tessera.kernels.collective.AllReduceKind;
-import dev.tessera.kernels.collective.Collective;
 import dev.tessera.kernels.collective.CollectiveException;
-import dev.tessera.kernels.collective.CollectiveGroup;
-import dev.tessera.kernels.collective.HostCollective;
 import dev.tessera.models.arch.LlamaModel;
 import dev.tessera.models.arch.LlamaWeights;
 import dev.tessera.models.arch.ModelConfig;
@@ -19,14 +14,10 @@ import dev.tessera.scheduler.sched.SchedulerOutput;
 import dev.tessera.scheduler.worker.ModelRunner;
 import dev.tessera.scheduler.worker.StepInputs;
 
-import java.io.BufferedInputStream;
-import java.io.BufferedOutputStream;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.IOException;
 import java.net.InetSocketAddress;
-import java.net.ServerSocket;
-import java.net.Socket;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -60,23 +51,11 @@ public final class TensorParallelRunner implements ModelRunner {
     private final List<InetSocketAddress> masterAddressPerWorker;
     private final ShardWeights weights;
     private final LlamaModel model;
-    private final SessionCollective collective = new SessionCollective();
+    private final SessionCollective collective;
     private StepInputs inputs;
     private int numKvBlocks, kvBlockSize;
     private KvCacheType kvCacheType;
-    private Session session;
-
-    private record Connection(InetSocketAddress address, int rank, Socket socket, DataInputStream in, DataOutputStream out, String collective) {}
-
-    private record Session(List<Connection> connections, HostCollective collective) implements AutoCloseable {
-        @Override
-        public void close() {
-            collective.close();
-            for (Connection c : connections) {
-                try { c.socket().close(); } catch (IOException ignored) { /* already gone */ }
-            }
-        }
-    }
+    private WorkerGroup session;
 
     /**
      * @param workers ranks 1..N-1 in order; plan.numDevices() must be workers.size() + 1
@@ -105,6 +84,7 @@ public final class TensorParallelRunner implements ModelRunner {
         this.maxBatchTokens = maxBatchTokens;
         this.timeout = timeout;
         this.fingerprint = ShardWriter.fingerprint(file.path());
+        this.collective = new SessionCollective(() -> session, workers.size() + 1, kind.flagName());
         this.weights = new ShardWeights(config, plan, 0, file, false, backend, window);
         this.model = new LlamaModel(config, weights.shape(), weights, LlamaWeights.loadHead(file, config, backend), backend,
                 collective, maxBatchTokens, maxLogitRows);
@@ -146,10 +126,10 @@ public final class TensorParallelRunner implements ModelRunner {
     @Override
     public synchronized void execute(SchedulerOutput step, float[] logits, int[] ids) {
         if (inputs == null) throw new IllegalStateException("allocateKv first");
-        Session s = connect();
+        WorkerGroup s = connect();
         StepInputs.Rows rows = inputs.apply(step);
         try {
-            for (Connection c : s.connections()) TpProtocol.write(c.out(), new TpProtocol.Step(step));
+            for (WorkerGroup.Connection c : s.connections()) TpProtocol.write(c.out(), new TpProtocol.Step(step));
             if (step.argmaxOnly()) model.forwardArgmax(rows.tokens(), rows.batch(), rows.logitRows(), ids);
             else model.forward(rows.tokens(), rows.batch(), rows.logitRows(), logits);
         } catch (IOException | RuntimeException e) {
@@ -171,12 +151,12 @@ public final class TensorParallelRunner implements ModelRunner {
     }
 
     public synchronized List<TpProtocol.StatsReply> deviceStats() {
-        Session s = session;
+        WorkerGroup s = session;
         List<TpProtocol.StatsReply> out = new ArrayList<>();
         if (s == null) return out;
         out.add(new TpProtocol.StatsReply(weights.stats().summary("rank 0 (master)"), weights.window().window(), weights.window().peakResidentBlocks()));
         try {
-            for (Connection c : s.connections()) {
+            for (WorkerGroup.Connection c : s.connections()) {
                 TpProtocol.write(c.out(), new TpProtocol.StatsRequest());
                 if (!(TpProtocol.read(c.in()) instanceof TpProtocol.StatsReply r)) throw new TpProtocol.ProtocolException("expected a stats reply");
                 out.add(new TpProtocol.StatsReply("worker " + c.address().getHostString() + ":" + c.address().getPort() + " " + r.summary(), r.window(), r.peakResidentBlocks()));
@@ -187,58 +167,20 @@ public final class TensorParallelRunner implements ModelRunner {
         return out;
     }
 
-    private Session connect() {
+    private WorkerGroup connect() {
         if (session != null) return session;
-        List<Connection> connections = new ArrayList<>();
-        ServerSocket listener = null;
         try {
-            for (int i = 0; i < workers.size(); i++) connections.add(hello(workers.get(i), i + 1));
-            String[] addresses = new String[workers.size() + 1];
-            if (CollectiveGroup.needsListener(kind, 0, workers.size() + 1)) {
-                Socket first = connections.getFirst().socket();
-                listener = CollectiveGroup.listen(collectiveListen != null ? collectiveListen : new InetSocketAddress(first.getLocalAddress(), 0));
-                addresses[0] = (collectiveListen != null && !collectiveListen.getAddress().isAnyLocalAddress()
-                        ? collectiveListen.getAddress() : first.getLocalAddress()).getHostAddress() + ":" + listener.getLocalPort();
-            } else {
-                addresses[0] = "127.0.0.1:0";
-            }
-            for (int i = 0; i < connections.size(); i++) {
-                Connection c = connections.get(i);
-                addresses[i + 1] = c.collective().isEmpty() ? c.address().getHostString() + ":" + c.address().getPort() : c.collective();
-            }
-            String group = String.join(",", addresses);
-            for (int i = 0; i < connections.size(); i++) {
-                // Each worker may reach rank 0 by its own route; the rest of the group is the same for all.
-                String[] own = addresses.clone();
-                if (!masterAddressPerWorker.isEmpty()) {
-                    InetSocketAddress via = masterAddressPerWorker.get(i);
-                    own[0] = via.getHostString() + ":" + via.getPort();
-                }
-                TpProtocol.write(connections.get(i).out(), new TpProtocol.Group(String.join(",", own)));
-            }
-            List<InetSocketAddress> parsed = TensorParallelWorker.parseAddresses(group, addresses.length);
-            ServerSocket l = listener;
-            listener = null;
-            AllReduce allReduce = CollectiveGroup.open(kind, 0, parsed, l, timeout);
-            session = new Session(connections, new HostCollective(allReduce, backend));
+            session = WorkerGroup.open(workers, this::hello, kind, backend, timeout, collectiveListen, masterAddressPerWorker);
             return session;
         } catch (IOException | RuntimeException e) {
-            if (listener != null) try { listener.close(); } catch (IOException ignored) { /* closing */ }
-            for (Connection c : connections) try { c.socket().close(); } catch (IOException ignored) { /* closing */ }
             if (e instanceof TensorParallelException tp) throw tp;
             throw new TensorParallelException("tensor-parallel set-up failed: " + e.getMessage(), e);
         }
     }
 
-    /** Opens the control connection of one worker and sends its hello; a refusal is an error naming the worker. */
-    private Connection hello(InetSocketAddress address, int rank) {
-        String name = "worker " + address.getHostString() + ":" + address.getPort() + " (rank " + rank + ")";
+    /** Sends one worker its hello (and its shard when it asks); a refusal is an error naming the worker. */
+    private String hello(String name, int rank, DataInputStream in, DataOutputStream out) throws IOException {
         try {
-            Socket socket = new Socket();
-            socket.connect(address, (int) Math.min(timeout.toMillis(), 5000));
-            socket.setTcpNoDelay(true);
-            DataInputStream in = new DataInputStream(new BufferedInputStream(socket.getInputStream()));
-            DataOutputStream out = new DataOutputStream(new BufferedOutputStream(socket.getOutputStream()));
             TpProtocol.write(out, new TpProtocol.Hello(TpProtocol.VERSION, rank, workers.size() + 1, fingerprint, plan.describe(), kind.flagName(),
                     maxBatchTokens, numKvBlocks, kvBlockSize, kvCacheType.name().toLowerCase(java.util.Locale.ROOT)));
             TpProtocol.Message reply = TpProtocol.read(in);
@@ -246,15 +188,9 @@ public final class TensorParallelRunner implements ModelRunner {
                 ShardSender.send(file, config, plan, rank, fingerprint, out, name, System.err);
                 reply = TpProtocol.read(in);
             }
-            if (reply instanceof TpProtocol.HelloError err) {
-                socket.close();
-                throw new TensorParallelException(name + " refused: " + err.message(), null);
-            }
-            if (!(reply instanceof TpProtocol.HelloOk ok)) {
-                socket.close();
-                throw new TensorParallelException(name + " answered the hello with " + reply.getClass().getSimpleName(), null);
-            }
-            return new Connection(address, rank, socket, in, out, ok.collective());
+            if (reply instanceof TpProtocol.HelloError err) throw new TensorParallelException(name + " refused: " + err.message(), null);
+            if (!(reply instanceof TpProtocol.HelloOk ok)) throw new TensorParallelException(name + " answered the hello with " + reply.getClass().getSimpleName(), null);
+            return ok.collective();
         } catch (IOException e) {
             throw new TensorParallelException(name + " is unreachable: " + e.getMessage(), e);
         }
@@ -262,38 +198,19 @@ public final class TensorParallelRunner implements ModelRunner {
 
     /** Tears the group down after a failure and names the worker that went away, when one can be found. */
     private TensorParallelException fail(Exception e) {
-        Session s = session;
+        WorkerGroup s = session;
         session = null;
         if (s != null) s.close();
-        String culprit = null;
-        // A dying worker's peers can see its links reset before its listener closes: look again briefly.
-        for (int round = 0; round < 3 && culprit == null; round++) {
-            if (round > 0) {
-                try { Thread.sleep(150); } catch (InterruptedException ie) { Thread.currentThread().interrupt(); break; }
-            }
-            for (int i = 0; i < workers.size() && culprit == null; i++) {
-                InetSocketAddress a = workers.get(i);
-                try (Socket probe = new Socket()) {
-                    probe.connect(a, 500);
-                } catch (IOException down) {
-                    culprit = "worker " + a.getHostString() + ":" + a.getPort() + " (rank " + (i + 1) + ") is gone: " + down.getMessage();
-                }
-            }
-        }
+        String culprit = WorkerGroup.culprit(workers);
         String what = e instanceof CollectiveException ? "allreduce failed" : "control connection failed";
         return new TensorParallelException("tensor-parallel step failed: " + (culprit != null ? culprit + "; " : "") + what + ": " + e.getMessage(), e);
     }
 
     @Override
     public void close() {
-        Session s = session;
+        WorkerGroup s = session;
         session = null;
-        if (s != null) {
-            for (Connection c : s.connections()) {
-                try { TpProtocol.write(c.out(), new TpProtocol.Shutdown()); } catch (IOException ignored) { /* leaving anyway */ }
-            }
-            s.close();
-        }
+        if (s != null) s.shutdown();
         if (inputs != null) {
             inputs.clear();
             inputs.store().close();
@@ -301,23 +218,4 @@ public final class TensorParallelRunner implements ModelRunner {
         weights.close();
         backend.close();
     }
-
-    /** The collective the graph was built with: the current session's group, which a reconnect replaces. */
-    private final class SessionCollective implements Collective {
-        private HostCollective current() {
-            Session s = session;
-            if (s == null) throw new CollectiveException("rank 0: no tensor-parallel session");
-            return s.collective();
-        }
-
-        @Override public int rank() { return 0; }
-        @Override public int size() { return workers.size() + 1; }
-        @Override public String name() { return kind.flagName(); }
-        @Override public void allReduce(Activations x, int numTokens) { current().allReduce(x, numTokens); }
-        @Override public int allToAll(Activations send, int[] sendCounts, Activations recv, int[] recvCounts) {
-            return current().allToAll(send, sendCounts, recv, recvCounts);
-        }
-        @Override public void close() {}
-    }
-
 }

@@ -215,7 +215,7 @@ public final class TensorParallelWorker implements AutoCloseable {
                 + "; run 'tessera shard' with the master's model and --tp-weights");
     }
 
-    static List<InetSocketAddress> parseAddresses(String s, int expected) throws TpProtocol.ProtocolException {
+    public static List<InetSocketAddress> parseAddresses(String s, int expected) throws TpProtocol.ProtocolException {
         String[] parts = s.split(",");
         if (parts.length != expected) throw new TpProtocol.ProtocolException("group of " + parts.length + " addresses, expected " + expected);
         List<InetSocketAddress> out = new ArrayList<>();

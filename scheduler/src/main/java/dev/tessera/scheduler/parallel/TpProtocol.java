@@ -43,7 +43,7 @@ public final class TpProtocol {
     }
 
     public sealed interface Message permits Hello, HelloOk, HelloError, Group, Step, StatsRequest, StatsReply, Shutdown,
-            NeedShard, ShardBegin, ShardChunk, ShardEnd {}
+            NeedShard, ShardBegin, ShardChunk, ShardEnd, ExpertPlan, TokenStep, StepResult {}
 
     /**
      * Master → worker: who you are in this group, which model and plan, how to build the collective, and the paged KV
@@ -83,6 +83,24 @@ public final class TpProtocol {
     /** Master → worker: the shard is complete; {@code sha256} (hex) of all its bytes, checked before it is used. */
     public record ShardEnd(String sha256) implements Message {}
 
+    /**
+     * Master → expert-parallel worker, right after the hello: the mode ({@code coherent|baseline}), the most sequences
+     * that need logits in one step, and which device holds each expert, {@code deviceOfExpert[layer * numExperts + expert]}.
+     */
+    public record ExpertPlan(String mode, int maxLogitRows, int numLayers, int numExperts, int[] deviceOfExpert) implements Message {}
+
+    /** Master → expert-parallel worker: one engine step with its token ids (every device embeds its own rows). */
+    public record TokenStep(SchedulerOutput output) implements Message {}
+
+    /**
+     * Expert-parallel worker → master, after a step in which it ran sequences of its own: for those that needed logits,
+     * in step order, the greedy ids (an argmax-only step) or the logit rows.
+     */
+    public record StepResult(int[] ids, float[] logits) implements Message {}
+
+    /** A step result may carry many rows of vocabulary-sized logits. */
+    static final int MAX_RESULT_BYTES = 256 << 20;
+
     /** Shard bytes per chunk frame, leaving room in a frame's payload limit. */
     public static final int MAX_CHUNK_BYTES = 60 * 1024;
 
@@ -101,7 +119,7 @@ public final class TpProtocol {
             }
             case HelloOk o -> { string(p, o.collective()); yield 2; }
             case HelloError e -> { string(p, e.message()); yield 3; }
-            case Step s -> { step(p, s.output()); yield 5; }
+            case Step s -> { step(p, s.output(), false); yield 5; }
             case StatsRequest r -> 7;
             case StatsReply r -> { string(p, r.summary()); p.writeInt(r.window()); p.writeInt(r.peakResidentBlocks()); yield 8; }
             case Shutdown s -> 9;
@@ -114,9 +132,23 @@ public final class TpProtocol {
                 yield 13;
             }
             case ShardEnd e -> { string(p, e.sha256()); yield 14; }
+            case ExpertPlan x -> {
+                string(p, x.mode()); p.writeInt(x.maxLogitRows()); p.writeInt(x.numLayers()); p.writeInt(x.numExperts()); ints(p, x.deviceOfExpert());
+                yield 15;
+            }
+            case TokenStep t -> { step(p, t.output(), true); yield 16; }
+            case StepResult r -> {
+                // An id is -1 when a row had no finite logit: sent shifted by one, as every int list here is non-negative.
+                int[] shifted = new int[r.ids().length];
+                for (int i = 0; i < shifted.length; i++) shifted[i] = r.ids()[i] + 1;
+                ints(p, shifted);
+                p.writeInt(r.logits().length);
+                for (float f : r.logits()) p.writeFloat(f);
+                yield 17;
+            }
         };
         p.flush();
-        if (bytes.size() > MAX_PAYLOAD_BYTES) throw new IllegalArgumentException("control frame of " + bytes.size() + " bytes, limit " + MAX_PAYLOAD_BYTES);
+        if (bytes.size() > limit(type)) throw new IllegalArgumentException("control frame of " + bytes.size() + " bytes, limit " + limit(type));
         byte[] payload = bytes.toByteArray();
         out.writeInt(MAGIC);
         out.writeByte(type);
@@ -132,7 +164,7 @@ public final class TpProtocol {
         if (magic != MAGIC) throw new ProtocolException(String.format("bad frame magic 0x%08x, expected 0x%08x", magic, MAGIC));
         int type = in.readUnsignedByte();
         int length = in.readInt();
-        if (length < 0 || length > MAX_PAYLOAD_BYTES) throw new ProtocolException("frame payload of " + length + " bytes, limit " + MAX_PAYLOAD_BYTES);
+        if (length < 0 || length > limit(type)) throw new ProtocolException("frame payload of " + length + " bytes, limit " + limit(type));
         byte[] payload = new byte[length];
         in.readFully(payload);
         int crc = in.readInt();
@@ -152,7 +184,7 @@ public final class TpProtocol {
                 }
                 case 2 -> new HelloOk(string(p));
                 case 3 -> new HelloError(string(p));
-                case 5 -> new Step(step(p));
+                case 5 -> new Step(step(p, false));
                 case 7 -> new StatsRequest();
                 case 8 -> new StatsReply(string(p), range(p.readInt(), 0, 1 << 20, "window"), range(p.readInt(), 0, 1 << 20, "peak blocks"));
                 case 9 -> new Shutdown();
@@ -175,6 +207,24 @@ public final class TpProtocol {
                     if (!hash.matches("[0-9a-f]{64}")) throw new ProtocolException("shard hash '" + hash + "' is not 64 hex digits");
                     yield new ShardEnd(hash);
                 }
+                case 15 -> {
+                    String mode = string(p);
+                    int maxLogitRows = range(p.readInt(), 1, 1 << 16, "logit rows");
+                    int layers = range(p.readInt(), 1, 1 << 12, "MoE layers"), experts = range(p.readInt(), 1, 1 << 12, "experts per layer");
+                    int[] devices = ints(p, "expert device");
+                    if (devices.length != layers * experts) throw new ProtocolException(devices.length + " expert devices for " + layers + " x " + experts + " experts");
+                    yield new ExpertPlan(mode, maxLogitRows, layers, experts, devices);
+                }
+                case 16 -> new TokenStep(step(p, true));
+                case 17 -> {
+                    int[] ids = ints(p, "token id");
+                    for (int i = 0; i < ids.length; i++) ids[i]--;
+                    int n = range(p.readInt(), 0, MAX_RESULT_BYTES / 4, "logit count");
+                    if (n * 4L > p.available()) throw new ProtocolException(n + " logits claimed, " + p.available() + " bytes left");
+                    float[] logits = new float[n];
+                    for (int i = 0; i < n; i++) logits[i] = p.readFloat();
+                    yield new StepResult(ids, logits);
+                }
                 default -> throw new ProtocolException("unknown frame type " + type);
             };
         } catch (EOFException e) {
@@ -192,13 +242,18 @@ public final class TpProtocol {
         return (int) crc.getValue();
     }
 
-    private static void step(DataOutputStream p, SchedulerOutput o) throws IOException {
+    private static int limit(int type) {
+        return type == 17 ? MAX_RESULT_BYTES : MAX_PAYLOAD_BYTES;
+    }
+
+    private static void step(DataOutputStream p, SchedulerOutput o, boolean withTokens) throws IOException {
         p.writeBoolean(o.argmaxOnly());
         ints(p, o.released());
         p.writeInt(o.sequences().size());
         for (SchedulerOutput.ScheduledSequence s : o.sequences()) {
             p.writeInt(s.id());
             p.writeInt(s.tokens().length);
+            if (withTokens) for (int t : s.tokens()) p.writeInt(t);
             p.writeInt(s.startPosition());
             p.writeInt(s.tableFrom());
             ints(p, s.newBlocks());
@@ -206,7 +261,7 @@ public final class TpProtocol {
         }
     }
 
-    private static SchedulerOutput step(DataInputStream p) throws IOException {
+    private static SchedulerOutput step(DataInputStream p, boolean withTokens) throws IOException {
         boolean argmaxOnly = p.readBoolean();
         int[] released = ints(p, "released sequence");
         int n = range(p.readInt(), 1, MAX_SEQUENCES, "sequences");
@@ -217,11 +272,16 @@ public final class TpProtocol {
             int count = range(p.readInt(), 1, 1 << 16, "token rows");
             rows += count;
             if (rows > 1 << 16) throw new ProtocolException("step of more than " + (1 << 16) + " token rows");
+            int[] tokens = new int[count];
+            if (withTokens) {
+                if (count * 4L > p.available()) throw new ProtocolException(count + " token ids claimed, " + p.available() + " bytes left");
+                for (int t = 0; t < count; t++) tokens[t] = range(p.readInt(), 0, Integer.MAX_VALUE, "token id");
+            }
             int start = range(p.readInt(), 0, 1 << 24, "start position");
             int from = range(p.readInt(), 0, 1 << 24, "block table index");
             int[] blocks = ints(p, "KV block id");
             for (int b : blocks) range(b, 0, MAX_BLOCK_ID, "KV block id");
-            seqs.add(new SchedulerOutput.ScheduledSequence(id, new int[count], start, from, blocks, p.readBoolean()));
+            seqs.add(new SchedulerOutput.ScheduledSequence(id, tokens, start, from, blocks, p.readBoolean()));
         }
         return new SchedulerOutput(seqs, released, argmaxOnly);
     }

@@ -37,7 +37,7 @@ public final class BenchCommand implements Command {
                   --reps N              measured runs after one warm-up; the median is reported (default 3)
                   --threads N           CPU threads (default: physical cores)
                   --device auto|cpu|cuda[:N]  compute device (default auto)
-                  --json                print one JSON object instead of a table""" + TensorParallelOptions.USAGE + AttentionOffloadOptions.USAGE
+                  --json                print one JSON object instead of a table""" + TensorParallelOptions.USAGE + AttentionOffloadOptions.USAGE + ExpertParallelOptions.USAGE
                 + "\n\n'tessera bench serve' load-tests a running OpenAI-compatible server instead:\n" + BenchServeCommand.USAGE;
     }
 

@@ -45,7 +45,7 @@ public final class GenerateCommand implements Command {
                   --seed S                 fixed seed: identical output on every run (default random)
                   --threads N              CPU threads (default: physical cores)
                   --device auto|cpu|cuda[:N]  compute device (default auto: CUDA when a driver and device exist)""" + TensorParallelOptions.USAGE
-                + AttentionOffloadOptions.USAGE;
+                + AttentionOffloadOptions.USAGE + ExpertParallelOptions.USAGE;
     }
 
     @Override

@@ -21,7 +21,7 @@ public final class Main {
     static final List<Command> COMMANDS = List.of(
             new ServeCommand(), new GenerateCommand(), new TokenizeCommand(), new SynthCommand(), new BenchCommand(),
             new LinkEmuCommand(), new AllReduceBenchCommand(),
-            new WorkerCommand(), new AttentionWorkerCommand(),
+            new WorkerCommand(), new AttentionWorkerCommand(), new ExpertWorkerCommand(),
             new ShardCommand(),
             new TraceRoutingCommand(), new PlaceCommand());
 

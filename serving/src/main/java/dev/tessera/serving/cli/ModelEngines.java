@@ -8,6 +8,7 @@ import dev.tessera.models.gguf.GgufFile;
 import dev.tessera.models.tokenizer.Tokenizer;
 import dev.tessera.scheduler.engine.BatchingEngine;
 import dev.tessera.scheduler.engine.EngineConfig;
+import dev.tessera.scheduler.expert.ExpertParallelRunner;
 import dev.tessera.scheduler.parallel.TensorParallelRunner;
 import dev.tessera.scheduler.worker.LocalModelRunner;
 import dev.tessera.scheduler.worker.ModelRunner;
@@ -38,6 +39,7 @@ final class ModelEngines {
         java.util.Set<String> all = new java.util.HashSet<>(own);
         all.addAll(TensorParallelOptions.OPTIONS);
         all.addAll(AttentionOffloadOptions.OPTIONS);
+        all.addAll(ExpertParallelOptions.OPTIONS);
         return java.util.Set.copyOf(all);
     }
 
@@ -49,6 +51,9 @@ final class ModelEngines {
         if (args.has("attention-workers"))
             return overFile(path, config, (file, c) -> AttentionOffloadOptions.open(args, file, c, path.getFileName().toString(), threads, batch, seqs),
                     r -> "attention offloaded to " + args.get("attention-workers", ""));
+        if (args.has("expert-workers"))
+            return overFile(path, config, (file, c) -> ExpertParallelOptions.open(args, file, c, threads, batch, seqs),
+                    r -> "expert-parallel (" + ((ExpertParallelRunner) r).mode().flag + ") over " + ((ExpertParallelRunner) r).numDevices() + " devices");
         Backend backend = Devices.backend(args, threads);
         LoadedModel m = ModelLoader.load(path, backend, config.maxBatchedTokens(), config.maxNumSeqs());
         try {

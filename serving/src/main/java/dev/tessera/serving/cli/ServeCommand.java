@@ -80,7 +80,7 @@ public final class ServeCommand implements Command {
 
                 With --tp-workers the layers run tensor-parallel over worker processes ('tessera worker'); a
                 request that loses a worker fails with 503 naming it, and serving resumes once it is back.""" + TensorParallelOptions.USAGE
-                + AttentionOffloadOptions.USAGE;
+                + AttentionOffloadOptions.USAGE + ExpertParallelOptions.USAGE;
     }
 
     @Override
@@ -140,6 +140,10 @@ public final class ServeCommand implements Command {
                 served = ServedModel.load(model, name, engineConfig,
                         file -> TensorParallelOptions.open(args, file, ModelConfig.fromGguf(file), threads, maxBatched, maxNumSeqs));
                 where = "tensor-parallel over " + args.get("tp-workers", "") + " and this process";
+            } else if (args.has("expert-workers")) {
+                served = ServedModel.load(model, name, engineConfig,
+                        file -> ExpertParallelOptions.open(args, file, ModelConfig.fromGguf(file), threads, maxBatched, maxNumSeqs));
+                where = "expert-parallel (" + args.get("expert-mode", "coherent") + ") with " + args.get("expert-workers", "");
             } else if (args.has("attention-workers")) {
                 served = ServedModel.load(model, name, engineConfig,
                         file -> AttentionOffloadOptions.open(args, file, ModelConfig.fromGguf(file), name, threads, maxBatched, maxNumSeqs));

@@ -18,6 +18,7 @@ import dev.tessera.serving.ServedModel;
 import dev.tessera.serving.ServingConfig;
 import dev.tessera.serving.TestServer;
 import dev.tessera.serving.CliProcesses;
+import dev.tessera.serving.GreedyParity;
 import dev.tessera.serving.PromtoolTest;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -46,10 +47,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * killed with streams in flight fails them naming it, frees every block, and is served again once it is back.
  */
 class AttentionOffloadServingTest {
-    static final List<String> OPENINGS = List.of("Once upon a time, there was a little girl named Lily. She loved to play outside",
-            "One day, a big dog came to the park and saw a ball", "Tom and Sam were best friends who liked to",
-            "The sun was shining and the birds were singing in the tall");
-
     static final List<Process> NODES = new ArrayList<>();
     static final List<Integer> PORTS = new ArrayList<>();
 
@@ -70,23 +67,11 @@ class AttentionOffloadServingTest {
     }
 
     static String request(String model, int i, boolean stream, int maxTokens) {
-        String opening = OPENINGS.get(i % 4);
-        return "{\"model\":\"" + model + "\",\"prompt\":\"" + opening + (i >= 4 ? " and " + "then ".repeat(i / 4) : "")
-                + "\",\"max_tokens\":" + maxTokens + ",\"temperature\":0" + (stream ? ",\"stream\":true" : "") + "}";
+        return GreedyParity.request(model, i, stream, maxTokens);
     }
 
-    /** Each request's text served alone by a local engine. */
     static List<String> alone(Path model, String name) throws Exception {
-        List<String> texts = new ArrayList<>();
-        try (TestServer local = TestServer.unloaded(new ServingConfig(name, null, ServingConfig.DEFAULT_MAX_BODY_BYTES))) {
-            local.context.ready(ServedModel.load(model, name, new CpuBackend(1), EngineConfig.defaults(1, 64, 64)));
-            for (int i = 0; i < 16; i++) {
-                HttpResponse<String> r = local.post("/v1/completions", request(name, i, false, 12 + i));
-                assertEquals(200, r.statusCode(), r.body());
-                texts.add(TestServer.json(r).get("choices").get(0).get("text").asText());
-            }
-        }
-        return texts;
+        return GreedyParity.alone(model, name);
     }
 
     /** A compute node in this process over memory nodes {@code ports}, with a pool of {@code numKvBlocks} blocks. */
@@ -111,20 +96,11 @@ class AttentionOffloadServingTest {
     }
 
     static List<HttpResponse<String>> concurrently(TestServer server, String name, int n) {
-        List<CompletableFuture<HttpResponse<String>>> futures = new ArrayList<>();
-        for (int i = 0; i < n; i++) {
-            futures.add(server.client.sendAsync(HttpRequest.newBuilder(server.uri("/v1/completions")).header("Content-Type", "application/json")
-                    .timeout(Duration.ofSeconds(120)).POST(HttpRequest.BodyPublishers.ofString(request(name, i, false, 12 + i))).build(),
-                    HttpResponse.BodyHandlers.ofString()));
-        }
-        return futures.stream().map(CompletableFuture::join).toList();
+        return GreedyParity.concurrently(server, name, n);
     }
 
     static void assertSameTexts(List<String> alone, List<HttpResponse<String>> got, String what) throws Exception {
-        for (int i = 0; i < got.size(); i++) {
-            assertEquals(200, got.get(i).statusCode(), got.get(i).body());
-            assertEquals(alone.get(i), TestServer.json(got.get(i)).get("choices").get(0).get("text").asText(), what + ", request " + i);
-        }
+        GreedyParity.assertSameTexts(alone, got, what);
     }
 
     @Test

@@ -1,0 +1,154 @@
+package dev.tessera.scheduler.parallel;
+
+import dev.tessera.kernels.Backend;
+import dev.tessera.kernels.collective.AllReduce;
+import dev.tessera.kernels.collective.AllReduceKind;
+import dev.tessera.kernels.collective.CollectiveGroup;
+import dev.tessera.kernels.collective.HostCollective;
+
+import java.io.BufferedInputStream;
+import java.io.BufferedOutputStream;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * A master's side of a group of worker processes (tensor-parallel ranks, expert-parallel devices): one control
+ * connection per worker, opened with a hello the caller writes, and the TCP collective over all of them with the master
+ * as rank 0. Also names the worker to blame when a step fails.
+ */
+public final class WorkerGroup implements AutoCloseable {
+
+    /** One worker's control connection; {@code collective} is the address the worker offered for the group's links. */
+    public record Connection(InetSocketAddress address, int rank, Socket socket, DataInputStream in, DataOutputStream out, String collective) {}
+
+    /** Sends the hello on a fresh connection and returns the worker's {@link TpProtocol.HelloOk#collective}, or throws. */
+    @FunctionalInterface
+    public interface Handshake {
+        String hello(String name, int rank, DataInputStream in, DataOutputStream out) throws IOException;
+    }
+
+    private final List<Connection> connections;
+    private final HostCollective collective;
+
+    private WorkerGroup(List<Connection> connections, HostCollective collective) {
+        this.connections = connections;
+        this.collective = collective;
+    }
+
+    public List<Connection> connections() { return connections; }
+
+    public HostCollective collective() { return collective; }
+
+    /** "worker HOST:PORT (rank R)", as errors name a worker. */
+    public static String name(InetSocketAddress address, int rank) {
+        return "worker " + address.getHostString() + ":" + address.getPort() + " (rank " + rank + ")";
+    }
+
+    /**
+     * Opens every worker's control connection with {@code handshake}, sends each the group's addresses and sets up the
+     * collective with this process as rank 0.
+     *
+     * @param collectiveListen where rank 0's listener binds; null = an ephemeral port on the first connection's interface
+     * @param via              element i is where worker i reaches rank 0's listener (a link emulator); empty = directly
+     */
+    public static WorkerGroup open(List<InetSocketAddress> workers, Handshake handshake, AllReduceKind kind, Backend backend,
+                                   Duration timeout, InetSocketAddress collectiveListen, List<InetSocketAddress> via) throws IOException {
+        List<Connection> connections = new ArrayList<>();
+        ServerSocket listener = null;
+        try {
+            for (int i = 0; i < workers.size(); i++) connections.add(connect(workers.get(i), i + 1, handshake, timeout));
+            String[] addresses = new String[workers.size() + 1];
+            if (CollectiveGroup.needsListener(kind, 0, workers.size() + 1)) {
+                Socket first = connections.getFirst().socket();
+                listener = CollectiveGroup.listen(collectiveListen != null ? collectiveListen : new InetSocketAddress(first.getLocalAddress(), 0));
+                addresses[0] = (collectiveListen != null && !collectiveListen.getAddress().isAnyLocalAddress()
+                        ? collectiveListen.getAddress() : first.getLocalAddress()).getHostAddress() + ":" + listener.getLocalPort();
+            } else {
+                addresses[0] = "127.0.0.1:0";
+            }
+            for (int i = 0; i < connections.size(); i++) {
+                Connection c = connections.get(i);
+                addresses[i + 1] = c.collective().isEmpty() ? c.address().getHostString() + ":" + c.address().getPort() : c.collective();
+            }
+            String group = String.join(",", addresses);
+            for (int i = 0; i < connections.size(); i++) {
+                // Each worker may reach rank 0 by its own route; the rest of the group is the same for all.
+                String[] own = addresses.clone();
+                if (!via.isEmpty()) own[0] = via.get(i).getHostString() + ":" + via.get(i).getPort();
+                TpProtocol.write(connections.get(i).out(), new TpProtocol.Group(String.join(",", own)));
+            }
+            List<InetSocketAddress> parsed = TensorParallelWorker.parseAddresses(group, addresses.length);
+            ServerSocket l = listener;
+            listener = null;
+            AllReduce allReduce = CollectiveGroup.open(kind, 0, parsed, l, timeout);
+            return new WorkerGroup(connections, new HostCollective(allReduce, backend));
+        } catch (IOException | RuntimeException e) {
+            if (listener != null) try { listener.close(); } catch (IOException ignored) { /* closing */ }
+            for (Connection c : connections) try { c.socket().close(); } catch (IOException ignored) { /* closing */ }
+            throw e;
+        }
+    }
+
+    private static Connection connect(InetSocketAddress address, int rank, Handshake handshake, Duration timeout) throws IOException {
+        Socket socket = new Socket();
+        try {
+            try {
+                socket.connect(address, (int) Math.min(timeout.toMillis(), 5000));
+            } catch (IOException e) {
+                throw new IOException(name(address, rank) + " is unreachable: " + e.getMessage(), e);
+            }
+            socket.setTcpNoDelay(true);
+            DataInputStream in = new DataInputStream(new BufferedInputStream(socket.getInputStream()));
+            DataOutputStream out = new DataOutputStream(new BufferedOutputStream(socket.getOutputStream()));
+            String collective = handshake.hello(name(address, rank), rank, in, out);
+            return new Connection(address, rank, socket, in, out, collective);
+        } catch (IOException | RuntimeException e) {
+            socket.close();
+            throw e;
+        }
+    }
+
+    /**
+     * The first worker that no longer accepts connections, as "worker H:P (rank R) is gone: why", or null. A dying
+     * worker's peers can see its links reset before its listener closes, so it looks again briefly.
+     */
+    public static String culprit(List<InetSocketAddress> workers) {
+        for (int round = 0; round < 3; round++) {
+            if (round > 0) {
+                try { Thread.sleep(150); } catch (InterruptedException ie) { Thread.currentThread().interrupt(); return null; }
+            }
+            for (int i = 0; i < workers.size(); i++) {
+                InetSocketAddress a = workers.get(i);
+                try (Socket probe = new Socket()) {
+                    probe.connect(a, 500);
+                } catch (IOException down) {
+                    return name(a, i + 1) + " is gone: " + down.getMessage();
+                }
+            }
+        }
+        return null;
+    }
+
+    /** Tells every worker the session is over, then closes. */
+    public void shutdown() {
+        for (Connection c : connections) {
+            try { TpProtocol.write(c.out(), new TpProtocol.Shutdown()); } catch (IOException ignored) { /* leaving anyway */ }
+        }
+        close();
+    }
+
+    @Override
+    public void close() {
+        collective.close();
+        for (Connection c : connections) {
+            try { c.socket().close(); } catch (IOException ignored) { /* already gone */ }
+        }
+    }
+}
