@@ -5,6 +5,7 @@
 #
 #   scripts/bench-cpu-native.sh [--threads 2] [--prompt-tokens 128] [--gen-tokens 64] [--reps 3]
 #                               [--files "q4_k_m q4_0 q4_0-pure q8_0"] [--out-dir bench-native] [--no-rss]
+#                               [--preset llama-1b|moe-8x1b|...]   (any 'tessera synth' preset; moe-* are MoE models)
 #
 # Results: a markdown table on stdout (prefill and decode tok/s and ratios, peak RSS of `tessera generate`
 # against the file size); raw outputs under OUT_DIR/raw/. Exits 1 when a step fails, 2 on bad usage.
@@ -12,7 +13,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-usage() { sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 log() { printf '[bench-cpu-native] %s\n' "$*" >&2; }
 fail() { printf 'bench-cpu-native: %s\n' "$*" >&2; exit 1; }
 
@@ -23,6 +24,7 @@ REPS=3
 FILES="q4_k_m q4_0 q4_0-pure q8_0"
 OUT_DIR=bench-native
 RSS=1
+PRESET=llama-1b
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --threads) THREADS=${2:?}; shift 2 ;;
@@ -32,6 +34,7 @@ while [[ $# -gt 0 ]]; do
         --files) FILES=${2:?}; shift 2 ;;
         --out-dir) OUT_DIR=${2:?}; shift 2 ;;
         --no-rss) RSS=0; shift ;;
+        --preset) PRESET=${2:?}; shift 2 ;;
         -h|--help) usage ;;
         *) echo "bench-cpu-native: unknown flag $1" >&2; usage ;;
     esac
@@ -62,14 +65,14 @@ OUT_DIR=$(cd "$OUT_DIR" && pwd)
 RAW="$OUT_DIR/raw"
 
 # (2) one F16 synthetic model, then each preset made from it by llama-quantize
-F16="$OUT_DIR/llama-1b-f16.gguf"
+F16="$OUT_DIR/$PRESET-f16.gguf"
 if [[ ! -s "$F16" ]]; then
     log "synthesizing $F16"
-    "$TESSERA" synth --preset llama-1b --type f16 --out "$F16.tmp" >&2 || { rm -f "$F16.tmp"; fail "tessera synth --type f16 failed"; }
+    "$TESSERA" synth --preset "$PRESET" --type f16 --out "$F16.tmp" >&2 || { rm -f "$F16.tmp"; fail "tessera synth --type f16 failed"; }
     mv "$F16.tmp" "$F16"
 fi
 for f in $FILES; do
-    model="$OUT_DIR/llama-1b-$f.gguf"
+    model="$OUT_DIR/$PRESET-$f.gguf"
     [[ -s "$model" ]] && continue
     flags=(); [[ "$f" == *-pure ]] && flags=(--pure)
     log "llama-quantize ${flags[*]} $(preset "$f") -> $model"
@@ -82,12 +85,12 @@ done
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 run_llamacpp() {
     log "llama.cpp  $1"
-    "$BIN/llama-bench" -m "$OUT_DIR/llama-1b-$1.gguf" -t "$THREADS" -p "$PROMPT_TOKENS" -n "$GEN_TOKENS" -r "$REPS" -o json \
+    "$BIN/llama-bench" -m "$OUT_DIR/$PRESET-$1.gguf" -t "$THREADS" -p "$PROMPT_TOKENS" -n "$GEN_TOKENS" -r "$REPS" -o json \
         > "$RAW/llamacpp-$1.json" 2> "$RAW/llamacpp-$1.log" || fail "llama-bench failed on $1, see $RAW/llamacpp-$1.log"
 }
 run_tessera() {
     log "tessera    $1"
-    "$TESSERA" bench --model "$OUT_DIR/llama-1b-$1.gguf" --threads "$THREADS" --prompt-tokens "$PROMPT_TOKENS" \
+    "$TESSERA" bench --model "$OUT_DIR/$PRESET-$1.gguf" --threads "$THREADS" --prompt-tokens "$PROMPT_TOKENS" \
         --gen-tokens "$GEN_TOKENS" --reps "$REPS" --json > "$RAW/tessera-$1.json" 2> "$RAW/tessera-$1.log" \
         || fail "tessera bench failed on $1, see $RAW/tessera-$1.log"
 }
@@ -105,11 +108,11 @@ if (( RSS )); then
         python3 -c 'import resource, subprocess, sys
 rc = subprocess.call(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)
-sys.exit(rc)' "$RAW/rss-$f" "$TESSERA" generate --model "$OUT_DIR/llama-1b-$f.gguf" --prompt "Once upon a time" \
+sys.exit(rc)' "$RAW/rss-$f" "$TESSERA" generate --model "$OUT_DIR/$PRESET-$f.gguf" --prompt "Once upon a time" \
             --max-tokens 32 --threads "$THREADS" > "$RAW/rss-$f.txt" || fail "tessera generate failed on $f"
     done
 fi
 
 # (5) the table
-node "$ROOT/scripts/llamacpp/native-report.mjs" --raw "$RAW" --dir "$OUT_DIR" --files "$FILES" --threads "$THREADS" \
+node "$ROOT/scripts/llamacpp/native-report.mjs" --raw "$RAW" --dir "$OUT_DIR" --preset "$PRESET" --files "$FILES" --threads "$THREADS" \
     --prompt-tokens "$PROMPT_TOKENS" --gen-tokens "$GEN_TOKENS" --load-before "$LOAD_BEFORE" --load-after "$LOAD_AFTER"

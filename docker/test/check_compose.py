@@ -50,7 +50,7 @@ def check(docker, compose, schema):
                             f"is not longer than --shutdown-grace {grace}")
         if flag(command, "--host") != "0.0.0.0":
             problems.append(f"compose.yaml: {name}: serve must bind --host 0.0.0.0 inside a container")
-        for option in ("--tp-workers", "--attention-workers"):
+        for option in ("--tp-workers", "--attention-workers", "--expert-workers"):
             for worker in (flag(command, option) or "").split(","):
                 if not worker:
                     continue

@@ -22,7 +22,7 @@ for (const file of args.files.split(/\s+/).filter(Boolean)) {
     const lp = llama.find((r) => r.n_prompt > 0 && r.n_gen === 0)?.avg_ts;
     const lg = llama.find((r) => r.n_gen > 0 && r.n_prompt === 0)?.avg_ts;
     const tp = tessera.prefill_tokens_per_s, tg = tessera.decode_tokens_per_s;
-    const size = statSync(`${args.dir}/llama-1b-${file}.gguf`).size;
+    const size = statSync(`${args.dir}/${args.preset ?? "llama-1b"}-${file}.gguf`).size;
     const rssFile = `${args.raw}/rss-${file}.txt`;
     const rss = existsSync(rssFile) ? Number(readFileSync(rssFile, "utf8").trim()) : undefined;
     rows.push(`| ${file} | ${fmt(tp)} | ${fmt(lp)} | ${fmt(tp / lp, 2)} | ${fmt(tg)} | ${fmt(lg)} | **${fmt(tg / lg, 2)}** | `

@@ -110,6 +110,16 @@ public interface Backend extends AutoCloseable {
         throw new UnsupportedOperationException(name() + " has no expert matmul kernel");
     }
 
+    /**
+     * The gate and up projections of the experts together: {@link #matmulExperts} of {@code gate} into {@code gateOut}
+     * and of {@code up} into {@code upOut}, both over the tokens' own rows of {@code x}. A backend may run them as one
+     * pass; the results are the two calls'.
+     */
+    default void matmulExpertsGateUp(Weight[] gate, Weight[] up, Activations x, ExpertRouting routing, Activations gateOut, Activations upOut) {
+        matmulExperts(gate, x, false, routing, gateOut);
+        matmulExperts(up, x, false, routing, upOut);
+    }
+
     /** acc[t] += sum over slots s of weight(t, s) * slots[t * k + s]: the weighted combine of the experts' outputs. */
     default void combineExperts(Activations slots, ExpertRouting routing, Activations acc) {
         throw new UnsupportedOperationException(name() + " has no expert combine kernel");

@@ -191,6 +191,12 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public void matmulExpertsGateUp(Weight[] gate, Weight[] up, Activations x, ExpertRouting routing, Activations gateOut, Activations upOut) {
+        if (gateOut.width() != upOut.width()) throw new IllegalStateException("gate rows of width " + gateOut.width() + ", up rows of " + upOut.width());
+        experts.matmulGateUp(gate, up, a(x).data(), x.width(), routing, a(gateOut).data(), a(upOut).data(), gateOut.width());
+    }
+
+    @Override
     public void combineExperts(Activations slots, ExpertRouting routing, Activations acc) {
         if (slots.width() != acc.width()) throw new IllegalStateException("expert outputs of width " + slots.width() + " into " + acc.width());
         CpuExperts.combine(a(slots).data(), routing, a(acc).data(), acc.width());

@@ -23,6 +23,10 @@ final class CpuExperts {
     }
 
     void matmul(Weight[] experts, float[] x, int xWidth, boolean xPerSlot, ExpertRouting routing, float[] out, int outWidth) {
+        if (oneTokenEach(experts, xWidth, outWidth, routing)) {
+            matmulOneTokenEach(experts, x, xWidth, xPerSlot, routing, out, outWidth);
+            return;
+        }
         int k = routing.numUsed();
         for (int e = 0; e < routing.numExperts(); e++) {
             int count = routing.count(e);
@@ -42,6 +46,58 @@ final class CpuExperts {
             matMul.run(w, gathered, count, results, rows);
             for (int i = 0; i < count; i++) System.arraycopy(results, i * rows, out, routing.slot(e, i) * outWidth, rows);
         }
+    }
+
+    /**
+     * Whether every expert with tokens has exactly one, in the panel layout, of the given shape: a single sequence's
+     * decode step, where running the experts in one parallel region saves a fork and join per expert.
+     */
+    private boolean oneTokenEach(Weight[] experts, int xWidth, int outWidth, ExpertRouting routing) {
+        int used = 0;
+        for (int e = 0; e < routing.numExperts(); e++) {
+            int count = routing.count(e);
+            if (count == 0) continue;
+            if (count > 1 || !(experts[e] instanceof CpuWeight w) || w.panels() == null || w.cols() != xWidth || w.rows() != outWidth
+                    || w.rows() % dev.tessera.kernels.cpu.rows.PanelKernel.ROWS != 0) return false;
+            used++;
+        }
+        return used > 1;
+    }
+
+    private void matmulOneTokenEach(Weight[] experts, float[] x, int xWidth, boolean xPerSlot, ExpertRouting routing, float[] out, int outWidth) {
+        oneTokenEach(new Weight[][] {experts}, x, xPerSlot, routing, new float[][] {out}, outWidth);
+    }
+
+    /**
+     * gateOut and upOut of every slot, gate and up experts together in one parallel region when each expert has one
+     * token (a single sequence's decode step); else one grouped matmul after the other.
+     */
+    void matmulGateUp(Weight[] gate, Weight[] up, float[] x, int xWidth, ExpertRouting routing, float[] gateOut, float[] upOut, int outWidth) {
+        if (oneTokenEach(gate, xWidth, outWidth, routing) && oneTokenEach(up, xWidth, outWidth, routing)) {
+            oneTokenEach(new Weight[][] {gate, up}, x, false, routing, new float[][] {gateOut, upOut}, outWidth);
+            return;
+        }
+        matmul(gate, x, xWidth, false, routing, gateOut, outWidth);
+        matmul(up, x, xWidth, false, routing, upOut, outWidth);
+    }
+
+    /** Each weight set's experts with their one token each, all in one parallel region; set i writes outs[i]. */
+    private void oneTokenEach(Weight[][] sets, float[] x, boolean xPerSlot, ExpertRouting routing, float[][] outs, int outWidth) {
+        int k = routing.numUsed(), n = 0, max = sets.length * routing.numExperts();
+        CpuWeight[] ws = new CpuWeight[max];
+        float[][] dst = new float[max][];
+        int[] xRows = new int[max], outOffsets = new int[max];
+        for (int set = 0; set < sets.length; set++)
+            for (int e = 0; e < routing.numExperts(); e++) {
+                if (routing.count(e) == 0) continue;
+                int slot = routing.slot(e, 0);
+                ws[n] = (CpuWeight) sets[set][e];
+                dst[n] = outs[set];
+                xRows[n] = xPerSlot ? slot : slot / k;
+                outOffsets[n++] = slot * outWidth;
+            }
+        int numXRows = xPerSlot ? routing.numTokens() * k : routing.numTokens();
+        matMul.runPanelsOneTokenEach(ws, n, x, numXRows, xRows, dst, outOffsets);
     }
 
     /**

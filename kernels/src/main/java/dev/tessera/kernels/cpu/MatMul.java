@@ -141,6 +141,33 @@ final class MatMul {
         });
     }
 
+    /**
+     * outs[i][outOffsets[i] + r] = ws[i][r] · x[xRows[i] * cols ..] for n panel weights of one width, each with one token:
+     * the experts of a single-token MoE step in one parallel region instead of one fork and join each. Each row has
+     * {@link #runPanels}' one-token arithmetic, so results equal those of separate calls.
+     *
+     * @param numXRows rows of x (block sums are taken over all of them)
+     */
+    void runPanelsOneTokenEach(CpuWeight[] ws, int n, float[] x, int numXRows, int[] xRows, float[][] outs, int[] outOffsets) {
+        int cols = ws[0].cols(), step = PanelKernel.ROWS;
+        int[] firstRow = new int[n + 1];
+        for (int i = 0; i < n; i++) {
+            if (ws[i].panels() == null || ws[i].cols() != cols || ws[i].rows() % step != 0)
+                throw new IllegalArgumentException(ws[i].name() + " is not a panel matrix of width " + cols);
+            firstRow[i + 1] = firstRow[i] + ws[i].rows();
+        }
+        float[] xSums = ws[0].panelKernel().needsBlockSums() ? blockSums(x, numXRows, cols) : null;
+        pool.parallelFor(firstRow[n], step, (long) firstRow[n] * cols, (thread, start, end) -> {
+            int i = 0;
+            for (int v = start; v < end; v += step) {
+                while (v >= firstRow[i + 1]) i++;
+                CpuWeight w = ws[i];
+                int r = v - firstRow[i];
+                w.panelKernel().dot(w.panels(), (r / step) * w.panelKernel().panelBytes(cols), cols, x, xRows[i] * cols, xSums, outs[i], outOffsets[i] + r);
+            }
+        });
+    }
+
     /** Σ x[t][32b .. 32b + 32) at [t * cols / 32 + b], in order (one scalar sum per block, as every row reads it). */
     private float[] blockSums(float[] x, int numTokens, int cols) {
         int n = numTokens * cols / 32;

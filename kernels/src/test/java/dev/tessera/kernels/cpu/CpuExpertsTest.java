@@ -44,7 +44,7 @@ class CpuExpertsTest {
 
     /** Q8_0/Q4_0 experts: a slot's result is bit-identical to a dense matmul of that token alone, however tokens group. */
     @ParameterizedTest
-    @CsvSource({"Q8_0, 8, 2, 24", "Q4_0, 8, 2, 13"})
+    @CsvSource({"Q8_0, 8, 2, 24", "Q4_0, 8, 2, 13", "Q8_0, 8, 2, 1", "Q4_0, 8, 4, 1"})
     void slotResultEqualsTheTokenAlone(TensorType type, int numExperts, int k, int numTokens) {
         int rows = 64, cols = 512;
         Random random = new Random(numTokens);
@@ -63,6 +63,31 @@ class CpuExpertsTest {
                     int slot = t * k + s;
                     assertArrayEquals(alone, java.util.Arrays.copyOfRange(got, slot * rows, (slot + 1) * rows), "token " + t + " slot " + s);
                 }
+        }
+    }
+
+    /**
+     * Gate and up together (one parallel region when each expert has one token, a decode step) give exactly the two
+     * separate grouped matmuls.
+     */
+    @ParameterizedTest
+    @CsvSource({"Q8_0, 1", "Q4_0, 1", "Q8_0, 5", "Q6_K, 1"})
+    void gateAndUpTogetherEqualTheTwoMatmuls(TensorType type, int numTokens) {
+        int rows = 64, cols = 256, numExperts = 8, k = 2;
+        Random random = new Random(type.ordinal() * 7L + numTokens);
+        try (Arena arena = Arena.ofShared(); CpuBackend backend = new CpuBackend(2)) {
+            Weight[] gate = experts(backend, arena, type, numExperts, rows, cols, random);
+            Weight[] up = experts(backend, arena, type, numExperts, rows, cols, random);
+            ExpertRouting routing = randomRouting(numTokens, numExperts, k, random);
+            float[] x = gaussian(numTokens * cols, random);
+            Activations in = backend.allocate(numTokens, cols), g = backend.allocate(numTokens * k, rows), u = backend.allocate(numTokens * k, rows);
+            backend.upload(x, in, numTokens);
+            backend.matmulExpertsGateUp(gate, up, in, routing, g, u);
+            float[] gotGate = new float[numTokens * k * rows], gotUp = new float[numTokens * k * rows];
+            backend.download(g, gotGate, numTokens * k);
+            backend.download(u, gotUp, numTokens * k);
+            assertArrayEquals(grouped(backend, gate, x, numTokens, false, routing, rows), gotGate, "gate");
+            assertArrayEquals(grouped(backend, up, x, numTokens, false, routing, rows), gotUp, "up");
         }
     }
 

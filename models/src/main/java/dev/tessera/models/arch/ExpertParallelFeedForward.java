@@ -199,8 +199,7 @@ public final class ExpertParallelFeedForward implements FeedForward {
         if (count == 0) return;
         local.set(count, experts, ones);
         backend.upload(rows, rowsIn, count);
-        backend.matmulExperts(e.gate(), rowsIn, false, local, hb);
-        backend.matmulExperts(e.up(), rowsIn, false, local, hb2);
+        backend.matmulExpertsGateUp(e.gate(), e.up(), rowsIn, local, hb, hb2);
         backend.swiglu(hb, hb2, count);
         backend.matmulExperts(e.down(), hb, true, local, rowsOut);
         backend.download(rowsOut, rows, count);

@@ -50,8 +50,7 @@ final class MoeFeedForward implements FeedForward {
         backend.routeExperts(routerLogits, n, routing);
         RoutingObserver o = observer;
         if (o != null) o.routed(layer, routing);
-        backend.matmulExperts(e.gate(), xb, false, routing, hb);
-        backend.matmulExperts(e.up(), xb, false, routing, hb2);
+        backend.matmulExpertsGateUp(e.gate(), e.up(), xb, routing, hb, hb2);
         backend.swiglu(hb, hb2, slotsUsed);
         backend.matmulExperts(e.down(), hb, true, routing, slots);
         if (e.sharedGate() != null) {

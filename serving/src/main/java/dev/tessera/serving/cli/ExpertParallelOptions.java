@@ -81,7 +81,9 @@ final class ExpertParallelOptions {
         try {
             root = new ObjectMapper().readTree(path.toFile());
         } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-            throw new CliArgs.UsageException("--expert-placement " + value + ": not valid JSON: " + e.getOriginalMessage());
+            String why = e.getOriginalMessage().lines().findFirst().orElse("").replaceAll(" \\(start marker.*", "");
+            String at = e.getLocation() == null ? "" : " at line " + e.getLocation().getLineNr() + ", column " + e.getLocation().getColumnNr();
+            throw new CliArgs.UsageException("--expert-placement " + value + ": not valid JSON" + at + ": " + why);
         } catch (IOException e) {
             throw new CliArgs.UsageException("--expert-placement " + value + ": cannot read: " + e.getMessage());
         }

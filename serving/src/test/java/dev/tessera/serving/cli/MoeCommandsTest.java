@@ -52,4 +52,38 @@ class MoeCommandsTest {
         assertEquals(2, bad.exitCode());
         assertTrue(bad.stderr().contains("--devices 3 does not divide the trace's 4 experts per layer"), bad.stderr());
     }
+
+    @Test
+    void expertParallelRefusesBadInputInOneLine(@TempDir Path dir) throws Exception {
+        String dense = models().resolve("stories260K.gguf").toString();
+        CommandLineTest.Run notMoe = tessera("generate", "--model", dense, "--prompt", "Hi", "--expert-workers", "127.0.0.1:9");
+        assertEquals(2, notMoe.exitCode(), notMoe.stderr());
+        assertTrue(notMoe.stderr().contains("stories260K.gguf is not a mixture-of-experts model"), notMoe.stderr());
+        CommandLineTest.Run worker = tessera("expert-worker", "--listen", "127.0.0.1:0", "--model", dense);
+        assertEquals(2, worker.exitCode(), worker.stderr());
+        assertTrue(worker.stderr().contains("not a mixture-of-experts model"), worker.stderr());
+
+        Path model = dir.resolve("moe.gguf");
+        assertEquals(0, tessera("synth", "--preset", "moe-tiny", "--type", "q8_0", "--out", model.toString(),
+                "--vocab-from", models().resolve("llama.cpp-vocab/ggml-vocab-llama-spm.gguf").toString()).exitCode());
+        Path garbage = dir.resolve("garbage.json"), fourDevices = dir.resolve("four.json"), uneven = dir.resolve("uneven.json");
+        Files.writeString(garbage, "{\"format\": \"tessera-expert-placement\", \"device_of_expert\": [[0, 1");
+        Files.writeString(fourDevices, "{\"format\": \"tessera-expert-placement\", \"num_devices\": 4, \"device_of_expert\": []}");
+        Files.writeString(uneven, "{\"format\": \"tessera-expert-placement\", \"num_devices\": 2, \"device_of_expert\": "
+                + "[[0,0,0,0,0,1,1,1],[0,0,0,0,1,1,1,1],[0,0,0,0,1,1,1,1],[0,0,0,0,1,1,1,1]]}");
+        String[][] cases = {
+                {garbage.toString(), "not valid JSON"},
+                {fourDevices.toString(), "places experts on 4 devices; this run has 2"},
+                {uneven.toString(), "layer 0: device 0 holds 5 experts, expected 4"},
+                {dir.resolve("missing.json").toString(), "is neither contiguous, round-robin nor a placement file"}};
+        for (String[] c : cases) {
+            CommandLineTest.Run r = tessera("generate", "--model", model.toString(), "--prompt", "Hi", "--expert-workers", "127.0.0.1:9",
+                    "--expert-placement", c[0]);
+            assertEquals(2, r.exitCode(), r.stderr());
+            assertTrue(r.stderr().contains(c[1]) && !r.stderr().contains("Exception") && !r.stderr().contains("\tat "), c[0] + ": " + r.stderr());
+        }
+        CommandLineTest.Run mode = tessera("generate", "--model", model.toString(), "--prompt", "Hi", "--expert-workers", "127.0.0.1:9", "--expert-mode", "fast");
+        assertEquals(2, mode.exitCode(), mode.stderr());
+        assertTrue(mode.stderr().contains("unknown expert-parallel mode 'fast', expected coherent|baseline"), mode.stderr());
+    }
 }
