@@ -3,7 +3,6 @@ package dev.tessera.scheduler.expert;
 import dev.tessera.kernels.Backend;
 import dev.tessera.kernels.KvCacheType;
 import dev.tessera.kernels.collective.AllReduceKind;
-import dev.tessera.kernels.collective.CollectiveException;
 import dev.tessera.models.arch.ExpertParallelFeedForward;
 import dev.tessera.models.arch.LlamaModel;
 import dev.tessera.models.arch.LlamaWeights;
@@ -178,35 +177,24 @@ public final class ExpertParallelRunner implements ModelRunner {
             session = WorkerGroup.open(workers, this::hello, kind, backend, timeout, collectiveListen, via);
             return session;
         } catch (IOException | RuntimeException e) {
-            if (e instanceof ExpertParallelException x) throw x;
             throw new ExpertParallelException("expert-parallel set-up failed: " + e.getMessage(), e);
         }
     }
 
     private String hello(String name, int rank, DataInputStream in, DataOutputStream out) throws IOException {
-        try {
-            TpProtocol.write(out, new TpProtocol.Hello(TpProtocol.VERSION, rank, numDevices(), fingerprint, "experts:" + mode.flag, kind.flagName(),
-                    maxBatchTokens, numKvBlocks, kvBlockSize, kvCacheType.name().toLowerCase(Locale.ROOT)));
-            int layers = deviceOfExpert.length, experts = deviceOfExpert[0].length;
-            int[] flat = new int[layers * experts];
-            for (int l = 0; l < layers; l++) System.arraycopy(deviceOfExpert[l], 0, flat, l * experts, experts);
-            TpProtocol.write(out, new TpProtocol.ExpertPlan(mode.flag, maxLogitRows, layers, experts, flat));
-            TpProtocol.Message reply = TpProtocol.read(in);
-            if (reply instanceof TpProtocol.HelloError err) throw new ExpertParallelException(name + " refused: " + err.message(), null);
-            if (!(reply instanceof TpProtocol.HelloOk ok)) throw new ExpertParallelException(name + " answered the hello with " + reply.getClass().getSimpleName(), null);
-            return ok.collective();
-        } catch (IOException e) {
-            throw new ExpertParallelException(name + " is unreachable: " + e.getMessage(), e);
-        }
+        TpProtocol.write(out, new TpProtocol.Hello(TpProtocol.VERSION, rank, numDevices(), fingerprint, "experts:" + mode.flag, kind.flagName(),
+                maxBatchTokens, numKvBlocks, kvBlockSize, kvCacheType.name().toLowerCase(Locale.ROOT)));
+        int layers = deviceOfExpert.length, experts = deviceOfExpert[0].length;
+        int[] flat = new int[layers * experts];
+        for (int l = 0; l < layers; l++) System.arraycopy(deviceOfExpert[l], 0, flat, l * experts, experts);
+        TpProtocol.write(out, new TpProtocol.ExpertPlan(mode.flag, maxLogitRows, layers, experts, flat));
+        return WorkerGroup.helloAnswer(name, TpProtocol.read(in));
     }
 
     private ExpertParallelException fail(Exception e) {
         WorkerGroup s = session;
         session = null;
-        if (s != null) s.close();
-        String culprit = WorkerGroup.culprit(workers);
-        String what = e instanceof CollectiveException ? "expert exchange failed" : "control connection failed";
-        return new ExpertParallelException("expert-parallel step failed: " + (culprit != null ? culprit + "; " : "") + what + ": " + e.getMessage(), e);
+        return new ExpertParallelException("expert-parallel step failed: " + WorkerGroup.failure(s, workers, e, "expert exchange"), e);
     }
 
     @Override

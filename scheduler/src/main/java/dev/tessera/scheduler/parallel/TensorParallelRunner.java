@@ -3,7 +3,6 @@ package dev.tessera.scheduler.parallel;
 import dev.tessera.kernels.Backend;
 import dev.tessera.kernels.KvCacheType;
 import dev.tessera.kernels.collective.AllReduceKind;
-import dev.tessera.kernels.collective.CollectiveException;
 import dev.tessera.models.arch.LlamaModel;
 import dev.tessera.models.arch.LlamaWeights;
 import dev.tessera.models.arch.ModelConfig;
@@ -178,32 +177,23 @@ public final class TensorParallelRunner implements ModelRunner {
         }
     }
 
-    /** Sends one worker its hello (and its shard when it asks); a refusal is an error naming the worker. */
+    /** Sends one worker its hello (and its shard when it asks). */
     private String hello(String name, int rank, DataInputStream in, DataOutputStream out) throws IOException {
-        try {
-            TpProtocol.write(out, new TpProtocol.Hello(TpProtocol.VERSION, rank, workers.size() + 1, fingerprint, plan.describe(), kind.flagName(),
-                    maxBatchTokens, numKvBlocks, kvBlockSize, kvCacheType.name().toLowerCase(java.util.Locale.ROOT)));
-            TpProtocol.Message reply = TpProtocol.read(in);
-            if (reply instanceof TpProtocol.NeedShard) {
-                ShardSender.send(file, config, plan, rank, fingerprint, out, name, System.err);
-                reply = TpProtocol.read(in);
-            }
-            if (reply instanceof TpProtocol.HelloError err) throw new TensorParallelException(name + " refused: " + err.message(), null);
-            if (!(reply instanceof TpProtocol.HelloOk ok)) throw new TensorParallelException(name + " answered the hello with " + reply.getClass().getSimpleName(), null);
-            return ok.collective();
-        } catch (IOException e) {
-            throw new TensorParallelException(name + " is unreachable: " + e.getMessage(), e);
+        TpProtocol.write(out, new TpProtocol.Hello(TpProtocol.VERSION, rank, workers.size() + 1, fingerprint, plan.describe(), kind.flagName(),
+                maxBatchTokens, numKvBlocks, kvBlockSize, kvCacheType.name().toLowerCase(java.util.Locale.ROOT)));
+        TpProtocol.Message reply = TpProtocol.read(in);
+        if (reply instanceof TpProtocol.NeedShard) {
+            ShardSender.send(file, config, plan, rank, fingerprint, out, name, System.err);
+            reply = TpProtocol.read(in);
         }
+        return WorkerGroup.helloAnswer(name, reply);
     }
 
     /** Tears the group down after a failure and names the worker that went away, when one can be found. */
     private TensorParallelException fail(Exception e) {
         WorkerGroup s = session;
         session = null;
-        if (s != null) s.close();
-        String culprit = WorkerGroup.culprit(workers);
-        String what = e instanceof CollectiveException ? "allreduce failed" : "control connection failed";
-        return new TensorParallelException("tensor-parallel step failed: " + (culprit != null ? culprit + "; " : "") + what + ": " + e.getMessage(), e);
+        return new TensorParallelException("tensor-parallel step failed: " + WorkerGroup.failure(s, workers, e, "allreduce"), e);
     }
 
     @Override

@@ -107,7 +107,13 @@ public final class WorkerGroup implements AutoCloseable {
             socket.setTcpNoDelay(true);
             DataInputStream in = new DataInputStream(new BufferedInputStream(socket.getInputStream()));
             DataOutputStream out = new DataOutputStream(new BufferedOutputStream(socket.getOutputStream()));
-            String collective = handshake.hello(name(address, rank), rank, in, out);
+            String collective;
+            try {
+                collective = handshake.hello(name(address, rank), rank, in, out);
+            } catch (IOException e) {
+                String m = String.valueOf(e.getMessage());
+                throw m.startsWith(name(address, rank)) ? e : new IOException(name(address, rank) + " is unreachable: " + m, e);
+            }
             return new Connection(address, rank, socket, in, out, collective);
         } catch (IOException | RuntimeException e) {
             socket.close();
@@ -134,6 +140,24 @@ public final class WorkerGroup implements AutoCloseable {
             }
         }
         return null;
+    }
+
+    /** A worker's answer to a hello: the address it offers for the group's links, or an error naming the refusal. */
+    public static String helloAnswer(String name, TpProtocol.Message reply) throws IOException {
+        if (reply instanceof TpProtocol.HelloError err) throw new IOException(name + " refused: " + err.message());
+        if (!(reply instanceof TpProtocol.HelloOk ok)) throw new IOException(name + " answered the hello with " + reply.getClass().getSimpleName());
+        return ok.collective();
+    }
+
+    /**
+     * After a failed step: closes {@code group} (null: none) and says what happened in one line, naming the worker that
+     * went away when one can be found. {@code exchange} names the collective's work ("allreduce", "expert exchange").
+     */
+    public static String failure(WorkerGroup group, List<InetSocketAddress> workers, Exception e, String exchange) {
+        if (group != null) group.close();
+        String culprit = culprit(workers);
+        String what = e instanceof dev.tessera.kernels.collective.CollectiveException ? exchange + " failed" : "control connection failed";
+        return (culprit != null ? culprit + "; " : "") + what + ": " + e.getMessage();
     }
 
     /** Tells every worker the session is over, then closes. */
