@@ -17,9 +17,10 @@ import yaml
 NODE = Path(__file__).resolve().parent / "node"
 TYPES = {"Deployment": "apps/v1", "StatefulSet": "apps/v1", "Service": "core/v1"}
 VALUE_SETS = {"default": [], "tensor-parallel": ["--set", "tensorParallel.enabled=true,metrics.serviceMonitor.enabled=true"],
-              "offload": ["--set", "attentionOffload.enabled=true"]}
+              "offload": ["--set", "attentionOffload.enabled=true"],
+              "experts": ["--set", "expertParallel.enabled=true", "--set", "model.file=moe.gguf"]}
 # Which serve flag lists the pods of a StatefulSet, by its component label.
-PEER_FLAG = {"worker": "--tp-workers", "memory-node": "--attention-workers"}
+PEER_FLAG = {"worker": "--tp-workers", "memory-node": "--attention-workers", "expert-worker": "--expert-workers"}
 
 
 def arg(args, name):
@@ -74,8 +75,12 @@ def rules(objects, label):
             say(f"StatefulSet {sts['metadata']['name']} has a component no serve flag lists")
         elif (arg(args, flag) or "").split(",") != expected:
             say(f"{flag} {arg(args, flag)} is not the StatefulSet's pods {','.join(expected)}")
-    if label in ("tensor-parallel", "offload") and not by_kind.get("StatefulSet"):
+    if label in ("tensor-parallel", "offload", "experts") and not by_kind.get("StatefulSet"):
         say(f"{label}: the values render no StatefulSet")
+    for sts in by_kind.get("StatefulSet", []):
+        container = sts["spec"]["template"]["spec"]["containers"][0]
+        if container["args"][0] == "expert-worker" and arg(container["args"], "--model") != arg(args, "--model"):
+            say(f"expert workers read {arg(container['args'], '--model')}, the server serves {arg(args, '--model')}")
     if label == "offload" and arg(args, "--device") is None:
         say("offload: the server computes its dense layers without --device")
     for monitor in by_kind.get("ServiceMonitor", []):

@@ -67,3 +67,12 @@ capabilities:
 {{- end -}}
 {{- join "," $nodes -}}
 {{- end -}}
+
+{{- define "tessera.expertWorkers" -}}
+{{- $name := include "tessera.fullname" . -}}
+{{- $devices := list -}}
+{{- range $i := until (int .Values.expertParallel.workers) -}}
+{{- $devices = append $devices (printf "%s-expert-%d.%s-expert:%d" $name $i $name (int $.Values.expertParallel.port)) -}}
+{{- end -}}
+{{- join "," $devices -}}
+{{- end -}}
