@@ -23,8 +23,8 @@ final class CpuExperts {
     }
 
     void matmul(Weight[] experts, float[] x, int xWidth, boolean xPerSlot, ExpertRouting routing, float[] out, int outWidth) {
-        if (oneTokenEach(experts, xWidth, outWidth, routing)) {
-            matmulOneTokenEach(experts, x, xWidth, xPerSlot, routing, out, outWidth);
+        if (eachHasOneToken(experts, xWidth, outWidth, routing)) {
+            runOneTokenEach(new Weight[][] {experts}, x, xPerSlot, routing, new float[][] {out}, outWidth);
             return;
         }
         int k = routing.numUsed();
@@ -52,7 +52,7 @@ final class CpuExperts {
      * Whether every expert with tokens has exactly one, in the panel layout, of the given shape: a single sequence's
      * decode step, where running the experts in one parallel region saves a fork and join per expert.
      */
-    private boolean oneTokenEach(Weight[] experts, int xWidth, int outWidth, ExpertRouting routing) {
+    private boolean eachHasOneToken(Weight[] experts, int xWidth, int outWidth, ExpertRouting routing) {
         int used = 0;
         for (int e = 0; e < routing.numExperts(); e++) {
             int count = routing.count(e);
@@ -64,17 +64,13 @@ final class CpuExperts {
         return used > 1;
     }
 
-    private void matmulOneTokenEach(Weight[] experts, float[] x, int xWidth, boolean xPerSlot, ExpertRouting routing, float[] out, int outWidth) {
-        oneTokenEach(new Weight[][] {experts}, x, xPerSlot, routing, new float[][] {out}, outWidth);
-    }
-
     /**
      * gateOut and upOut of every slot, gate and up experts together in one parallel region when each expert has one
      * token (a single sequence's decode step); else one grouped matmul after the other.
      */
     void matmulGateUp(Weight[] gate, Weight[] up, float[] x, int xWidth, ExpertRouting routing, float[] gateOut, float[] upOut, int outWidth) {
-        if (oneTokenEach(gate, xWidth, outWidth, routing) && oneTokenEach(up, xWidth, outWidth, routing)) {
-            oneTokenEach(new Weight[][] {gate, up}, x, false, routing, new float[][] {gateOut, upOut}, outWidth);
+        if (eachHasOneToken(gate, xWidth, outWidth, routing) && eachHasOneToken(up, xWidth, outWidth, routing)) {
+            runOneTokenEach(new Weight[][] {gate, up}, x, false, routing, new float[][] {gateOut, upOut}, outWidth);
             return;
         }
         matmul(gate, x, xWidth, false, routing, gateOut, outWidth);
@@ -82,7 +78,7 @@ final class CpuExperts {
     }
 
     /** Each weight set's experts with their one token each, all in one parallel region; set i writes outs[i]. */
-    private void oneTokenEach(Weight[][] sets, float[] x, boolean xPerSlot, ExpertRouting routing, float[][] outs, int outWidth) {
+    private void runOneTokenEach(Weight[][] sets, float[] x, boolean xPerSlot, ExpertRouting routing, float[][] outs, int outWidth) {
         int k = routing.numUsed(), n = 0, max = sets.length * routing.numExperts();
         CpuWeight[] ws = new CpuWeight[max];
         float[][] dst = new float[max][];

@@ -3,6 +3,8 @@ package dev.tessera.scheduler.expert;
 import dev.tessera.kernels.AttentionBatch;
 import dev.tessera.kernels.KvCache;
 import dev.tessera.kernels.PagedKvCache;
+import dev.tessera.models.arch.LlamaModel;
+import dev.tessera.scheduler.parallel.TpProtocol;
 import dev.tessera.scheduler.sched.SchedulerOutput;
 import dev.tessera.scheduler.worker.StepInputs;
 
@@ -54,6 +56,23 @@ final class DeviceRows {
             from += len;
         }
         return new StepInputs.Rows(tokens, new AttentionBatch(n, positions, caches), logitRows);
+    }
+
+    /**
+     * Runs the rows {@code device} owns through its model: the greedy ids of its logit rows (an argmax-only step) or
+     * their logits, in step order, as that device returns them.
+     */
+    static TpProtocol.StepResult runOwn(LlamaModel model, SchedulerOutput step, StepInputs.Rows all, int[] owner, int device) {
+        StepInputs.Rows mine = select(step, all, owner, device);
+        int rows = mine.logitRows().length;
+        if (step.argmaxOnly()) {
+            int[] ids = new int[rows];
+            model.forwardArgmax(mine.tokens(), mine.batch(), mine.logitRows(), ids);
+            return new TpProtocol.StepResult(ids, new float[0]);
+        }
+        float[] logits = new float[rows * model.config().vocabSize()];
+        model.forward(mine.tokens(), mine.batch(), mine.logitRows(), logits);
+        return new TpProtocol.StepResult(new int[0], logits);
     }
 
     /** Indices, in the step's logit-row order, of the rows {@code device} returns. */

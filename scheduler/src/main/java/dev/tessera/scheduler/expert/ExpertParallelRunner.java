@@ -61,7 +61,7 @@ public final class ExpertParallelRunner implements ModelRunner {
     private int numKvBlocks, kvBlockSize;
     private KvCacheType kvCacheType;
     private WorkerGroup session;
-    private long steps, exchanges;
+    private long steps;
 
     /**
      * @param deviceOfExpert [layer][expert] → device 0..workers.size(); this process is device 0
@@ -120,18 +120,14 @@ public final class ExpertParallelRunner implements ModelRunner {
         try {
             for (WorkerGroup.Connection c : group.connections()) TpProtocol.write(c.out(), new TpProtocol.TokenStep(step));
             steps++;
-            exchanges += (long) config.numLayers() * (mode == ExpertParallelFeedForward.Mode.COHERENT ? 1 : 2);
             if (mode == ExpertParallelFeedForward.Mode.COHERENT) {
                 run(all, step.argmaxOnly(), logits, ids);
                 return;
             }
             int[] owner = DeviceRows.owners(step, all, numDevices());
-            StepInputs.Rows mine = DeviceRows.select(step, all, owner, 0);
-            int m = mine.logitRows().length, vocab = config.vocabSize();
-            int[] myIds = new int[m];
-            float[] myLogits = step.argmaxOnly() ? null : new float[Math.max(1, m) * vocab];
-            run(mine, step.argmaxOnly(), myLogits, myIds);
-            place(DeviceRows.logitRowsOf(step, owner, 0), myIds, myLogits, step.argmaxOnly(), logits, ids);
+            int vocab = config.vocabSize();
+            TpProtocol.StepResult mine = DeviceRows.runOwn(model, step, all, owner, 0);
+            place(DeviceRows.logitRowsOf(step, owner, 0), mine.ids(), mine.logits(), step.argmaxOnly(), logits, ids);
             for (WorkerGroup.Connection c : group.connections()) {
                 int[] rows = DeviceRows.logitRowsOf(step, owner, c.rank());
                 if (!(TpProtocol.read(c.in()) instanceof TpProtocol.StepResult r))
@@ -167,8 +163,9 @@ public final class ExpertParallelRunner implements ModelRunner {
 
     @Override
     public List<String> stats() {
+        int perLayer = mode == ExpertParallelFeedForward.Mode.COHERENT ? 1 : 2;
         return List.of("expert-parallel (" + mode.flag + ") over " + numDevices() + " devices: " + steps + " steps, "
-                + exchanges + " MoE-layer exchanges (" + (mode == ExpertParallelFeedForward.Mode.COHERENT ? 1 : 2) + " per layer)");
+                + steps * config.numLayers() * perLayer + " MoE-layer exchanges (" + perLayer + " per layer)");
     }
 
     private WorkerGroup connect() {

@@ -195,18 +195,7 @@ public final class ExpertParallelWorker implements AutoCloseable {
             model.forward(all.tokens(), all.batch(), NO_ROWS, null);
             return;
         }
-        int[] owner = DeviceRows.owners(step, all, size);
-        StepInputs.Rows mine = DeviceRows.select(step, all, owner, rank);
-        int rows = mine.logitRows().length;
-        if (step.argmaxOnly()) {
-            int[] ids = new int[rows];
-            model.forwardArgmax(mine.tokens(), mine.batch(), mine.logitRows(), ids);
-            TpProtocol.write(out, new TpProtocol.StepResult(ids, new float[0]));
-        } else {
-            float[] logits = new float[rows * config.vocabSize()];
-            model.forward(mine.tokens(), mine.batch(), mine.logitRows(), logits);
-            TpProtocol.write(out, new TpProtocol.StepResult(new int[0], logits));
-        }
+        TpProtocol.write(out, DeviceRows.runOwn(model, step, all, DeviceRows.owners(step, all, size), rank));
     }
 
     /** The session's collective, which exists only once the group is connected, after the model is built. */

@@ -172,7 +172,6 @@ public final class TensorParallelRunner implements ModelRunner {
             session = WorkerGroup.open(workers, this::hello, kind, backend, timeout, collectiveListen, masterAddressPerWorker);
             return session;
         } catch (IOException | RuntimeException e) {
-            if (e instanceof TensorParallelException tp) throw tp;
             throw new TensorParallelException("tensor-parallel set-up failed: " + e.getMessage(), e);
         }
     }
