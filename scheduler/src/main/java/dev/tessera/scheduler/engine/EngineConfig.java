@@ -13,9 +13,11 @@ import dev.tessera.scheduler.kv.KvBlockPool;
  * @param kvCacheType         element type of cached keys and values ({@code --kv-cache-type})
  * @param blockSize           positions per KV block
  * @param prefixCaching       whether full blocks are published and reused across requests
+ * @param sequenceTokensCap   the most positions one sequence can need, when the caller knows it (generate: prompt plus
+ *                            --max-tokens); 0 = the model's context. Only the default KV size reads it.
  */
 public record EngineConfig(int maxNumSeqs, int maxBatchedTokens, int maxWaiting, long kvCacheMemoryBytes,
-                           KvCacheType kvCacheType, int blockSize, boolean prefixCaching) {
+                           KvCacheType kvCacheType, int blockSize, boolean prefixCaching, int sequenceTokensCap) {
     public static final int DEFAULT_MAX_NUM_SEQS = 16;
 
     public EngineConfig {
@@ -24,25 +26,32 @@ public record EngineConfig(int maxNumSeqs, int maxBatchedTokens, int maxWaiting,
                     + maxBatchedTokens + ") and max waiting (" + maxWaiting + ") >= 1");
         if (kvCacheMemoryBytes < 0) throw new IllegalArgumentException("--kv-cache-memory must be >= 0 bytes, found " + kvCacheMemoryBytes);
         if (blockSize < 1) throw new IllegalArgumentException("KV block size must be >= 1, found " + blockSize);
+        if (sequenceTokensCap < 0) throw new IllegalArgumentException("sequence token cap must be >= 0, found " + sequenceTokensCap);
     }
 
     public static EngineConfig defaults(int maxNumSeqs, int maxBatchedTokens, int maxWaiting) {
-        return new EngineConfig(maxNumSeqs, maxBatchedTokens, maxWaiting, 0, KvCacheType.F32, KvBlockPool.DEFAULT_BLOCK_SIZE, true);
+        return new EngineConfig(maxNumSeqs, maxBatchedTokens, maxWaiting, 0, KvCacheType.F32, KvBlockPool.DEFAULT_BLOCK_SIZE, true, 0);
     }
 
     public EngineConfig withKvCache(long bytes, KvCacheType type) {
-        return new EngineConfig(maxNumSeqs, maxBatchedTokens, maxWaiting, bytes, type, blockSize, prefixCaching);
+        return new EngineConfig(maxNumSeqs, maxBatchedTokens, maxWaiting, bytes, type, blockSize, prefixCaching, sequenceTokensCap);
     }
 
     public EngineConfig withPrefixCaching(boolean enabled) {
-        return new EngineConfig(maxNumSeqs, maxBatchedTokens, maxWaiting, kvCacheMemoryBytes, kvCacheType, blockSize, enabled);
+        return new EngineConfig(maxNumSeqs, maxBatchedTokens, maxWaiting, kvCacheMemoryBytes, kvCacheType, blockSize, enabled, sequenceTokensCap);
+    }
+
+    public EngineConfig withSequenceTokensCap(int tokens) {
+        return new EngineConfig(maxNumSeqs, maxBatchedTokens, maxWaiting, kvCacheMemoryBytes, kvCacheType, blockSize, prefixCaching, tokens);
     }
 
     /**
-     * Without {@code --kv-cache-memory}: room for every sequence at full context, but no more than the backend's
-     * budget, and never less than one full-context sequence.
+     * Without {@code --kv-cache-memory}: room for every sequence at full context (or at {@link #sequenceTokensCap}), but
+     * no more than the backend's budget, and never less than one such sequence. On the CPU the pool is zeroed heap, all
+     * of it resident, so a one-off generate sized for the whole context would hold hundreds of MB it never touches.
      */
     public long defaultKvCacheMemory(long bytesPerToken, int contextLength, long budgetBytes) {
+        if (sequenceTokensCap > 0) contextLength = Math.min(contextLength, sequenceTokensCap);
         long full = bytesPerToken * contextLength * maxNumSeqs;
         long one = bytesPerToken * (contextLength + blockSize);
         return Math.max(one, Math.min(full, budgetBytes));

@@ -58,7 +58,11 @@ public final class GenerateCommand implements Command {
         int threads = args.getInt("threads", CpuTopology.physicalCores(), 1, 1024);
         long t0 = System.nanoTime();
         // One request on the same batching engine the server runs, local or tensor-parallel (--tp-workers).
-        EngineConfig config = EngineConfig.defaults(1, ModelLoader.DEFAULT_MAX_BATCH_TOKENS, 1);
+        // KV room for this one request only. Each token of the prompt covers at least one of its UTF-8 bytes (byte
+        // fallback at worst); BOS, EOS and SentencePiece's dummy-prefix piece may add three more.
+        long need = (long) prompt.getBytes(StandardCharsets.UTF_8).length + 3 + maxTokens;
+        EngineConfig config = EngineConfig.defaults(1, ModelLoader.DEFAULT_MAX_BATCH_TOKENS, 1)
+                .withSequenceTokensCap((int) Math.min(Integer.MAX_VALUE, need));
         try (ModelEngines.Opened m = ModelEngines.open(args, model, config, threads)) {
             long t1 = System.nanoTime();
             int[] tokens = m.tokenizer().encode(prompt, true, false);

@@ -116,10 +116,19 @@ public final class Q6KPanels implements PanelKernel {
         long o = panelOffset;
         for (int xb = xOffset, end = xOffset + cols; xb < end; xb += BLOCK, o += PANEL_BLOCK_BYTES) {
             decodeScales(w, o, scales);
-            for (int g = 0; g < 16; g++) {
-                FloatVector s = FloatVector.zero(F);
-                for (int k = 16 * g; k < 16 * g + 16; k++) s = column(w, o, k).fma(FloatVector.broadcast(F, x[xb + k]), s);
-                acc = s.fma(FloatVector.fromArray(F, scales, 16 * g), acc);
+            for (int g = 0; g < 16; g += 4) {
+                // Four groups' sums side by side: each is a chain of dependent FMAs, one alone waits on their latency.
+                FloatVector s0 = FloatVector.zero(F), s1 = s0, s2 = s0, s3 = s0;
+                for (int k = 16 * g, stop = k + 16; k < stop; k++) {
+                    s0 = column(w, o, k).fma(FloatVector.broadcast(F, x[xb + k]), s0);
+                    s1 = column(w, o, k + 16).fma(FloatVector.broadcast(F, x[xb + k + 16]), s1);
+                    s2 = column(w, o, k + 32).fma(FloatVector.broadcast(F, x[xb + k + 32]), s2);
+                    s3 = column(w, o, k + 48).fma(FloatVector.broadcast(F, x[xb + k + 48]), s3);
+                }
+                acc = s0.fma(FloatVector.fromArray(F, scales, 16 * g), acc);
+                acc = s1.fma(FloatVector.fromArray(F, scales, 16 * g + 16), acc);
+                acc = s2.fma(FloatVector.fromArray(F, scales, 16 * g + 32), acc);
+                acc = s3.fma(FloatVector.fromArray(F, scales, 16 * g + 48), acc);
             }
         }
         acc.intoArray(out, outOffset);
