@@ -14,8 +14,8 @@ import java.util.function.Consumer;
  * Every {@link Backend} op on a backend under test against a reference backend (the CPU), after ggml's
  * test-backend-ops: each case runs the same op sequence from the same inputs on both and reports the max absolute
  * and relative error of every output against the case's tolerance. A case whose weight format the backend under test
- * refuses is reported unsupported, not failed. Used by the kernels' tests (CPU against CPU with another thread count,
- * CUDA against CPU) and by the GPU check's parity section.
+ * refuses (or, for the expert matmul, has no expert kernel for) is reported unsupported, not failed. Used by the
+ * kernels' tests (CPU against CPU with another thread count, CUDA against CPU) and by the GPU check's parity section.
  */
 public final class BackendConformance {
     private BackendConformance() {}
@@ -27,6 +27,7 @@ public final class BackendConformance {
         MatmulCases.add(cases, quick);
         AttentionCases.add(cases, quick);
         StepCases.add(cases, quick);
+        ExpertCases.add(cases, quick);
         return cases;
     }
 
@@ -46,6 +47,8 @@ public final class BackendConformance {
         if (c.weightType() != null) {
             String reason = unsupported.computeIfAbsent(c.weightType(), t -> supports(underTest, t));
             if (!reason.isEmpty()) return ConformanceResult.unsupported(c, reason);
+            if (ExpertCases.OPS.contains(c.op()) && !underTest.supportsExperts(c.weightType()))
+                return ConformanceResult.unsupported(c, underTest.name() + " has no expert matmul for " + c.weightType());
         }
         float[] expected;
         try {

@@ -4,6 +4,7 @@ import dev.tessera.bindings.cuda.cuda_h;
 import dev.tessera.kernels.Activations;
 import dev.tessera.kernels.AttentionBatch;
 import dev.tessera.kernels.Backend;
+import dev.tessera.kernels.ExpertRouting;
 import dev.tessera.kernels.KvBlockStore;
 import dev.tessera.kernels.KvCache;
 import dev.tessera.kernels.KvCacheType;
@@ -30,7 +31,8 @@ import static dev.tessera.kernels.cuda.LaunchGeometry.*;
  * <p>The jobs are split by file: this class holds memory and the plain op launches; {@link StepRecorder} the staging
  * buffer and CUDA graph recording of steps ({@link #beginStep}/{@link #endStep}); {@link DeferredLaunches} the launches
  * held back one op so neighbours fuse; {@link AttentionLaunch} the KV store and attention over private and paged
- * caches; {@link CudaSampling} argmax and top-k/top-p on the device; {@link CublasGemm} matmuls past 16 tokens.
+ * caches; {@link CudaSampling} argmax and top-k/top-p on the device; {@link CublasGemm} matmuls past 16 tokens;
+ * {@link CudaExperts} the mixture-of-experts ops.
  *
  * <p>Single-threaded like the model that drives it. Not verified on a GPU where marked UNVERIFIED.
  */
@@ -49,6 +51,7 @@ public final class CudaBackend implements Backend {
     private final AttentionLaunch attention;
     private final CudaSampling sampling;
     private final CublasGemm gemm;
+    private final CudaExperts experts;
 
     private Thread currentThread;
     private MemorySegment bounce = MemorySegment.NULL;
@@ -62,6 +65,7 @@ public final class CudaBackend implements Backend {
         this.attention = new AttentionLaunch(this, device, kernels, steps, deferred);
         this.sampling = new CudaSampling(this, device, kernels);
         this.gemm = new CublasGemm(this, device, kernels, arena);
+        this.experts = new CudaExperts(this, device, kernels, deferred);
     }
 
     @Override
@@ -256,6 +260,38 @@ public final class CudaBackend implements Backend {
                           int numHeads, int numKvHeads, int headDim, Activations out) {
         enter();
         attention.launch(layer, q, k, v, batch, numHeads, numKvHeads, headDim, out);
+    }
+
+    // ---- mixture of experts (CudaExperts); routing stays on the host, Backend's default ----
+
+    /** Every format the matmul reads: an expert's batch runs through {@link #matmul}. */
+    @Override
+    public boolean supportsExperts(TensorType type) {
+        return formatSuffix(type) != null;
+    }
+
+    @Override
+    public void matmulExperts(Weight[] weights, Activations x, boolean xPerSlot, ExpertRouting routing, Activations out) {
+        enter();
+        experts.matmul(weights, a(x), xPerSlot, routing, a(out));
+    }
+
+    @Override
+    public void matmulExpertsGateUp(Weight[] gate, Weight[] up, Activations x, ExpertRouting routing, Activations gateOut, Activations upOut) {
+        enter();
+        experts.matmulGateUp(gate, up, a(x), routing, a(gateOut), a(upOut));
+    }
+
+    @Override
+    public void combineExperts(Activations slots, ExpertRouting routing, Activations acc) {
+        enter();
+        experts.combine(a(slots), routing, a(acc));
+    }
+
+    @Override
+    public void addSigmoidGated(Activations acc, Activations x, Activations gate, int numTokens) {
+        enter();
+        experts.addSigmoidGated(a(acc), a(x), a(gate), numTokens);
     }
 
     // ---- sampling on the device ----

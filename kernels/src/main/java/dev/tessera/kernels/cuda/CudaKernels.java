@@ -27,6 +27,7 @@ final class CudaKernels implements AutoCloseable {
 
     final MemorySegment rmsNorm, rope, swiglu, add, addBias;
     final MemorySegment argmax, sampleTopKTopP, convertF32ToF16;
+    final MemorySegment copyRows, combineExperts, addSigmoidGated;
     private final Map<TensorType, MemorySegment> embed = new EnumMap<>(TensorType.class);
     private final Map<TensorType, MemorySegment> dequantF16 = new EnumMap<>(TensorType.class);
     private final Map<TensorType, MemorySegment[]> matvec = new EnumMap<>(TensorType.class);
@@ -74,6 +75,9 @@ final class CudaKernels implements AutoCloseable {
         argmax = device.function("argmax");
         sampleTopKTopP = device.function("sample_top_k_top_p");
         convertF32ToF16 = device.function("convert_f32_to_f16");
+        copyRows = device.function("copy_rows");
+        combineExperts = device.function("combine_experts");
+        addSigmoidGated = device.function("add_sigmoid_gated");
         for (TensorType type : FORMATS) {
             String suffix = LaunchGeometry.formatSuffix(type);
             embed.put(type, device.function("embed_" + suffix));

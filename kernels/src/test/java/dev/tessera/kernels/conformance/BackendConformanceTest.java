@@ -44,7 +44,8 @@ class BackendConformanceTest {
             if (c.op().equals("embed")) embedTypes.add(c.weightType());
         }
         for (String op : List.of("embed", "rmsNorm", "matmul", "matmul fused", "addBias", "rope", "swiglu", "add", "attention",
-                "attention paged", "argmax", "beginStep/endStep"))
+                "attention paged", "argmax", "beginStep/endStep", "routeExperts", "matmulExperts", "matmulExperts layer",
+                "combineExperts", "addSigmoidGated"))
             assertTrue(ops.contains(op), "no case for " + op);
         for (TensorType t : TensorType.values()) {
             assertEquals(t.computable(), matmulTypes.contains(t), "matmul case for " + t);

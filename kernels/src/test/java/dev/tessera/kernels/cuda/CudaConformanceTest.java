@@ -1,6 +1,7 @@
 package dev.tessera.kernels.cuda;
 
 import dev.tessera.kernels.Activations;
+import dev.tessera.kernels.TensorType;
 import dev.tessera.kernels.conformance.BackendConformance;
 import dev.tessera.kernels.conformance.ConformanceCase;
 import dev.tessera.kernels.conformance.ConformanceResult;
@@ -57,6 +58,12 @@ class CudaConformanceTest {
         assertTrue(failures.isEmpty(), "failed cases:\n" + String.join("\n", failures));
         // The recorded-steps case ran six steps under one key: captured once, replayed five times.
         assertEquals(1, gpu.numGraphs());
+    }
+
+    @Test
+    void expertsRunOnEveryFormatTheMatmulReads() {
+        for (TensorType type : TensorType.values())
+            assertEquals(Arrays.asList(CudaKernels.FORMATS).contains(type), gpu.supportsExperts(type), "supportsExperts(" + type + ")");
     }
 
     @Test

@@ -41,6 +41,15 @@ final class MoeFeedForward implements FeedForward {
         this.observer = observer;
     }
 
+    /**
+     * Never: the routing is read on the host (the ids group the tokens by expert) and the grouping changes with every
+     * step, so a recorded step would replay the first step's experts. A device backend runs MoE steps eagerly.
+     */
+    @Override
+    public boolean recordable() {
+        return false;
+    }
+
     @Override
     public void forward(int layer, LlamaWeights.Layer w, Activations x, Activations xb, int n) {
         MoeWeights e = w.moe();

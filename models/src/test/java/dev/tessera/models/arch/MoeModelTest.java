@@ -97,6 +97,19 @@ class MoeModelTest {
     }
 
     @Test
+    void moeStepsAreNeverRecorded() {
+        // Routing is read on the host and regroups the tokens every step: a replayed graph would keep the first step's experts.
+        Path moe = tmp.resolve("moe.gguf");
+        SynthModel.of(SynthPreset.MOE_TINY, TensorType.Q8_0, 1).write(vocab(), moe, null);
+        try (GgufFile file = GgufFile.open(moe); CpuBackend cpu = new CpuBackend(1)) {
+            ModelConfig c = ModelConfig.fromGguf(file);
+            FeedForward ffn = FeedForward.create(c, c.hiddenDim(), cpu, 4);
+            assertTrue(ffn instanceof MoeFeedForward, ffn.getClass().getName());
+            assertFalse(ffn.recordable());
+        }
+    }
+
+    @Test
     void configReadsExpertKeysAndRefusesWhatItCannotRun() {
         Path moe = tmp.resolve("moe.gguf");
         SynthModel.of(SynthPreset.MOE_TINY, TensorType.Q8_0, 1).write(vocab(), moe, null);
@@ -229,7 +242,7 @@ class MoeModelTest {
         }
     }
 
-    /** Stands for a build whose backend lacks expert kernels (the CUDA backend today): the CPU, minus supportsExperts. */
+    /** Stands for a backend without expert kernels for the file's type (CUDA for Q5_K, say): the CPU, minus supportsExperts. */
     private record NoExpertKernels(CpuBackend cpu) implements Backend {
         @Override public String name() { return "no-experts"; }
         @Override public Weight weight(String name, TensorType type, MemorySegment data, int rows, int cols) { return cpu.weight(name, type, data, rows, cols); }

@@ -21,7 +21,7 @@ import static dev.tessera.tools.gpucheck.CheckReport.log;
 
 /** The check's options, and what every section needs from them: a backend for the device, synthetic models. */
 final class CheckSetup {
-    static final List<String> SECTIONS = List.of("device", "parity", "stories", "paged", "engine", "collective", "serve", "offload", "decode", "bandwidth", "torch");
+    static final List<String> SECTIONS = List.of("device", "parity", "stories", "paged", "engine", "collective", "serve", "offload", "moe", "decode", "bandwidth", "torch");
 
     final boolean quick;
     final boolean cpuOnly;

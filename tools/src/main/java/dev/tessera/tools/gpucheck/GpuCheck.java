@@ -12,7 +12,7 @@ import static dev.tessera.tools.gpucheck.CheckReport.oneLine;
 /**
  * The GPU host check, run by {@code scripts/gpu-check.sh} (and {@code tessera gpu-check}): device facts, op-by-op
  * parity of the CUDA backend against the CPU backend, stories260K greedy ids against the reference, paged KV caches,
- * the batching engine, llama-1b decode and prefill throughput at batch 1 and 16, the device-to-device copy roofline,
+ * the batching engine, a mixture-of-experts model's routing and greedy ids against the CPU and its decode speed, llama-1b decode and prefill throughput at batch 1 and 16, the device-to-device copy roofline,
  * and a PyTorch peer. Every section catches its own failure and the run goes on, so one (scarce) GPU session yields as
  * much as it can; one summary table ends stdout. {@code --cpu-only} runs the same logic against a second CPU backend
  * with tiny models, so it can be exercised without a GPU.
@@ -46,7 +46,7 @@ public final class GpuCheck {
                 usage: gpu-check [--quick] [--cpu-only] [--sections LIST] [--models DIR] [--work-dir DIR] [--threads N]
                                  [--device cuda|cuda:N] [--torch-script FILE]
 
-                  --sections LIST   comma-separated subset of device,parity,stories,paged,engine,collective,serve,offload,decode,bandwidth,torch (default all)
+                  --sections LIST   comma-separated subset of device,parity,stories,paged,engine,collective,serve,offload,moe,decode,bandwidth,torch (default all)
                   --quick           llama-1b in F16 only, fewer steps and parity cases, a 256 MiB copy probe
                   --cpu-only        dry run: a second CPU backend stands in for CUDA, tiny synthetic models
                   --models DIR      folder with stories260K.gguf, its reference JSON and llama.cpp-vocab/
@@ -65,7 +65,7 @@ public final class GpuCheck {
                 String.join(",", setup.sections), setup.quick ? " (quick)" : "", setup.modelsDir, setup.numThreads);
         DecodeSection decode = new DecodeSection(setup, report);
         List<CheckSection> sections = List.of(new DeviceSection(setup, report), new ParitySection(setup, report),
-                new StoriesSection(setup, report), new PagedSection(setup, report), new EngineSection(setup, report), new CollectiveSection(setup, report), new ServeSection(setup, report), new OffloadSection(setup, report), decode,
+                new StoriesSection(setup, report), new PagedSection(setup, report), new EngineSection(setup, report), new CollectiveSection(setup, report), new ServeSection(setup, report), new OffloadSection(setup, report), new MoeSection(setup, report), decode,
                 new BandwidthSection(setup, report, decode), new TorchSection(setup, report));
         for (CheckSection section : sections) if (setup.sections.contains(section.name())) runSection(section);
         report.row("total", "wall time", String.format(Locale.ROOT, "%.1f s", (System.nanoTime() - t0) / 1e9), "");

@@ -31,6 +31,17 @@ class GpuCheckTest {
     }
 
     @Test
+    void dryRunOfMoeComparesRoutingAndGreedyIdsAndSkipsTheTiming() {
+        GpuCheck check = new GpuCheck(List.of("--cpu-only", "--quick", "--sections", "moe", "--threads", "2"));
+        int status = check.run();
+        List<CheckReport.Row> rows = check.rows().stream().filter(r -> r.section().equals("moe")).toList();
+        assertEquals(0, status, rows.toString());
+        for (String item : List.of("routing", "greedy ids", "prompt logits"))
+            assertTrue(rows.stream().anyMatch(r -> r.item().startsWith("moe-tiny q8_0 " + item) && r.status().equals("ok")), item + ": " + rows);
+        assertTrue(rows.stream().anyMatch(r -> r.item().startsWith("moe-tiny q8_0 decode b1") && r.status().equals("SKIP")), rows.toString());
+    }
+
+    @Test
     void anUnknownSectionIsAUsageError() {
         CliArgs.UsageException e = assertThrows(CliArgs.UsageException.class, () -> new GpuCheck(List.of("--sections", "device,warp")));
         assertTrue(e.getMessage().contains("'warp'"), e.getMessage());
