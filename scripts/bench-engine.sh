@@ -4,8 +4,11 @@
 #               concurrency 8 to concurrency 1;
 #   prefix:     TTFT of a request whose 1024-token prefix is cold, then of requests sharing that prefix (warm),
 #               with the server's prefix-cache hit counter before and after.
+#   versus:     the same load (concurrency 1 and 8 by default) against `tessera serve` and against llama.cpp's
+#               native `llama-server -np 8` (built for this CPU by scripts/llamacpp/build-native.sh), one engine
+#               after the other and then again in the opposite order; prints both engines' output tok/s and the ratio.
 #
-#   scripts/bench-engine.sh [throughput|prefix|all] [--model PATH] [--threads N] [--concurrency "1 4 8 16"]
+#   scripts/bench-engine.sh [throughput|prefix|all|versus] [--model PATH] [--threads N] [--concurrency "1 4 8 16"]
 #                           [--prompt-tokens 128] [--gen-tokens 64] [--waves 2] [--out DIR]
 #
 # Each concurrency C sends max(8, WAVES * C) requests: more waves weigh the start-up and drain (when fewer than C
@@ -36,7 +39,7 @@ while [[ $# -gt 0 ]]; do
     --waves) waves="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --serve-flag) serve_flags+=("$2"); shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "bench-engine: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -46,8 +49,57 @@ name="$(basename "$model" .gguf)"
 mkdir -p "$out"
 log="$out/server.log"
 server_pid=""
-cleanup() { if [[ -n "$server_pid" ]]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi; }
+cleanup() { if [[ -n "$server_pid" ]]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi; server_pid=""; }
 trap cleanup EXIT
+field() { sed -n "s/.*\"$2\":\([-0-9.eE]*\).*/\1/p" "$1" | awk '{printf "%.1f", $1}'; }
+
+if [[ "$mode" == versus ]]; then
+  [[ "$concurrency" == "1 4 8 16" ]] && concurrency="1 8"
+  peer_bin="$("$here/scripts/llamacpp/build-native.sh" --targets "llama-server")" || { echo "bench-engine: building llama-server failed" >&2; exit 1; }
+  free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+  wait_ready() {  # $1 url, $2 path that answers 200 once the model is loaded
+    until curl -sf "$1$2" > /dev/null; do kill -0 "$server_pid" 2>/dev/null || { cat "$log" >&2; exit 1; }; sleep 0.2; done
+  }
+  start_engine() {
+    local port; port="$(free_port)"
+    url="http://127.0.0.1:$port"
+    if [[ "$1" == tessera ]]; then
+      $tessera serve --model "$model" --threads "$threads" --host 127.0.0.1 --port "$port" --max-num-seqs 8 ${serve_flags[@]+"${serve_flags[@]}"} 2> "$log" &
+      server_pid=$!
+      wait_ready "$url" /ready
+    else
+      # -np 8 slots share -c: each slot gets room for one request of the load.
+      "$peer_bin/llama-server" -m "$model" -t "$threads" -np 8 -c $(( 8 * (prompt_tokens * 2 + gen_tokens + 64) )) \
+        --host 127.0.0.1 --port "$port" --no-webui > "$log" 2>&1 &
+      server_pid=$!
+      wait_ready "$url" /health
+    fi
+  }
+  summary="$out/versus.txt"
+  echo "model $name, $threads threads, $(nproc) cores, $prompt_tokens prompt + $gen_tokens output tokens, load before: $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$summary"
+  for round in 1 2; do
+    engines="tessera llama-server"; (( round == 2 )) && engines="llama-server tessera"
+    for engine in $engines; do
+      start_engine "$engine"
+      $tessera bench serve --url "$url" --model "$name" --concurrency 1 --requests 2 --prompt-tokens "$prompt_tokens" --gen-tokens 8 --seed 99 > /dev/null  # warm-up
+      for c in $concurrency; do
+        n=$(( waves * c < 8 ? 8 : waves * c ))
+        $tessera bench serve --url "$url" --model "$name" --concurrency "$c" --requests "$n" --prompt-tokens "$prompt_tokens" \
+          --gen-tokens "$gen_tokens" --seed $((1000 + c)) --json > "$out/versus-$engine-c$c-r$round.json" || true
+        echo "round $round  $engine  concurrency $c: $(field "$out/versus-$engine-c$c-r$round.json" output_throughput) output tok/s, $(field "$out/versus-$engine-c$c-r$round.json" failed) failed" | tee -a "$summary"
+      done
+      cleanup
+    done
+  done
+  printf '%-12s %16s %20s %8s\n' concurrency "tessera tok/s" "llama-server tok/s" ratio | tee -a "$summary"
+  for c in $concurrency; do
+    t="$(for r in 1 2; do field "$out/versus-tessera-c$c-r$r.json" output_throughput; echo; done | sort -n | tail -1)"
+    l="$(for r in 1 2; do field "$out/versus-llama-server-c$c-r$r.json" output_throughput; echo; done | sort -n | tail -1)"
+    printf '%-12s %16s %20s %8s\n' "$c" "$t" "$l" "$(echo "$t / $l" | bc -l 2>/dev/null | cut -c1-5)" | tee -a "$summary"
+  done
+  echo "(best of the two rounds per engine) load after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$summary"
+  exit 0
+fi
 
 $tessera serve --model "$model" --threads "$threads" --host 127.0.0.1 --port 0 ${serve_flags[@]+"${serve_flags[@]}"} 2> "$log" &
 server_pid=$!
@@ -60,7 +112,6 @@ done
 until curl -sf "$url/ready" > /dev/null; do kill -0 "$server_pid" 2>/dev/null || { cat "$log" >&2; exit 1; }; sleep 0.2; done
 bench() { $tessera bench serve --url "$url" --model "$name" "$@"; }
 metric() { curl -s "$url/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
-field() { sed -n "s/.*\"$2\":\([-0-9.eE]*\).*/\1/p" "$1" | awk '{printf "%.1f", $1}'; }
 summary="$out/summary.txt"
 : > "$summary"
 echo "model $name, $threads threads, $(nproc) cores, load before: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$summary"

@@ -48,9 +48,10 @@ public final class ExpertParallelFeedForward implements FeedForward {
     private final ExpertRouting routing;      // this device's tokens, k slots each
     private final ExpertRouting local;        // rows this device computes, one expert each
     private final Activations routerLogits, slots, rowsIn, rowsOut, hb, hb2, dispatch, dispatched;
-    private final Activations sharedHb, sharedHb2, sharedGate, sharedOut;
+    private final ExpertCombine combine;
     private final float[] inputs, slotRows, rows, packed;
-    private final int[] experts, slotOf;
+    private final int[] experts, slotOf;  // per row this device computes or dispatches: its expert, its slot t * k + s
+    private final int[] sendCounts, recvCounts, backCounts;  // per device, for the baseline's all-to-alls
     private final float[] ones;
 
     /**
@@ -84,17 +85,16 @@ public final class ExpertParallelFeedForward implements FeedForward {
         // A dispatched row carries its expert id in one extra column (exact in a float below 2^24).
         dispatch = mode == Mode.TWO_ALL_TO_ALL ? backend.allocate(maxSlots, dim + 1) : null;
         dispatched = mode == Mode.TWO_ALL_TO_ALL ? backend.allocate(maxSlots, dim + 1) : null;
-        boolean shared = config.architecture().experts().sharedExpert;
-        sharedHb = shared ? backend.allocate(maxBatchTokens, m.sharedHiddenDim()) : null;
-        sharedHb2 = shared ? backend.allocate(maxBatchTokens, m.sharedHiddenDim()) : null;
-        sharedGate = shared ? backend.allocate(maxBatchTokens, 1) : null;
-        sharedOut = shared ? backend.allocate(maxBatchTokens, dim) : null;
+        combine = new ExpertCombine(config, backend, maxBatchTokens);
         inputs = new float[maxBatchTokens * dim];
         slotRows = new float[maxSlots * dim];
         rows = new float[maxSlots * dim];
         packed = new float[maxSlots * (dim + 1)];
         experts = new int[maxSlots];
         slotOf = new int[maxSlots];
+        sendCounts = new int[group.size()];
+        recvCounts = new int[group.size()];
+        backCounts = new int[group.size()];
         ones = new float[maxSlots];
         Arrays.fill(ones, 1f);
     }
@@ -138,18 +138,7 @@ public final class ExpertParallelFeedForward implements FeedForward {
         } else {
             dispatchAndCombine(e, owner, n);
         }
-        if (n == 0) return;
-        if (e.sharedGate() != null) {
-            backend.matmul(e.sharedGateInput(), xb, n, sharedGate);
-            backend.matmul(e.sharedGate(), xb, n, sharedHb);
-            backend.matmul(e.sharedUp(), xb, n, sharedHb2);
-            backend.swiglu(sharedHb, sharedHb2, n);
-            backend.matmul(e.sharedDown(), sharedHb, n, sharedOut);
-            backend.combineExperts(slots, routing, x);
-            backend.addSigmoidGated(x, sharedOut, sharedGate, n);
-        } else {
-            backend.combineExperts(slots, routing, x);
-        }
+        if (n > 0) combine.addTo(x, xb, slots, routing, e, n);
     }
 
     /**
@@ -158,8 +147,8 @@ public final class ExpertParallelFeedForward implements FeedForward {
      */
     private void dispatchAndCombine(MoeWeights e, int[] owner, int n) {
         int size = group.size(), at = 0;
-        int[] send = new int[size], recv = new int[size];
-        int[] order = new int[n * k];
+        int[] send = sendCounts, recv = recvCounts, order = slotOf;
+        Arrays.fill(send, 0);
         for (int d = 0; d < size; d++) {
             for (int t = 0; t < n; t++)
                 for (int s = 0; s < k; s++) {
@@ -185,7 +174,7 @@ public final class ExpertParallelFeedForward implements FeedForward {
         }
         compute(e, received);
         if (received > 0) backend.upload(rows, rowsOut, received);
-        int back = group.allToAll(rowsOut, recv, slots, new int[size]);
+        int back = group.allToAll(rowsOut, recv, slots, backCounts);
         if (back != at) throw new IllegalStateException("combine returned " + back + " rows for " + at + " dispatched");
         if (at == 0) return;
         // Outputs return in dispatch order; put each at its slot.

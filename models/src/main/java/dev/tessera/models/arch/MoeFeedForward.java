@@ -17,7 +17,7 @@ final class MoeFeedForward implements FeedForward {
     private final Activations routerLogits;  // [maxBatchTokens][numExperts]
     private final Activations hb, hb2;       // [maxBatchTokens * k][expertHiddenDim]: one row per slot
     private final Activations slots;         // [maxBatchTokens * k][dim]
-    private final Activations sharedHb, sharedHb2, sharedGate;  // Qwen2-MoE only: [maxBatchTokens][shared], [..][1]
+    private final ExpertCombine combine;
     private volatile RoutingObserver observer;
 
     MoeFeedForward(ModelConfig config, Backend backend, int maxBatchTokens) {
@@ -30,10 +30,7 @@ final class MoeFeedForward implements FeedForward {
         hb = backend.allocate(maxBatchTokens * k, m.expertHiddenDim());
         hb2 = backend.allocate(maxBatchTokens * k, m.expertHiddenDim());
         slots = backend.allocate(maxBatchTokens * k, config.dim());
-        boolean shared = config.architecture().experts().sharedExpert;
-        sharedHb = shared ? backend.allocate(maxBatchTokens, m.sharedHiddenDim()) : null;
-        sharedHb2 = shared ? backend.allocate(maxBatchTokens, m.sharedHiddenDim()) : null;
-        sharedGate = shared ? backend.allocate(maxBatchTokens, 1) : null;
+        combine = new ExpertCombine(config, backend, maxBatchTokens);
     }
 
     /** Sees every layer's routing from now on (null: none). */
@@ -62,17 +59,6 @@ final class MoeFeedForward implements FeedForward {
         backend.matmulExpertsGateUp(e.gate(), e.up(), xb, routing, hb, hb2);
         backend.swiglu(hb, hb2, slotsUsed);
         backend.matmulExperts(e.down(), hb, true, routing, slots);
-        if (e.sharedGate() != null) {
-            // The shared expert reads xb before it is reused below for its output.
-            backend.matmul(e.sharedGateInput(), xb, n, sharedGate);
-            backend.matmul(e.sharedGate(), xb, n, sharedHb);
-            backend.matmul(e.sharedUp(), xb, n, sharedHb2);
-            backend.swiglu(sharedHb, sharedHb2, n);
-            backend.matmul(e.sharedDown(), sharedHb, n, xb);
-            backend.combineExperts(slots, routing, x);
-            backend.addSigmoidGated(x, xb, sharedGate, n);
-        } else {
-            backend.combineExperts(slots, routing, x);
-        }
+        combine.addTo(x, xb, slots, routing, e, n);
     }
 }
