@@ -40,6 +40,11 @@ public final class NcclCollective implements Collective {
     private String broken;
     private boolean closed;
 
+    /** Empty when libnccl loads here, else one line naming what is missing. */
+    public static String libraryProblem() {
+        return nccl_h.libraryAvailable() ? "" : nccl_h.libraryStatus();
+    }
+
     /** A fresh NCCL unique id (128 bytes) for rank 0 to hand to every rank. */
     public static byte[] uniqueId() {
         requireLibrary();
@@ -166,8 +171,17 @@ public final class NcclCollective implements Collective {
         return numRecv;
     }
 
+    /**
+     * Breaks the group and closes with {@code ncclCommAbort}: for a group given up on (a peer gone, set-up abandoned),
+     * where {@code ncclCommDestroy} could wait for work that never completes.
+     */
+    public synchronized void abort(String why) {
+        if (broken == null) broken = why;
+        close();
+    }
+
     @Override
-    public void close() {
+    public synchronized void close() {
         if (closed) return;
         closed = true;
         CudaDevice device = backend.device();

@@ -3,6 +3,7 @@ package dev.tessera.scheduler.expert;
 import dev.tessera.kernels.Backend;
 import dev.tessera.kernels.KvCacheType;
 import dev.tessera.kernels.collective.AllReduceKind;
+import dev.tessera.kernels.collective.CollectiveKind;
 import dev.tessera.models.arch.ExpertParallelFeedForward;
 import dev.tessera.models.arch.LlamaModel;
 import dev.tessera.models.arch.LlamaWeights;
@@ -49,7 +50,7 @@ public final class ExpertParallelRunner implements ModelRunner {
     private final List<InetSocketAddress> workers;
     private final int[][] deviceOfExpert;
     private final ExpertParallelFeedForward.Mode mode;
-    private final AllReduceKind kind;
+    private final CollectiveKind kind;
     private final int maxBatchTokens, maxLogitRows;
     private final Duration timeout;
     private final InetSocketAddress collectiveListen;
@@ -70,6 +71,17 @@ public final class ExpertParallelRunner implements ModelRunner {
      */
     public ExpertParallelRunner(GgufFile file, ModelConfig config, Backend backend, List<InetSocketAddress> workers, int[][] deviceOfExpert,
                                 ExpertParallelFeedForward.Mode mode, AllReduceKind kind, int maxBatchTokens, int maxLogitRows, Duration timeout,
+                                InetSocketAddress collectiveListen, List<InetSocketAddress> via) {
+        this(file, config, backend, workers, deviceOfExpert, mode, CollectiveKind.of(kind), maxBatchTokens, maxLogitRows, timeout, collectiveListen, via);
+    }
+
+    /**
+     * As above, with any collective: AUTO or NCCL is decided (or refused) at group set-up from what each worker
+     * computes on. Over NCCL both modes' exchanges stay eager (the expert feed-forward is never recorded), as
+     * NCCL's all-to-all reads its counts back to the host.
+     */
+    public ExpertParallelRunner(GgufFile file, ModelConfig config, Backend backend, List<InetSocketAddress> workers, int[][] deviceOfExpert,
+                                ExpertParallelFeedForward.Mode mode, CollectiveKind kind, int maxBatchTokens, int maxLogitRows, Duration timeout,
                                 InetSocketAddress collectiveListen, List<InetSocketAddress> via) {
         if (!config.isMoe()) throw new IllegalArgumentException(file.path().getFileName() + " is not a mixture-of-experts model: expert parallelism has no experts to place");
         if (workers.isEmpty()) throw new IllegalArgumentException("expert parallelism needs at least one worker");
@@ -178,7 +190,7 @@ public final class ExpertParallelRunner implements ModelRunner {
         }
     }
 
-    private String hello(String name, int rank, DataInputStream in, DataOutputStream out) throws IOException {
+    private TpProtocol.HelloOk hello(String name, int rank, DataInputStream in, DataOutputStream out) throws IOException {
         TpProtocol.write(out, new TpProtocol.Hello(TpProtocol.VERSION, rank, numDevices(), fingerprint, "experts:" + mode.flag, kind.flagName(),
                 maxBatchTokens, numKvBlocks, kvBlockSize, kvCacheType.name().toLowerCase(Locale.ROOT)));
         int layers = deviceOfExpert.length, experts = deviceOfExpert[0].length;

@@ -3,20 +3,18 @@ package dev.tessera.scheduler.expert;
 import dev.tessera.kernels.Activations;
 import dev.tessera.kernels.Backend;
 import dev.tessera.kernels.KvCacheType;
-import dev.tessera.kernels.collective.AllReduce;
-import dev.tessera.kernels.collective.AllReduceKind;
 import dev.tessera.kernels.collective.Collective;
 import dev.tessera.kernels.collective.CollectiveException;
-import dev.tessera.kernels.collective.CollectiveGroup;
-import dev.tessera.kernels.collective.HostCollective;
+import dev.tessera.kernels.collective.CollectiveKind;
 import dev.tessera.models.arch.ExpertParallelFeedForward;
 import dev.tessera.models.arch.LlamaModel;
 import dev.tessera.models.arch.LlamaWeights;
 import dev.tessera.models.arch.ModelConfig;
 import dev.tessera.models.gguf.GgufFile;
+import dev.tessera.scheduler.parallel.SessionServer;
 import dev.tessera.scheduler.parallel.ShardWriter;
-import dev.tessera.scheduler.parallel.TensorParallelWorker;
 import dev.tessera.scheduler.parallel.TpProtocol;
+import dev.tessera.scheduler.parallel.WorkerCollective;
 import dev.tessera.scheduler.sched.SchedulerOutput;
 import dev.tessera.scheduler.worker.StepInputs;
 
@@ -24,7 +22,6 @@ import java.io.BufferedInputStream;
 import java.io.BufferedOutputStream;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
-import java.io.EOFException;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.net.InetSocketAddress;
@@ -32,23 +29,21 @@ import java.net.ServerSocket;
 import java.net.Socket;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.List;
 import java.util.function.IntFunction;
 
 /**
  * An expert-parallel worker process ('tessera expert-worker'): holds the same model file as the master, loads the whole
  * model but only the experts the master's placement gives its device, joins the group's collective and runs each step
- * in lockstep with the master ({@link ExpertParallelRunner}). One master at a time; after a session ends it accepts
- * the next, so either side may restart.
+ * in lockstep with the master ({@link ExpertParallelRunner}). One master at a time ({@link SessionServer}), so either
+ * side may restart; the collective is TCP or NCCL as the master's group frame says ({@link WorkerCollective}).
  */
 public final class ExpertParallelWorker implements AutoCloseable {
-    private final ServerSocket control;
+    private final SessionServer control;
     private final Path modelPath;
     private final String fingerprint;
     private final IntFunction<Backend> backends;
     private final Duration timeout;
     private final PrintStream log;
-    private volatile boolean closed;
 
     public ExpertParallelWorker(InetSocketAddress listen, Path modelPath, IntFunction<Backend> backends, Duration timeout, PrintStream log) {
         try (GgufFile file = GgufFile.open(modelPath)) {
@@ -60,31 +55,15 @@ public final class ExpertParallelWorker implements AutoCloseable {
         this.backends = backends;
         this.timeout = timeout;
         this.log = log;
-        this.control = CollectiveGroup.listen(listen);
+        this.control = new SessionServer(listen, "tessera expert-worker", log);
     }
 
-    public int port() { return control.getLocalPort(); }
+    public int port() { return control.port(); }
 
     /** Serves masters one after another until closed. */
     public void serve() {
-        log.println("tessera expert-worker: listening on " + control.getLocalSocketAddress() + " with " + modelPath.getFileName());
-        while (!closed) {
-            Socket socket;
-            try {
-                socket = control.accept();
-            } catch (IOException e) {
-                if (closed) return;
-                log.println("tessera expert-worker: accept failed: " + e.getMessage());
-                continue;
-            }
-            try (socket) {
-                session(socket);
-            } catch (EOFException e) {
-                log.println("tessera expert-worker: master " + socket.getRemoteSocketAddress() + " disconnected");
-            } catch (IOException | RuntimeException e) {
-                log.println("tessera expert-worker: session with " + socket.getRemoteSocketAddress() + " ended: " + e.getMessage());
-            }
-        }
+        log.println("tessera expert-worker: listening on " + control.address() + " with " + modelPath.getFileName());
+        control.serve(this::session);
     }
 
     private void session(Socket socket) throws IOException {
@@ -102,11 +81,11 @@ public final class ExpertParallelWorker implements AutoCloseable {
                     + modelPath.getFileName() + " = " + fingerprint + ")");
             return;
         }
-        AllReduceKind kind;
+        CollectiveKind kind;
         KvCacheType kvType;
         ExpertParallelFeedForward.Mode mode;
         try {
-            kind = AllReduceKind.parse(hello.allReduce());
+            kind = CollectiveKind.parse(hello.allReduce());
             kvType = KvCacheType.parse(hello.kvCacheType());
             mode = ExpertParallelFeedForward.Mode.parse(plan.mode());
         } catch (IllegalArgumentException e) {
@@ -129,25 +108,23 @@ public final class ExpertParallelWorker implements AutoCloseable {
                 LlamaWeights weights = LlamaWeights.load(file, config, backend, (l, e) -> devices[l][e] == rank);
                 model = new LlamaModel(config, weights, backend, hello.maxBatchTokens(), Math.min(plan.maxLogitRows(), hello.maxBatchTokens()),
                         new ExpertParallelFeedForward(config, backend, hello.maxBatchTokens(), collective, devices, mode));
-                listener = CollectiveGroup.needsListener(kind, rank, size) ? CollectiveGroup.listen(new InetSocketAddress(socket.getLocalAddress(), 0)) : null;
+                listener = WorkerCollective.listener(kind, rank, size, socket);
             } catch (RuntimeException e) {
                 refuse(out, socket, e.getMessage());
                 return;
             }
-            String mine = listener == null ? "" : socket.getLocalAddress().getHostAddress() + ":" + listener.getLocalPort();
-            TpProtocol.write(out, new TpProtocol.HelloOk(mine));
+            TpProtocol.write(out, WorkerCollective.helloOk(listener, socket, backend));
             if (!(TpProtocol.read(in) instanceof TpProtocol.Group group)) {
                 if (listener != null) listener.close();
                 throw new TpProtocol.ProtocolException("expected the group frame after hello");
             }
-            List<InetSocketAddress> addresses = TensorParallelWorker.parseAddresses(group.addresses(), size);
             int owned = 0;
             for (int[] layer : devices) for (int d : layer) if (d == rank) owned++;
             log.println("tessera expert-worker: device " + rank + " of " + size + " (" + mode.flag + "), " + owned + " experts over "
-                    + config.numLayers() + " layers, " + kind.flagName() + " links, " + hello.numKvBlocks() + " KV blocks of " + hello.kvBlockSize()
+                    + config.numLayers() + " layers, " + group.collective() + " links, " + hello.numKvBlocks() + " KV blocks of " + hello.kvBlockSize()
                     + " (" + hello.kvCacheType() + ") on " + backend.name());
-            try (AllReduce links = CollectiveGroup.open(kind, rank, addresses, listener, timeout)) {
-                collective.set(new HostCollective(links, backend));
+            try (Collective links = WorkerCollective.join(group, kind, rank, size, listener, backend, timeout, out)) {
+                collective.set(links);
                 StepInputs inputs = new StepInputs(model.newKvBlockStore(hello.kvBlockSize(), hello.numKvBlocks(), kvType));
                 try {
                     steps(in, out, model, inputs, config, mode, rank, size);
@@ -227,11 +204,6 @@ public final class ExpertParallelWorker implements AutoCloseable {
 
     @Override
     public void close() {
-        closed = true;
-        try {
-            control.close();
-        } catch (IOException ignored) {
-            // Closing a listening socket only stops accept.
-        }
+        control.close();
     }
 }

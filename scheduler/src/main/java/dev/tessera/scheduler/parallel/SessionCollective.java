@@ -8,7 +8,8 @@ import java.util.function.Supplier;
 
 /**
  * Rank 0's collective as a model graph holds it: whatever group the master's current session has, which a reconnect
- * after a failure replaces. Between sessions every call fails.
+ * after a failure replaces. Between sessions every call fails. Never {@link #recordable}: a recorded step would hold
+ * on to one session's NCCL communicator after a reconnect has replaced it.
  */
 public final class SessionCollective implements Collective {
     private final Supplier<WorkerGroup> session;
@@ -29,7 +30,11 @@ public final class SessionCollective implements Collective {
 
     @Override public int rank() { return 0; }
     @Override public int size() { return size; }
-    @Override public String name() { return name; }
+    /** The current session's collective (AUTO is only decided at set-up), else the one asked for. */
+    @Override public String name() {
+        WorkerGroup s = session.get();
+        return s == null ? name : s.collective().name();
+    }
     @Override public void allReduce(Activations x, int numTokens) { current().allReduce(x, numTokens); }
     @Override public int allToAll(Activations send, int[] sendCounts, Activations recv, int[] recvCounts) {
         return current().allToAll(send, sendCounts, recv, recvCounts);

@@ -3,6 +3,7 @@ package dev.tessera.scheduler.parallel;
 import dev.tessera.kernels.Backend;
 import dev.tessera.kernels.KvCacheType;
 import dev.tessera.kernels.collective.AllReduceKind;
+import dev.tessera.kernels.collective.CollectiveKind;
 import dev.tessera.models.arch.LlamaModel;
 import dev.tessera.models.arch.LlamaWeights;
 import dev.tessera.models.arch.ModelConfig;
@@ -42,7 +43,7 @@ public final class TensorParallelRunner implements ModelRunner {
     private final Backend backend;
     private final List<InetSocketAddress> workers;
     private final ShardPlan plan;
-    private final AllReduceKind kind;
+    private final CollectiveKind kind;
     private final int maxBatchTokens;
     private final Duration timeout;
     private final String fingerprint;
@@ -67,6 +68,17 @@ public final class TensorParallelRunner implements ModelRunner {
      */
     public TensorParallelRunner(GgufFile file, ModelConfig config, Backend backend, List<InetSocketAddress> workers,
                                 ShardPlan plan, AllReduceKind kind, int window, int maxBatchTokens, int maxLogitRows, Duration timeout,
+                                InetSocketAddress collectiveListen, List<InetSocketAddress> masterAddressPerWorker) {
+        this(file, config, backend, workers, plan, CollectiveKind.of(kind), window, maxBatchTokens, maxLogitRows, timeout,
+                collectiveListen, masterAddressPerWorker);
+    }
+
+    /**
+     * As above, with any collective: {@code kind} AUTO or NCCL is decided (or refused) when the group is set up, from
+     * what each worker reports it computes on.
+     */
+    public TensorParallelRunner(GgufFile file, ModelConfig config, Backend backend, List<InetSocketAddress> workers,
+                                ShardPlan plan, CollectiveKind kind, int window, int maxBatchTokens, int maxLogitRows, Duration timeout,
                                 InetSocketAddress collectiveListen, List<InetSocketAddress> masterAddressPerWorker) {
         if (!masterAddressPerWorker.isEmpty() && masterAddressPerWorker.size() != workers.size())
             throw new IllegalArgumentException(masterAddressPerWorker.size() + " rank-0 allreduce addresses for " + workers.size() + " workers (one per worker, in order)");
@@ -111,6 +123,9 @@ public final class TensorParallelRunner implements ModelRunner {
     public ShardPlan shardPlan() { return plan; }
 
     public String fingerprint() { return fingerprint; }
+
+    /** The collective the current session uses (star, ring or nccl: AUTO decided), else the one asked for. */
+    public String collectiveName() { return collective.name(); }
 
     @Override
     public void allocateKv(int numBlocks, int blockSize, KvCacheType type) {
@@ -177,7 +192,7 @@ public final class TensorParallelRunner implements ModelRunner {
     }
 
     /** Sends one worker its hello (and its shard when it asks). */
-    private String hello(String name, int rank, DataInputStream in, DataOutputStream out) throws IOException {
+    private TpProtocol.HelloOk hello(String name, int rank, DataInputStream in, DataOutputStream out) throws IOException {
         TpProtocol.write(out, new TpProtocol.Hello(TpProtocol.VERSION, rank, workers.size() + 1, fingerprint, plan.describe(), kind.flagName(),
                 maxBatchTokens, numKvBlocks, kvBlockSize, kvCacheType.name().toLowerCase(java.util.Locale.ROOT)));
         TpProtocol.Message reply = TpProtocol.read(in);

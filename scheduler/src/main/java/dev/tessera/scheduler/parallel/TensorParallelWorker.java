@@ -2,10 +2,8 @@ package dev.tessera.scheduler.parallel;
 
 import dev.tessera.kernels.Backend;
 import dev.tessera.kernels.KvCacheType;
-import dev.tessera.kernels.collective.AllReduce;
-import dev.tessera.kernels.collective.AllReduceKind;
-import dev.tessera.kernels.collective.CollectiveGroup;
-import dev.tessera.kernels.collective.HostCollective;
+import dev.tessera.kernels.collective.Collective;
+import dev.tessera.kernels.collective.CollectiveKind;
 import dev.tessera.models.arch.LlamaModel;
 import dev.tessera.models.arch.ModelConfig;
 import dev.tessera.scheduler.worker.StepInputs;
@@ -16,7 +14,6 @@ import java.io.BufferedInputStream;
 import java.io.BufferedOutputStream;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
-import java.io.EOFException;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.net.InetSocketAddress;
@@ -34,18 +31,18 @@ import java.util.function.IntFunction;
  * A tensor-parallel worker process: listens for a master, proves it holds the shard the master expects (source
  * model fingerprint, plan, rank), joins the allreduce group, sets up paged KV memory for its KV heads under the
  * master's block ids, then runs its share of every layer of each engine step — the same {@link LlamaModel} graph as
- * the master's, over its shard — in lockstep with the master, until the master goes away. One master at a time; after a session ends (cleanly or not)
- * it accepts the next, so a restarted master — or this worker, restarted — simply reconnects.
+ * the master's, over its shard — in lockstep with the master, until the master goes away. One master at a time
+ * ({@link SessionServer}). The group's collective is TCP or NCCL ({@link WorkerCollective}), as the master's group
+ * frame says.
  */
 public final class TensorParallelWorker implements AutoCloseable {
-    private final ServerSocket control;
+    private final SessionServer control;
     private final Path shardDir;
     private final int window;
     private final IntFunction<Backend> backends;
     private final PrintStream log;
     private final Duration timeout;
     private final boolean receiveShards;
-    private volatile boolean closed;
 
     /** @param backends makes a compute backend for a session (argument: unused, 0) */
     public TensorParallelWorker(InetSocketAddress listen, Path shardDir, int window, IntFunction<Backend> backends,
@@ -60,7 +57,7 @@ public final class TensorParallelWorker implements AutoCloseable {
     public TensorParallelWorker(InetSocketAddress listen, Path shardDir, int window, IntFunction<Backend> backends,
                                 Duration timeout, PrintStream log, boolean receiveShards) {
         this.receiveShards = receiveShards;
-        this.control = CollectiveGroup.listen(listen);
+        this.control = new SessionServer(listen, "tessera worker", log);
         this.shardDir = shardDir;
         this.window = window;
         this.backends = backends;
@@ -68,29 +65,13 @@ public final class TensorParallelWorker implements AutoCloseable {
         this.log = log;
     }
 
-    public int port() { return control.getLocalPort(); }
+    public int port() { return control.port(); }
 
     /** Serves masters one after another until closed. */
     public void serve() {
-        log.println("tessera worker: listening on " + control.getLocalSocketAddress() + ", shards in " + shardDir
+        log.println("tessera worker: listening on " + control.address() + ", shards in " + shardDir
                 + ", memory window " + (window == 0 ? "off (all blocks resident)" : window + " blocks"));
-        while (!closed) {
-            Socket socket;
-            try {
-                socket = control.accept();
-            } catch (IOException e) {
-                if (closed) return;
-                log.println("tessera worker: accept failed: " + e.getMessage());
-                continue;
-            }
-            try (socket) {
-                session(socket);
-            } catch (EOFException e) {
-                log.println("tessera worker: master " + socket.getRemoteSocketAddress() + " disconnected");
-            } catch (IOException | RuntimeException e) {
-                log.println("tessera worker: session with " + socket.getRemoteSocketAddress() + " ended: " + e.getMessage());
-            }
-        }
+        control.serve(this::session);
     }
 
     private void session(Socket socket) throws IOException {
@@ -98,10 +79,10 @@ public final class TensorParallelWorker implements AutoCloseable {
         DataInputStream in = new DataInputStream(new BufferedInputStream(socket.getInputStream()));
         DataOutputStream out = new DataOutputStream(new BufferedOutputStream(socket.getOutputStream()));
         if (!(TpProtocol.read(in) instanceof TpProtocol.Hello hello)) throw new TpProtocol.ProtocolException("expected a hello frame first");
-        AllReduceKind kind;
+        CollectiveKind kind;
         KvCacheType kvType;
         try {
-            kind = AllReduceKind.parse(hello.allReduce());
+            kind = CollectiveKind.parse(hello.allReduce());
             kvType = KvCacheType.parse(hello.kvCacheType());
         } catch (IllegalArgumentException e) {
             TpProtocol.write(out, new TpProtocol.HelloError(e.getMessage()));
@@ -128,9 +109,7 @@ public final class TensorParallelWorker implements AutoCloseable {
              Backend backend = backends.apply(0)) {
             ModelConfig config = ShardWriter.config(shard);
             ShardPlan plan = ShardWriter.plan(shard, config);
-            ServerSocket listener = CollectiveGroup.needsListener(kind, hello.rank(), hello.numDevices())
-                    ? CollectiveGroup.listen(new InetSocketAddress(socket.getLocalAddress(), 0)) : null;
-            String mine = listener == null ? "" : socket.getLocalAddress().getHostAddress() + ":" + listener.getLocalPort();
+            ServerSocket listener = WorkerCollective.listener(kind, hello.rank(), hello.numDevices(), socket);
             ShardWeights weights;
             try {
                 weights = new ShardWeights(config, plan, hello.rank(), shard, true, backend, window);
@@ -140,18 +119,16 @@ public final class TensorParallelWorker implements AutoCloseable {
                 throw e;
             }
             try (weights) {
-                TpProtocol.write(out, new TpProtocol.HelloOk(mine));
+                TpProtocol.write(out, WorkerCollective.helloOk(listener, socket, backend));
                 if (!(TpProtocol.read(in) instanceof TpProtocol.Group group)) {
                     if (listener != null) listener.close();
                     throw new TpProtocol.ProtocolException("expected the group frame after hello");
                 }
-                List<InetSocketAddress> addresses = parseAddresses(group.addresses(), hello.numDevices());
                 log.println("tessera worker: rank " + hello.rank() + " of " + hello.numDevices() + " with " + shardPath.getFileName()
-                        + " (" + plan.numHeads(hello.rank()) + " heads, " + plan.ffnColumns(hello.rank()) + " FFN columns), " + kind.flagName()
+                        + " (" + plan.numHeads(hello.rank()) + " heads, " + plan.ffnColumns(hello.rank()) + " FFN columns), " + group.collective()
                         + " allreduce, " + hello.numKvBlocks() + " KV blocks of " + hello.kvBlockSize() + " (" + hello.kvCacheType() + ") on " + backend.name());
-                try (AllReduce allReduce = CollectiveGroup.open(kind, hello.rank(), addresses, listener, timeout)) {
-                    LlamaModel model = new LlamaModel(config, weights.shape(), weights, null, backend, new HostCollective(allReduce, backend),
-                            hello.maxBatchTokens(), 1);
+                try (Collective collective = WorkerCollective.join(group, kind, hello.rank(), hello.numDevices(), listener, backend, timeout, out)) {
+                    LlamaModel model = new LlamaModel(config, weights.shape(), weights, null, backend, collective, hello.maxBatchTokens(), 1);
                     StepInputs inputs = new StepInputs(model.newKvBlockStore(hello.kvBlockSize(), hello.numKvBlocks(), kvType));
                     try {
                         steps(in, out, model, inputs, weights);
@@ -241,11 +218,6 @@ public final class TensorParallelWorker implements AutoCloseable {
 
     @Override
     public void close() {
-        closed = true;
-        try {
-            control.close();
-        } catch (IOException ignored) {
-            // Closing a listening socket only stops accept.
-        }
+        control.close();
     }
 }

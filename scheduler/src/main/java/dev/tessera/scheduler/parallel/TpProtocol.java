@@ -31,7 +31,7 @@ import dev.tessera.scheduler.sched.SchedulerOutput;
  */
 public final class TpProtocol {
     public static final int MAGIC = 0x54504931;
-    public static final int VERSION = 2;
+    public static final int VERSION = 3;
     static final int MAX_PAYLOAD_BYTES = 4 << 20;
     static final int MAX_SEQUENCES = 1 << 16;
     static final int MAX_BLOCK_ID = (1 << 30) - 1;
@@ -43,24 +43,43 @@ public final class TpProtocol {
     }
 
     public sealed interface Message permits Hello, HelloOk, HelloError, Group, Step, StatsRequest, StatsReply, Shutdown,
-            NeedShard, ShardBegin, ShardChunk, ShardEnd, ExpertPlan, TokenStep, StepResult {}
+            NeedShard, ShardBegin, ShardChunk, ShardEnd, ExpertPlan, TokenStep, StepResult, GroupJoined {}
+
+    /** Bytes of an NCCL unique id (ncclUniqueId), as rank 0 makes it and the group frame carries it. */
+    public static final int NCCL_ID_BYTES = 128;
 
     /**
-     * Master → worker: who you are in this group, which model and plan, how to build the collective, and the paged KV
+     * Master → worker: who you are in this group, which model and plan, the collective asked for
+     * ({@code auto|star|ring|nccl}; the group frame says which one the group uses), and the paged KV
      * memory to hold for your KV heads ({@code numKvBlocks} blocks of {@code kvBlockSize} positions, element type
      * {@code kvCacheType}), addressed by the ids the master's pool assigns.
      */
     public record Hello(int version, int rank, int numDevices, String fingerprint, String plan, String allReduce,
                         int maxBatchTokens, int numKvBlocks, int kvBlockSize, String kvCacheType) implements Message {}
 
-    /** Worker → master: shard verified; {@code collective} is what the worker contributes to the group set-up. */
-    public record HelloOk(String collective) implements Message {}
+    /**
+     * Worker → master: shard verified. {@code collective} is the address the worker offers for the group's TCP links
+     * (empty when it needs none), {@code backend} what it computes on ({@code Backend.name()}: "cpu (...)",
+     * "cuda:N (...)"), {@code ncclProblem} empty when libnccl loads there, else why not: the master decides on NCCL
+     * from these before any rank starts joining it.
+     */
+    public record HelloOk(String collective, String backend, String ncclProblem) implements Message {}
 
     /** Worker → master: refused, with a one-line reason. */
     public record HelloError(String message) implements Message {}
 
-    /** Master → worker: where each rank of the collective is reached, comma-separated host:port in rank order. */
-    public record Group(String addresses) implements Message {}
+    /**
+     * Master → worker: the collective the group uses ({@code star|ring|nccl}) and how to join it: for TCP, where each
+     * rank is reached (comma-separated host:port in rank order) and an empty id; for NCCL, no addresses and the
+     * {@link #NCCL_ID_BYTES}-byte unique id rank 0 made.
+     */
+    public record Group(String addresses, String collective, byte[] ncclId) implements Message {}
+
+    /**
+     * Worker → master, after an NCCL group frame only: the worker's ncclCommInitRank returned; {@code error} is empty
+     * when it joined, else the one-line reason it could not.
+     */
+    public record GroupJoined(String error) implements Message {}
 
     /** Run one engine step: the scheduler's output, with each sequence's tokens replaced by as many zeros. */
     public record Step(SchedulerOutput output) implements Message {}
@@ -117,13 +136,17 @@ public final class TpProtocol {
                 p.writeInt(h.numKvBlocks()); p.writeInt(h.kvBlockSize()); string(p, h.kvCacheType());
                 yield 1;
             }
-            case HelloOk o -> { string(p, o.collective()); yield 2; }
+            case HelloOk o -> { string(p, o.collective()); string(p, o.backend()); string(p, o.ncclProblem()); yield 2; }
             case HelloError e -> { string(p, e.message()); yield 3; }
             case Step s -> { step(p, s.output(), false); yield 5; }
             case StatsRequest r -> 7;
             case StatsReply r -> { string(p, r.summary()); p.writeInt(r.window()); p.writeInt(r.peakResidentBlocks()); yield 8; }
             case Shutdown s -> 9;
-            case Group g -> { string(p, g.addresses()); yield 10; }
+            case Group g -> {
+                string(p, g.addresses()); string(p, g.collective());
+                p.writeShort(g.ncclId().length); p.write(g.ncclId());  // u16 length + raw bytes
+                yield 10;
+            }
             case NeedShard n -> { string(p, n.reason()); yield 11; }
             case ShardBegin b -> { string(p, b.fileName()); p.writeLong(b.sizeBytes()); yield 12; }
             case ShardChunk c -> {
@@ -146,6 +169,7 @@ public final class TpProtocol {
                 for (float f : r.logits()) p.writeFloat(f);
                 yield 17;
             }
+            case GroupJoined j -> { string(p, j.error()); yield 18; }
         };
         p.flush();
         if (bytes.size() > limit(type)) throw new IllegalArgumentException("control frame of " + bytes.size() + " bytes, limit " + limit(type));
@@ -182,13 +206,24 @@ public final class TpProtocol {
                     yield new Hello(version, rank, size, string(p), string(p), string(p), range(p.readInt(), 1, 1 << 16, "max batch tokens"),
                             range(p.readInt(), 1, MAX_BLOCK_ID, "KV blocks"), range(p.readInt(), 1, 1 << 16, "KV block size"), string(p));
                 }
-                case 2 -> new HelloOk(string(p));
+                case 2 -> new HelloOk(string(p), string(p), string(p));
                 case 3 -> new HelloError(string(p));
                 case 5 -> new Step(step(p, false));
                 case 7 -> new StatsRequest();
                 case 8 -> new StatsReply(string(p), range(p.readInt(), 0, 1 << 20, "window"), range(p.readInt(), 0, 1 << 20, "peak blocks"));
                 case 9 -> new Shutdown();
-                case 10 -> new Group(string(p));
+                case 10 -> {
+                    String addresses = string(p), collective = string(p);
+                    if (!collective.equals("star") && !collective.equals("ring") && !collective.equals("nccl"))
+                        throw new ProtocolException("group collective '" + collective + "', expected star|ring|nccl");
+                    int idBytes = p.readUnsignedShort(), expected = collective.equals("nccl") ? NCCL_ID_BYTES : 0;
+                    if (idBytes != expected)
+                        throw new ProtocolException("NCCL id of " + idBytes + " bytes in a " + collective + " group frame, expected " + expected);
+                    byte[] ncclId = new byte[idBytes];
+                    p.readFully(ncclId);
+                    yield new Group(addresses, collective, ncclId);
+                }
+                case 18 -> new GroupJoined(string(p));
                 case 11 -> new NeedShard(string(p));
                 case 12 -> {
                     String name = string(p);

@@ -16,6 +16,7 @@ final class WorkerProcesses implements AutoCloseable {
     private final Path shardDir;
     private final int window;
     private final boolean receiveShards;
+    private final String device;
 
     WorkerProcesses(Path shardDir, int window) {
         this(shardDir, window, false);
@@ -23,9 +24,15 @@ final class WorkerProcesses implements AutoCloseable {
 
     /** @param receiveShards workers ask the master for a missing shard instead of refusing */
     WorkerProcesses(Path shardDir, int window, boolean receiveShards) {
+        this(shardDir, window, receiveShards, "cpu");
+    }
+
+    /** @param device where the workers compute: cpu, or cuda:N */
+    WorkerProcesses(Path shardDir, int window, boolean receiveShards, String device) {
         this.shardDir = shardDir;
         this.window = window;
         this.receiveShards = receiveShards;
+        this.device = device;
     }
 
     /** Starts a worker on port (0 = any) and waits until it listens; returns its index. */
@@ -34,7 +41,7 @@ final class WorkerProcesses implements AutoCloseable {
         Process p = new ProcessBuilder(java, "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
                 "-Xmx256m", "-XX:+UseSerialGC",
                 "-cp", System.getProperty("java.class.path"), WorkerProcessMain.class.getName(),
-                Integer.toString(port), shardDir.toString(), Integer.toString(window), receiveShards ? "receive" : "refuse")
+                Integer.toString(port), shardDir.toString(), Integer.toString(window), receiveShards ? "receive" : "refuse", device)
                 .redirectError(ProcessBuilder.Redirect.INHERIT).start();
         BufferedReader out = new BufferedReader(new InputStreamReader(p.getInputStream()));
         String line = out.readLine();

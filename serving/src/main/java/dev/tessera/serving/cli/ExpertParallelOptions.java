@@ -2,7 +2,7 @@ package dev.tessera.serving.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.tessera.kernels.collective.AllReduceKind;
+import dev.tessera.kernels.collective.CollectiveKind;
 import dev.tessera.models.arch.ExpertParallelFeedForward;
 import dev.tessera.models.arch.ModelConfig;
 import dev.tessera.models.gguf.GgufFile;
@@ -46,7 +46,7 @@ final class ExpertParallelOptions {
         List<InetSocketAddress> workers = addresses("--expert-workers", args.require("expert-workers"));
         int devices = workers.size() + 1;
         ExpertParallelFeedForward.Mode mode;
-        AllReduceKind kind;
+        CollectiveKind kind;
         try {
             mode = ExpertParallelFeedForward.Mode.parse(args.get("expert-mode", "coherent"));
             kind = TensorParallelOptions.collective(args.get("collective", "auto"));

@@ -1,6 +1,7 @@
 package dev.tessera.serving.cli;
 
-import dev.tessera.kernels.collective.AllReduceKind;
+import dev.tessera.kernels.collective.CollectiveKind;
+import dev.tessera.kernels.cuda.NcclCollective;
 import dev.tessera.models.arch.ModelConfig;
 import dev.tessera.models.gguf.GgufFile;
 import dev.tessera.scheduler.parallel.ShardPlan;
@@ -24,8 +25,9 @@ final class TensorParallelOptions {
     static final String USAGE = "\n" + """
               --tp-workers H:P,...     tensor-parallel: run with these workers (ranks 1..N); this process is rank 0
               --tp-weights 1,1,2       relative device speeds, master first (default: all equal)
-              --collective auto|star|ring|nccl  how ranks combine partial sums (default auto: star over TCP;
-                                       nccl needs libnccl and a CUDA device on every rank; --allreduce is an alias)
+              --collective auto|star|ring|nccl  how ranks combine partial sums (default auto: nccl when every rank
+                                       is on CUDA with libnccl, else star over TCP; nccl refuses a rank that is not;
+                                       --allreduce is an alias)
               --memory-window W        blocks of the master's weights resident at once, 0 = all (default 0)
               --tp-allreduce-listen H:P  bind the master's allreduce listener here (default: a free port)
               --tp-allreduce-via H:P,... per worker, in --tp-workers order, the address it reaches the master's
@@ -47,7 +49,7 @@ final class TensorParallelOptions {
             }
         }
         int[] weights;
-        AllReduceKind kind;
+        CollectiveKind kind;
         ShardPlan plan;
         try {
             weights = args.has("tp-weights") ? ShardPlan.parseWeights(args.get("tp-weights", "")) : ones(workers.size() + 1);
@@ -73,23 +75,15 @@ final class TensorParallelOptions {
     }
 
     /**
-     * The TCP algorithm for {@code --collective}. NCCL is refused here in one line: without the library it names what
-     * is missing; with it, tensor-parallel groups over NCCL are not wired to the runner yet (the NCCL collective is
-     * exercised by its own device test and the GPU check).
+     * The collective {@code --collective} asks for. NCCL without the library here is refused at once in one line
+     * naming what is missing; whether every rank is on CUDA (and what AUTO becomes) is only known from the workers'
+     * hello answers, so the group set-up decides that.
      */
-    static AllReduceKind collective(String value) {
-        String v = value.trim().toLowerCase(java.util.Locale.ROOT);
-        if (v.equals("auto")) return AllReduceKind.STAR;
-        if (v.equals("nccl")) {
-            if (!dev.tessera.bindings.nccl.nccl_h.libraryAvailable())
-                throw new IllegalArgumentException("--collective nccl: NCCL unavailable: " + dev.tessera.bindings.nccl.nccl_h.libraryStatus());
-            throw new IllegalArgumentException("--collective nccl: tensor-parallel groups over NCCL are not supported by this build's runner yet; use star or ring");
-        }
-        try {
-            return AllReduceKind.parse(v);
-        } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException("unknown --collective '" + value + "', expected auto|star|ring|nccl");
-        }
+    static CollectiveKind collective(String value) {
+        CollectiveKind kind = CollectiveKind.parse(value);
+        if (kind == CollectiveKind.NCCL && !NcclCollective.libraryProblem().isEmpty())
+            throw new IllegalArgumentException("--collective nccl: " + NcclCollective.libraryProblem());  // "NCCL unavailable: libnccl.so.2 not found ..."
+        return kind;
     }
 
     private static InetSocketAddress address(String flag, String s) {

@@ -32,7 +32,8 @@ public final class WorkerCommand implements Command {
                   --no-receive-shards      refuse a master whose shard is missing instead of asking for it
                   --memory-window W        blocks of weights resident at once, 0 = all (default 0; otherwise at least 2)
                   --threads N              CPU threads (default: physical cores)
-                  --device auto|cpu|cuda[:N]  where this worker computes its shard (default auto)
+                  --device auto|cpu|cuda[:N]  where this worker computes its shard (default auto); on CUDA with
+                                       libnccl it can join a master's NCCL group (--collective nccl|auto)
 
                 The master sets the batch and KV memory: each session the worker holds paged K/V for its own KV heads,
                 as many blocks as the master's pool (its --kv-cache-memory, --kv-cache-type), under the same block ids.""";

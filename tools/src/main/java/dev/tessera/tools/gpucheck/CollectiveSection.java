@@ -12,9 +12,10 @@ import java.util.Locale;
 import java.util.SplittableRandom;
 
 /**
- * The collective a tensor-parallel rank on a GPU would use: NCCL's allreduce and all-to-all over device activations,
- * one rank on this device, against the host collective on the same rows (a group of one must hand back its own rows
- * bit for bit). A tensor-parallel step over NCCL needs one rank per GPU, so on a one-GPU host it says so in one row.
+ * The collective a tensor-parallel rank on a GPU uses: NCCL's allreduce and all-to-all over device activations, one
+ * rank on this device, against the host collective on the same rows (a group of one must hand back its own rows bit
+ * for bit); then a tensor-parallel step of stories260K whose ranks combine through NCCL, one rank per device
+ * ({@link NcclTensorParallelStep}), against the CPU backend. Where NCCL cannot run, each row says why in one line.
  */
 final class CollectiveSection extends CheckSection {
     CollectiveSection(CheckSetup setup, CheckReport report) {
@@ -27,11 +28,19 @@ final class CollectiveSection extends CheckSection {
     }
 
     @Override
-    void run() {
+    void run() throws Exception {
         Backend backend = deviceBackend();
         if (!(backend instanceof CudaBackend cuda)) {
             report.row(name(), "nccl", "skipped: no CUDA device (" + backend.name() + ")", "SKIP");
+            report.row(name(), TP_STEP, "skipped: no CUDA device (" + backend.name() + ")", "SKIP");
             backend.close();
+            return;
+        }
+        String problem = NcclCollective.libraryProblem();
+        if (!problem.isEmpty()) {
+            report.row(name(), "nccl", "skipped: " + problem, "SKIP");
+            report.row(name(), TP_STEP, "skipped: " + problem, "SKIP");
+            cuda.close();
             return;
         }
         try (cuda; Collective nccl = new NcclCollective(cuda, 0, 1, NcclCollective.uniqueId());
@@ -43,8 +52,21 @@ final class CollectiveSection extends CheckSection {
             check("allreduce f32 16x2048 (1 rank)", cuda, nccl, host, data, rows, width, false);
             check("all-to-all 16 rows of 2048 (1 rank)", cuda, nccl, host, data, rows, width, true);
         }
-        report.row(name(), "tensor-parallel step over NCCL", "not run: one rank per GPU is needed and this build's runner"
-                + " speaks TCP (--collective nccl is refused in one line)", "SKIP");
+        tensorParallelStep();
+    }
+
+    private static final String TP_STEP = "tensor-parallel step over NCCL vs CPU";
+
+    private void tensorParallelStep() throws Exception {
+        int numRanks = Math.min(2, NcclTensorParallelStep.deviceCount());
+        NcclTensorParallelStep.Outcome o = NcclTensorParallelStep.run(modelsDir.resolve("stories260K.gguf"), numRanks, numThreads);
+        // F16/F32 device math against the CPU: argmax must agree, logits within 1% of the largest.
+        boolean ok = o.sameArgmax() && o.maxAbsDiff() <= 0.01f * Math.max(1f, o.maxAbsRef());
+        String ranks = o.numRanks() == 1 ? "1 rank (one GPU here: NCCL needs one GPU per rank, and one rank skips the collective)"
+                : o.numRanks() + " ranks on " + o.numRanks() + " GPUs";
+        report.row(name(), TP_STEP + ", stories260K prefill, " + ranks, String.format(Locale.ROOT,
+                "max |logit diff| %.2e of max |logit| %.2f, argmax %s", o.maxAbsDiff(), o.maxAbsRef(), o.sameArgmax() ? "equal" : "DIFFERS"),
+                ok ? "ok" : "FAIL");
     }
 
     private void check(String item, Backend b, Collective nccl, Collective host, float[] data, int rows, int width, boolean allToAll) {

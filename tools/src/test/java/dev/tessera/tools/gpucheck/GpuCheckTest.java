@@ -42,6 +42,16 @@ class GpuCheckTest {
     }
 
     @Test
+    void collectiveDryRunSkipsNcclAndTheTensorParallelStepWithTheReason() {
+        GpuCheck check = new GpuCheck(List.of("--cpu-only", "--sections", "collective", "--threads", "1"));
+        assertEquals(0, check.run());
+        List<CheckReport.Row> rows = check.rows().stream().filter(r -> r.section().equals("collective")).toList();
+        assertEquals(2, rows.size(), rows.toString());
+        assertTrue(rows.stream().allMatch(r -> r.status().equals("SKIP") && r.value().startsWith("skipped: no CUDA device")), rows.toString());
+        assertTrue(rows.stream().anyMatch(r -> r.item().startsWith("tensor-parallel step over NCCL")), rows.toString());
+    }
+
+    @Test
     void anUnknownSectionIsAUsageError() {
         CliArgs.UsageException e = assertThrows(CliArgs.UsageException.class, () -> new GpuCheck(List.of("--sections", "device,warp")));
         assertTrue(e.getMessage().contains("'warp'"), e.getMessage());
