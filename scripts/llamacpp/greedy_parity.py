@@ -14,6 +14,7 @@ Prints one line per file; exit status 0 when the outputs match or the divergence
 """
 import argparse
 import json
+import math
 import os
 import socket
 import subprocess
@@ -68,23 +69,33 @@ class Server:
 
 def tessera_steps(url, prompt, n):
     """[(token text, logprob, {alt text: logprob})] of Tessera's greedy completion (OpenAI legacy logprobs)."""
-    r = post(url + "/v1/completions", {"model": "m", "prompt": prompt, "max_tokens": n, "temperature": 0, "logprobs": 5})
+    with urllib.request.urlopen(url + "/v1/models", timeout=30) as m:
+        model = json.load(m)["data"][0]["id"]
+    r = post(url + "/v1/completions", {"model": model, "prompt": prompt, "max_tokens": n, "temperature": 0, "logprobs": 5})
     lp = r["choices"][0]["logprobs"]
     return [(t, l, dict(top or {})) for t, l, top in zip(lp["tokens"], lp["token_logprobs"], lp["top_logprobs"])]
 
 
 def llama_steps(url, prompt, n):
-    """The same from llama-server's native /completion with n_probs (its two response shapes across versions)."""
-    r = post(url + "/completion", {"prompt": prompt, "n_predict": n, "temperature": 0, "n_probs": 5, "cache_prompt": False})
+    """The same from llama-server's native /completion with n_probs, streamed: on a random model's text llama-server
+    may end the request with a parse error ("does not match the expected Content-only format") after the tokens, so
+    each token is taken from its own event. Both response shapes across llama.cpp versions are read."""
+    body = {"prompt": prompt, "n_predict": n, "temperature": 0, "n_probs": 5, "cache_prompt": False, "stream": True}
+    req = urllib.request.Request(url + "/completion", json.dumps(body).encode(), {"Content-Type": "application/json"})
     steps = []
-    for p in r.get("completion_probabilities", []):
-        if "top_logprobs" in p:  # newer: token/logprob and top_logprobs [{token, logprob}]
-            steps.append((p["token"], p["logprob"], {a["token"]: a["logprob"] for a in p["top_logprobs"]}))
-        else:  # older: content and probs [{tok_str, prob}]
-            import math
-            alts = {a["tok_str"]: math.log(max(a["prob"], 1e-30)) for a in p["probs"]}
-            steps.append((p["content"], alts.get(p["content"], float("nan")), alts))
-    return steps
+    with urllib.request.urlopen(req, timeout=600) as r:
+        for raw in r:
+            line = raw.decode("utf-8", "replace").strip()
+            if not line.startswith("data:"):
+                continue
+            event = json.loads(line[5:])
+            for p in event.get("completion_probabilities", []):
+                if "top_logprobs" in p:  # newer: token/logprob and top_logprobs [{token, logprob}]
+                    steps.append((p["token"], p["logprob"], {a["token"]: a["logprob"] for a in p["top_logprobs"]}))
+                else:  # older: content and probs [{tok_str, prob}]
+                    alts = {a["tok_str"]: math.log(max(a["prob"], 1e-30)) for a in p["probs"]}
+                    steps.append((p["content"], alts.get(p["content"], float("nan")), alts))
+    return steps[:n]
 
 
 def compare(t, l):
