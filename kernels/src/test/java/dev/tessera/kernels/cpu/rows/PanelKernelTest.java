@@ -41,8 +41,10 @@ class PanelKernelTest {
                 for (int h : halves)
                     data.set(ValueLayout.JAVA_SHORT_UNALIGNED, o + h, Float.floatToFloat16((float) random.nextGaussian() * 0.05f));
             MemorySegment panels = panelKernel.repack(data, rows, cols, arena);
-            // Panels keep the GGUF size, except Q6_K's, whose values are widened to a byte each.
-            assertEquals(type == TensorType.Q6_K ? rows / 16 * panelBytes : data.byteSize(), panels.byteSize());
+            // Panels keep the GGUF size, except the K-quants': Q6_K's values are widened to a byte each, Q4_K's headers
+            // to floats and bytes.
+            boolean kQuant = type == TensorType.Q6_K || type == TensorType.Q4_K;
+            assertEquals(kQuant ? rows / 16 * panelBytes : data.byteSize(), panels.byteSize());
             float[] x = new float[3 * cols];
             for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
             float[] xSums = new float[x.length / 32];
