@@ -12,7 +12,8 @@ import java.lang.foreign.MemorySegment;
  * the column-major packed form, few tokens dot 16 rows at once. A panel copy has the GGUF tensor's size.
  * <p>
  * Panels exist only where a float vector has 16 lanes (AVX-512) and the row count is a multiple of 16. The K-quants
- * (Q4_K, Q6_K) use a plainer layout, every byte of a block transposed ({@link PanelRepack#transposeBlocks}).
+ * keep their values' bytes transposed the same way, with their headers decoded at load where decoding them per block
+ * and panel cost the dot its speed (Q4_K's d/dmin as floats and 6-bit scales as bytes; Q6_K's values widened).
  */
 public interface PanelKernel {
     int ROWS = 16;

@@ -56,52 +56,6 @@ final class PanelRepack {
         }
     }
 
-    /**
-     * The byte-transposed layout of the K-quant panels: per 16-row panel and block of {@code blockBytes} bytes, slice j
-     * (16 bytes) holds byte j of rows 0..15, for every j, headers included. It keeps the GGUF size, and a kernel reads
-     * any field of the 16 rows with one 16-byte load, whatever the block's byte order.
-     */
-    static MemorySegment transposeBlocks(MemorySegment src, int rows, int cols, int blockValues, int blockBytes, Arena arena) {
-        int numBlocks = cols / blockValues;
-        long panelBytes = (long) numBlocks * ROWS * blockBytes;
-        MemorySegment dst = PanelMemory.allocate(panelBytes * (rows / ROWS), arena);
-        PanelMemory.populate(src);
-        int numPanels = rows / ROWS, numChunks = Math.min(numPanels, 64);
-        Thread other = new Thread(() -> { });
-        IntStream chunks = IntStream.range(0, numChunks);
-        if (src.isAccessibleBy(other) && dst.isAccessibleBy(other)) chunks = chunks.parallel();
-        chunks.forEach(chunk -> transposeBlocks(src, dst, numPanels * chunk / numChunks, numPanels * (chunk + 1) / numChunks,
-                numBlocks, blockBytes));
-        return dst;
-    }
-
-    private static void transposeBlocks(MemorySegment src, MemorySegment dst, int p0, int p1, int numBlocks, int blockBytes) {
-        long rowBytes = (long) numBlocks * blockBytes, panelBlockBytes = (long) ROWS * blockBytes;
-        int whole = blockBytes & -8;
-        long[] x = new long[8];
-        for (int p = p0; p < p1; p++) {
-            long srcPanel = (long) p * ROWS * rowBytes, dstPanel = p * numBlocks * panelBlockBytes;
-            for (int b = 0; b < numBlocks; b++) {
-                long s = srcPanel + (long) b * blockBytes, d = dstPanel + b * panelBlockBytes;
-                for (int g = 0; g < ROWS; g += 8) {
-                    for (int c0 = 0; c0 < whole; c0 += 8) {
-                        for (int r = 0; r < 8; r++) x[r] = src.get(I64, s + (g + r) * rowBytes + c0);
-                        transpose8(x);
-                        for (int c = 0; c < 8; c++) dst.set(I64, d + (long) (c0 + c) * ROWS + g, x[c]);
-                    }
-                    // Q6_K's 210 bytes leave two that are not a whole group of eight.
-                    for (int c = whole; c < blockBytes; c++)
-                        for (int r = 0; r < 8; r++) dst.set(U8, d + (long) c * ROWS + g + r, src.get(U8, s + (g + r) * rowBytes + c));
-                }
-            }
-        }
-    }
-
-    /** Row i's block at {@code blockOffset} of a byte-transposed panel, back in GGUF byte order in {@code block}. */
-    static void gatherRow(MemorySegment w, long blockOffset, int i, byte[] block) {
-        for (int j = 0; j < block.length; j++) block[j] = w.get(U8, blockOffset + (long) j * ROWS + i);
-    }
-
     /** x[r] byte c (little-endian) becomes x[c] byte r. */
     static void transpose8(long[] x) {
         swap(x, 0, 1, 8, 0x00FF00FF00FF00FFL); swap(x, 2, 3, 8, 0x00FF00FF00FF00FFL);
