@@ -31,10 +31,6 @@ public enum CollectiveKind {
                 + Arrays.stream(values()).map(CollectiveKind::flagName).collect(Collectors.joining("|")));
     }
 
-    public static CollectiveKind of(AllReduceKind tcp) {
-        return tcp == AllReduceKind.RING ? RING : STAR;
-    }
-
     /** The TCP algorithm of STAR or RING; AUTO and NCCL have none. */
     public AllReduceKind tcp() {
         return switch (this) {

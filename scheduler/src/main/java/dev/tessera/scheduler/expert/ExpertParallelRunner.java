@@ -2,7 +2,6 @@ package dev.tessera.scheduler.expert;
 
 import dev.tessera.kernels.Backend;
 import dev.tessera.kernels.KvCacheType;
-import dev.tessera.kernels.collective.AllReduceKind;
 import dev.tessera.kernels.collective.CollectiveKind;
 import dev.tessera.models.arch.ExpertParallelFeedForward;
 import dev.tessera.models.arch.LlamaModel;
@@ -66,19 +65,11 @@ public final class ExpertParallelRunner implements ModelRunner {
 
     /**
      * @param deviceOfExpert [layer][expert] → device 0..workers.size(); this process is device 0
+     * @param kind           AUTO or NCCL is decided (or refused) at group set-up from what each worker computes on. Over
+     *                       NCCL both modes' exchanges stay eager (the expert feed-forward is never recorded), as NCCL's
+     *                       all-to-all reads its counts back to the host.
      * @param via            element i is where worker i reaches this device's collective listener (a link emulator);
      *                       empty = directly; needs {@code collectiveListen}
-     */
-    public ExpertParallelRunner(GgufFile file, ModelConfig config, Backend backend, List<InetSocketAddress> workers, int[][] deviceOfExpert,
-                                ExpertParallelFeedForward.Mode mode, AllReduceKind kind, int maxBatchTokens, int maxLogitRows, Duration timeout,
-                                InetSocketAddress collectiveListen, List<InetSocketAddress> via) {
-        this(file, config, backend, workers, deviceOfExpert, mode, CollectiveKind.of(kind), maxBatchTokens, maxLogitRows, timeout, collectiveListen, via);
-    }
-
-    /**
-     * As above, with any collective: AUTO or NCCL is decided (or refused) at group set-up from what each worker
-     * computes on. Over NCCL both modes' exchanges stay eager (the expert feed-forward is never recorded), as
-     * NCCL's all-to-all reads its counts back to the host.
      */
     public ExpertParallelRunner(GgufFile file, ModelConfig config, Backend backend, List<InetSocketAddress> workers, int[][] deviceOfExpert,
                                 ExpertParallelFeedForward.Mode mode, CollectiveKind kind, int maxBatchTokens, int maxLogitRows, Duration timeout,

@@ -2,7 +2,6 @@ package dev.tessera.scheduler.parallel;
 
 import dev.tessera.kernels.Backend;
 import dev.tessera.kernels.KvCacheType;
-import dev.tessera.kernels.collective.AllReduceKind;
 import dev.tessera.kernels.collective.CollectiveKind;
 import dev.tessera.models.arch.LlamaModel;
 import dev.tessera.models.arch.LlamaWeights;
@@ -59,23 +58,14 @@ public final class TensorParallelRunner implements ModelRunner {
 
     /**
      * @param workers ranks 1..N-1 in order; plan.numDevices() must be workers.size() + 1
+     * @param kind the collective; AUTO or NCCL is decided (or refused) when the group is set up, from what each worker
+     *             reports it computes on
      * @param window memory window of the master's own share (0 = all resident)
      * @param maxLogitRows sequences that can need logits in one step (the engine's --max-num-seqs)
      * @param collectiveListen where rank 0's allreduce listener binds (a fixed port a proxy can forward to); null = an
      *                         ephemeral port on the interface of the first control connection
      * @param masterAddressPerWorker element i is where worker rank i+1 reaches rank 0's allreduce listener (e.g. a
      *                         {@link dev.tessera.kernels.collective.LinkEmulator}); empty = the listener's own address
-     */
-    public TensorParallelRunner(GgufFile file, ModelConfig config, Backend backend, List<InetSocketAddress> workers,
-                                ShardPlan plan, AllReduceKind kind, int window, int maxBatchTokens, int maxLogitRows, Duration timeout,
-                                InetSocketAddress collectiveListen, List<InetSocketAddress> masterAddressPerWorker) {
-        this(file, config, backend, workers, plan, CollectiveKind.of(kind), window, maxBatchTokens, maxLogitRows, timeout,
-                collectiveListen, masterAddressPerWorker);
-    }
-
-    /**
-     * As above, with any collective: {@code kind} AUTO or NCCL is decided (or refused) when the group is set up, from
-     * what each worker reports it computes on.
      */
     public TensorParallelRunner(GgufFile file, ModelConfig config, Backend backend, List<InetSocketAddress> workers,
                                 ShardPlan plan, CollectiveKind kind, int window, int maxBatchTokens, int maxLogitRows, Duration timeout,

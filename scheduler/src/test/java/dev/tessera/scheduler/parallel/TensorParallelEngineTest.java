@@ -2,7 +2,7 @@ package dev.tessera.scheduler.parallel;
 
 import dev.tessera.kernels.TensorType;
 import dev.tessera.kernels.cpu.CpuBackend;
-import dev.tessera.kernels.collective.AllReduceKind;
+import dev.tessera.kernels.collective.CollectiveKind;
 import dev.tessera.kernels.collective.LinkEmulator;
 import dev.tessera.models.LoadedModel;
 import dev.tessera.models.ModelLoader;
@@ -125,7 +125,7 @@ class TensorParallelEngineTest {
         return out;
     }
 
-    static TensorParallelRunner master(GgufFile f, List<InetSocketAddress> workers, int[] weights, AllReduceKind kind, int window) {
+    static TensorParallelRunner master(GgufFile f, List<InetSocketAddress> workers, int[] weights, CollectiveKind kind, int window) {
         ModelConfig c = ModelConfig.fromGguf(f);
         return new TensorParallelRunner(f, c, new CpuBackend(1), workers, TensorParallelRunner.plan(f, c, weights), kind, window, 64, 16,
                 Duration.ofSeconds(20), null, List.of());
@@ -164,7 +164,7 @@ class TensorParallelEngineTest {
         try (GgufFile f = GgufFile.open(modelPath)) {
             for (int[] w : weights) {
                 String what = modelPath.getFileName() + " on " + w.length + " devices " + Arrays.toString(w) + ", W=" + window;
-                try (TensorParallelRunner runner = master(f, workers.addresses(w.length - 1), w, AllReduceKind.STAR, window);
+                try (TensorParallelRunner runner = master(f, workers.addresses(w.length - 1), w, CollectiveKind.STAR, window);
                      // 24 blocks of 16 positions cannot hold 16 sequences of 28-107 tokens at once: some are preempted.
                      BatchingEngine engine = engine(runner, 24)) {
                     int[][] got = concurrently(engine, prompts);
@@ -205,7 +205,7 @@ class TensorParallelEngineTest {
     @Test
     void ringAllReduceGivesTheSameTokens() {
         try (GgufFile f = GgufFile.open(stories);
-             TensorParallelRunner runner = master(f, windowed.addresses(3), new int[]{1, 1, 1, 1}, AllReduceKind.RING, 2);
+             TensorParallelRunner runner = master(f, windowed.addresses(3), new int[]{1, 1, 1, 1}, CollectiveKind.RING, 2);
              BatchingEngine engine = engine(runner, 0)) {
             assertArrayEquals(storiesReference, generate(engine, storiesPrompt));
             assertArrayEquals(storiesReference, generate(engine, storiesPrompt), "second sequence on the same group");
@@ -219,7 +219,7 @@ class TensorParallelEngineTest {
         bytes[bytes.length - 100] ^= 1;
         Files.write(other, bytes);
         try (GgufFile f = GgufFile.open(other);
-             TensorParallelRunner runner = master(f, whole.addresses(1), new int[]{1, 1}, AllReduceKind.STAR, 0);
+             TensorParallelRunner runner = master(f, whole.addresses(1), new int[]{1, 1}, CollectiveKind.STAR, 0);
              BatchingEngine engine = engine(runner, 0)) {
             IllegalStateException e = assertThrows(IllegalStateException.class, () -> generate(engine, storiesPrompt));
             InetSocketAddress a = whole.address(0);
@@ -240,7 +240,7 @@ class TensorParallelEngineTest {
             try (GgufFile f = GgufFile.open(stories)) {
                 ModelConfig c = ModelConfig.fromGguf(f);
                 try (TensorParallelRunner runner = new TensorParallelRunner(f, c, new CpuBackend(1), control.stream().map(LinkEmulator::address).toList(),
-                        TensorParallelRunner.plan(f, c, new int[]{1, 1, 1, 1}), AllReduceKind.STAR, 2, 64, 16, Duration.ofSeconds(20),
+                        TensorParallelRunner.plan(f, c, new int[]{1, 1, 1, 1}), CollectiveKind.STAR, 2, 64, 16, Duration.ofSeconds(20),
                         collective, allReduce.stream().map(LinkEmulator::address).toList());
                      BatchingEngine engine = engine(runner, 0)) {
                     assertArrayEquals(storiesReference, generate(engine, storiesPrompt));
@@ -261,7 +261,7 @@ class TensorParallelEngineTest {
         try (GgufFile f = GgufFile.open(stories)) {
             ModelConfig c = ModelConfig.fromGguf(f);
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new TensorParallelRunner(f, c, new CpuBackend(1),
-                    whole.addresses(2), TensorParallelRunner.plan(f, c, new int[]{1, 1, 1}), AllReduceKind.STAR, 0, 64, 16, Duration.ofSeconds(5),
+                    whole.addresses(2), TensorParallelRunner.plan(f, c, new int[]{1, 1, 1}), CollectiveKind.STAR, 0, 64, 16, Duration.ofSeconds(5),
                     new InetSocketAddress("127.0.0.1", 0), List.of(whole.address(0))));
             assertTrue(e.getMessage().contains("1 rank-0 allreduce addresses for 2 workers"), e.getMessage());
         }
@@ -274,7 +274,7 @@ class TensorParallelEngineTest {
             receiving.start(0);
             receiving.start(0);
             try (GgufFile f = GgufFile.open(stories)) {
-                try (TensorParallelRunner runner = master(f, receiving.addresses(2), new int[]{1, 1, 2}, AllReduceKind.STAR, 2);
+                try (TensorParallelRunner runner = master(f, receiving.addresses(2), new int[]{1, 1, 2}, CollectiveKind.STAR, 2);
                      BatchingEngine engine = engine(runner, 0)) {
                     assertArrayEquals(storiesReference, generate(engine, storiesPrompt), "first connection, shards streamed");
                 }
@@ -289,7 +289,7 @@ class TensorParallelEngineTest {
                 }
                 long[] modified = {Files.getLastModifiedTime(stored.get(0)).toMillis(), Files.getLastModifiedTime(stored.get(1)).toMillis()};
                 Thread.sleep(20);
-                try (TensorParallelRunner runner = master(f, receiving.addresses(2), new int[]{1, 1, 2}, AllReduceKind.STAR, 0);
+                try (TensorParallelRunner runner = master(f, receiving.addresses(2), new int[]{1, 1, 2}, CollectiveKind.STAR, 0);
                      BatchingEngine engine = engine(runner, 0)) {
                     assertArrayEquals(storiesReference, generate(engine, storiesPrompt), "second connection, stored shards reused");
                 }

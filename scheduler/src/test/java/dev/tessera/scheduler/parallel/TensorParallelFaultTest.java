@@ -1,7 +1,7 @@
 package dev.tessera.scheduler.parallel;
 
 import dev.tessera.kernels.cpu.CpuBackend;
-import dev.tessera.kernels.collective.AllReduceKind;
+import dev.tessera.kernels.collective.CollectiveKind;
 import dev.tessera.models.LoadedModel;
 import dev.tessera.models.ModelLoader;
 import dev.tessera.models.arch.ModelConfig;
@@ -58,7 +58,7 @@ class TensorParallelFaultTest {
             workers.start(0);
             workers.start(0);
             try (TensorParallelRunner runner = new TensorParallelRunner(f, c, new CpuBackend(1), workers.addresses(2), plan,
-                    AllReduceKind.STAR, 2, 64, 16, Duration.ofSeconds(10), null, List.of());
+                    CollectiveKind.STAR, 2, 64, 16, Duration.ofSeconds(10), null, List.of());
                  BatchingEngine engine = TensorParallelEngineTest.engine(runner, 0)) {
                 int free = engine.numFreeKvBlocks();
                 assertArrayEquals(reference[0], TensorParallelEngineTest.generate(engine, prompts[0], 40));

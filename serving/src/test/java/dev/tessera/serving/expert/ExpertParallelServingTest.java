@@ -4,7 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import dev.tessera.kernels.KvBlockStore;
 import dev.tessera.kernels.KvCacheType;
 import dev.tessera.kernels.TensorType;
-import dev.tessera.kernels.collective.AllReduceKind;
+import dev.tessera.kernels.collective.CollectiveKind;
 import dev.tessera.kernels.cpu.CpuBackend;
 import dev.tessera.models.arch.ExpertParallelFeedForward.Mode;
 import dev.tessera.models.arch.ModelConfig;
@@ -80,7 +80,7 @@ class ExpertParallelServingTest {
         long bytes = numKvBlocks * KvBlockStore.bytesPerBlock(c.numLayers(), c.kvDim(), 16, KvCacheType.F32);
         EngineConfig engine = EngineConfig.defaults(16, 64, 64).withKvCache(bytes, KvCacheType.F32);
         return ServedModel.load(model, "moe", engine, file -> new ExpertParallelRunner(file, ModelConfig.fromGguf(file), new CpuBackend(1),
-                ports.stream().map(p -> new InetSocketAddress("127.0.0.1", p)).toList(), placement.device(), mode, AllReduceKind.STAR,
+                ports.stream().map(p -> new InetSocketAddress("127.0.0.1", p)).toList(), placement.device(), mode, CollectiveKind.STAR,
                 64, 16, Duration.ofSeconds(20), null, List.of()));
     }
 

@@ -3,7 +3,7 @@ package dev.tessera.serving.http;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.tessera.kernels.KvBlockStore;
 import dev.tessera.kernels.KvCacheType;
-import dev.tessera.kernels.collective.AllReduceKind;
+import dev.tessera.kernels.collective.CollectiveKind;
 import dev.tessera.kernels.cpu.CpuBackend;
 import dev.tessera.models.arch.ModelConfig;
 import dev.tessera.scheduler.engine.EngineConfig;
@@ -61,7 +61,7 @@ class TensorParallelServingTest {
         return ServedModel.load(TestServer.modelPath(), TestServer.MODEL_NAME, engine, file -> {
             ModelConfig config = ModelConfig.fromGguf(file);
             return new TensorParallelRunner(file, config, new CpuBackend(1), ports.stream().map(p -> new InetSocketAddress("127.0.0.1", p)).toList(),
-                    TensorParallelRunner.plan(file, config, weights), AllReduceKind.STAR, 0, 64, 16, Duration.ofSeconds(10), null, List.of());
+                    TensorParallelRunner.plan(file, config, weights), CollectiveKind.STAR, 0, 64, 16, Duration.ofSeconds(10), null, List.of());
         });
     }
 

@@ -22,18 +22,27 @@ final class PanelRepack {
 
     static MemorySegment repack(MemorySegment src, int rows, int cols, int blockBytes, Arena arena) {
         int numBlocks = cols / 32;
-        long panelBytes = (long) numBlocks * ROWS * blockBytes;
-        MemorySegment dst = PanelMemory.allocate(panelBytes * (rows / ROWS), arena);
-        PanelMemory.populate(src);
+        return inChunks(src, rows, (long) numBlocks * ROWS * blockBytes, arena, (dst, p0, p1) -> repack(src, dst, p0, p1, numBlocks, blockBytes));
+    }
+
+    /** Writes panels [p0, p1) of {@code dst} from the GGUF tensor. */
+    interface PanelRange {
+        void write(MemorySegment dst, int p0, int p1);
+    }
+
+    /**
+     * A panel copy of {@code rows / 16} panels of {@code panelBytes}, written by {@code range} in parallel chunks of
+     * panels: the time goes mostly to page faults (the mapped source, the new copy), and those proceed in parallel on
+     * separate cores. Segments of a confined arena are repacked on the calling thread alone.
+     */
+    static MemorySegment inChunks(MemorySegment src, int rows, long panelBytes, Arena arena, PanelRange range) {
         int numPanels = rows / ROWS, numChunks = Math.min(numPanels, 64);
-        // Parallel chunks of panels: the time goes mostly to page faults (the mapped source, the new copy), and those
-        // proceed in parallel on separate cores.
-        // Segments of a confined arena are repacked on the calling thread alone.
+        MemorySegment dst = PanelMemory.allocate(panelBytes * numPanels, arena);
+        PanelMemory.populate(src);
         Thread other = new Thread(() -> { });
         IntStream chunks = IntStream.range(0, numChunks);
         if (src.isAccessibleBy(other) && dst.isAccessibleBy(other)) chunks = chunks.parallel();
-        chunks.forEach(chunk ->
-                repack(src, dst, numPanels * chunk / numChunks, numPanels * (chunk + 1) / numChunks, numBlocks, blockBytes));
+        chunks.forEach(chunk -> range.write(dst, numPanels * chunk / numChunks, numPanels * (chunk + 1) / numChunks));
         return dst;
     }
 

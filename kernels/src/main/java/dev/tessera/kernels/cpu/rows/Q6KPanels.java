@@ -8,7 +8,6 @@ import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.util.stream.IntStream;
 
 import static dev.tessera.kernels.cpu.rows.VectorLanes.F;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.I16;
@@ -45,16 +44,8 @@ public final class Q6KPanels implements PanelKernel {
 
     @Override
     public MemorySegment repack(MemorySegment src, int rows, int cols, Arena arena) {
-        int numBlocks = cols / BLOCK, numPanels = rows / ROWS;
-        MemorySegment dst = PanelMemory.allocate(panelBytes(cols) * numPanels, arena);
-        PanelMemory.populate(src);
-        int numChunks = Math.min(numPanels, 64);
-        Thread other = new Thread(() -> { });
-        IntStream chunks = IntStream.range(0, numChunks);
-        // As PanelRepack: page faults dominate, and they proceed in parallel; confined segments stay on this thread.
-        if (src.isAccessibleBy(other) && dst.isAccessibleBy(other)) chunks = chunks.parallel();
-        chunks.forEach(chunk -> repack(src, dst, numPanels * chunk / numChunks, numPanels * (chunk + 1) / numChunks, numBlocks));
-        return dst;
+        int numBlocks = cols / BLOCK;
+        return PanelRepack.inChunks(src, rows, panelBytes(cols), arena, (dst, p0, p1) -> repack(src, dst, p0, p1, numBlocks));
     }
 
     private static void repack(MemorySegment src, MemorySegment dst, int p0, int p1, int numBlocks) {
