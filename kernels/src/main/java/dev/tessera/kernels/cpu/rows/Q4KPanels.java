@@ -115,12 +115,12 @@ public final class Q4KPanels implements PanelKernel {
 
     @Override
     public void unpack(MemorySegment w, long panelOffset, int k0, int kn, float[] packed, int stride, int col0) {
-        float[] scales = SCALES.get();
         for (int k = k0; k < k0 + kn; k += 32) {
             long o = panelOffset + (long) (k / BLOCK) * PANEL_BLOCK_BYTES;
             int j = (k % BLOCK) / 32, c = j / 2;
-            if (k == k0 || j == 0) decodeScales(w, o, scales);  // once per block, not per 32 columns
-            FloatVector d = FloatVector.fromArray(F, scales, 16 * j), m = FloatVector.fromArray(F, scales, 128 + 16 * j);
+            // d*sc and dmin*m of sub-block j, as decodeScales makes them.
+            FloatVector d = FloatVector.fromMemorySegment(F, w, o + D, LE).mul(bytes(w, o + SC + j * ROWS));
+            FloatVector m = FloatVector.fromMemorySegment(F, w, o + DMIN, LE).mul(bytes(w, o + MN + j * ROWS));
             int at = (k - k0) * stride + col0;
             for (int l = 0; l < 32; l++, at += stride) {
                 IntVector q = qs(w, o, 32 * c + l);
