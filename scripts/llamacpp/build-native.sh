@@ -30,9 +30,44 @@ SRC="$CACHE_DIR/llama.cpp-$VERSION"
 BUILD="$SRC/build-native"
 BIN="$BUILD/bin"
 
+# A CPU may list AMX while the VM it runs in does not enable the tile registers: -march=native then compiles
+# ggml's AMX kernels and every tool dies at its first tile instruction (seen on a 2-core Sapphire Rapids VM:
+# ldtilecfg raised a general protection fault in llama-bench and llama-simple). A tiny program that configures and
+# zeroes one tile tells; where it fails, AMX is left out of the build.
+amx_flags() {
+    grep -qw amx_tile /proc/cpuinfo 2>/dev/null || return 0
+    local dir
+    dir=$(mktemp -d)
+    cat > "$dir/amx.c" <<'C'
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#include <immintrin.h>
+struct cfg { uint8_t palette, start_row, reserved[14]; uint16_t colsb[16]; uint8_t rows[16]; } __attribute__((aligned(64)));
+int main(void) {
+    if (syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) != 0) return 2;
+    struct cfg c;
+    memset(&c, 0, sizeof c);
+    c.palette = 1; c.colsb[0] = 64; c.rows[0] = 16;
+    _tile_loadconfig(&c);
+    _tile_zero(0);
+    _tile_release();
+    return 0;
+}
+C
+    if ! { gcc -O1 -mamx-tile -o "$dir/amx" "$dir/amx.c" && "$dir/amx"; } >/dev/null 2>&1; then
+        echo "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+    fi
+    rm -rf "$dir"
+}
+EXTRA_FLAGS=$(amx_flags)
+STAMP="$BUILD/tessera-extra-flags"
+
 all_built() {
     local t
     for t in "${TARGETS[@]}"; do [[ -x "$BIN/$t" ]] || return 1; done
+    [[ "$(cat "$STAMP" 2>/dev/null)" == "$EXTRA_FLAGS" ]]
 }
 if all_built; then echo "$BIN"; exit 0; fi
 
@@ -63,12 +98,16 @@ if [[ ! -f "$SRC/CMakeLists.txt" ]]; then
 fi
 
 # (3) build for this CPU (GGML_NATIVE: -march=native, so AVX-512/VNNI when present), only the tools.
+[[ -z "$EXTRA_FLAGS" ]] || log "this CPU lists AMX but a tile instruction fails here: building with $EXTRA_FLAGS"
+if [[ -d "$BUILD" && "$(cat "$STAMP" 2>/dev/null)" != "$EXTRA_FLAGS" ]]; then rm -rf "$BUILD"; fi
 log "cmake configure in $BUILD (GGML_NATIVE=ON, Release)"
 cmake -S "$SRC" -B "$BUILD" -DGGML_NATIVE=ON -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF \
+    -DCMAKE_C_FLAGS="$EXTRA_FLAGS" -DCMAKE_CXX_FLAGS="$EXTRA_FLAGS" \
     -DLLAMA_BUILD_TESTS=OFF -DBUILD_SHARED_LIBS=OFF >"$CACHE_DIR/cmake-configure.log" 2>&1 \
     || fail "cmake configure failed, see $CACHE_DIR/cmake-configure.log"
 log "building ${TARGETS[*]} with -j$JOBS (tens of minutes on 2 cores)"
 cmake --build "$BUILD" --config Release -j "$JOBS" --target "${TARGETS[@]}" >"$CACHE_DIR/cmake-build.log" 2>&1 \
     || fail "cmake build failed, see $CACHE_DIR/cmake-build.log"
+printf '%s' "$EXTRA_FLAGS" > "$STAMP"
 all_built || fail "build finished but $BIN lacks one of ${TARGETS[*]}"
 echo "$BIN"
