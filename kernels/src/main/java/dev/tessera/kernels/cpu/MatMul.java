@@ -1,5 +1,6 @@
 package dev.tessera.kernels.cpu;
 
+import dev.tessera.kernels.cpu.rows.ActivationBlocks;
 import dev.tessera.kernels.cpu.rows.PanelKernel;
 
 import java.lang.foreign.MemorySegment;
@@ -19,7 +20,7 @@ final class MatMul {
     private final float[][] packs;
     private final float[][] dotSums;  // per thread: dot8's running sums
     private final int[][] dotTokens;  // per thread: dot8's token offsets
-    private float[] blockSums = new float[0];  // [numTokens][cols / 32]: Σx per 32-column block, for K-quant panels
+    private final ActivationBlocks activationBlocks = new ActivationBlocks();  // of the current call's x, for the panel dots
 
     MatMul(WorkerPool pool) {
         this.pool = pool;
@@ -97,10 +98,11 @@ final class MatMul {
         MemorySegment panels = w.panels();
         PanelKernel kernel = w.panelKernel();
         long panelBytes = kernel.panelBytes(cols);
-        float[] xSums = kernel.needsBlockSums() ? blockSums(x, numTokens, cols) : null;
+        ActivationBlocks xBlocks = numTokens <= SMALL_BATCH && (kernel.needsBlockSums() || kernel.needsInt8())
+                ? activationBlocks.compute(x, numTokens, cols, kernel.needsInt8()) : null;
         if (numTokens == 1) {
             pool.parallelFor(w.rows(), step, (long) w.rows() * cols, (thread, start, end) -> {
-                for (int r = start; r < end; r += step) kernel.dot(panels, (r / step) * panelBytes, cols, x, 0, xSums, out, r);
+                for (int r = start; r < end; r += step) kernel.dot(panels, (r / step) * panelBytes, cols, x, 0, xBlocks, out, r);
             });
             return;
         }
@@ -114,10 +116,10 @@ final class MatMul {
                         long panel = (r / step) * panelBytes;
                         if (left >= 5) {
                             for (int i = 0; i < 8; i++) xs[i] = (t + Math.min(i, n - 1)) * cols;
-                            kernel.dot8(panels, panel, cols, x, xs, xSums, n, out, t * outWidth + r, outWidth, dotSums[thread]);
+                            kernel.dot8(panels, panel, cols, x, xs, xBlocks, n, out, t * outWidth + r, outWidth, dotSums[thread]);
                         } else {
                             int x0 = t * cols, x1 = (t + Math.min(1, n - 1)) * cols, x2 = (t + Math.min(2, n - 1)) * cols, x3 = (t + n - 1) * cols;
-                            kernel.dot4(panels, panel, cols, x, x0, x1, x2, x3, xSums, n, out, t * outWidth + r, outWidth);
+                            kernel.dot4(panels, panel, cols, x, x0, x1, x2, x3, xBlocks, n, out, t * outWidth + r, outWidth);
                         }
                         t += n;
                     }
@@ -156,28 +158,20 @@ final class MatMul {
                 throw new IllegalArgumentException(ws[i].name() + " is not a panel matrix of width " + cols);
             firstRow[i + 1] = firstRow[i] + ws[i].rows();
         }
-        float[] xSums = ws[0].panelKernel().needsBlockSums() ? blockSums(x, numXRows, cols) : null;
+        boolean sums = false, int8 = false;
+        for (int i = 0; i < n; i++) {
+            sums |= ws[i].panelKernel().needsBlockSums();
+            int8 |= ws[i].panelKernel().needsInt8();
+        }
+        ActivationBlocks xBlocks = sums || int8 ? activationBlocks.compute(x, numXRows, cols, int8) : null;
         pool.parallelFor(firstRow[n], step, (long) firstRow[n] * cols, (thread, start, end) -> {
             int i = 0;
             for (int v = start; v < end; v += step) {
                 while (v >= firstRow[i + 1]) i++;
                 CpuWeight w = ws[i];
                 int r = v - firstRow[i];
-                w.panelKernel().dot(w.panels(), (r / step) * w.panelKernel().panelBytes(cols), cols, x, xRows[i] * cols, xSums, outs[i], outOffsets[i] + r);
+                w.panelKernel().dot(w.panels(), (r / step) * w.panelKernel().panelBytes(cols), cols, x, xRows[i] * cols, xBlocks, outs[i], outOffsets[i] + r);
             }
         });
-    }
-
-    /** Σ x[t][32b .. 32b + 32) at [t * cols / 32 + b], in order (one scalar sum per block, as every row reads it). */
-    private float[] blockSums(float[] x, int numTokens, int cols) {
-        int n = numTokens * cols / 32;
-        if (blockSums.length < n) blockSums = new float[n];
-        float[] sums = blockSums;
-        for (int b = 0; b < n; b++) {
-            float s = 0f;
-            for (int k = 32 * b, end = k + 32; k < end; k++) s += x[k];
-            sums[b] = s;
-        }
-        return sums;
     }
 }

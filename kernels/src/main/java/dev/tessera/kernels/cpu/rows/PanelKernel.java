@@ -31,11 +31,20 @@ public interface PanelKernel {
     }
 
     /**
-     * Whether {@link #dot}, {@link #dot4} and {@link #dot8} read {@code xSums}: the sum of each token's x over every
-     * 32-column block, at {@code xSums[xOffset / 32 + k / 32]} (formats with a per-block min, such as Q4_K, take
-     * min * Σx once per block instead of once per value). Others ignore the array, which may then be null.
+     * Whether {@link #dot}, {@link #dot4} and {@link #dot8} read the block sums of x ({@link ActivationBlocks#sums}):
+     * formats with a per-block offset or min (Q4_0's 8, Q4_K's mins) take offset * Σx once per block instead of once
+     * per value. Others may be passed null.
      */
     default boolean needsBlockSums() {
+        return false;
+    }
+
+    /**
+     * Whether the dots read x rounded to int8 per block ({@link ActivationBlocks#pairs}, with its scales) instead of
+     * x: 4-bit weights times int8 activations summed in 16-bit lanes take half the vector instructions of widening
+     * every weight to a float.
+     */
+    default boolean needsInt8() {
         return false;
     }
 
@@ -56,14 +65,14 @@ public interface PanelKernel {
      * out[outOffset + i] = W[i] · x[xOffset..] for the panel's 16 rows (one-token matmul), with the same arithmetic
      * as {@link #dot4}, so a token's result is the same alone or in a batch.
      */
-    void dot(MemorySegment w, long panelOffset, int cols, float[] x, int xOffset, float[] xSums, float[] out, int outOffset);
+    void dot(MemorySegment w, long panelOffset, int cols, float[] x, int xOffset, ActivationBlocks xBlocks, float[] out, int outOffset);
 
     /**
      * out[t * outWidth + o0 + i] = W[i] · x[t] for four tokens at x offsets x0..x3 (batched decode): each widened
      * weight vector feeds four tokens' FMAs. x3 (and x2) may repeat an earlier token for smaller groups; only
      * {@code numTokens} rows of out are written.
      */
-    void dot4(MemorySegment w, long panelOffset, int cols, float[] x, int x0, int x1, int x2, int x3, float[] xSums,
+    void dot4(MemorySegment w, long panelOffset, int cols, float[] x, int x0, int x1, int x2, int x3, ActivationBlocks xBlocks,
               int numTokens, float[] out, int o0, int outWidth);
 
     /**
@@ -71,7 +80,7 @@ public interface PanelKernel {
      * widened weight vector feeds eight FMAs, so a batch of eight decode tokens dequantizes each weight once instead
      * of twice. Per token the arithmetic is {@link #dot}'s; {@code acc} is scratch of at least 8 * 16 floats.
      */
-    void dot8(MemorySegment w, long panelOffset, int cols, float[] x, int[] xs, float[] xSums, int numTokens, float[] out,
+    void dot8(MemorySegment w, long panelOffset, int cols, float[] x, int[] xs, ActivationBlocks xBlocks, int numTokens, float[] out,
               int o0, int outWidth, float[] acc);
 
     /** Row {@code i} (0..15) of the panel at {@code panelOffset}, all {@code cols} values (embedding lookups). */

@@ -75,6 +75,12 @@ final class PanelRepack {
         swap(x, 2, 6, 32, 0x00000000FFFFFFFFL); swap(x, 3, 7, 32, 0x00000000FFFFFFFFL);
     }
 
+    /** x[r] 16-bit unit c (little-endian) becomes x[c] unit r, for r, c in 0..3. */
+    static void transpose4x16(long[] x) {
+        swap(x, 0, 1, 16, 0x0000FFFF0000FFFFL); swap(x, 2, 3, 16, 0x0000FFFF0000FFFFL);
+        swap(x, 0, 2, 32, 0x00000000FFFFFFFFL); swap(x, 1, 3, 32, 0x00000000FFFFFFFFL);
+    }
+
     private static void swap(long[] x, int a, int b, int shift, long mask) {
         long t = ((x[a] >>> shift) ^ x[b]) & mask;
         x[b] ^= t;

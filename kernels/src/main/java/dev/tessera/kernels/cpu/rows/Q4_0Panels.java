@@ -32,6 +32,12 @@ public final class Q4_0Panels implements PanelKernel {
 
     private Q4_0Panels() {}
 
+    /** The dots multiply the unsigned nibbles and take the offset 8 once per block, as 8 * Σx: two vector ops fewer per 32 multiply-adds. */
+    @Override
+    public boolean needsBlockSums() {
+        return true;
+    }
+
     @Override
     public long panelBytes(int cols) {
         return (long) (cols / BLOCK) * PANEL_BLOCK_BYTES;
@@ -60,35 +66,37 @@ public final class Q4_0Panels implements PanelKernel {
     }
 
     @Override
-    public void dot(MemorySegment w, long panelOffset, int cols, float[] x, int xOffset, float[] xSums, float[] out, int outOffset) {
+    public void dot(MemorySegment w, long panelOffset, int cols, float[] x, int xOffset, ActivationBlocks xBlocks, float[] out, int outOffset) {
         FloatVector acc = FloatVector.zero(F);
         long o = panelOffset;
+        float[] sums = xBlocks.sums();
         for (int xb = xOffset, end = xOffset + cols; xb < end; xb += BLOCK, o += PANEL_BLOCK_BYTES) {
             FloatVector s = FloatVector.zero(F), h = s;
             for (int j = 0; j < 16; j++) {
                 IntVector q = (IntVector) ByteVector.fromMemorySegment(B16, w, o + QS + j * ROWS, LE)
                         .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
-                s = ((FloatVector) q.and(15).sub(8).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, x[xb + j]), s);
-                h = ((FloatVector) q.lanewise(VectorOperators.LSHR, 4).sub(8).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, x[xb + 16 + j]), h);
+                s = ((FloatVector) q.and(15).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, x[xb + j]), s);
+                h = ((FloatVector) q.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, x[xb + 16 + j]), h);
             }
             FloatVector d = VectorLanes.halfToFloat(ShortVector.fromMemorySegment(S16, w, o, LE));
-            acc = s.add(h).fma(d, acc);
+            acc = s.add(h).sub(8 * sums[xb / BLOCK]).fma(d, acc);
         }
         acc.intoArray(out, outOffset);
     }
 
     @Override
-    public void dot4(MemorySegment w, long panelOffset, int cols, float[] x, int x0, int x1, int x2, int x3, float[] xSums,
+    public void dot4(MemorySegment w, long panelOffset, int cols, float[] x, int x0, int x1, int x2, int x3, ActivationBlocks xBlocks,
                             int numTokens, float[] out, int o0, int outWidth) {
         FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
         long o = panelOffset;
+        float[] sums = xBlocks.sums();
         for (int kb = 0; kb < cols; kb += BLOCK, o += PANEL_BLOCK_BYTES) {
             FloatVector s0 = FloatVector.zero(F), s1 = s0, s2 = s0, s3 = s0, h0 = s0, h1 = s0, h2 = s0, h3 = s0;
             for (int j = 0; j < 16; j++) {
                 IntVector q = (IntVector) ByteVector.fromMemorySegment(B16, w, o + QS + j * ROWS, LE)
                         .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
-                FloatVector lo = (FloatVector) q.and(15).sub(8).convert(VectorOperators.I2F, 0);
-                FloatVector hi = (FloatVector) q.lanewise(VectorOperators.LSHR, 4).sub(8).convert(VectorOperators.I2F, 0);
+                FloatVector lo = (FloatVector) q.and(15).convert(VectorOperators.I2F, 0);
+                FloatVector hi = (FloatVector) q.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0);
                 int k = kb + j;
                 s0 = lo.fma(FloatVector.broadcast(F, x[x0 + k]), s0); h0 = hi.fma(FloatVector.broadcast(F, x[x0 + k + 16]), h0);
                 s1 = lo.fma(FloatVector.broadcast(F, x[x1 + k]), s1); h1 = hi.fma(FloatVector.broadcast(F, x[x1 + k + 16]), h1);
@@ -96,8 +104,9 @@ public final class Q4_0Panels implements PanelKernel {
                 s3 = lo.fma(FloatVector.broadcast(F, x[x3 + k]), s3); h3 = hi.fma(FloatVector.broadcast(F, x[x3 + k + 16]), h3);
             }
             FloatVector d = VectorLanes.halfToFloat(ShortVector.fromMemorySegment(S16, w, o, LE));
-            a0 = s0.add(h0).fma(d, a0); a1 = s1.add(h1).fma(d, a1);
-            a2 = s2.add(h2).fma(d, a2); a3 = s3.add(h3).fma(d, a3);
+            int b = kb / BLOCK;
+            a0 = s0.add(h0).sub(8 * sums[x0 / BLOCK + b]).fma(d, a0); a1 = s1.add(h1).sub(8 * sums[x1 / BLOCK + b]).fma(d, a1);
+            a2 = s2.add(h2).sub(8 * sums[x2 / BLOCK + b]).fma(d, a2); a3 = s3.add(h3).sub(8 * sums[x3 / BLOCK + b]).fma(d, a3);
         }
         a0.intoArray(out, o0);
         if (numTokens > 1) a1.intoArray(out, o0 + outWidth);
@@ -106,20 +115,21 @@ public final class Q4_0Panels implements PanelKernel {
     }
 
     @Override
-    public void dot8(MemorySegment w, long panelOffset, int cols, float[] x, int[] xs, float[] xSums, int numTokens, float[] out,
+    public void dot8(MemorySegment w, long panelOffset, int cols, float[] x, int[] xs, ActivationBlocks xBlocks, int numTokens, float[] out,
                      int o0, int outWidth, float[] acc) {
         // Eight (s, h) pairs fill 16 of the 32 vector registers; the running sums wait in acc (L1) between blocks.
         java.util.Arrays.fill(acc, 0, 8 * ROWS, 0f);
         int x0 = xs[0], x1 = xs[1], x2 = xs[2], x3 = xs[3], x4 = xs[4], x5 = xs[5], x6 = xs[6], x7 = xs[7];
         long o = panelOffset;
+        float[] sums = xBlocks.sums();
         for (int kb = 0; kb < cols; kb += BLOCK, o += PANEL_BLOCK_BYTES) {
             FloatVector s0 = FloatVector.zero(F), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
             FloatVector h0 = s0, h1 = s0, h2 = s0, h3 = s0, h4 = s0, h5 = s0, h6 = s0, h7 = s0;
             for (int j = 0; j < 16; j++) {
                 IntVector q = (IntVector) ByteVector.fromMemorySegment(B16, w, o + QS + j * ROWS, LE)
                         .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
-                FloatVector lo = (FloatVector) q.and(15).sub(8).convert(VectorOperators.I2F, 0);
-                FloatVector hi = (FloatVector) q.lanewise(VectorOperators.LSHR, 4).sub(8).convert(VectorOperators.I2F, 0);
+                FloatVector lo = (FloatVector) q.and(15).convert(VectorOperators.I2F, 0);
+                FloatVector hi = (FloatVector) q.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0);
                 int k = kb + j, m = k + 16;
                 s0 = lo.fma(FloatVector.broadcast(F, x[x0 + k]), s0); h0 = hi.fma(FloatVector.broadcast(F, x[x0 + m]), h0);
                 s1 = lo.fma(FloatVector.broadcast(F, x[x1 + k]), s1); h1 = hi.fma(FloatVector.broadcast(F, x[x1 + m]), h1);
@@ -131,14 +141,15 @@ public final class Q4_0Panels implements PanelKernel {
                 s7 = lo.fma(FloatVector.broadcast(F, x[x7 + k]), s7); h7 = hi.fma(FloatVector.broadcast(F, x[x7 + m]), h7);
             }
             FloatVector d = VectorLanes.halfToFloat(ShortVector.fromMemorySegment(S16, w, o, LE));
-            s0.add(h0).fma(d, FloatVector.fromArray(F, acc, 0)).intoArray(acc, 0);
-            s1.add(h1).fma(d, FloatVector.fromArray(F, acc, ROWS)).intoArray(acc, ROWS);
-            s2.add(h2).fma(d, FloatVector.fromArray(F, acc, 2 * ROWS)).intoArray(acc, 2 * ROWS);
-            s3.add(h3).fma(d, FloatVector.fromArray(F, acc, 3 * ROWS)).intoArray(acc, 3 * ROWS);
-            s4.add(h4).fma(d, FloatVector.fromArray(F, acc, 4 * ROWS)).intoArray(acc, 4 * ROWS);
-            s5.add(h5).fma(d, FloatVector.fromArray(F, acc, 5 * ROWS)).intoArray(acc, 5 * ROWS);
-            s6.add(h6).fma(d, FloatVector.fromArray(F, acc, 6 * ROWS)).intoArray(acc, 6 * ROWS);
-            s7.add(h7).fma(d, FloatVector.fromArray(F, acc, 7 * ROWS)).intoArray(acc, 7 * ROWS);
+            int b = kb / BLOCK;
+            s0.add(h0).sub(8 * sums[x0 / BLOCK + b]).fma(d, FloatVector.fromArray(F, acc, 0)).intoArray(acc, 0);
+            s1.add(h1).sub(8 * sums[x1 / BLOCK + b]).fma(d, FloatVector.fromArray(F, acc, ROWS)).intoArray(acc, ROWS);
+            s2.add(h2).sub(8 * sums[x2 / BLOCK + b]).fma(d, FloatVector.fromArray(F, acc, 2 * ROWS)).intoArray(acc, 2 * ROWS);
+            s3.add(h3).sub(8 * sums[x3 / BLOCK + b]).fma(d, FloatVector.fromArray(F, acc, 3 * ROWS)).intoArray(acc, 3 * ROWS);
+            s4.add(h4).sub(8 * sums[x4 / BLOCK + b]).fma(d, FloatVector.fromArray(F, acc, 4 * ROWS)).intoArray(acc, 4 * ROWS);
+            s5.add(h5).sub(8 * sums[x5 / BLOCK + b]).fma(d, FloatVector.fromArray(F, acc, 5 * ROWS)).intoArray(acc, 5 * ROWS);
+            s6.add(h6).sub(8 * sums[x6 / BLOCK + b]).fma(d, FloatVector.fromArray(F, acc, 6 * ROWS)).intoArray(acc, 6 * ROWS);
+            s7.add(h7).sub(8 * sums[x7 / BLOCK + b]).fma(d, FloatVector.fromArray(F, acc, 7 * ROWS)).intoArray(acc, 7 * ROWS);
         }
         for (int t = 0; t < numTokens; t++) System.arraycopy(acc, t * ROWS, out, o0 + t * outWidth, ROWS);
     }

@@ -101,7 +101,7 @@ public final class Q6KPanels implements PanelKernel {
     }
 
     @Override
-    public void dot(MemorySegment w, long panelOffset, int cols, float[] x, int xOffset, float[] xSums, float[] out, int outOffset) {
+    public void dot(MemorySegment w, long panelOffset, int cols, float[] x, int xOffset, ActivationBlocks xBlocks, float[] out, int outOffset) {
         FloatVector acc = FloatVector.zero(F);
         float[] scales = GROUP_SCALES.get();
         long o = panelOffset;
@@ -126,7 +126,7 @@ public final class Q6KPanels implements PanelKernel {
     }
 
     @Override
-    public void dot4(MemorySegment w, long panelOffset, int cols, float[] x, int x0, int x1, int x2, int x3, float[] xSums,
+    public void dot4(MemorySegment w, long panelOffset, int cols, float[] x, int x0, int x1, int x2, int x3, ActivationBlocks xBlocks,
                      int numTokens, float[] out, int o0, int outWidth) {
         FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
         float[] scales = GROUP_SCALES.get();
@@ -155,11 +155,11 @@ public final class Q6KPanels implements PanelKernel {
 
     /** Two passes of {@link #dot4}, each token with dot's arithmetic. */
     @Override
-    public void dot8(MemorySegment w, long panelOffset, int cols, float[] x, int[] xs, float[] xSums, int numTokens, float[] out,
+    public void dot8(MemorySegment w, long panelOffset, int cols, float[] x, int[] xs, ActivationBlocks xBlocks, int numTokens, float[] out,
                      int o0, int outWidth, float[] acc) {
-        dot4(w, panelOffset, cols, x, xs[0], xs[1], xs[2], xs[3], xSums, Math.min(numTokens, 4), out, o0, outWidth);
+        dot4(w, panelOffset, cols, x, xs[0], xs[1], xs[2], xs[3], xBlocks, Math.min(numTokens, 4), out, o0, outWidth);
         if (numTokens > 4)
-            dot4(w, panelOffset, cols, x, xs[4], xs[5], xs[6], xs[7], xSums, numTokens - 4, out, o0 + 4 * outWidth, outWidth);
+            dot4(w, panelOffset, cols, x, xs[4], xs[5], xs[6], xs[7], xBlocks, numTokens - 4, out, o0 + 4 * outWidth, outWidth);
     }
 
     @Override

@@ -53,7 +53,7 @@ public final class Q8_0Panels implements PanelKernel {
     }
 
     @Override
-    public void dot(MemorySegment w, long panelOffset, int cols, float[] x, int xOffset, float[] xSums, float[] out, int outOffset) {
+    public void dot(MemorySegment w, long panelOffset, int cols, float[] x, int xOffset, ActivationBlocks xBlocks, float[] out, int outOffset) {
         FloatVector acc = FloatVector.zero(F);
         long o = panelOffset;
         for (int xb = xOffset, end = xOffset + cols; xb < end; xb += BLOCK, o += PANEL_BLOCK_BYTES) {
@@ -69,7 +69,7 @@ public final class Q8_0Panels implements PanelKernel {
     }
 
     @Override
-    public void dot4(MemorySegment w, long panelOffset, int cols, float[] x, int x0, int x1, int x2, int x3, float[] xSums,
+    public void dot4(MemorySegment w, long panelOffset, int cols, float[] x, int x0, int x1, int x2, int x3, ActivationBlocks xBlocks,
                      int numTokens, float[] out, int o0, int outWidth) {
         FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
         long o = panelOffset;
@@ -94,7 +94,7 @@ public final class Q8_0Panels implements PanelKernel {
     }
 
     @Override
-    public void dot8(MemorySegment w, long panelOffset, int cols, float[] x, int[] xs, float[] xSums, int numTokens, float[] out,
+    public void dot8(MemorySegment w, long panelOffset, int cols, float[] x, int[] xs, ActivationBlocks xBlocks, int numTokens, float[] out,
                      int o0, int outWidth, float[] acc) {
         // Eight (s, h) pairs fill 16 of the 32 vector registers; the running sums wait in acc (L1) between blocks.
         java.util.Arrays.fill(acc, 0, 8 * ROWS, 0f);

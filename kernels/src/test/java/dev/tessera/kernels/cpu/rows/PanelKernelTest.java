@@ -47,8 +47,9 @@ class PanelKernelTest {
             assertEquals(kQuant ? rows / 16 * panelBytes : data.byteSize(), panels.byteSize());
             float[] x = new float[3 * cols];
             for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
-            float[] xSums = new float[x.length / 32];
-            for (int k = 0; k < x.length; k++) xSums[k / 32] += x[k];
+            ActivationBlocks xSums = new ActivationBlocks().compute(x, 3, cols, panelKernel.needsInt8());
+            // An int8 kernel's dot is checked against the scalar dot of the x it sees (q * scale per block).
+            float[] seen = panelKernel.needsInt8() ? int8Values(xSums, x.length) : x;
             float[] expected = new float[cols], got = new float[cols], dots = new float[rows], dots4 = new float[3 * rows];
             float[] dots8 = new float[6 * rows], sums = new float[8 * 16];
             int[] xs = {cols, 0, 2 * cols, cols, 0, 2 * cols, 2 * cols, 2 * cols};  // six tokens; the last repeats
@@ -64,7 +65,7 @@ class PanelKernelTest {
                 panelKernel.dequantizeRow(panels, (r / 16) * panelBytes, r % 16, cols, got, 0);
                 assertArrayEquals(expected, got, "row " + r);
                 for (int k = 0; k < cols; k++) assertEquals(expected[k], packed[k * rows + r], 0f, "unpacked row " + r + " column " + k);
-                float ref = plain.dotScalar(data, r * rowBytes, x, cols, cols);
+                float ref = plain.dotScalar(data, r * rowBytes, seen, cols, cols);
                 assertEquals(ref, dots[r], 1e-4f * (1 + Math.abs(ref)) * Math.sqrt(cols), "dot row " + r);
                 assertEquals(dots[r], dots4[rows + r], 0f, "dot4 token 1 row " + r);
                 assertEquals(dots[r], dots8[r], 0f, "dot8 token 0 row " + r);
@@ -72,5 +73,15 @@ class PanelKernelTest {
                 assertEquals(dots4[2 * rows + r], dots8[5 * rows + r], 0f, "dot8 token 5 row " + r);
             }
         }
+    }
+
+    /** x as an int8 kernel reads it: each value's int8 times its block's scale. */
+    static float[] int8Values(ActivationBlocks blocks, int n) {
+        float[] v = new float[n];
+        for (int k = 0; k < n; k++) {
+            int pair = blocks.pairs()[k / 2];
+            v[k] = (short) (k % 2 == 0 ? pair : pair >> 16) * blocks.scales()[k / 32];
+        }
+        return v;
     }
 }
