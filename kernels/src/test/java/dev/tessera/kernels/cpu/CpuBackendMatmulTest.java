@@ -40,16 +40,11 @@ class CpuBackendMatmulTest {
             RowKernel ref = RowKernels.forType(type);
             PanelKernel panels = PanelKernel.forType(type, rows, cols);
             boolean int8 = panels != null && panels.needsInt8();
-            float[] w = new float[cols];
             for (int t = 0; t < numTokens; t++)
                 for (int r = 0; r < rows; r++) {
                     float expected = ref.dotScalar(data, r * rowBytes, x, t * cols, cols);
                     // An int8-activation kernel rounds each x by at most half its block's scale (max |x| / 127).
-                    double rounding = 0;
-                    if (int8) {
-                        ref.dequantize(data, r * rowBytes, w, 0, cols);
-                        for (int k = 0; k < cols; k++) rounding += Math.abs(w[k]) * blockMax(x, t * cols + k / 32 * 32) / 254 * 1.001;
-                    }
+                    double rounding = int8 ? Int8Rounding.bound(ref, data, r * rowBytes, cols, x, t * cols) : 0;
                     assertEquals(expected, got[t * rows + r], 1e-3f * (1 + Math.abs(expected)) + rounding, type + " token " + t + " row " + r);
                 }
         }
@@ -136,11 +131,5 @@ class CpuBackendMatmulTest {
             for (long i = 0; i < data.byteSize(); i += 2) data.set(f16, i, Float.floatToFloat16((float) (((i * 7919) % 200) - 100) / 100f));
         if (type == TensorType.F32)
             for (long i = 0; i < data.byteSize(); i += 4) data.set(ValueLayout.JAVA_FLOAT_UNALIGNED, i, (float) (((i * 7919) % 200) - 100) / 100f);
-    }
-
-    private static float blockMax(float[] x, int from) {
-        float max = 0;
-        for (int k = from; k < from + 32; k++) max = Math.max(max, Math.abs(x[k]));
-        return max;
     }
 }

@@ -21,6 +21,7 @@ public final class ActivationBlocks {
     private float[] sums = new float[0], scales = new float[0], int8Sums = new float[0];
     private int[] pairs = new int[0];
     private float[] int8Floats = new float[0];
+    private int[] int8Totals = new int[0];
 
     /** Σx of each 32-column block. */
     public float[] sums() {
@@ -34,6 +35,11 @@ public final class ActivationBlocks {
      */
     public float[] int8Sums() {
         return int8Sums;
+    }
+
+    /** Σ of the int8 values of each 32-column block. */
+    public int[] int8Totals() {
+        return int8Totals;
     }
 
     /** The int8 scale of each 32-column block (0 for an all-zero block). */
@@ -66,6 +72,7 @@ public final class ActivationBlocks {
             int8Sums = new float[n];
             pairs = new int[16 * n];
             int8Floats = new float[32 * n];
+            int8Totals = new int[n];
         }
         for (int b = 0; b < n; b++) {
             int k = 32 * b;
@@ -88,6 +95,7 @@ public final class ActivationBlocks {
         float scale = max / 127f, inverse = max == 0f ? 0f : 127f / max;
         scales[b] = scale;
         int sum = pack(lo.mul(inverse), 32 * b) + pack(hi.mul(inverse), 32 * b + 16);
+        int8Totals[b] = sum;
         int8Sums[b] = sum * scale;
     }
 
@@ -116,6 +124,7 @@ public final class ActivationBlocks {
             int8Floats[k + 2 * m + 1] = q1;
             sum += q0 + q1;
         }
+        int8Totals[b] = sum;
         int8Sums[b] = sum * scales[b];
     }
 }
