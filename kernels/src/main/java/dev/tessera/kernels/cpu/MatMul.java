@@ -98,8 +98,7 @@ final class MatMul {
         MemorySegment panels = w.panels();
         PanelKernel kernel = w.panelKernel();
         long panelBytes = kernel.panelBytes(cols);
-        ActivationBlocks xBlocks = numTokens <= SMALL_BATCH && (kernel.needsBlockSums() || kernel.needsInt8())
-                ? activationBlocks.compute(x, numTokens, cols, kernel.needsInt8()) : null;
+        ActivationBlocks xBlocks = numTokens <= SMALL_BATCH && kernel.needsInt8() ? activationBlocks.compute(x, numTokens, cols) : null;
         if (numTokens == 1) {
             pool.parallelFor(w.rows(), step, (long) w.rows() * cols, (thread, start, end) -> {
                 for (int r = start; r < end; r += step) kernel.dot(panels, (r / step) * panelBytes, cols, x, 0, xBlocks, out, r);
@@ -158,12 +157,9 @@ final class MatMul {
                 throw new IllegalArgumentException(ws[i].name() + " is not a panel matrix of width " + cols);
             firstRow[i + 1] = firstRow[i] + ws[i].rows();
         }
-        boolean sums = false, int8 = false;
-        for (int i = 0; i < n; i++) {
-            sums |= ws[i].panelKernel().needsBlockSums();
-            int8 |= ws[i].panelKernel().needsInt8();
-        }
-        ActivationBlocks xBlocks = sums || int8 ? activationBlocks.compute(x, numXRows, cols, int8) : null;
+        boolean int8 = false;
+        for (int i = 0; i < n; i++) int8 |= ws[i].panelKernel().needsInt8();
+        ActivationBlocks xBlocks = int8 ? activationBlocks.compute(x, numXRows, cols) : null;
         pool.parallelFor(firstRow[n], step, (long) firstRow[n] * cols, (thread, start, end) -> {
             int i = 0;
             for (int v = start; v < end; v += step) {

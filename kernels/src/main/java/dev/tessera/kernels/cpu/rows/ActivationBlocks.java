@@ -6,53 +6,44 @@ import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 
 /**
- * What the panel dots read of a matmul's input rows besides x itself, per 32-column block, computed once per matmul
- * and shared by every row: Σx (formats with a per-block offset or min take offset * Σx once per block), and for the
- * integer route ({@link PanelKernel#needsInt8}) x rounded to int8 with one scale per block, as llama.cpp's q8_0
- * activations are: {@code x ≈ scale * q}, |q| ≤ 127. The int8 values are stored two per int (column 2m in the low
- * 16 bits, 2m + 1 in the high), so broadcasting one int gives a short vector whose lanes alternate the two columns.
+ * A matmul's input rows as the integer panel dots read them ({@link PanelKernel#needsInt8}), computed once per matmul
+ * and shared by every row: x rounded to int8 per 32-column block, as llama.cpp's q8_0 activations are,
+ * {@code x ≈ scale * q} with |q| ≤ 127. The values are kept three ways: two per int (column 2m in the low 16 bits,
+ * 2m + 1 in the high: one broadcast int gives both columns' short lanes), as floats (for the float dots of batched
+ * tokens, whose sums of 4-bit weights times these are exact integers and so equal the 16-bit ones), and their block
+ * sums (for each block's offset or min).
  * <p>
  * Indices run over all tokens: block {@code b} of the token at x offset {@code xo} is {@code xo / 32 + b}, its
- * column pair {@code m} is {@code xo / 2 + m}.
+ * column pair {@code m} is {@code xo / 2 + m}, its column {@code k} is {@code xo + k}.
  */
 public final class ActivationBlocks {
-    /** Above |x| / scale this rounding trick (add and subtract 1.5 * 2^23) would be wrong; |q| ≤ 127 is far below. */
+    /** Adding and subtracting 1.5 * 2^23 rounds a float below 2^22 to an integer, ties to even as rint does. */
     private static final float ROUND = 0x1.8p23f;
-    private float[] sums = new float[0], scales = new float[0], int8Sums = new float[0];
-    private int[] pairs = new int[0];
-    private float[] int8Floats = new float[0];
-    private int[] int8Totals = new int[0];
+    private float[] scales = new float[0], scaledSums = new float[0], values = new float[0];
+    private int[] totals = new int[0], pairs = new int[0];
 
-    /** Σx of each 32-column block. */
-    public float[] sums() {
-        return sums;
-    }
-
-    /**
-     * Σ of the int8 values of each 32-column block times its scale: the sum of x as the int8 route sees it, for the
-     * min term of an int8 dot, so that the rounding of x shifts the dot as it would shift the dot of the dequantized
-     * weights (a Q4_K value's offset cancels against its min instead of multiplying the rounding error by up to 15).
-     */
-    public float[] int8Sums() {
-        return int8Sums;
-    }
-
-    /** Σ of the int8 values of each 32-column block. */
-    public int[] int8Totals() {
-        return int8Totals;
-    }
-
-    /** The int8 scale of each 32-column block (0 for an all-zero block). */
+    /** The int8 scale of each block (0 for an all-zero block). */
     public float[] scales() {
         return scales;
     }
 
+    /** Σq of each block. */
+    public int[] int8Totals() {
+        return totals;
+    }
+
     /**
-     * The int8 values as floats, one per column: a float dot of 4-bit weights with them sums exact integers (below
-     * 2^24 within a block), so it equals the 16-bit integer dot bit for bit.
+     * Σq * scale of each block: Σx as the int8 dot sees it. A Q4_K min term taken with it cancels the rounding of x
+     * against the values' offset, as the dot of the dequantized weights would; with the exact Σx instead, the
+     * rounding error was multiplied by the nibbles (up to 15).
      */
+    public float[] int8Sums() {
+        return scaledSums;
+    }
+
+    /** The int8 values as floats, one per column. */
     public float[] int8Floats() {
-        return int8Floats;
+        return values;
     }
 
     /** The int8 values, a column pair per int. */
@@ -60,58 +51,43 @@ public final class ActivationBlocks {
         return pairs;
     }
 
-    /**
-     * Fills the sums of {@code numTokens} rows of {@code cols} floats at x[0..], and their int8 copy if {@code int8}.
-     * cols is a multiple of 32.
-     */
-    public ActivationBlocks compute(float[] x, int numTokens, int cols, boolean int8) {
+    /** Rounds {@code numTokens} rows of {@code cols} floats at x[0..] (cols a multiple of 32). */
+    public ActivationBlocks compute(float[] x, int numTokens, int cols) {
         int n = numTokens * cols / 32;
-        if (sums.length < n) sums = new float[n];
-        if (int8 && scales.length < n) {
+        if (scales.length < n) {
             scales = new float[n];
-            int8Sums = new float[n];
+            scaledSums = new float[n];
+            totals = new int[n];
             pairs = new int[16 * n];
-            int8Floats = new float[32 * n];
-            int8Totals = new int[n];
+            values = new float[32 * n];
         }
         for (int b = 0; b < n; b++) {
-            int k = 32 * b;
-            if (VectorLanes.L == 16) {
-                FloatVector lo = FloatVector.fromArray(VectorLanes.F, x, k), hi = FloatVector.fromArray(VectorLanes.F, x, k + 16);
-                sums[b] = lo.add(hi).reduceLanes(VectorOperators.ADD);
-                if (int8) quantize(lo, hi, b);
-            } else {
-                float s = 0f;
-                for (int i = k; i < k + 32; i++) s += x[i];
-                sums[b] = s;
-                if (int8) quantizeScalar(x, k, b);
-            }
+            if (VectorLanes.L == 16) quantize(x, b);
+            else quantizeScalar(x, b);
+            scaledSums[b] = totals[b] * scales[b];
         }
         return this;
     }
 
-    private void quantize(FloatVector lo, FloatVector hi, int b) {
+    private void quantize(float[] x, int b) {
+        FloatVector lo = FloatVector.fromArray(VectorLanes.F, x, 32 * b), hi = FloatVector.fromArray(VectorLanes.F, x, 32 * b + 16);
         float max = lo.abs().max(hi.abs()).reduceLanes(VectorOperators.MAX);
-        float scale = max / 127f, inverse = max == 0f ? 0f : 127f / max;
-        scales[b] = scale;
-        int sum = pack(lo.mul(inverse), 32 * b) + pack(hi.mul(inverse), 32 * b + 16);
-        int8Totals[b] = sum;
-        int8Sums[b] = sum * scale;
+        float inverse = max == 0f ? 0f : 127f / max;
+        scales[b] = max / 127f;
+        totals[b] = store(lo.mul(inverse), 32 * b) + store(hi.mul(inverse), 32 * b + 16);
     }
 
-    /**
-     * Rounds the 16 values of columns k.. (|v| ≤ 127) to the nearest integer, ties to even as rint does, stores them
-     * as floats and as 8 pairs and returns their sum.
-     */
-    private int pack(FloatVector v, int k) {
+    /** Rounds the 16 values of columns k.. (|v| ≤ 127), stores them as floats and as 8 pairs, and returns their sum. */
+    private int store(FloatVector v, int k) {
         FloatVector rounded = v.add(ROUND).sub(ROUND);
-        rounded.intoArray(int8Floats, k);
+        rounded.intoArray(values, k);
         IntVector q = (IntVector) rounded.convert(VectorOperators.F2I, 0);
         ((ShortVector) q.convertShape(VectorOperators.I2S, ShortVector.SPECIES_256, 0)).reinterpretAsInts().intoArray(pairs, k / 2);
         return q.reduceLanes(VectorOperators.ADD);
     }
 
-    private void quantizeScalar(float[] x, int k, int b) {
+    private void quantizeScalar(float[] x, int b) {
+        int k = 32 * b;
         float max = 0f;
         for (int i = k; i < k + 32; i++) max = Math.max(max, Math.abs(x[i]));
         float inverse = max == 0f ? 0f : 127f / max;
@@ -120,11 +96,10 @@ public final class ActivationBlocks {
         for (int m = 0; m < 16; m++) {
             int q0 = (int) Math.rint(x[k + 2 * m] * inverse), q1 = (int) Math.rint(x[k + 2 * m + 1] * inverse);
             pairs[16 * b + m] = (q0 & 0xffff) | q1 << 16;
-            int8Floats[k + 2 * m] = q0;
-            int8Floats[k + 2 * m + 1] = q1;
+            values[k + 2 * m] = q0;
+            values[k + 2 * m + 1] = q1;
             sum += q0 + q1;
         }
-        int8Totals[b] = sum;
-        int8Sums[b] = sum * scales[b];
+        totals[b] = sum;
     }
 }

@@ -31,18 +31,9 @@ public interface PanelKernel {
     }
 
     /**
-     * Whether {@link #dot}, {@link #dot4} and {@link #dot8} read the block sums of x ({@link ActivationBlocks#sums}):
-     * formats with a per-block offset or min (Q4_0's 8, Q4_K's mins) take offset * Σx once per block instead of once
-     * per value. Others may be passed null.
-     */
-    default boolean needsBlockSums() {
-        return false;
-    }
-
-    /**
-     * Whether the dots read x rounded to int8 per block ({@link ActivationBlocks#pairs}, with its scales) instead of
-     * x: 4-bit weights times int8 activations summed in 16-bit lanes take half the vector instructions of widening
-     * every weight to a float.
+     * Whether the dots read x rounded to int8 per block ({@link ActivationBlocks}) instead of x: 4-bit weights times
+     * int8 activations summed in 16-bit lanes take half the vector instructions of widening every weight to a float,
+     * and the block's offset or min takes the int8 block sum once per block. Others may be passed null.
      */
     default boolean needsInt8() {
         return false;

@@ -25,31 +25,6 @@ final class PanelRepack {
         return inChunks(src, rows, (long) numBlocks * ROWS * blockBytes, arena, (dst, p0, p1) -> repack(src, dst, p0, p1, numBlocks, blockBytes));
     }
 
-    /**
-     * As {@link #repack}, but with the quant bytes moved in pairs: after the scales, one 32-byte slice per byte pair
-     * m holding bytes 2m, 2m + 1 of row i at 2i, 2i + 1 (four rows by four pairs transposed at a time), for kernels
-     * that widen a slice into 32 short lanes.
-     */
-    static MemorySegment repackPairs(MemorySegment src, int rows, int cols, int blockBytes, Arena arena) {
-        int numBlocks = cols / 32;
-        return inChunks(src, rows, (long) numBlocks * ROWS * blockBytes, arena, (dst, p0, p1) -> {
-            int numPairs = (blockBytes - 2) / 2, panelBlockBytes = ROWS * blockBytes;
-            long rowBytes = (long) numBlocks * blockBytes, panelBytes = (long) numBlocks * panelBlockBytes;
-            long[] x = new long[4];
-            for (int p = p0; p < p1; p++)
-                for (int b = 0; b < numBlocks; b++) {
-                    long s = (long) p * ROWS * rowBytes + (long) b * blockBytes, d = p * panelBytes + (long) b * panelBlockBytes;
-                    for (int i = 0; i < ROWS; i++) dst.set(I16, d + 2 * i, src.get(I16, s + i * rowBytes));
-                    for (int g = 0; g < ROWS; g += 4)
-                        for (int m0 = 0; m0 < numPairs; m0 += 4) {
-                            for (int r = 0; r < 4; r++) x[r] = src.get(I64, s + (g + r) * rowBytes + 2 + 2 * m0);
-                            transpose4x16(x);
-                            for (int m = 0; m < 4; m++) dst.set(I64, d + 2 * ROWS + 32L * (m0 + m) + 2 * g, x[m]);
-                        }
-                }
-        });
-    }
-
     /** Writes panels [p0, p1) of {@code dst} from the GGUF tensor. */
     interface PanelRange {
         void write(MemorySegment dst, int p0, int p1);

@@ -5,27 +5,30 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
 import static dev.tessera.kernels.cpu.rows.VectorLanes.F;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.I;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.I16;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.LE;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.U8;
 
 /**
- * Q4_0 panels: per 16-row panel and 32-column block, 288 bytes (18 per 32 values, as in GGUF): the 16 rows' f16
- * scales, then 8 pair slices of 32 bytes where slice l holds, at byte 2i + p, qs byte 2l + p of row i: its low nibble
- * is column 2l + p, its high nibble column 2l + p + 16.
+ * Q4_0 panels: per 16-row panel and 32-column block, 288 bytes: the 16 rows' f16 scales, then 16 slices of 16 bytes
+ * where slice j holds byte qs[j] of rows 0..15, so its low nibbles are column j of the panel and its high nibbles
+ * column j + 16 (18 bytes per 32 values, as in GGUF).
  * <p>
- * The dots take x as int8 per block ({@link #needsInt8}, as llama.cpp's q8_0 activations). The one-token dot widens
- * a pair slice into 32 short lanes (row i, column parity p) and multiplies a broadcast int holding two columns' int8
- * x: a block's Σ q·qx, at most 16 * 15 * 127 = 30480 per lane, sums in 16-bit lanes, in half the vector instructions
- * of widening every value to a float. With four or eight tokens the widened values feed float FMAs instead (the 16-bit
- * multiply runs on one port, FMAs on two), on the int8 x as floats: Σ q·qx is then an exact integer in a float and
- * equals the 16-bit sum, and the rest (- 8 Σqx, times d * scale) is the same arithmetic, so batching changes no bit.
+ * The dots take x as int8 per block ({@link #needsInt8}, as llama.cpp's q8_0 activations). The one-token dot loads
+ * two slices at once into 32 short lanes and multiplies them by the two columns' int8 x, summing a block's Σ q·qx (at
+ * most 16 * 15 * 127 = 30480 per lane) in 16-bit lanes: 22.6-23.5 against 17.2 GMAC/s per thread for float FMAs on
+ * the widened nibbles. A pair layout (row i's two bytes side by side, so one broadcast int gives the x pattern
+ * without the shuffle) reached 28, but widening its slices into floats for batched tokens cost those 23%. With four
+ * or eight tokens the nibbles feed float FMAs on the int8 x as floats: a block's sum is then the same exact integer,
+ * and what follows (- 8 Σq, times d * scale) the same arithmetic, so batching changes no bit.
  */
 public final class Q4_0Panels implements PanelKernel {
     static final PanelKernel INSTANCE = new Q4_0Panels();
@@ -33,9 +36,12 @@ public final class Q4_0Panels implements PanelKernel {
     static final int BLOCK_BYTES = 18;
     static final int PANEL_BLOCK_BYTES = ROWS * BLOCK_BYTES;
     private static final int QS = 2 * ROWS;
-    private static final VectorSpecies<Byte> B32 = ByteVector.SPECIES_256;
+    private static final VectorSpecies<Byte> B16 = ByteVector.SPECIES_128;
     private static final VectorSpecies<Short> S16 = ShortVector.SPECIES_256, S32 = ShortVector.SPECIES_512;
-    private static final VectorSpecies<Integer> I16X2 = IntVector.SPECIES_512;
+    private static final VectorSpecies<Byte> B32 = ByteVector.SPECIES_256;
+    private static final VectorSpecies<Integer> I512 = IntVector.SPECIES_512;
+    /** Spreads short lane 0 over lanes 0-15 and lane 1 over lanes 16-31. */
+    private static final VectorShuffle<Short> HALVES = VectorShuffle.fromOp(S32, i -> i / 16);
 
     private Q4_0Panels() {}
 
@@ -52,48 +58,21 @@ public final class Q4_0Panels implements PanelKernel {
     /** The panel layout of a row-major Q4_0 tensor ({@code rows} x {@code cols}), in memory of {@code arena}. */
     @Override
     public MemorySegment repack(MemorySegment src, int rows, int cols, Arena arena) {
-        return PanelRepack.repackPairs(src, rows, cols, BLOCK_BYTES, arena);
-    }
-
-    /** Pair slice l of the block at {@code o}: lane i holds row i's two bytes, byte 2l in bits 0-7, 2l + 1 in 16-23. */
-    private static IntVector pairSlice(MemorySegment w, long o, int l) {
-        return ((ShortVector) ByteVector.fromMemorySegment(B32, w, o + QS + 32L * l, LE)
-                .convertShape(VectorOperators.ZERO_EXTEND_B2S, S32, 0)).reinterpretAsInts();
-    }
-
-    /** The 4-bit field at bit {@code shift} of each lane of a pair slice, as floats. */
-    private static FloatVector nibble(IntVector q, int shift) {
-        return (FloatVector) q.lanewise(VectorOperators.LSHR, shift).and(15).convert(VectorOperators.I2F, 0);
-    }
-
-    /** Bits 0-3 of each lane as floats. */
-    private static FloatVector low(IntVector q) {
-        return (FloatVector) q.and(15).convert(VectorOperators.I2F, 0);
-    }
-
-    /** Bits 20-23 of each lane as floats (the bits above are zero: the bytes were zero-extended). */
-    private static FloatVector top(IntVector q) {
-        return (FloatVector) q.lanewise(VectorOperators.LSHR, 20).convert(VectorOperators.I2F, 0);
-    }
-
-    private static FloatVector scales(MemorySegment w, long o) {
-        return VectorLanes.halfToFloat(ShortVector.fromMemorySegment(S16, w, o, LE));
+        return PanelRepack.repack(src, rows, cols, BLOCK_BYTES, arena);
     }
 
     @Override
     public void unpack(MemorySegment w, long panelOffset, int k0, int kn, float[] packed, int stride, int col0) {
         long o = panelOffset + (long) (k0 / BLOCK) * PANEL_BLOCK_BYTES;
         for (int kb = 0; kb < kn; kb += BLOCK, o += PANEL_BLOCK_BYTES) {
-            FloatVector d = scales(w, o);
+            FloatVector d = VectorLanes.halfToFloat(ShortVector.fromMemorySegment(S16, w, o, LE));
             FloatVector bias = d.mul(-8f);
-            int at = kb * stride + col0;
-            for (int l = 0; l < 8; l++) {
-                IntVector q = pairSlice(w, o, l);
-                int lo = at + 2 * l * stride, hi = lo + 16 * stride;
-                nibble(q, 0).fma(d, bias).intoArray(packed, lo);
-                nibble(q, 16).fma(d, bias).intoArray(packed, lo + stride);
-                nibble(q, 4).fma(d, bias).intoArray(packed, hi);
-                nibble(q, 20).fma(d, bias).intoArray(packed, hi + stride);
+            int lo = kb * stride + col0, hi = lo + 16 * stride;
+            for (int j = 0; j < 16; j++, lo += stride, hi += stride) {
+                IntVector q = (IntVector) ByteVector.fromMemorySegment(B16, w, o + QS + j * ROWS, LE)
+                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                ((FloatVector) q.and(15).convert(VectorOperators.I2F, 0)).fma(d, bias).intoArray(packed, lo);
+                ((FloatVector) q.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0)).fma(d, bias).intoArray(packed, hi);
             }
         }
     }
@@ -108,50 +87,47 @@ public final class Q4_0Panels implements PanelKernel {
             ShortVector s = ShortVector.zero(S32);
             int p = xb / 2;
             for (int l = 0; l < 8; l++) {
+                // Slices 2l and 2l + 1 in one load: lanes 0-15 are column 2l (low nibbles) or 2l + 16 (high), lanes 16-31
+                // the next column; x's two columns, one int, spread over the matching halves.
                 ShortVector q = (ShortVector) ByteVector.fromMemorySegment(B32, w, o + QS + 32L * l, LE)
                         .convertShape(VectorOperators.ZERO_EXTEND_B2S, S32, 0);
-                s = s.add(q.and((short) 15).mul(IntVector.broadcast(I16X2, pairs[p + l]).reinterpretAsShorts()))
-                        .add(q.lanewise(VectorOperators.LSHR, 4).mul(IntVector.broadcast(I16X2, pairs[p + 8 + l]).reinterpretAsShorts()));
+                ShortVector xLow = IntVector.broadcast(I512, pairs[p + l]).reinterpretAsShorts().rearrange(HALVES);
+                ShortVector xHigh = IntVector.broadcast(I512, pairs[p + 8 + l]).reinterpretAsShorts().rearrange(HALVES);
+                s = s.add(q.and((short) 15).mul(xLow)).add(q.lanewise(VectorOperators.LSHR, 4).mul(xHigh));
             }
-            // Lanes 2i and 2i + 1 (row i's two column parities) added in an int lane; exact as a float.
-            IntVector both = s.reinterpretAsInts();
-            FloatVector sum = (FloatVector) both.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)
-                    .add(both.lanewise(VectorOperators.ASHR, 16)).convert(VectorOperators.I2F, 0);
+            // The two halves (even and odd columns) added per row; exact as a float.
+            IntVector sum = ((IntVector) s.convertShape(VectorOperators.S2I, I, 0)).add((IntVector) s.convertShape(VectorOperators.S2I, I, 1));
             int b = xb / BLOCK;
-            acc = sum.sub(8 * totals[b]).fma(scales(w, o).mul(xScales[b]), acc);
+            FloatVector d = VectorLanes.halfToFloat(ShortVector.fromMemorySegment(S16, w, o, LE));
+            acc = ((FloatVector) sum.convert(VectorOperators.I2F, 0)).sub(8 * totals[b]).fma(d.mul(xScales[b]), acc);
         }
         acc.intoArray(out, outOffset);
     }
 
     @Override
     public void dot4(MemorySegment w, long panelOffset, int cols, float[] x, int x0, int x1, int x2, int x3, ActivationBlocks xBlocks,
-                     int numTokens, float[] out, int o0, int outWidth) {
+                            int numTokens, float[] out, int o0, int outWidth) {
         FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+        long o = panelOffset;
         float[] q8 = xBlocks.int8Floats(), xScales = xBlocks.scales();
         int[] totals = xBlocks.int8Totals();
-        long o = panelOffset;
         for (int kb = 0; kb < cols; kb += BLOCK, o += PANEL_BLOCK_BYTES) {
-            // Low-nibble and high-nibble columns in separate sums, so each chain of dependent FMAs is 16 long.
             FloatVector s0 = FloatVector.zero(F), s1 = s0, s2 = s0, s3 = s0, h0 = s0, h1 = s0, h2 = s0, h3 = s0;
-            for (int l = 0; l < 8; l++) {
-                IntVector q = pairSlice(w, o, l);
-                FloatVector e = low(q), od = nibble(q, 16), eh = nibble(q, 4), oh = top(q);
-                int k = kb + 2 * l, m = k + 16;
-                s0 = od.fma(FloatVector.broadcast(F, q8[x0 + k + 1]), e.fma(FloatVector.broadcast(F, q8[x0 + k]), s0));
-                h0 = oh.fma(FloatVector.broadcast(F, q8[x0 + m + 1]), eh.fma(FloatVector.broadcast(F, q8[x0 + m]), h0));
-                s1 = od.fma(FloatVector.broadcast(F, q8[x1 + k + 1]), e.fma(FloatVector.broadcast(F, q8[x1 + k]), s1));
-                h1 = oh.fma(FloatVector.broadcast(F, q8[x1 + m + 1]), eh.fma(FloatVector.broadcast(F, q8[x1 + m]), h1));
-                s2 = od.fma(FloatVector.broadcast(F, q8[x2 + k + 1]), e.fma(FloatVector.broadcast(F, q8[x2 + k]), s2));
-                h2 = oh.fma(FloatVector.broadcast(F, q8[x2 + m + 1]), eh.fma(FloatVector.broadcast(F, q8[x2 + m]), h2));
-                s3 = od.fma(FloatVector.broadcast(F, q8[x3 + k + 1]), e.fma(FloatVector.broadcast(F, q8[x3 + k]), s3));
-                h3 = oh.fma(FloatVector.broadcast(F, q8[x3 + m + 1]), eh.fma(FloatVector.broadcast(F, q8[x3 + m]), h3));
+            for (int j = 0; j < 16; j++) {
+                IntVector q = (IntVector) ByteVector.fromMemorySegment(B16, w, o + QS + j * ROWS, LE)
+                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                FloatVector lo = (FloatVector) q.and(15).convert(VectorOperators.I2F, 0);
+                FloatVector hi = (FloatVector) q.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0);
+                int k = kb + j;
+                s0 = lo.fma(FloatVector.broadcast(F, q8[x0 + k]), s0); h0 = hi.fma(FloatVector.broadcast(F, q8[x0 + k + 16]), h0);
+                s1 = lo.fma(FloatVector.broadcast(F, q8[x1 + k]), s1); h1 = hi.fma(FloatVector.broadcast(F, q8[x1 + k + 16]), h1);
+                s2 = lo.fma(FloatVector.broadcast(F, q8[x2 + k]), s2); h2 = hi.fma(FloatVector.broadcast(F, q8[x2 + k + 16]), h2);
+                s3 = lo.fma(FloatVector.broadcast(F, q8[x3 + k]), s3); h3 = hi.fma(FloatVector.broadcast(F, q8[x3 + k + 16]), h3);
             }
-            FloatVector d = scales(w, o);
-            int b0 = (x0 + kb) / BLOCK, b1 = (x1 + kb) / BLOCK, b2 = (x2 + kb) / BLOCK, b3 = (x3 + kb) / BLOCK;
-            a0 = s0.add(h0).sub(8 * totals[b0]).fma(d.mul(xScales[b0]), a0);
-            a1 = s1.add(h1).sub(8 * totals[b1]).fma(d.mul(xScales[b1]), a1);
-            a2 = s2.add(h2).sub(8 * totals[b2]).fma(d.mul(xScales[b2]), a2);
-            a3 = s3.add(h3).sub(8 * totals[b3]).fma(d.mul(xScales[b3]), a3);
+            FloatVector d = VectorLanes.halfToFloat(ShortVector.fromMemorySegment(S16, w, o, LE));
+            int b = kb / BLOCK;
+            a0 = s0.add(h0).sub(8 * totals[x0 / BLOCK + b]).fma(d.mul(xScales[x0 / BLOCK + b]), a0); a1 = s1.add(h1).sub(8 * totals[x1 / BLOCK + b]).fma(d.mul(xScales[x1 / BLOCK + b]), a1);
+            a2 = s2.add(h2).sub(8 * totals[x2 / BLOCK + b]).fma(d.mul(xScales[x2 / BLOCK + b]), a2); a3 = s3.add(h3).sub(8 * totals[x3 / BLOCK + b]).fma(d.mul(xScales[x3 / BLOCK + b]), a3);
         }
         a0.intoArray(out, o0);
         if (numTokens > 1) a1.intoArray(out, o0 + outWidth);
@@ -162,37 +138,31 @@ public final class Q4_0Panels implements PanelKernel {
     @Override
     public void dot8(MemorySegment w, long panelOffset, int cols, float[] x, int[] xs, ActivationBlocks xBlocks, int numTokens, float[] out,
                      int o0, int outWidth, float[] acc) {
-        // Eight sums fill 8 of the 32 vector registers next to the widened values; the running results wait in acc (L1).
+        // Eight (s, h) pairs fill 16 of the 32 vector registers; the running sums wait in acc (L1) between blocks.
         java.util.Arrays.fill(acc, 0, 8 * ROWS, 0f);
-        float[] q8 = xBlocks.int8Floats(), xScales = xBlocks.scales();
-        int[] totals = xBlocks.int8Totals();
         int x0 = xs[0], x1 = xs[1], x2 = xs[2], x3 = xs[3], x4 = xs[4], x5 = xs[5], x6 = xs[6], x7 = xs[7];
         long o = panelOffset;
+        float[] q8 = xBlocks.int8Floats(), xScales = xBlocks.scales();
+        int[] totals = xBlocks.int8Totals();
         for (int kb = 0; kb < cols; kb += BLOCK, o += PANEL_BLOCK_BYTES) {
             FloatVector s0 = FloatVector.zero(F), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
             FloatVector h0 = s0, h1 = s0, h2 = s0, h3 = s0, h4 = s0, h5 = s0, h6 = s0, h7 = s0;
-            for (int l = 0; l < 8; l++) {
-                IntVector q = pairSlice(w, o, l);
-                FloatVector e = low(q), od = nibble(q, 16), eh = nibble(q, 4), oh = top(q);
-                int k = kb + 2 * l, m = k + 16;
-                s0 = od.fma(FloatVector.broadcast(F, q8[x0 + k + 1]), e.fma(FloatVector.broadcast(F, q8[x0 + k]), s0));
-                h0 = oh.fma(FloatVector.broadcast(F, q8[x0 + m + 1]), eh.fma(FloatVector.broadcast(F, q8[x0 + m]), h0));
-                s1 = od.fma(FloatVector.broadcast(F, q8[x1 + k + 1]), e.fma(FloatVector.broadcast(F, q8[x1 + k]), s1));
-                h1 = oh.fma(FloatVector.broadcast(F, q8[x1 + m + 1]), eh.fma(FloatVector.broadcast(F, q8[x1 + m]), h1));
-                s2 = od.fma(FloatVector.broadcast(F, q8[x2 + k + 1]), e.fma(FloatVector.broadcast(F, q8[x2 + k]), s2));
-                h2 = oh.fma(FloatVector.broadcast(F, q8[x2 + m + 1]), eh.fma(FloatVector.broadcast(F, q8[x2 + m]), h2));
-                s3 = od.fma(FloatVector.broadcast(F, q8[x3 + k + 1]), e.fma(FloatVector.broadcast(F, q8[x3 + k]), s3));
-                h3 = oh.fma(FloatVector.broadcast(F, q8[x3 + m + 1]), eh.fma(FloatVector.broadcast(F, q8[x3 + m]), h3));
-                s4 = od.fma(FloatVector.broadcast(F, q8[x4 + k + 1]), e.fma(FloatVector.broadcast(F, q8[x4 + k]), s4));
-                h4 = oh.fma(FloatVector.broadcast(F, q8[x4 + m + 1]), eh.fma(FloatVector.broadcast(F, q8[x4 + m]), h4));
-                s5 = od.fma(FloatVector.broadcast(F, q8[x5 + k + 1]), e.fma(FloatVector.broadcast(F, q8[x5 + k]), s5));
-                h5 = oh.fma(FloatVector.broadcast(F, q8[x5 + m + 1]), eh.fma(FloatVector.broadcast(F, q8[x5 + m]), h5));
-                s6 = od.fma(FloatVector.broadcast(F, q8[x6 + k + 1]), e.fma(FloatVector.broadcast(F, q8[x6 + k]), s6));
-                h6 = oh.fma(FloatVector.broadcast(F, q8[x6 + m + 1]), eh.fma(FloatVector.broadcast(F, q8[x6 + m]), h6));
-                s7 = od.fma(FloatVector.broadcast(F, q8[x7 + k + 1]), e.fma(FloatVector.broadcast(F, q8[x7 + k]), s7));
-                h7 = oh.fma(FloatVector.broadcast(F, q8[x7 + m + 1]), eh.fma(FloatVector.broadcast(F, q8[x7 + m]), h7));
+            for (int j = 0; j < 16; j++) {
+                IntVector q = (IntVector) ByteVector.fromMemorySegment(B16, w, o + QS + j * ROWS, LE)
+                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                FloatVector lo = (FloatVector) q.and(15).convert(VectorOperators.I2F, 0);
+                FloatVector hi = (FloatVector) q.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0);
+                int k = kb + j, m = k + 16;
+                s0 = lo.fma(FloatVector.broadcast(F, q8[x0 + k]), s0); h0 = hi.fma(FloatVector.broadcast(F, q8[x0 + m]), h0);
+                s1 = lo.fma(FloatVector.broadcast(F, q8[x1 + k]), s1); h1 = hi.fma(FloatVector.broadcast(F, q8[x1 + m]), h1);
+                s2 = lo.fma(FloatVector.broadcast(F, q8[x2 + k]), s2); h2 = hi.fma(FloatVector.broadcast(F, q8[x2 + m]), h2);
+                s3 = lo.fma(FloatVector.broadcast(F, q8[x3 + k]), s3); h3 = hi.fma(FloatVector.broadcast(F, q8[x3 + m]), h3);
+                s4 = lo.fma(FloatVector.broadcast(F, q8[x4 + k]), s4); h4 = hi.fma(FloatVector.broadcast(F, q8[x4 + m]), h4);
+                s5 = lo.fma(FloatVector.broadcast(F, q8[x5 + k]), s5); h5 = hi.fma(FloatVector.broadcast(F, q8[x5 + m]), h5);
+                s6 = lo.fma(FloatVector.broadcast(F, q8[x6 + k]), s6); h6 = hi.fma(FloatVector.broadcast(F, q8[x6 + m]), h6);
+                s7 = lo.fma(FloatVector.broadcast(F, q8[x7 + k]), s7); h7 = hi.fma(FloatVector.broadcast(F, q8[x7 + m]), h7);
             }
-            FloatVector d = scales(w, o);
+            FloatVector d = VectorLanes.halfToFloat(ShortVector.fromMemorySegment(S16, w, o, LE));
             int b = kb / BLOCK;
             s0.add(h0).sub(8 * totals[x0 / BLOCK + b]).fma(d.mul(xScales[x0 / BLOCK + b]), FloatVector.fromArray(F, acc, 0)).intoArray(acc, 0);
             s1.add(h1).sub(8 * totals[x1 / BLOCK + b]).fma(d.mul(xScales[x1 / BLOCK + b]), FloatVector.fromArray(F, acc, ROWS)).intoArray(acc, ROWS);
@@ -212,7 +182,7 @@ public final class Q4_0Panels implements PanelKernel {
         for (int kb = 0; kb < cols; kb += BLOCK, o += PANEL_BLOCK_BYTES) {
             float d = Float.float16ToFloat(w.get(I16, o + 2L * i));
             for (int j = 0; j < 16; j++) {
-                int q = w.get(U8, o + QS + 32L * (j / 2) + 2 * i + (j & 1)) & 0xff;
+                int q = w.get(U8, o + QS + j * ROWS + i) & 0xff;
                 out[outOffset + kb + j] = ((q & 0x0f) - 8) * d;
                 out[outOffset + kb + 16 + j] = ((q >> 4) - 8) * d;
             }

@@ -47,7 +47,7 @@ class PanelKernelTest {
             assertEquals(kQuant ? rows / 16 * panelBytes : data.byteSize(), panels.byteSize());
             float[] x = new float[3 * cols];
             for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
-            ActivationBlocks xSums = new ActivationBlocks().compute(x, 3, cols, panelKernel.needsInt8());
+            ActivationBlocks xSums = panelKernel.needsInt8() ? new ActivationBlocks().compute(x, 3, cols) : null;
             // An int8 kernel's dot is checked against the scalar dot of the x it sees (q * scale per block).
             float[] seen = panelKernel.needsInt8() ? int8Values(xSums, x.length) : x;
             float[] expected = new float[cols], got = new float[cols], dots = new float[rows], dots4 = new float[3 * rows];
