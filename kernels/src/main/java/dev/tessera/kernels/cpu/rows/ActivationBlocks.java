@@ -4,6 +4,7 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
 
 /**
  * A matmul's input rows as the integer panel dots read them ({@link PanelKernel#needsInt8}), computed once per matmul
@@ -19,6 +20,8 @@ import jdk.incubator.vector.VectorOperators;
 public final class ActivationBlocks {
     /** Adding and subtracting 1.5 * 2^23 rounds a float below 2^22 to an integer, ties to even as rint does. */
     private static final float ROUND = 0x1.8p23f;
+    /** 16 lanes: panels, the only readers, exist only where floats have 16 lanes (see {@link PanelKernel#forType}). */
+    private static final VectorSpecies<Float> F16 = FloatVector.SPECIES_512;
     private float[] scales = new float[0], scaledSums = new float[0], values = new float[0];
     private int[] totals = new int[0], pairs = new int[0];
 
@@ -62,15 +65,14 @@ public final class ActivationBlocks {
             values = new float[32 * n];
         }
         for (int b = 0; b < n; b++) {
-            if (VectorLanes.L == 16) quantize(x, b);
-            else quantizeScalar(x, b);
+            quantize(x, b);
             scaledSums[b] = totals[b] * scales[b];
         }
         return this;
     }
 
     private void quantize(float[] x, int b) {
-        FloatVector lo = FloatVector.fromArray(VectorLanes.F, x, 32 * b), hi = FloatVector.fromArray(VectorLanes.F, x, 32 * b + 16);
+        FloatVector lo = FloatVector.fromArray(F16, x, 32 * b), hi = FloatVector.fromArray(F16, x, 32 * b + 16);
         float max = lo.abs().max(hi.abs()).reduceLanes(VectorOperators.MAX);
         float inverse = max == 0f ? 0f : 127f / max;
         scales[b] = max / 127f;
@@ -84,22 +86,5 @@ public final class ActivationBlocks {
         IntVector q = (IntVector) rounded.convert(VectorOperators.F2I, 0);
         ((ShortVector) q.convertShape(VectorOperators.I2S, ShortVector.SPECIES_256, 0)).reinterpretAsInts().intoArray(pairs, k / 2);
         return q.reduceLanes(VectorOperators.ADD);
-    }
-
-    private void quantizeScalar(float[] x, int b) {
-        int k = 32 * b;
-        float max = 0f;
-        for (int i = k; i < k + 32; i++) max = Math.max(max, Math.abs(x[i]));
-        float inverse = max == 0f ? 0f : 127f / max;
-        scales[b] = max / 127f;
-        int sum = 0;
-        for (int m = 0; m < 16; m++) {
-            int q0 = (int) Math.rint(x[k + 2 * m] * inverse), q1 = (int) Math.rint(x[k + 2 * m + 1] * inverse);
-            pairs[16 * b + m] = (q0 & 0xffff) | q1 << 16;
-            values[k + 2 * m] = q0;
-            values[k + 2 * m + 1] = q1;
-            sum += q0 + q1;
-        }
-        totals[b] = sum;
     }
 }

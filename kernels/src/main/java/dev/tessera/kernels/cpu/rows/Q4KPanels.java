@@ -32,8 +32,8 @@ import static dev.tessera.kernels.cpu.rows.VectorLanes.U8;
  * 16-bit lanes over the 16 pair slices of a 32-column sub-block (at most 16 * 15 * 127 = 30480). That is half the
  * vector instructions of widening every value to a float, and the dot is bound by them even with the weights
  * streamed from memory. A value is d*sc * q - dmin*m, so a sub-block's sum is d*sc * scale * Σ q·qx - dmin*m * scale *
- * Σ qx, the min term taking the block sums of the int8 x ({@link ActivationBlocks#int8Sums}). Per token the arithmetic is the same in
- * {@link #dot}, {@link #dot4} and {@link #dot8}, so batching changes no result.
+ * Σ qx, the min term taking the block sums of the int8 x ({@link ActivationBlocks#int8Sums}). Per token the
+ * arithmetic is the same in {@link #dot}, {@link #dot4} and {@link #dot8}, so batching changes no result.
  */
 public final class Q4KPanels implements PanelKernel {
     static final PanelKernel INSTANCE = new Q4KPanels();
@@ -125,15 +125,14 @@ public final class Q4KPanels implements PanelKernel {
     public void unpack(MemorySegment w, long panelOffset, int k0, int kn, float[] packed, int stride, int col0) {
         for (int k = k0; k < k0 + kn; k += 32) {
             long o = panelOffset + (long) (k / BLOCK) * PANEL_BLOCK_BYTES;
-            int j = (k % BLOCK) / 32, c = j / 2, nibble = 4 * (j & 1);
+            int j = (k % BLOCK) / 32, c = j / 2, shift = 4 * (j & 1);
             // d*sc and dmin*m of sub-block j, as decodeScales makes them.
             FloatVector d = FloatVector.fromMemorySegment(F, w, o + D, LE).mul(bytes(w, o + SC + j * ROWS));
             FloatVector m = FloatVector.fromMemorySegment(F, w, o + DMIN, LE).mul(bytes(w, o + MN + j * ROWS));
             int at = (k - k0) * stride + col0;
             for (int l = 0; l < 16; l++, at += 2 * stride) {
                 IntVector q = pairSlice(w, o, 16 * c + l).reinterpretAsInts();
-                FloatVector even = (FloatVector) q.lanewise(VectorOperators.LSHR, nibble).and(15).convert(VectorOperators.I2F, 0);
-                FloatVector odd = (FloatVector) q.lanewise(VectorOperators.LSHR, 16 + nibble).and(15).convert(VectorOperators.I2F, 0);
+                FloatVector even = nibble(q, shift), odd = nibble(q, 16 + shift);
                 // d*sc * q - dmin*m, unfused as in the row kernel, so the values are equal.
                 d.mul(even).sub(m).intoArray(packed, at);
                 d.mul(odd).sub(m).intoArray(packed, at + stride);

@@ -125,9 +125,11 @@ public final class Q4_0Panels implements PanelKernel {
                 s3 = lo.fma(FloatVector.broadcast(F, q8[x3 + k]), s3); h3 = hi.fma(FloatVector.broadcast(F, q8[x3 + k + 16]), h3);
             }
             FloatVector d = VectorLanes.halfToFloat(ShortVector.fromMemorySegment(S16, w, o, LE));
-            int b = kb / BLOCK;
-            a0 = s0.add(h0).sub(8 * totals[x0 / BLOCK + b]).fma(d.mul(xScales[x0 / BLOCK + b]), a0); a1 = s1.add(h1).sub(8 * totals[x1 / BLOCK + b]).fma(d.mul(xScales[x1 / BLOCK + b]), a1);
-            a2 = s2.add(h2).sub(8 * totals[x2 / BLOCK + b]).fma(d.mul(xScales[x2 / BLOCK + b]), a2); a3 = s3.add(h3).sub(8 * totals[x3 / BLOCK + b]).fma(d.mul(xScales[x3 / BLOCK + b]), a3);
+            int b0 = (x0 + kb) / BLOCK, b1 = (x1 + kb) / BLOCK, b2 = (x2 + kb) / BLOCK, b3 = (x3 + kb) / BLOCK;
+            a0 = s0.add(h0).sub(8 * totals[b0]).fma(d.mul(xScales[b0]), a0);
+            a1 = s1.add(h1).sub(8 * totals[b1]).fma(d.mul(xScales[b1]), a1);
+            a2 = s2.add(h2).sub(8 * totals[b2]).fma(d.mul(xScales[b2]), a2);
+            a3 = s3.add(h3).sub(8 * totals[b3]).fma(d.mul(xScales[b3]), a3);
         }
         a0.intoArray(out, o0);
         if (numTokens > 1) a1.intoArray(out, o0 + outWidth);

@@ -47,17 +47,17 @@ class PanelKernelTest {
             assertEquals(kQuant ? rows / 16 * panelBytes : data.byteSize(), panels.byteSize());
             float[] x = new float[3 * cols];
             for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
-            ActivationBlocks xSums = panelKernel.needsInt8() ? new ActivationBlocks().compute(x, 3, cols) : null;
+            ActivationBlocks xBlocks = panelKernel.needsInt8() ? new ActivationBlocks().compute(x, 3, cols) : null;
             // An int8 kernel's dot is checked against the scalar dot of the x it sees (q * scale per block).
-            float[] seen = panelKernel.needsInt8() ? int8Values(xSums, x.length) : x;
+            float[] seen = panelKernel.needsInt8() ? int8Values(xBlocks, x.length) : x;
             float[] expected = new float[cols], got = new float[cols], dots = new float[rows], dots4 = new float[3 * rows];
             float[] dots8 = new float[6 * rows], sums = new float[8 * 16];
             int[] xs = {cols, 0, 2 * cols, cols, 0, 2 * cols, 2 * cols, 2 * cols};  // six tokens; the last repeats
             float[] packed = new float[cols * rows];
             for (int p = 0; p < rows / 16; p++) {
-                panelKernel.dot(panels, p * panelBytes, cols, x, cols, xSums, dots, p * 16);
-                panelKernel.dot4(panels, p * panelBytes, cols, x, 0, cols, 2 * cols, 2 * cols, xSums, 3, dots4, p * 16, rows);
-                panelKernel.dot8(panels, p * panelBytes, cols, x, xs, xSums, 6, dots8, p * 16, rows, sums);
+                panelKernel.dot(panels, p * panelBytes, cols, x, cols, xBlocks, dots, p * 16);
+                panelKernel.dot4(panels, p * panelBytes, cols, x, 0, cols, 2 * cols, 2 * cols, xBlocks, 3, dots4, p * 16, rows);
+                panelKernel.dot8(panels, p * panelBytes, cols, x, xs, xBlocks, 6, dots8, p * 16, rows, sums);
                 panelKernel.unpack(panels, p * panelBytes, 0, cols, packed, rows, p * 16);
             }
             for (int r = 0; r < rows; r++) {
