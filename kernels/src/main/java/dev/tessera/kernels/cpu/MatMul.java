@@ -17,7 +17,7 @@ final class MatMul {
 
     private final WorkerPool pool;
     private final float[][] tiles;
-    private final float[][] packs;
+    private final MemorySegment[] packs;  // per thread: PackedGemm's chunk
     private final float[][] dotSums;  // per thread: dot8's running sums
     private final int[][] dotTokens;  // per thread: dot8's token offsets
     private final ActivationBlocks activationBlocks = new ActivationBlocks();  // of the current call's x, for the panel dots
@@ -25,7 +25,7 @@ final class MatMul {
     MatMul(WorkerPool pool) {
         this.pool = pool;
         this.tiles = new float[pool.numThreads()][];
-        this.packs = new float[pool.numThreads()][];
+        this.packs = new MemorySegment[pool.numThreads()];
         this.dotSums = new float[pool.numThreads()][8 * PanelKernel.ROWS];
         this.dotTokens = new int[pool.numThreads()][8];
     }
@@ -70,8 +70,8 @@ final class MatMul {
         pool.parallelFor(w.rows(), wide, (long) w.rows() * cols * numTokens, (thread, start, end) -> {
             float[] tile = tiles[thread];
             if (tile == null || tile.length < wide * cols) tiles[thread] = tile = new float[wide * cols];
-            float[] pack = packs[thread];
-            if (pack == null) packs[thread] = pack = new float[PackedGemm.K_CHUNK * wide];
+            MemorySegment pack = packs[thread];
+            if (pack == null) packs[thread] = pack = PackedGemm.newPack();
             int r = start;
             for (int block = wide; block >= narrow; block -= wide - narrow) {
                 for (; r + block <= end; r += block) {
@@ -127,8 +127,8 @@ final class MatMul {
         }
         int wide = PackedGemm.WIDE_ROWS;
         pool.parallelFor(w.rows(), wide, (long) w.rows() * cols * numTokens, (thread, start, end) -> {
-            float[] pack = packs[thread];
-            if (pack == null) packs[thread] = pack = new float[PackedGemm.K_CHUNK * wide];
+            MemorySegment pack = packs[thread];
+            if (pack == null) packs[thread] = pack = PackedGemm.newPack();
             for (int r = start; r < end; ) {
                 int block = Math.min(wide, end - r);
                 for (int k0 = 0; k0 < cols; k0 += PackedGemm.K_CHUNK) {

@@ -46,11 +46,11 @@ public interface PanelKernel {
     MemorySegment repack(MemorySegment src, int rows, int cols, Arena arena);
 
     /**
-     * Writes columns [k0, k0 + kn) of the panel at {@code panelOffset} column-major:
-     * {@code packed[(k - k0) * stride + col0 + i] = W[i][k]}. k0 and kn are multiples of 32; the values equal the row
+     * Writes columns [k0, k0 + kn) of the panel at {@code panelOffset} column-major as native floats:
+     * {@code packed[(k - k0) * stride + col0 + i] = W[i][k]} (float indices). k0 and kn are multiples of 32; the values equal the row
      * kernel's dequantized ones (a zero may lose its sign, which changes no sum).
      */
-    void unpack(MemorySegment w, long panelOffset, int k0, int kn, float[] packed, int stride, int col0);
+    void unpack(MemorySegment w, long panelOffset, int k0, int kn, MemorySegment packed, int stride, int col0);
 
     /**
      * out[outOffset + i] = W[i] · x[xOffset..] for the panel's 16 rows (one-token matmul), with the same arithmetic

@@ -16,6 +16,7 @@ import static dev.tessera.kernels.cpu.rows.VectorLanes.I;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.I16;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.I64;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.LE;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.NATIVE;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.U8;
 
 /**
@@ -122,7 +123,7 @@ public final class Q4KPanels implements PanelKernel {
     }
 
     @Override
-    public void unpack(MemorySegment w, long panelOffset, int k0, int kn, float[] packed, int stride, int col0) {
+    public void unpack(MemorySegment w, long panelOffset, int k0, int kn, MemorySegment packed, int stride, int col0) {
         for (int k = k0; k < k0 + kn; k += 32) {
             long o = panelOffset + (long) (k / BLOCK) * PANEL_BLOCK_BYTES;
             int j = (k % BLOCK) / 32, c = j / 2, shift = 4 * (j & 1);
@@ -134,8 +135,8 @@ public final class Q4KPanels implements PanelKernel {
                 IntVector q = pairSlice(w, o, 16 * c + l).reinterpretAsInts();
                 FloatVector even = nibble(q, shift), odd = nibble(q, 16 + shift);
                 // d*sc * q - dmin*m, unfused as in the row kernel, so the values are equal.
-                d.mul(even).sub(m).intoArray(packed, at);
-                d.mul(odd).sub(m).intoArray(packed, at + stride);
+                d.mul(even).sub(m).intoMemorySegment(packed, 4L * at, NATIVE);
+                d.mul(odd).sub(m).intoMemorySegment(packed, 4L * (at + stride), NATIVE);
             }
         }
     }
@@ -145,8 +146,10 @@ public final class Q4KPanels implements PanelKernel {
         FloatVector acc = FloatVector.zero(F);
         float[] sums = xBlocks.int8Sums(), xScales = xBlocks.scales();
         int[] pairs = xBlocks.pairs();
-        long o = panelOffset;
+        long o = panelOffset, last = w.byteSize() - 1;
+        int touched = 0;
         for (int xb = xOffset, end = xOffset + cols; xb < end; xb += BLOCK, o += PANEL_BLOCK_BYTES) {
+            if (AHEAD >= 0) for (long a = o + AHEAD, stop = a + PANEL_BLOCK_BYTES; a < stop; a += 64) touched += w.get(U8, Math.min(a, last));
             FloatVector d = FloatVector.fromMemorySegment(F, w, o + D, LE), dmin = FloatVector.fromMemorySegment(F, w, o + DMIN, LE);
             for (int c = 0; c < 4; c++) {
                 ShortVector s = ShortVector.zero(S32), h = s;
@@ -166,7 +169,10 @@ public final class Q4KPanels implements PanelKernel {
             }
         }
         acc.intoArray(out, outOffset);
+        sink = touched;
     }
+    static int sink;
+    static final long AHEAD = Long.getLong("ahead", 4096);
 
     /**
      * As {@link #dot} for four tokens, with each value widened to a float once for the four: the 16-bit multiplies of

@@ -15,6 +15,7 @@ import static dev.tessera.kernels.cpu.rows.VectorLanes.F;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.I;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.I16;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.LE;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.NATIVE;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.U8;
 
 /**
@@ -62,7 +63,7 @@ public final class Q4_0Panels implements PanelKernel {
     }
 
     @Override
-    public void unpack(MemorySegment w, long panelOffset, int k0, int kn, float[] packed, int stride, int col0) {
+    public void unpack(MemorySegment w, long panelOffset, int k0, int kn, MemorySegment packed, int stride, int col0) {
         long o = panelOffset + (long) (k0 / BLOCK) * PANEL_BLOCK_BYTES;
         for (int kb = 0; kb < kn; kb += BLOCK, o += PANEL_BLOCK_BYTES) {
             FloatVector d = VectorLanes.halfToFloat(ShortVector.fromMemorySegment(S16, w, o, LE));
@@ -71,8 +72,8 @@ public final class Q4_0Panels implements PanelKernel {
             for (int j = 0; j < 16; j++, lo += stride, hi += stride) {
                 IntVector q = (IntVector) ByteVector.fromMemorySegment(B16, w, o + QS + j * ROWS, LE)
                         .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
-                ((FloatVector) q.and(15).convert(VectorOperators.I2F, 0)).fma(d, bias).intoArray(packed, lo);
-                ((FloatVector) q.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0)).fma(d, bias).intoArray(packed, hi);
+                ((FloatVector) q.and(15).convert(VectorOperators.I2F, 0)).fma(d, bias).intoMemorySegment(packed, 4L * lo, NATIVE);
+                ((FloatVector) q.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0)).fma(d, bias).intoMemorySegment(packed, 4L * hi, NATIVE);
             }
         }
     }

@@ -12,6 +12,7 @@ import java.lang.foreign.MemorySegment;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.F;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.I16;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.LE;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.NATIVE;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.U8;
 
 /**
@@ -88,7 +89,7 @@ public final class Q6KPanels implements PanelKernel {
     }
 
     @Override
-    public void unpack(MemorySegment w, long panelOffset, int k0, int kn, float[] packed, int stride, int col0) {
+    public void unpack(MemorySegment w, long panelOffset, int k0, int kn, MemorySegment packed, int stride, int col0) {
         float[] scales = GROUP_SCALES.get();
         for (int kb = k0; kb < k0 + kn; kb += 32) {
             long o = panelOffset + (long) (kb / BLOCK) * PANEL_BLOCK_BYTES;
@@ -96,7 +97,7 @@ public final class Q6KPanels implements PanelKernel {
             int at = (kb - k0) * stride + col0;
             for (int k = kb % BLOCK, end = k + 32; k < end; k++, at += stride)
                 // (d * scale) * q, the row kernel's order, so the values are equal.
-                FloatVector.fromArray(F, scales, 16 * (k / 16)).mul(column(w, o, k)).intoArray(packed, at);
+                FloatVector.fromArray(F, scales, 16 * (k / 16)).mul(column(w, o, k)).intoMemorySegment(packed, 4L * at, NATIVE);
         }
     }
 

@@ -12,6 +12,7 @@ import java.lang.foreign.MemorySegment;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.F;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.I16;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.LE;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.NATIVE;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.U8;
 
 /**
@@ -44,11 +45,11 @@ public final class Q8_0Panels implements PanelKernel {
     }
 
     @Override
-    public void unpack(MemorySegment w, long panelOffset, int k0, int kn, float[] packed, int stride, int col0) {
+    public void unpack(MemorySegment w, long panelOffset, int k0, int kn, MemorySegment packed, int stride, int col0) {
         long o = panelOffset + (long) (k0 / BLOCK) * PANEL_BLOCK_BYTES;
         for (int kb = 0; kb < kn; kb += BLOCK, o += PANEL_BLOCK_BYTES) {
             FloatVector d = VectorLanes.halfToFloat(ShortVector.fromMemorySegment(S16, w, o, LE));
-            for (int j = 0, at = kb * stride + col0; j < BLOCK; j++, at += stride) column(w, o, j).mul(d).intoArray(packed, at);
+            for (int j = 0, at = kb * stride + col0; j < BLOCK; j++, at += stride) column(w, o, j).mul(d).intoMemorySegment(packed, 4L * at, NATIVE);
         }
     }
 

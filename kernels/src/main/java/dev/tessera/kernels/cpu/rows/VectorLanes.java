@@ -27,6 +27,8 @@ final class VectorLanes {
     static final VectorSpecies<Integer> I = L == 16 ? IntVector.SPECIES_512 : IntVector.SPECIES_256;
 
     static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+    /** The order of floats written for the matmul's own scratch (PackedGemm's packed chunks). */
+    static final ByteOrder NATIVE = ByteOrder.nativeOrder();
     static final ValueLayout.OfByte U8 = ValueLayout.JAVA_BYTE;
     static final ValueLayout.OfShort I16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
     static final ValueLayout.OfInt I32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(LE);

@@ -53,7 +53,7 @@ class PanelKernelTest {
             float[] expected = new float[cols], got = new float[cols], dots = new float[rows], dots4 = new float[3 * rows];
             float[] dots8 = new float[6 * rows], sums = new float[8 * 16];
             int[] xs = {cols, 0, 2 * cols, cols, 0, 2 * cols, 2 * cols, 2 * cols};  // six tokens; the last repeats
-            float[] packed = new float[cols * rows];
+            MemorySegment packed = arena.allocate(4L * cols * rows, 64);
             for (int p = 0; p < rows / 16; p++) {
                 panelKernel.dot(panels, p * panelBytes, cols, x, cols, xBlocks, dots, p * 16);
                 panelKernel.dot4(panels, p * panelBytes, cols, x, 0, cols, 2 * cols, 2 * cols, xBlocks, 3, dots4, p * 16, rows);
@@ -64,7 +64,7 @@ class PanelKernelTest {
                 plain.dequantize(data, r * rowBytes, expected, 0, cols);
                 panelKernel.dequantizeRow(panels, (r / 16) * panelBytes, r % 16, cols, got, 0);
                 assertArrayEquals(expected, got, "row " + r);
-                for (int k = 0; k < cols; k++) assertEquals(expected[k], packed[k * rows + r], 0f, "unpacked row " + r + " column " + k);
+                for (int k = 0; k < cols; k++) assertEquals(expected[k], packed.getAtIndex(ValueLayout.JAVA_FLOAT, (long) k * rows + r), 0f, "unpacked row " + r + " column " + k);
                 float ref = plain.dotScalar(data, r * rowBytes, seen, cols, cols);
                 assertEquals(ref, dots[r], 1e-4f * (1 + Math.abs(ref)) * Math.sqrt(cols), "dot row " + r);
                 assertEquals(dots[r], dots4[rows + r], 0f, "dot4 token 1 row " + r);
