@@ -161,11 +161,13 @@ public final class Q4KPanels implements PanelKernel {
                 }
                 // The scales as decodeScales makes them (d * sc, dmin * m), computed here: decodeScales inlined into this
                 // loop cost it a quarter of its speed, and out of line cost dot4 (where it inlines) 30%.
-                int sb = xc / 32;
-                acc = rowSums(s).fma(d.mul(bytes(w, o + SC + 2 * c * ROWS)).mul(xScales[sb]), acc);
-                acc = rowSums(h).fma(d.mul(bytes(w, o + SC + (2 * c + 1) * ROWS)).mul(xScales[sb + 1]), acc);
-                acc = dmin.mul(bytes(w, o + MN + 2 * c * ROWS)).fma(FloatVector.broadcast(F, -sums[sb]), acc);
-                acc = dmin.mul(bytes(w, o + MN + (2 * c + 1) * ROWS)).fma(FloatVector.broadcast(F, -sums[sb + 1]), acc);
+                // A loop over the two sub-blocks, not two copies: C2 counts nodes as it parses and inlines, and a second
+                // copy of this tail pushed the method past its inlining budget (a call with the vectors boxed per c).
+                for (int half = 0; half < 2; half++) {
+                    int sb = xc / 32 + half, j = 2 * c + half;
+                    acc = rowSums(half == 0 ? s : h).fma(d.mul(bytes(w, o + SC + j * ROWS)).mul(xScales[sb]), acc);
+                    acc = dmin.mul(bytes(w, o + MN + j * ROWS)).fma(FloatVector.broadcast(F, -sums[sb]), acc);
+                }
             }
         }
         acc.intoArray(out, outOffset);
@@ -209,14 +211,14 @@ public final class Q4KPanels implements PanelKernel {
                 FloatVector dl = FloatVector.fromArray(F, scales, 32 * c), dh = FloatVector.fromArray(F, scales, 32 * c + 16);
                 FloatVector ml = FloatVector.fromArray(F, scales, 128 + 32 * c), mh = FloatVector.fromArray(F, scales, 128 + 32 * c + 16);
                 int b0 = (x0 + kc) / 32, b1 = (x1 + kc) / 32, b2 = (x2 + kc) / 32, b3 = (x3 + kc) / 32;
-                a0 = mh.fma(FloatVector.broadcast(F, -sums[b0 + 1]), ml.fma(FloatVector.broadcast(F, -sums[b0]),
-                        h0.fma(dh.mul(xScales[b0 + 1]), s0.fma(dl.mul(xScales[b0]), a0))));
-                a1 = mh.fma(FloatVector.broadcast(F, -sums[b1 + 1]), ml.fma(FloatVector.broadcast(F, -sums[b1]),
-                        h1.fma(dh.mul(xScales[b1 + 1]), s1.fma(dl.mul(xScales[b1]), a1))));
-                a2 = mh.fma(FloatVector.broadcast(F, -sums[b2 + 1]), ml.fma(FloatVector.broadcast(F, -sums[b2]),
-                        h2.fma(dh.mul(xScales[b2 + 1]), s2.fma(dl.mul(xScales[b2]), a2))));
-                a3 = mh.fma(FloatVector.broadcast(F, -sums[b3 + 1]), ml.fma(FloatVector.broadcast(F, -sums[b3]),
-                        h3.fma(dh.mul(xScales[b3 + 1]), s3.fma(dl.mul(xScales[b3]), a3))));
+                a0 = mh.fma(FloatVector.broadcast(F, -sums[b0 + 1]), h0.fma(dh.mul(xScales[b0 + 1]),
+                        ml.fma(FloatVector.broadcast(F, -sums[b0]), s0.fma(dl.mul(xScales[b0]), a0))));
+                a1 = mh.fma(FloatVector.broadcast(F, -sums[b1 + 1]), h1.fma(dh.mul(xScales[b1 + 1]),
+                        ml.fma(FloatVector.broadcast(F, -sums[b1]), s1.fma(dl.mul(xScales[b1]), a1))));
+                a2 = mh.fma(FloatVector.broadcast(F, -sums[b2 + 1]), h2.fma(dh.mul(xScales[b2 + 1]),
+                        ml.fma(FloatVector.broadcast(F, -sums[b2]), s2.fma(dl.mul(xScales[b2]), a2))));
+                a3 = mh.fma(FloatVector.broadcast(F, -sums[b3 + 1]), h3.fma(dh.mul(xScales[b3 + 1]),
+                        ml.fma(FloatVector.broadcast(F, -sums[b3]), s3.fma(dl.mul(xScales[b3]), a3))));
             }
         }
         a0.intoArray(out, o0);
