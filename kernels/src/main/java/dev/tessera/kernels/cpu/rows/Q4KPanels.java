@@ -146,10 +146,10 @@ public final class Q4KPanels implements PanelKernel {
         FloatVector acc = FloatVector.zero(F);
         float[] sums = xBlocks.int8Sums(), xScales = xBlocks.scales();
         int[] pairs = xBlocks.pairs();
-        long o = panelOffset, last = w.byteSize() - 1;
+        long o = panelOffset;
         int touched = 0;
         for (int xb = xOffset, end = xOffset + cols; xb < end; xb += BLOCK, o += PANEL_BLOCK_BYTES) {
-            if (AHEAD >= 0) for (long a = o + AHEAD, stop = a + PANEL_BLOCK_BYTES; a < stop; a += 64) touched += w.get(U8, Math.min(a, last));
+            touched += CacheLines.touch(w, o, o + PANEL_BLOCK_BYTES);
             FloatVector d = FloatVector.fromMemorySegment(F, w, o + D, LE), dmin = FloatVector.fromMemorySegment(F, w, o + DMIN, LE);
             for (int c = 0; c < 4; c++) {
                 ShortVector s = ShortVector.zero(S32), h = s;
@@ -171,10 +171,8 @@ public final class Q4KPanels implements PanelKernel {
             }
         }
         acc.intoArray(out, outOffset);
-        sink = touched;
+        CacheLines.keep(touched);
     }
-    static int sink;
-    static final long AHEAD = Long.getLong("ahead", 4096);
 
     /**
      * As {@link #dot} for four tokens, with each value widened to a float once for the four: the 16-bit multiplies of
