@@ -3,13 +3,17 @@ package dev.tessera.kernels.cpu.rows;
 import dev.tessera.kernels.TensorType;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
 import static dev.tessera.kernels.cpu.rows.VectorLanes.F;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.I;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.I16;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.LE;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.NATIVE;
@@ -23,20 +27,33 @@ import static dev.tessera.kernels.cpu.rows.VectorLanes.U8;
  * of Q4_0's speed (8 against 19-25 GMAC/s per thread at one token). The copy is 1.07 bytes per value against the GGUF
  * block's 0.82, 30% more for Q6_K tensors only (in a Q4_K_M file about a quarter of the weights).
  * <p>
- * A token's sum adds each 16-column group's Σ q·x times d * scale, in {@link #dot}, {@link #dot4} and {@link #dot8}
- * alike, so batching changes no result.
+ * The dots take x rounded to int8 ({@link #needsInt8}, as llama.cpp's q8_K activations). One token's dot widens two
+ * columns' slices (32 bytes) into 32 short lanes and multiplies them by the two columns' int8 x spread over the halves,
+ * summing a 16-column group in 16-bit lanes (at most 8 * 32 * 127 = 32512): three vector instructions per 32
+ * multiply-adds where widening to floats took four per 16. The batched dots take the same int8 x as floats, whose
+ * group sums are exact integers; so a token's sum adds each group's Σ q·qx times (d * scale) * x scale in
+ * {@link #dot}, {@link #dot4} and {@link #dot8} alike, and batching changes no result.
  */
 public final class Q6KPanels implements PanelKernel {
     static final PanelKernel INSTANCE = new Q6KPanels();
     static final int BLOCK = 256;
     private static final int SCALES = 0, D = 256, QS = 288;
     static final int PANEL_BLOCK_BYTES = QS + BLOCK * ROWS;
-    private static final VectorSpecies<Byte> B16 = ByteVector.SPECIES_128;
+    private static final VectorSpecies<Byte> B16 = ByteVector.SPECIES_128, B32 = ByteVector.SPECIES_256;
+    private static final VectorSpecies<Short> S32 = ShortVector.SPECIES_512;
+    private static final VectorSpecies<Integer> I512 = IntVector.SPECIES_512;
+    /** Lanes 0-15 take short 0 of a broadcast int (column 2m's int8 x), lanes 16-31 short 1 (column 2m + 1). */
+    private static final VectorShuffle<Short> HALVES = VectorShuffle.fromOp(S32, i -> i / 16);
     private static final int GGUF_BLOCK_BYTES = TensorType.Q6_K.blockBytes;
     /** Per thread: one block's d * scale, [16 groups][16 rows], then d [16 rows]. */
     private static final ThreadLocal<float[]> GROUP_SCALES = ThreadLocal.withInitial(() -> new float[256 + ROWS]);
 
     private Q6KPanels() {}
+
+    @Override
+    public boolean needsInt8() {
+        return true;
+    }
 
     @Override
     public long panelBytes(int cols) {
@@ -103,24 +120,27 @@ public final class Q6KPanels implements PanelKernel {
 
     @Override
     public void dot(MemorySegment w, long panelOffset, int cols, float[] x, int xOffset, ActivationBlocks xBlocks, float[] out, int outOffset) {
-        FloatVector acc = FloatVector.zero(F);
-        float[] scales = GROUP_SCALES.get();
+        FloatVector acc = FloatVector.zero(F), pair = acc;
+        float[] scales = GROUP_SCALES.get(), xScales = xBlocks.scales();
+        int[] pairs = xBlocks.pairs();
         long o = panelOffset;
         for (int xb = xOffset, end = xOffset + cols; xb < end; xb += BLOCK, o += PANEL_BLOCK_BYTES) {
             decodeScales(w, o, scales);
-            for (int g = 0; g < 16; g += 4) {
-                // Four groups' sums side by side: each is a chain of dependent FMAs, one alone waits on their latency.
-                FloatVector s0 = FloatVector.zero(F), s1 = s0, s2 = s0, s3 = s0;
-                for (int k = 16 * g, stop = k + 16; k < stop; k++) {
-                    s0 = column(w, o, k).fma(FloatVector.broadcast(F, x[xb + k]), s0);
-                    s1 = column(w, o, k + 16).fma(FloatVector.broadcast(F, x[xb + k + 16]), s1);
-                    s2 = column(w, o, k + 32).fma(FloatVector.broadcast(F, x[xb + k + 32]), s2);
-                    s3 = column(w, o, k + 48).fma(FloatVector.broadcast(F, x[xb + k + 48]), s3);
+            for (int g = 0; g < 16; g++) {
+                ShortVector s = ShortVector.zero(S32);
+                int p = (xb + 16 * g) / 2;
+                for (int l = 0; l < 8; l++) {
+                    // Slices of columns 16g + 2l and the next in one load: lanes 0-15 and 16-31.
+                    ShortVector q = (ShortVector) ByteVector.fromMemorySegment(B32, w, o + QS + (16L * g + 2 * l) * ROWS, LE)
+                            .convertShape(VectorOperators.B2S, S32, 0);
+                    s = s.add(q.mul(IntVector.broadcast(I512, pairs[p + l]).reinterpretAsShorts().rearrange(HALVES)));
                 }
-                acc = s0.fma(FloatVector.fromArray(F, scales, 16 * g), acc);
-                acc = s1.fma(FloatVector.fromArray(F, scales, 16 * g + 16), acc);
-                acc = s2.fma(FloatVector.fromArray(F, scales, 16 * g + 32), acc);
-                acc = s3.fma(FloatVector.fromArray(F, scales, 16 * g + 48), acc);
+                // The two columns' halves added per row; exact as a float. Two groups share an x block: their sums times
+                // (d * scale) are added, then times the block's x scale into the running sum.
+                IntVector sum = ((IntVector) s.convertShape(VectorOperators.S2I, I, 0)).add((IntVector) s.convertShape(VectorOperators.S2I, I, 1));
+                FloatVector sums = (FloatVector) sum.convert(VectorOperators.I2F, 0), sc = FloatVector.fromArray(F, scales, 16 * g);
+                if ((g & 1) == 0) pair = sums.mul(sc);
+                else acc = sums.fma(sc, pair).fma(FloatVector.broadcast(F, xScales[(xb + 16 * g) / 32]), acc);
             }
         }
         acc.intoArray(out, outOffset);
@@ -129,8 +149,8 @@ public final class Q6KPanels implements PanelKernel {
     @Override
     public void dot4(MemorySegment w, long panelOffset, int cols, float[] x, int x0, int x1, int x2, int x3, ActivationBlocks xBlocks,
                      int numTokens, float[] out, int o0, int outWidth) {
-        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
-        float[] scales = GROUP_SCALES.get();
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0, p0 = a0, p1 = a0, p2 = a0, p3 = a0;
+        float[] scales = GROUP_SCALES.get(), q8 = xBlocks.int8Floats(), xScales = xBlocks.scales();
         long o = panelOffset;
         for (int kb = 0; kb < cols; kb += BLOCK, o += PANEL_BLOCK_BYTES) {
             decodeScales(w, o, scales);
@@ -139,13 +159,22 @@ public final class Q6KPanels implements PanelKernel {
                 for (int k = 16 * g; k < 16 * g + 16; k++) {
                     FloatVector v = column(w, o, k);
                     int c = kb + k;
-                    s0 = v.fma(FloatVector.broadcast(F, x[x0 + c]), s0);
-                    s1 = v.fma(FloatVector.broadcast(F, x[x1 + c]), s1);
-                    s2 = v.fma(FloatVector.broadcast(F, x[x2 + c]), s2);
-                    s3 = v.fma(FloatVector.broadcast(F, x[x3 + c]), s3);
+                    s0 = v.fma(FloatVector.broadcast(F, q8[x0 + c]), s0);
+                    s1 = v.fma(FloatVector.broadcast(F, q8[x1 + c]), s1);
+                    s2 = v.fma(FloatVector.broadcast(F, q8[x2 + c]), s2);
+                    s3 = v.fma(FloatVector.broadcast(F, q8[x3 + c]), s3);
                 }
+                // dot's order: the two groups of an x block as sum * (d * scale), then times the x scale into the sum.
                 FloatVector sc = FloatVector.fromArray(F, scales, 16 * g);
-                a0 = s0.fma(sc, a0); a1 = s1.fma(sc, a1); a2 = s2.fma(sc, a2); a3 = s3.fma(sc, a3);
+                if ((g & 1) == 0) {
+                    p0 = s0.mul(sc); p1 = s1.mul(sc); p2 = s2.mul(sc); p3 = s3.mul(sc);
+                } else {
+                    int b = (kb + 16 * g) / 32;
+                    a0 = s0.fma(sc, p0).fma(FloatVector.broadcast(F, xScales[x0 / 32 + b]), a0);
+                    a1 = s1.fma(sc, p1).fma(FloatVector.broadcast(F, xScales[x1 / 32 + b]), a1);
+                    a2 = s2.fma(sc, p2).fma(FloatVector.broadcast(F, xScales[x2 / 32 + b]), a2);
+                    a3 = s3.fma(sc, p3).fma(FloatVector.broadcast(F, xScales[x3 / 32 + b]), a3);
+                }
             }
         }
         a0.intoArray(out, o0);
