@@ -21,14 +21,14 @@ public final class WorkerPool implements AutoCloseable {
     private final int numThreads;
     private final Thread[] threads;
     private final AtomicInteger pending = new AtomicInteger();
-    private final AtomicInteger nextChunk = new AtomicInteger();
-    /** Chunks per thread: enough to even out a slow thread, few enough that each stays long (a panel run). */
-    private static final int CHUNKS_PER_THREAD = 4;
+    /** The first granule no thread has taken yet. */
+    private final AtomicInteger nextUnit = new AtomicInteger();
     private volatile long generation;
     private volatile boolean closed;
     private volatile RangeTask task;
     private volatile int rangeEnd;
-    private volatile int chunk;
+    private volatile int granule;
+    private volatile int units;
     private final Thread[] waiting = new Thread[1];
     private volatile Throwable failure;
 
@@ -65,11 +65,11 @@ public final class WorkerPool implements AutoCloseable {
             task.run(0, 0, n);
             return;
         }
-        int chunkUnits = Math.max(1, units / (numThreads * CHUNKS_PER_THREAD));
         this.task = task;
         this.rangeEnd = n;
-        this.chunk = chunkUnits * granule;
-        nextChunk.set(0);
+        this.granule = granule;
+        this.units = units;
+        nextUnit.set(0);
         waiting[0] = Thread.currentThread();
         pending.set(threads.length);
         generation++;
@@ -111,11 +111,18 @@ public final class WorkerPool implements AutoCloseable {
         }
     }
 
-    /** Takes chunks from the shared counter until the range is done. */
+    /**
+     * Takes chunks until the range is done, each a share of what is left (guided scheduling): long runs first, then
+     * ever smaller ones, so the threads finish within a granule or two of each other. With eight equal chunks the caller
+     * waited at the end of an op for most of the worker's last one: over a 2-thread Q4_K_M decode (111,219 ops) it
+     * waited 1.83-1.90 s in all, 7,700-8,300 times over 50 µs, against 0.74-0.82 s and 780-870 times guided.
+     */
     private void runChunks(RangeTask t, int threadIndex) {
-        int size = chunk, n = rangeEnd;
-        for (int start = nextChunk.getAndIncrement() * size; start < n; start = nextChunk.getAndIncrement() * size)
-            t.run(threadIndex, start, Math.min(start + size, n));
+        int g = granule, n = rangeEnd, total = units, share = 2 * numThreads;
+        for (int start = nextUnit.get(); start < total; start = nextUnit.get()) {
+            int size = Math.max(1, (total - start) / share);
+            if (nextUnit.compareAndSet(start, start + size)) t.run(threadIndex, start * g, Math.min((start + size) * g, n));
+        }
     }
 
     @Override
