@@ -13,6 +13,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
 import static dev.tessera.kernels.cpu.rows.VectorLanes.F;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.F32;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.I;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.I16;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.LE;
@@ -20,12 +21,13 @@ import static dev.tessera.kernels.cpu.rows.VectorLanes.NATIVE;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.U8;
 
 /**
- * Q6_K panels with the 6-bit values widened to one signed byte each: per 16-row panel and 256-column block, 4384
- * bytes: the int8 scales of the 16 value groups ([group][row], 256 bytes), the 16 rows' f16 d (32 bytes), then one
- * 16-byte slice per column holding q - 32 of rows 0..15. A slice widens into a float vector in two instructions, as
+ * Q6_K panels with the 6-bit values widened to one signed byte each: per 16-row panel and 256-column block, 4416
+ * bytes: the int8 scales of the 16 value groups ([group][row], 256 bytes), the 16 rows' d as floats (64 bytes, so a
+ * block's scales are one vector load and a multiply per group; 16 f16 conversions through an array cost the one-token
+ * dot 10%, 38-41 against 43-45 GMAC/s cache-resident), then one 16-byte slice per column holding q - 32 of rows 0..15. A slice widens into a float vector in two instructions, as
  * Q8_0's do; unpacking ql/qh bit fields in the dot took about 20 vector ops per 32 multiply-adds and ran at a third
- * of Q4_0's speed (8 against 19-25 GMAC/s per thread at one token). The copy is 1.07 bytes per value against the GGUF
- * block's 0.82, 30% more for Q6_K tensors only (in a Q4_K_M file about a quarter of the weights).
+ * of Q4_0's speed (8 against 19-25 GMAC/s per thread at one token). The copy is 1.08 bytes per value against the GGUF
+ * block's 0.82, 31% more for Q6_K tensors only (in a Q4_K_M file about a quarter of the weights).
  * <p>
  * The dots take x rounded to int8 ({@link #needsInt8}, as llama.cpp's q8_K activations). One token's dot widens two
  * columns' slices (32 bytes) into 32 short lanes and multiplies them by the two columns' int8 x spread over the halves,
@@ -37,7 +39,7 @@ import static dev.tessera.kernels.cpu.rows.VectorLanes.U8;
 public final class Q6KPanels implements PanelKernel {
     static final PanelKernel INSTANCE = new Q6KPanels();
     static final int BLOCK = 256;
-    private static final int SCALES = 0, D = 256, QS = 288;
+    private static final int SCALES = 0, D = 256, QS = 320;
     static final int PANEL_BLOCK_BYTES = QS + BLOCK * ROWS;
     private static final VectorSpecies<Byte> B16 = ByteVector.SPECIES_128, B32 = ByteVector.SPECIES_256;
     private static final VectorSpecies<Short> S32 = ShortVector.SPECIES_512;
@@ -45,8 +47,8 @@ public final class Q6KPanels implements PanelKernel {
     /** Lanes 0-15 take short 0 of a broadcast int (column 2m's int8 x), lanes 16-31 short 1 (column 2m + 1). */
     private static final VectorShuffle<Short> HALVES = VectorShuffle.fromOp(S32, i -> i / 16);
     private static final int GGUF_BLOCK_BYTES = TensorType.Q6_K.blockBytes;
-    /** Per thread: one block's d * scale, [16 groups][16 rows], then d [16 rows]. */
-    private static final ThreadLocal<float[]> GROUP_SCALES = ThreadLocal.withInitial(() -> new float[256 + ROWS]);
+    /** Per thread: one block's d * scale, [16 groups][16 rows]. */
+    private static final ThreadLocal<float[]> GROUP_SCALES = ThreadLocal.withInitial(() -> new float[256]);
 
     private Q6KPanels() {}
 
@@ -74,7 +76,7 @@ public final class Q6KPanels implements PanelKernel {
                 for (int i = 0; i < ROWS; i++) {
                     long s = (long) (p * ROWS + i) * rowBytes + (long) b * GGUF_BLOCK_BYTES;
                     for (int g = 0; g < 16; g++) dst.set(U8, d + SCALES + g * ROWS + i, src.get(U8, s + 192 + g));
-                    dst.set(I16, d + D + 2L * i, src.get(I16, s + 208));
+                    dst.set(F32, d + D + 4L * i, Float.float16ToFloat(src.get(I16, s + 208)));
                     // block_q6_K: value 128h + 32k + l is the (k / 2)-th nibble of ql[64h + 32(k % 2) + l] under bits
                     // 2k..2k+1 of qh[32h + l], minus 32 (see Q6KRows).
                     for (int h = 0; h < 2; h++)
@@ -98,8 +100,7 @@ public final class Q6KPanels implements PanelKernel {
 
     /** Writes d * scale of the 16 value groups for the 16 rows at {@code scales[16 * group]}. */
     private static void decodeScales(MemorySegment w, long o, float[] scales) {
-        for (int i = 0; i < ROWS; i++) scales[256 + i] = Float.float16ToFloat(w.get(I16, o + D + 2L * i));
-        FloatVector d = FloatVector.fromArray(F, scales, 256);
+        FloatVector d = FloatVector.fromMemorySegment(F, w, o + D, LE);
         for (int g = 0; g < 16; g++)
             d.mul((FloatVector) ByteVector.fromMemorySegment(B16, w, o + SCALES + (long) g * ROWS, LE)
                     .convertShape(VectorOperators.B2F, F, 0)).intoArray(scales, 16 * g);
@@ -196,7 +197,7 @@ public final class Q6KPanels implements PanelKernel {
     public void dequantizeRow(MemorySegment w, long panelOffset, int i, int cols, float[] out, int outOffset) {
         for (int kb = 0; kb < cols; kb += BLOCK) {
             long o = panelOffset + (long) (kb / BLOCK) * PANEL_BLOCK_BYTES;
-            float d = Float.float16ToFloat(w.get(I16, o + D + 2L * i));
+            float d = w.get(F32, o + D + 4L * i);
             for (int k = 0; k < BLOCK; k++)
                 out[outOffset + kb + k] = d * w.get(U8, o + SCALES + (k / 16) * ROWS + i) * w.get(U8, o + QS + (long) k * ROWS + i);
         }
