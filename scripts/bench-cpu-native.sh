@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Tessera vs llama.cpp built for this CPU (GGML_NATIVE, from node-llama-cpp's source bundle; see
 # scripts/llamacpp/build-native.sh) on the files users download: llama-quantize presets made from one F16
-# synthetic llama-1b model. Same thread count, engines alternating per file, one run. See docs/BENCHMARKS.md.
+# synthetic llama-1b model. Same thread count, engines alternating per file, one run. See docs/BENCHMARKS-NATIVE.md.
 #
 #   scripts/bench-cpu-native.sh [--threads 2] [--prompt-tokens 128] [--gen-tokens 64] [--reps 3]
 #                               [--files "q4_k_m q4_0 q4_0-pure q8_0"] [--out-dir bench-native] [--no-rss]
