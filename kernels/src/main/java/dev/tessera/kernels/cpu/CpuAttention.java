@@ -87,30 +87,28 @@ final class CpuAttention {
     private static void attendPaged(CpuKvBlockStore st, int[] table, int layer, int len, int kvo, float[] qs, int qo,
                                     float[] os, int oo, int headDim, float scale, float[] s, float[] row) {
         int bs = st.blockSize, kvDim = st.kvDim;
-        // Block by block, so a position's row costs an add, not a division and a remainder (bs is not a constant).
         if (st.keys != null) {
             float[] keys = st.keys[layer], values = st.values[layer];
-            for (int b = 0, j = 0; j < len; b++)
-                for (int at = table[b] * bs * kvDim + kvo, stop = Math.min(len, j + bs); j < stop; j++, at += kvDim)
-                    s[j] = FloatDot.dot(qs, qo, keys, at, headDim) * scale;
+            for (int j = 0; j < len; j++) s[j] = FloatDot.dot(qs, qo, keys, slot(table, bs, j) * kvDim + kvo, headDim) * scale;
             float inv = softmax(s, len);
-            for (int b = 0, j = 0; j < len; b++)
-                for (int at = table[b] * bs * kvDim + kvo, stop = Math.min(len, j + bs); j < stop; j++, at += kvDim)
-                    axpy(s[j] * inv, values, at, os, oo, headDim);
+            for (int j = 0; j < len; j++) axpy(s[j] * inv, values, slot(table, bs, j) * kvDim + kvo, os, oo, headDim);
         } else {
             short[] keys = st.halfKeys[layer], values = st.halfValues[layer];
-            for (int b = 0, j = 0; j < len; b++)
-                for (int at = table[b] * bs * kvDim + kvo, stop = Math.min(len, j + bs); j < stop; j++, at += kvDim) {
-                    widen(keys, at, row, headDim);
-                    s[j] = FloatDot.dot(qs, qo, row, 0, headDim) * scale;
-                }
+            for (int j = 0; j < len; j++) {
+                widen(keys, slot(table, bs, j) * kvDim + kvo, row, headDim);
+                s[j] = FloatDot.dot(qs, qo, row, 0, headDim) * scale;
+            }
             float inv = softmax(s, len);
-            for (int b = 0, j = 0; j < len; b++)
-                for (int at = table[b] * bs * kvDim + kvo, stop = Math.min(len, j + bs); j < stop; j++, at += kvDim) {
-                    widen(values, at, row, headDim);
-                    axpy(s[j] * inv, row, 0, os, oo, headDim);
-                }
+            for (int j = 0; j < len; j++) {
+                widen(values, slot(table, bs, j) * kvDim + kvo, row, headDim);
+                axpy(s[j] * inv, row, 0, os, oo, headDim);
+            }
         }
+    }
+
+    /** Row of position j in the store: slot j % bs of block table[j / bs]. */
+    private static int slot(int[] table, int bs, int j) {
+        return table[j / bs] * bs + j % bs;
     }
 
     /** s[j] = exp(s[j] - max); returns 1 / sum. */
