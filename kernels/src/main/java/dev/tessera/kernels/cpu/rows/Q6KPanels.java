@@ -24,8 +24,8 @@ import static dev.tessera.kernels.cpu.rows.VectorLanes.U8;
  * Q6_K panels with the 6-bit values widened to one signed byte each: per 16-row panel and 256-column block, 4416
  * bytes: the int8 scales of the 16 value groups ([group][row], 256 bytes), the 16 rows' d as floats (64 bytes, so a
  * block's scales are one vector load and a multiply per group; 16 f16 conversions through an array cost the one-token
- * dot 10%, 38-41 against 43-45 GMAC/s cache-resident), then one 16-byte slice per column holding q - 32 of rows 0..15. A slice widens into a float vector in two instructions, as
- * Q8_0's do; unpacking ql/qh bit fields in the dot took about 20 vector ops per 32 multiply-adds and ran at a third
+ * dot 10%, 38-41 against 43-45 GMAC/s cache-resident), then one 16-byte slice per column holding q - 32 of rows
+ * 0..15. A slice widens into a float vector in two instructions, as Q8_0's do; unpacking ql/qh bit fields in the dot took about 20 vector ops per 32 multiply-adds and ran at a third
  * of Q4_0's speed (8 against 19-25 GMAC/s per thread at one token). The copy is 1.08 bytes per value against the GGUF
  * block's 0.82, 31% more for Q6_K tensors only (in a Q4_K_M file about a quarter of the weights).
  * <p>
