@@ -6,7 +6,6 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.Arena;
@@ -14,7 +13,6 @@ import java.lang.foreign.MemorySegment;
 
 import static dev.tessera.kernels.cpu.rows.VectorLanes.F;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.F32;
-import static dev.tessera.kernels.cpu.rows.VectorLanes.I;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.I16;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.LE;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.NATIVE;
@@ -24,16 +22,19 @@ import static dev.tessera.kernels.cpu.rows.VectorLanes.U8;
  * Q6_K panels with the 6-bit values widened to one signed byte each: per 16-row panel and 256-column block, 4416
  * bytes: the int8 scales of the 16 value groups ([group][row], 256 bytes), the 16 rows' d as floats (64 bytes, so a
  * block's scales are one vector load and a multiply per group; 16 f16 conversions through an array cost the one-token
- * dot 10%, 38-41 against 43-45 GMAC/s cache-resident), then one 16-byte slice per column holding q - 32 of rows
- * 0..15. A slice widens into a float vector in two instructions, as Q8_0's do; unpacking ql/qh bit fields in the dot took about 20 vector ops per 32 multiply-adds and ran at a third
- * of Q4_0's speed (8 against 19-25 GMAC/s per thread at one token). The copy is 1.08 bytes per value against the GGUF
- * block's 0.82, 31% more for Q6_K tensors only (in a Q4_K_M file about a quarter of the weights).
+ * dot 10%, 38-41 against 43-45 GMAC/s cache-resident), then 128 pair slices of 32 bytes: slice m holds q - 32 of
+ * row i, column 2m + p at byte 2i + p, as Q4_K's pair slices interleave their columns. A slice widens into 32 short
+ * lanes in one instruction; unpacking ql/qh bit fields in the dot took about 20 vector ops per 32 multiply-adds and
+ * ran at a third of Q4_0's speed (8 against 19-25 GMAC/s per thread at one token), and a compact panel of 4-bit and
+ * 2-bit planes (0.83 bytes per value) lost a Q4_K_M decode 15% (docs/BENCHMARKS-NATIVE.md). The copy is 1.08 bytes
+ * per value against the GGUF block's 0.82, 31% more for Q6_K tensors only (in a Q4_K_M file about a quarter of the
+ * weights).
  * <p>
- * The dots take x rounded to int8 ({@link #needsInt8}, as llama.cpp's q8_K activations). One token's dot widens two
- * columns' slices (32 bytes) into 32 short lanes and multiplies them by the two columns' int8 x spread over the halves,
- * summing a 16-column group in 16-bit lanes (at most 8 * 32 * 127 = 32512): three vector instructions per 32
- * multiply-adds where widening to floats took four per 16. The batched dots take the same int8 x as floats, whose
- * group sums are exact integers; so a token's sum adds each group's Σ q·qx times (d * scale) * x scale in
+ * The dots take x rounded to int8 ({@link #needsInt8}, as llama.cpp's q8_K activations). One token's dot multiplies a
+ * pair slice by a broadcast int holding the two columns' int8 x (the interleaving is what lets one broadcast serve:
+ * column-major slices needed a lane permute per pair, and dropping it gained a Q4_K_M decode about 4%), summing a
+ * 16-column group in 16-bit lanes (at most 8 * 32 * 127 = 32512). The batched dots take the same int8 x as floats,
+ * whose group sums are exact integers; so a token's sum adds each group's Σ q·qx times (d * scale) * x scale in
  * {@link #dot}, {@link #dot4} and {@link #dot8} alike, and batching changes no result.
  */
 public final class Q6KPanels implements PanelKernel {
@@ -44,8 +45,6 @@ public final class Q6KPanels implements PanelKernel {
     private static final VectorSpecies<Byte> B16 = ByteVector.SPECIES_128, B32 = ByteVector.SPECIES_256;
     private static final VectorSpecies<Short> S32 = ShortVector.SPECIES_512;
     private static final VectorSpecies<Integer> I512 = IntVector.SPECIES_512;
-    /** Lanes 0-15 take short 0 of a broadcast int (column 2m's int8 x), lanes 16-31 short 1 (column 2m + 1). */
-    private static final VectorShuffle<Short> HALVES = VectorShuffle.fromOp(S32, i -> i / 16);
     private static final int GGUF_BLOCK_BYTES = TensorType.Q6_K.blockBytes;
     /** Per thread: one block's d * scale, [16 groups][16 rows]. */
     private static final ThreadLocal<float[]> GROUP_SCALES = ThreadLocal.withInitial(() -> new float[256]);
@@ -83,19 +82,37 @@ public final class Q6KPanels implements PanelKernel {
                         for (int l = 0; l < 32; l++) {
                             int a = src.get(U8, s + 64 * h + l) & 0xff, c = src.get(U8, s + 64 * h + 32 + l) & 0xff;
                             int hb = src.get(U8, s + 128 + 32 * h + l) & 0xff;
-                            long at = d + QS + (long) (128 * h + l) * ROWS + i;
-                            dst.set(U8, at, (byte) (((a & 15) | (hb & 3) << 4) - 32));
-                            dst.set(U8, at + 32 * ROWS, (byte) (((c & 15) | (hb >> 2 & 3) << 4) - 32));
-                            dst.set(U8, at + 64 * ROWS, (byte) (((a >> 4) | (hb >> 4 & 3) << 4) - 32));
-                            dst.set(U8, at + 96 * ROWS, (byte) (((c >> 4) | (hb >> 6) << 4) - 32));
+                            int k = 128 * h + l;
+                            dst.set(U8, d + at(k, i), (byte) (((a & 15) | (hb & 3) << 4) - 32));
+                            dst.set(U8, d + at(k + 32, i), (byte) (((c & 15) | (hb >> 2 & 3) << 4) - 32));
+                            dst.set(U8, d + at(k + 64, i), (byte) (((a >> 4) | (hb >> 4 & 3) << 4) - 32));
+                            dst.set(U8, d + at(k + 96, i), (byte) (((c >> 4) | (hb >> 6) << 4) - 32));
                         }
                 }
             }
     }
 
-    /** Column k's 16 values (q - 32) as floats. */
-    private static FloatVector column(MemorySegment w, long o, int k) {
-        return (FloatVector) ByteVector.fromMemorySegment(B16, w, o + QS + (long) k * ROWS, LE).convertShape(VectorOperators.B2F, F, 0);
+    /** Where column k (0..255) of row i sits in a panel block: pair slice k / 2, byte 2i + k % 2. */
+    private static long at(int k, int i) {
+        return QS + 32L * (k / 2) + 2 * i + (k & 1);
+    }
+
+    /** Pair slice m of the block at {@code o}, sign-extended: lane 2i + p is q - 32 of row i, column 2m + p. */
+    private static ShortVector pairSlice(MemorySegment w, long o, int m) {
+        return (ShortVector) ByteVector.fromMemorySegment(B32, w, o + QS + 32L * m, LE).convertShape(VectorOperators.B2S, S32, 0);
+    }
+
+    /** Column 2m + p of a pair slice (its int lanes: row i's two shorts) as 16 floats. */
+    private static FloatVector column(IntVector pair, int p) {
+        IntVector v = p == 0 ? pair.lanewise(VectorOperators.LSHL, 16) : pair;
+        return (FloatVector) v.lanewise(VectorOperators.ASHR, 16).convert(VectorOperators.I2F, 0);
+    }
+
+    /** Lanes 2i and 2i + 1 of 16-bit sums added into int lane i, as floats (exact: |sum| < 2^16). */
+    private static FloatVector rowSums(ShortVector sums) {
+        IntVector both = sums.reinterpretAsInts();
+        IntVector low = both.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16);
+        return (FloatVector) low.add(both.lanewise(VectorOperators.ASHR, 16)).convert(VectorOperators.I2F, 0);
     }
 
     /** Writes d * scale of the 16 value groups for the 16 rows at {@code scales[16 * group]}. */
@@ -113,9 +130,13 @@ public final class Q6KPanels implements PanelKernel {
             long o = panelOffset + (long) (kb / BLOCK) * PANEL_BLOCK_BYTES;
             if (kb == k0 || kb % BLOCK == 0) decodeScales(w, o, scales);  // once per block, not per 32 columns
             int at = (kb - k0) * stride + col0;
-            for (int k = kb % BLOCK, end = k + 32; k < end; k++, at += stride)
+            for (int k = kb % BLOCK, end = k + 32; k < end; k += 2, at += 2 * stride) {
+                IntVector pair = pairSlice(w, o, k / 2).reinterpretAsInts();
+                FloatVector sc = FloatVector.fromArray(F, scales, 16 * (k / 16));
                 // (d * scale) * q, the row kernel's order, so the values are equal.
-                FloatVector.fromArray(F, scales, 16 * (k / 16)).mul(column(w, o, k)).intoMemorySegment(packed, 4L * at, NATIVE);
+                sc.mul(column(pair, 0)).intoMemorySegment(packed, 4L * at, NATIVE);
+                sc.mul(column(pair, 1)).intoMemorySegment(packed, 4L * (at + stride), NATIVE);
+            }
         }
     }
 
@@ -131,17 +152,13 @@ public final class Q6KPanels implements PanelKernel {
                 ShortVector s = ShortVector.zero(S32);
                 int p = (xb + 16 * g) / 2;
                 for (int l = 0; l < 8; l++) {
-                    // Slices of columns 16g + 2l and the next in one load: lanes 0-15 and 16-31.
-                    ShortVector q = (ShortVector) ByteVector.fromMemorySegment(B32, w, o + QS + (16L * g + 2 * l) * ROWS, LE)
-                            .convertShape(VectorOperators.B2S, S32, 0);
-                    s = s.add(q.mul(IntVector.broadcast(I512, pairs[p + l]).reinterpretAsShorts().rearrange(HALVES)));
+                    s = s.add(pairSlice(w, o, 8 * g + l).mul(IntVector.broadcast(I512, pairs[p + l]).reinterpretAsShorts()));
                 }
-                // The two columns' halves added per row; exact as a float. Two groups share an x block: their sums times
+                // The two columns' lanes added per row; exact as a float. Two groups share an x block: their sums times
                 // (d * scale) are added, then times the block's x scale into the running sum.
                 // d * scale is computed here, as decodeScales computes it: writing a block's scales to a per-thread array
                 // and reading them back cost this streamed dot 8-19% inside a 2-thread decode.
-                IntVector sum = ((IntVector) s.convertShape(VectorOperators.S2I, I, 0)).add((IntVector) s.convertShape(VectorOperators.S2I, I, 1));
-                FloatVector sums = (FloatVector) sum.convert(VectorOperators.I2F, 0);
+                FloatVector sums = rowSums(s);
                 FloatVector sc = d.mul((FloatVector) ByteVector.fromMemorySegment(B16, w, o + SCALES + (long) g * ROWS, LE)
                         .convertShape(VectorOperators.B2F, F, 0));
                 if ((g & 1) == 0) pair = sums.mul(sc);
@@ -161,13 +178,14 @@ public final class Q6KPanels implements PanelKernel {
             decodeScales(w, o, scales);
             for (int g = 0; g < 16; g++) {
                 FloatVector s0 = FloatVector.zero(F), s1 = s0, s2 = s0, s3 = s0;
-                for (int k = 16 * g; k < 16 * g + 16; k++) {
-                    FloatVector v = column(w, o, k);
+                for (int k = 16 * g; k < 16 * g + 16; k += 2) {
+                    IntVector pair = pairSlice(w, o, k / 2).reinterpretAsInts();
+                    FloatVector e = column(pair, 0), od = column(pair, 1);
                     int c = kb + k;
-                    s0 = v.fma(FloatVector.broadcast(F, q8[x0 + c]), s0);
-                    s1 = v.fma(FloatVector.broadcast(F, q8[x1 + c]), s1);
-                    s2 = v.fma(FloatVector.broadcast(F, q8[x2 + c]), s2);
-                    s3 = v.fma(FloatVector.broadcast(F, q8[x3 + c]), s3);
+                    s0 = od.fma(FloatVector.broadcast(F, q8[x0 + c + 1]), e.fma(FloatVector.broadcast(F, q8[x0 + c]), s0));
+                    s1 = od.fma(FloatVector.broadcast(F, q8[x1 + c + 1]), e.fma(FloatVector.broadcast(F, q8[x1 + c]), s1));
+                    s2 = od.fma(FloatVector.broadcast(F, q8[x2 + c + 1]), e.fma(FloatVector.broadcast(F, q8[x2 + c]), s2));
+                    s3 = od.fma(FloatVector.broadcast(F, q8[x3 + c + 1]), e.fma(FloatVector.broadcast(F, q8[x3 + c]), s3));
                 }
                 // dot's order: the two groups of an x block as sum * (d * scale), then times the x scale into the sum.
                 FloatVector sc = FloatVector.fromArray(F, scales, 16 * g);
@@ -203,7 +221,7 @@ public final class Q6KPanels implements PanelKernel {
             long o = panelOffset + (long) (kb / BLOCK) * PANEL_BLOCK_BYTES;
             float d = w.get(F32, o + D + 4L * i);
             for (int k = 0; k < BLOCK; k++)
-                out[outOffset + kb + k] = d * w.get(U8, o + SCALES + (k / 16) * ROWS + i) * w.get(U8, o + QS + (long) k * ROWS + i);
+                out[outOffset + kb + k] = d * w.get(U8, o + SCALES + (k / 16) * ROWS + i) * w.get(U8, o + at(k, i));
         }
     }
 }
