@@ -33,9 +33,9 @@ import static dev.tessera.kernels.cpu.rows.VectorLanes.U8;
  * The dots take x rounded to int8 ({@link #needsInt8}, as llama.cpp's q8_K activations). One token's dot multiplies a
  * pair slice by a broadcast int holding the two columns' int8 x (the interleaving is what lets one broadcast serve:
  * column-major slices needed a lane permute per pair, and dropping it gained a Q4_K_M decode about 4%), summing a
- * 16-column group in 16-bit lanes (at most 8 * 32 * 127 = 32512). The batched dots take the same int8 x as floats,
- * whose group sums are exact integers; so a token's sum adds each group's Σ q·qx times (d * scale) * x scale in
- * {@link #dot}, {@link #dot4} and {@link #dot8} alike, and batching changes no result.
+ * 16-column group in 16-bit lanes (at most 8 * 32 * 127 = 32512). {@link #dot4} does the same for four tokens with
+ * each widened slice; the group sums are exact integers either way, and a token's sum adds each group's Σ q·qx times
+ * (d * scale) * x scale in {@link #dot}, {@link #dot4} and {@link #dot8} alike, so batching changes no result.
  */
 public final class Q6KPanels implements PanelKernel {
     static final PanelKernel INSTANCE = new Q6KPanels();
@@ -168,25 +168,31 @@ public final class Q6KPanels implements PanelKernel {
         acc.intoArray(out, outOffset);
     }
 
+    /**
+     * As {@link #dot} for four tokens, each widened slice multiplied by the four tokens' x pairs in 16-bit lanes. On Zen
+     * 5 this ran at 68-78 GMAC/s per thread (8192×2048, four tokens, cache-resident) where widening each column to
+     * floats for four FMAs ran at 38-43.
+     */
     @Override
     public void dot4(MemorySegment w, long panelOffset, int cols, float[] x, int x0, int x1, int x2, int x3, ActivationBlocks xBlocks,
                      int numTokens, float[] out, int o0, int outWidth) {
         FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0, p0 = a0, p1 = a0, p2 = a0, p3 = a0;
-        float[] scales = GROUP_SCALES.get(), q8 = xBlocks.int8Floats(), xScales = xBlocks.scales();
+        float[] scales = GROUP_SCALES.get(), xScales = xBlocks.scales();
+        int[] pairs = xBlocks.pairs();
         long o = panelOffset;
         for (int kb = 0; kb < cols; kb += BLOCK, o += PANEL_BLOCK_BYTES) {
             decodeScales(w, o, scales);
             for (int g = 0; g < 16; g++) {
-                FloatVector s0 = FloatVector.zero(F), s1 = s0, s2 = s0, s3 = s0;
-                for (int k = 16 * g; k < 16 * g + 16; k += 2) {
-                    IntVector pair = pairSlice(w, o, k / 2).reinterpretAsInts();
-                    FloatVector e = column(pair, 0), od = column(pair, 1);
-                    int c = kb + k;
-                    s0 = od.fma(FloatVector.broadcast(F, q8[x0 + c + 1]), e.fma(FloatVector.broadcast(F, q8[x0 + c]), s0));
-                    s1 = od.fma(FloatVector.broadcast(F, q8[x1 + c + 1]), e.fma(FloatVector.broadcast(F, q8[x1 + c]), s1));
-                    s2 = od.fma(FloatVector.broadcast(F, q8[x2 + c + 1]), e.fma(FloatVector.broadcast(F, q8[x2 + c]), s2));
-                    s3 = od.fma(FloatVector.broadcast(F, q8[x3 + c + 1]), e.fma(FloatVector.broadcast(F, q8[x3 + c]), s3));
+                ShortVector q0 = ShortVector.zero(S32), q1 = q0, q2 = q0, q3 = q0;
+                int pp = (kb + 16 * g) / 2, m0 = x0 / 2 + pp, m1 = x1 / 2 + pp, m2 = x2 / 2 + pp, m3 = x3 / 2 + pp;
+                for (int l = 0; l < 8; l++) {
+                    ShortVector q = pairSlice(w, o, 8 * g + l);
+                    q0 = q0.add(q.mul(IntVector.broadcast(I512, pairs[m0 + l]).reinterpretAsShorts()));
+                    q1 = q1.add(q.mul(IntVector.broadcast(I512, pairs[m1 + l]).reinterpretAsShorts()));
+                    q2 = q2.add(q.mul(IntVector.broadcast(I512, pairs[m2 + l]).reinterpretAsShorts()));
+                    q3 = q3.add(q.mul(IntVector.broadcast(I512, pairs[m3 + l]).reinterpretAsShorts()));
                 }
+                FloatVector s0 = rowSums(q0), s1 = rowSums(q1), s2 = rowSums(q2), s3 = rowSums(q3);
                 // dot's order: the two groups of an x block as sum * (d * scale), then times the x scale into the sum.
                 FloatVector sc = FloatVector.fromArray(F, scales, 16 * g);
                 if ((g & 1) == 0) {
