@@ -18,6 +18,8 @@ import static dev.tessera.kernels.cpu.rows.VectorLanes.I64;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.LE;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.NATIVE;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.U8;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.rowSums;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.xPair;
 
 /**
  * Q4_K panels: per 16-row panel and 256-column block, 2432 bytes: the 16 rows' d and dmin already as floats, their
@@ -44,7 +46,6 @@ public final class Q4KPanels implements PanelKernel {
     static final int PANEL_BLOCK_BYTES = QS + 128 * ROWS;
     private static final VectorSpecies<Byte> B16 = ByteVector.SPECIES_128, B32 = ByteVector.SPECIES_256;
     private static final VectorSpecies<Short> S32 = ShortVector.SPECIES_512;
-    private static final VectorSpecies<Integer> I16X2 = IntVector.SPECIES_512;
     /** Per thread: one block's decoded d*sc and dmin*m, [2][8 sub-blocks][16 rows]. */
     private static final ThreadLocal<float[]> SCALES = ThreadLocal.withInitial(() -> new float[256]);
 
@@ -94,18 +95,6 @@ public final class Q4KPanels implements PanelKernel {
     /** Pair slice m of the block at {@code o}, zero-extended: lane 2i + p is qs byte 2(m % 16) + p of row i's sub-block pair m / 16. */
     private static ShortVector pairSlice(MemorySegment w, long o, int m) {
         return (ShortVector) ByteVector.fromMemorySegment(B32, w, o + QS + 32L * m, LE).convertShape(VectorOperators.ZERO_EXTEND_B2S, S32, 0);
-    }
-
-    /** The int8 x of two columns (one int of {@link ActivationBlocks#pairs}) in alternating short lanes. */
-    private static ShortVector xPair(int pair) {
-        return IntVector.broadcast(I16X2, pair).reinterpretAsShorts();
-    }
-
-    /** Lanes 2i and 2i + 1 of 16-bit sums added into int lane i, as floats (exact: |sum| < 2^16). */
-    private static FloatVector rowSums(ShortVector sums) {
-        IntVector both = sums.reinterpretAsInts();
-        IntVector low = both.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16);
-        return (FloatVector) low.add(both.lanewise(VectorOperators.ASHR, 16)).convert(VectorOperators.I2F, 0);
     }
 
     /** Writes d*sc (at 16j) and dmin*m (at 128 + 16j) of sub-blocks j = 0..7 for the 16 rows into {@code scales}. */

@@ -17,6 +17,8 @@ import static dev.tessera.kernels.cpu.rows.VectorLanes.I16;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.LE;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.NATIVE;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.U8;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.rowSums;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.xPair;
 
 /**
  * Q6_K panels with the 6-bit values widened to one signed byte each: per 16-row panel and 256-column block, 4416
@@ -26,16 +28,17 @@ import static dev.tessera.kernels.cpu.rows.VectorLanes.U8;
  * row i, column 2m + p at byte 2i + p, as Q4_K's pair slices interleave their columns. A slice widens into 32 short
  * lanes in one instruction; unpacking ql/qh bit fields in the dot took about 20 vector ops per 32 multiply-adds and
  * ran at a third of Q4_0's speed (8 against 19-25 GMAC/s per thread at one token), and a compact panel of 4-bit and
- * 2-bit planes (0.83 bytes per value) lost a Q4_K_M decode 15% (docs/BENCHMARKS-NATIVE.md). The copy is 1.08 bytes
- * per value against the GGUF block's 0.82, 31% more for Q6_K tensors only (in a Q4_K_M file about a quarter of the
- * weights).
+ * 2-bit planes (0.83 bytes per value) took a Q4_K_M decode from 40-42 to 29-36 tok/s (docs/BENCHMARKS-NATIVE.md).
+ * The copy is 1.08 bytes per value against the GGUF block's 0.82, 31% more for Q6_K tensors only (in a Q4_K_M file
+ * about a quarter of the weights).
  * <p>
  * The dots take x rounded to int8 ({@link #needsInt8}, as llama.cpp's q8_K activations). One token's dot multiplies a
  * pair slice by a broadcast int holding the two columns' int8 x (the interleaving is what lets one broadcast serve:
- * column-major slices needed a lane permute per pair, and dropping it gained a Q4_K_M decode about 4%), summing a
- * 16-column group in 16-bit lanes (at most 8 * 32 * 127 = 32512). {@link #dot4} does the same for four tokens with
- * each widened slice; the group sums are exact integers either way, and a token's sum adds each group's Σ q·qx times
- * (d * scale) * x scale in {@link #dot}, {@link #dot4} and {@link #dot8} alike, so batching changes no result.
+ * column-major slices needed a lane permute per pair; without it a 2-thread Q4_K_M decode averaged 46.7 against 42.7
+ * tok/s over 8 alternating runs), summing a 16-column group in 16-bit lanes (at most 8 * 32 * 127 = 32512).
+ * {@link #dot4} does the same for four tokens with each widened slice; the group sums are exact integers either way,
+ * and a token's sum adds each group's Σ q·qx times (d * scale) * x scale in {@link #dot}, {@link #dot4} and
+ * {@link #dot8} alike, so batching changes no result.
  */
 public final class Q6KPanels implements PanelKernel {
     static final PanelKernel INSTANCE = new Q6KPanels();
@@ -44,7 +47,6 @@ public final class Q6KPanels implements PanelKernel {
     static final int PANEL_BLOCK_BYTES = QS + BLOCK * ROWS;
     private static final VectorSpecies<Byte> B16 = ByteVector.SPECIES_128, B32 = ByteVector.SPECIES_256;
     private static final VectorSpecies<Short> S32 = ShortVector.SPECIES_512;
-    private static final VectorSpecies<Integer> I512 = IntVector.SPECIES_512;
     private static final int GGUF_BLOCK_BYTES = TensorType.Q6_K.blockBytes;
     /** Per thread: one block's d * scale, [16 groups][16 rows]. */
     private static final ThreadLocal<float[]> GROUP_SCALES = ThreadLocal.withInitial(() -> new float[256]);
@@ -108,13 +110,6 @@ public final class Q6KPanels implements PanelKernel {
         return (FloatVector) v.lanewise(VectorOperators.ASHR, 16).convert(VectorOperators.I2F, 0);
     }
 
-    /** Lanes 2i and 2i + 1 of 16-bit sums added into int lane i, as floats (exact: |sum| < 2^16). */
-    private static FloatVector rowSums(ShortVector sums) {
-        IntVector both = sums.reinterpretAsInts();
-        IntVector low = both.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16);
-        return (FloatVector) low.add(both.lanewise(VectorOperators.ASHR, 16)).convert(VectorOperators.I2F, 0);
-    }
-
     /** Writes d * scale of the 16 value groups for the 16 rows at {@code scales[16 * group]}. */
     private static void decodeScales(MemorySegment w, long o, float[] scales) {
         FloatVector d = FloatVector.fromMemorySegment(F, w, o + D, LE);
@@ -152,7 +147,7 @@ public final class Q6KPanels implements PanelKernel {
                 ShortVector s = ShortVector.zero(S32);
                 int p = (xb + 16 * g) / 2;
                 for (int l = 0; l < 8; l++) {
-                    s = s.add(pairSlice(w, o, 8 * g + l).mul(IntVector.broadcast(I512, pairs[p + l]).reinterpretAsShorts()));
+                    s = s.add(pairSlice(w, o, 8 * g + l).mul(xPair(pairs[p + l])));
                 }
                 // The two columns' lanes added per row; exact as a float. Two groups share an x block: their sums times
                 // (d * scale) are added, then times the block's x scale into the running sum.
@@ -170,7 +165,7 @@ public final class Q6KPanels implements PanelKernel {
 
     /**
      * As {@link #dot} for four tokens, each widened slice multiplied by the four tokens' x pairs in 16-bit lanes. On Zen
-     * 5 this ran at 68-78 GMAC/s per thread (8192×2048, four tokens, cache-resident) where widening each column to
+     * 5 this ran at 58-78 GMAC/s per thread (8192×2048, four tokens, cache-resident) where widening each column to
      * floats for four FMAs ran at 38-43.
      */
     @Override
@@ -187,10 +182,10 @@ public final class Q6KPanels implements PanelKernel {
                 int pp = (kb + 16 * g) / 2, m0 = x0 / 2 + pp, m1 = x1 / 2 + pp, m2 = x2 / 2 + pp, m3 = x3 / 2 + pp;
                 for (int l = 0; l < 8; l++) {
                     ShortVector q = pairSlice(w, o, 8 * g + l);
-                    q0 = q0.add(q.mul(IntVector.broadcast(I512, pairs[m0 + l]).reinterpretAsShorts()));
-                    q1 = q1.add(q.mul(IntVector.broadcast(I512, pairs[m1 + l]).reinterpretAsShorts()));
-                    q2 = q2.add(q.mul(IntVector.broadcast(I512, pairs[m2 + l]).reinterpretAsShorts()));
-                    q3 = q3.add(q.mul(IntVector.broadcast(I512, pairs[m3 + l]).reinterpretAsShorts()));
+                    q0 = q0.add(q.mul(xPair(pairs[m0 + l])));
+                    q1 = q1.add(q.mul(xPair(pairs[m1 + l])));
+                    q2 = q2.add(q.mul(xPair(pairs[m2 + l])));
+                    q3 = q3.add(q.mul(xPair(pairs[m3 + l])));
                 }
                 FloatVector s0 = rowSums(q0), s1 = rowSums(q1), s2 = rowSums(q2), s3 = rowSums(q3);
                 // dot's order: the two groups of an x block as sum * (d * scale), then times the x scale into the sum.

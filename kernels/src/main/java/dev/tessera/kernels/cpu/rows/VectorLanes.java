@@ -61,4 +61,19 @@ final class VectorLanes {
         FloatVector f = mag.reinterpretAsFloats().mul(0x1p112f);
         return f.reinterpretAsInts().or(bits.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
     }
+
+    /**
+     * The int8 x of two columns (one int of {@link ActivationBlocks#pairs}) in alternating short lanes: the x pattern
+     * of a pair slice (row i, column parity p at lane 2i + p) in the int8 panel dots.
+     */
+    static ShortVector xPair(int pair) {
+        return IntVector.broadcast(IntVector.SPECIES_512, pair).reinterpretAsShorts();
+    }
+
+    /** Lanes 2i and 2i + 1 of a pair slice's 16-bit sums added into int lane i, as floats (exact: |sum| < 2^16). */
+    static FloatVector rowSums(ShortVector sums) {
+        IntVector both = sums.reinterpretAsInts();
+        IntVector low = both.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16);
+        return (FloatVector) low.add(both.lanewise(VectorOperators.ASHR, 16)).convert(VectorOperators.I2F, 0);
+    }
 }
