@@ -91,14 +91,16 @@ final class MatMul {
      * tokens at a time (each widened weight vector feeds them all; Q4_0 measured 67-73 GMAC/s per thread at 4-16
      * tokens with groups of four against 43-65 for unpacking), with the same arithmetic for every token count, so a token's result does not
      * change when it is batched. More tokens unpack each K chunk of up to 48 rows straight into the packed layout (vector ops, no
-     * transpose) and run the packed micro-kernel.
+     * transpose) and run the packed micro-kernel, except where the kernel has an integer GEMM (Q4_0): that multiplies
+     * in 16-bit lanes on the int8 x, with each token's row the same bits as its one-token dot.
      */
     private void runPanels(CpuWeight w, float[] x, int numTokens, float[] out, int outWidth) {
         int cols = w.cols(), step = PanelKernel.ROWS;
         MemorySegment panels = w.panels();
         PanelKernel kernel = w.panelKernel();
         long panelBytes = kernel.panelBytes(cols);
-        ActivationBlocks xBlocks = numTokens <= SMALL_BATCH && kernel.needsInt8() ? activationBlocks.compute(x, numTokens, cols) : null;
+        boolean integerGemm = numTokens > SMALL_BATCH && kernel.hasIntegerGemm();
+        ActivationBlocks xBlocks = (numTokens <= SMALL_BATCH || integerGemm) && kernel.needsInt8() ? activationBlocks.compute(x, numTokens, cols) : null;
         if (numTokens == 1) {
             pool.parallelFor(w.rows(), step, (long) w.rows() * cols, (thread, start, end) -> {
                 for (int r = start; r < end; r += step) kernel.dot(panels, (r / step) * panelBytes, cols, x, 0, xBlocks, out, r);
@@ -126,6 +128,14 @@ final class MatMul {
             return;
         }
         int wide = PackedGemm.WIDE_ROWS;
+        if (integerGemm) {
+            pool.parallelFor(w.rows(), 2 * step, (long) w.rows() * cols * numTokens, (thread, start, end) -> {
+                MemorySegment pack = packs[thread];
+                if (pack == null) packs[thread] = pack = PackedGemm.newPack();
+                kernel.gemm(panels, panelBytes, start, end - start, cols, xBlocks, numTokens, out, outWidth, pack);
+            });
+            return;
+        }
         pool.parallelFor(w.rows(), wide, (long) w.rows() * cols * numTokens, (thread, start, end) -> {
             MemorySegment pack = packs[thread];
             if (pack == null) packs[thread] = pack = PackedGemm.newPack();

@@ -88,6 +88,26 @@ class CpuBackendMatmulTest {
         }
     }
 
+    /**
+     * Q4_0's integer GEMM (more than SMALL_BATCH tokens) gives each token the bits of its one-token dot, for row blocks
+     * of three panels and the one- or two-panel remainder (208 = 4 * 48 + 16 rows, 224 = 4 * 48 + 32), over several K
+     * chunks (cols 768) and token groups with a short last one.
+     */
+    @ParameterizedTest
+    @CsvSource({"208, 512, 17", "224, 768, 37", "96, 256, 20"})
+    void q4_0PrefillRowsEqualTheirOneTokenDots(int rows, int cols, int numTokens) {
+        Random random = new Random(rows + numTokens);
+        try (Arena arena = Arena.ofShared(); CpuBackend backend = new CpuBackend(2)) {
+            Weight w = backend.weight("w", TensorType.Q4_0, randomWeight(arena, TensorType.Q4_0, rows, cols, random), rows, cols);
+            float[] x = gaussian(numTokens * cols, random);
+            float[] batched = matmul(backend, w, x, numTokens);
+            for (int t = 0; t < numTokens; t++) {
+                float[] alone = matmul(backend, w, java.util.Arrays.copyOfRange(x, t * cols, (t + 1) * cols), 1);
+                org.junit.jupiter.api.Assertions.assertArrayEquals(alone, java.util.Arrays.copyOfRange(batched, t * rows, (t + 1) * rows), "token " + t);
+            }
+        }
+    }
+
     /** A rows x cols weight of random bytes, its scales made sane. */
     private static MemorySegment randomWeight(Arena arena, TensorType type, int rows, int cols, Random random) {
         MemorySegment data = arena.allocate(type.byteSize(cols) * rows);

@@ -26,15 +26,7 @@ public final class MatMulTiming {
         try (Arena arena = Arena.ofShared(); WorkerPool pool = new WorkerPool(1)) {
             MemorySegment data = arena.allocate(type.byteSize((long) rows * cols), 64);
             for (long i = 0; i < data.byteSize(); i += 8) data.set(ValueLayout.JAVA_LONG_UNALIGNED, i, random.nextLong());
-            short scale = Float.floatToFloat16(0.01f);
-            int[] halves = switch (type) {  // byte offsets of a block's f16 scales
-                case Q4_0, Q8_0 -> new int[]{0};
-                case Q4_K, Q5_K -> new int[]{0, 2};
-                case Q6_K -> new int[]{208};
-                default -> new int[0];
-            };
-            for (long o = 0; o < data.byteSize(); o += type.blockBytes)
-                for (int h : halves) data.set(ValueLayout.JAVA_SHORT_UNALIGNED, o + h, scale);
+            fixScales(type, data);
             long t0 = System.nanoTime();
             CpuWeight loaded = CpuWeight.of("w", type, data, rows, cols);
             long t1 = System.nanoTime();
@@ -63,5 +55,18 @@ public final class MatMulTiming {
                 if (pass == 1) System.out.println(line);
             }
         }
+    }
+
+    /** Sets every block's f16 scales of random bytes to 0.01, so no value is Inf or NaN. */
+    static void fixScales(TensorType type, MemorySegment data) {
+        short scale = Float.floatToFloat16(0.01f);
+        int[] halves = switch (type) {  // byte offsets of a block's f16 scales
+            case Q4_0, Q8_0 -> new int[]{0};
+            case Q4_K, Q5_K -> new int[]{0, 2};
+            case Q6_K -> new int[]{208};
+            default -> new int[0];
+        };
+        for (long o = 0; o < data.byteSize(); o += type.blockBytes)
+            for (int h : halves) data.set(ValueLayout.JAVA_SHORT_UNALIGNED, o + h, scale);
     }
 }

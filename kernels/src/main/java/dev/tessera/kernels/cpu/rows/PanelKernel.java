@@ -39,6 +39,24 @@ public interface PanelKernel {
         return false;
     }
 
+    /**
+     * Whether many tokens (prefill) go through {@link #gemm}, in integer lanes on the int8 x, instead of {@link #unpack}
+     * and the float GEMM.
+     */
+    default boolean hasIntegerGemm() {
+        return false;
+    }
+
+    /**
+     * out[t * outWidth + r0 + i] = W[r0 + i] · x[t] for rows [r0, r0 + rows) (one to three whole panels) and all
+     * {@code numTokens} tokens of {@code xBlocks}, each token's row the same bits as its {@link #dot}; {@code pack} is
+     * the calling thread's scratch. Only where {@link #hasIntegerGemm}.
+     */
+    default void gemm(MemorySegment w, long panelBytes, int r0, int rows, int cols, ActivationBlocks xBlocks, int numTokens, float[] out,
+                      int outWidth, MemorySegment pack) {
+        throw new UnsupportedOperationException("no integer GEMM for " + getClass().getSimpleName());
+    }
+
     /** Bytes of one panel: all its blocks. */
     long panelBytes(int cols);
 

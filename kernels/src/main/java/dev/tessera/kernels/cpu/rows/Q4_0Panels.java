@@ -36,7 +36,7 @@ public final class Q4_0Panels implements PanelKernel {
     static final int BLOCK = 32;
     static final int BLOCK_BYTES = 18;
     static final int PANEL_BLOCK_BYTES = ROWS * BLOCK_BYTES;
-    private static final int QS = 2 * ROWS;
+    static final int QS = 2 * ROWS;
     private static final VectorSpecies<Byte> B16 = ByteVector.SPECIES_128;
     private static final VectorSpecies<Short> S16 = ShortVector.SPECIES_256, S32 = ShortVector.SPECIES_512;
     private static final VectorSpecies<Byte> B32 = ByteVector.SPECIES_256;
@@ -76,6 +76,17 @@ public final class Q4_0Panels implements PanelKernel {
                 ((FloatVector) q.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0)).fma(d, bias).intoMemorySegment(packed, 4L * hi, NATIVE);
             }
         }
+    }
+
+    @Override
+    public boolean hasIntegerGemm() {
+        return true;
+    }
+
+    @Override
+    public void gemm(MemorySegment w, long panelBytes, int r0, int rows, int cols, ActivationBlocks xBlocks, int numTokens, float[] out,
+                     int outWidth, MemorySegment pack) {
+        Q4_0Gemm.multiply(w, panelBytes, r0, rows, cols, xBlocks, numTokens, out, outWidth, pack);
     }
 
     @Override
