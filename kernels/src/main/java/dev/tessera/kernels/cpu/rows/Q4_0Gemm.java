@@ -5,7 +5,6 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
@@ -46,8 +45,6 @@ final class Q4_0Gemm {
     private static final VectorSpecies<Byte> B32 = ByteVector.SPECIES_256;
     private static final VectorSpecies<Short> S16 = ShortVector.SPECIES_256, S32 = ShortVector.SPECIES_512;
     private static final VectorSpecies<Integer> I32 = IntVector.SPECIES_512;
-    /** Lane 2i + p from lane 16p + i: the rows of two adjacent slices side by side. */
-    private static final VectorShuffle<Short> INTERLEAVE = VectorShuffle.fromOp(S32, k -> (k & 1) * 16 + k / 2);
 
     private Q4_0Gemm() {}
 
@@ -81,12 +78,11 @@ final class Q4_0Gemm {
         long o = panelOffset + (long) (k0 / 32) * Q4_0Panels.PANEL_BLOCK_BYTES;
         for (int b = 0; b < kn / 32; b++, o += Q4_0Panels.PANEL_BLOCK_BYTES) {
             VectorLanes.halfToFloat(ShortVector.fromMemorySegment(S16, w, o, LE)).intoMemorySegment(pack, SCALES + 64L * (VECTORS * b + v), NATIVE);
-            for (int l = 0; l < 8; l++) {
-                // Slices 2l and 2l + 1 (bytes qs[2l], qs[2l + 1] of the 16 rows): low nibbles are columns 2l and 2l + 1, high
-                // nibbles 2l + 16 and 2l + 17, so one load gives the pair vectors of pairs l and l + 8.
-                ShortVector q = ((ShortVector) ByteVector.fromMemorySegment(B32, w, o + Q4_0Panels.QS + 32L * l, LE)
-                        .convertShape(VectorOperators.ZERO_EXTEND_B2S, S32, 0)).rearrange(INTERLEAVE);
-                long c = 16L * b + l;
+            for (int m = 0; m < 8; m++) {
+                // Pair slice m: low nibbles are columns 2m, 2m + 1 (pair m), high nibbles 16 + 2m, 17 + 2m (pair m + 8).
+                ShortVector q = (ShortVector) ByteVector.fromMemorySegment(B32, w, o + Q4_0Panels.QS + 32L * m, LE)
+                        .convertShape(VectorOperators.ZERO_EXTEND_B2S, S32, 0);
+                long c = 16L * b + m;
                 q.and((short) 15).sub((short) 8).intoMemorySegment(pack, 64 * (VECTORS * c + v), NATIVE);
                 q.lanewise(VectorOperators.LSHR, 4).sub((short) 8).intoMemorySegment(pack, 64 * (VECTORS * (c + 8) + v), NATIVE);
             }
