@@ -129,7 +129,7 @@ final class MatMul {
         }
         int wide = PackedGemm.WIDE_ROWS;
         if (integerGemm) {
-            pool.parallelFor(w.rows(), 2 * step, (long) w.rows() * cols * numTokens, (thread, start, end) -> {
+            pool.parallelFor(w.rows(), 3 * step, (long) w.rows() * cols * numTokens, (thread, start, end) -> {
                 MemorySegment pack = packs[thread];
                 if (pack == null) packs[thread] = pack = PackedGemm.newPack();
                 kernel.gemm(panels, panelBytes, start, end - start, cols, xBlocks, numTokens, out, outWidth, pack);

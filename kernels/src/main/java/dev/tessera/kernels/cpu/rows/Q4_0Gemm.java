@@ -17,7 +17,7 @@ import static jdk.incubator.vector.VectorOperators.I2F;
 import static jdk.incubator.vector.VectorOperators.LSHL;
 
 /**
- * The many-token (prefill) matmul of Q4_0 panels in 16-bit integer lanes. A K chunk of two panels (32 rows) is
+ * The many-token (prefill) matmul of Q4_0 panels in 16-bit integer lanes. A K chunk of three panels (48 rows) is
  * unpacked once into pair vectors: 32 shorts, lane 2i + p holding q - 8 (-8..7) of row i at column 2c + p, the
  * column pair x's pair ints cover ({@link ActivationBlocks#pairs}). Each pair vector is then multiplied by four tokens'
  * broadcast x pairs and summed per 32-column block in 16-bit lanes (16 products of at most 8 * 127 per lane, 16256).
@@ -32,14 +32,14 @@ import static jdk.incubator.vector.VectorOperators.LSHL;
  * parking them in memory between blocks, with the block's 16-bit sums, took as long as the multiplies (82 against
  * 152 GMAC/s with that step left out).
  * <p>
- * The pack (from the caller, at least {@link #PACK_BYTES}): pair vector (c, v) at {@code 64 (2c + v)}, then the 16
- * rows' d of block b and panel v at {@code SCALES + 64 (2b + v)}.
+ * The pack (from the caller, at least {@link #PACK_BYTES}): pair vector (c, v) at {@code 64 (3c + v)}, then the 16
+ * rows' d of block b and panel v at {@code SCALES + 64 (3b + v)}.
  */
 final class Q4_0Gemm {
     static final int K_CHUNK = 256;
-    /** Rows per call: two panels. */
-    static final int ROWS = 2 * PanelKernel.ROWS;
-    private static final int VECTORS = 2;
+    /** Rows per chunk pass: three panels. */
+    static final int ROWS = 3 * PanelKernel.ROWS;
+    private static final int VECTORS = 3;
     private static final long SCALES = 64L * VECTORS * (K_CHUNK / 2);
     static final long PACK_BYTES = SCALES + 64L * VECTORS * (K_CHUNK / 32);
     private static final VectorSpecies<Byte> B32 = ByteVector.SPECIES_256;
@@ -55,20 +55,19 @@ final class Q4_0Gemm {
     static void multiply(MemorySegment w, long panelBytes, int r0, int rows, int cols, ActivationBlocks xBlocks, int numTokens,
                          float[] out, int outWidth, MemorySegment pack) {
         if (pack.byteSize() < PACK_BYTES) throw new IllegalArgumentException("pack of " + pack.byteSize() + " bytes, need " + PACK_BYTES);
-        for (int r = r0; r < r0 + rows; r += ROWS) twoPanels(w, panelBytes, r, r0 + rows - r > PanelKernel.ROWS, cols, xBlocks, numTokens, out, outWidth, pack);
-    }
-
-    private static void twoPanels(MemorySegment w, long panelBytes, int r0, boolean two, int cols, ActivationBlocks xBlocks, int numTokens,
-                                  float[] out, int outWidth, MemorySegment pack) {
-        for (int k0 = 0; k0 < cols; k0 += K_CHUNK) {
-            int kn = Math.min(K_CHUNK, cols - k0);
-            unpack(w, (long) (r0 / PanelKernel.ROWS) * panelBytes, k0, kn, pack, 0);
-            if (two) unpack(w, (long) (r0 / PanelKernel.ROWS + 1) * panelBytes, k0, kn, pack, 1);
-            else clear(pack, kn);
-            for (int t = 0; t < numTokens; t += 4) {
-                int n = Math.min(4, numTokens - t), x0 = t * cols, x1 = (t + Math.min(1, n - 1)) * cols;
-                int x2 = (t + Math.min(2, n - 1)) * cols, x3 = (t + n - 1) * cols;
-                chunk(pack, kn, k0, xBlocks, x0, x1, x2, x3, n, two, out, t * outWidth + r0, outWidth);
+        for (int r = r0; r < r0 + rows; r += ROWS) {
+            int vectors = Math.min(VECTORS, (r0 + rows - r) / PanelKernel.ROWS);
+            for (int k0 = 0; k0 < cols; k0 += K_CHUNK) {
+                int kn = Math.min(K_CHUNK, cols - k0);
+                for (int v = 0; v < VECTORS; v++) {
+                    if (v < vectors) unpack(w, (long) (r / PanelKernel.ROWS + v) * panelBytes, k0, kn, pack, v);
+                    else clear(pack, kn, v);
+                }
+                for (int t = 0; t < numTokens; t += 4) {
+                    int n = Math.min(4, numTokens - t), x0 = t * cols, x1 = (t + Math.min(1, n - 1)) * cols;
+                    int x2 = (t + Math.min(2, n - 1)) * cols, x3 = (t + n - 1) * cols;
+                    chunk(pack, kn, k0, xBlocks, x0, x1, x2, x3, n, vectors, out, t * outWidth + r, outWidth);
+                }
             }
         }
     }
@@ -89,75 +88,96 @@ final class Q4_0Gemm {
         }
     }
 
-    /** Zeros slot 1 (a single panel): its sums are then 0 and never written out. */
-    private static void clear(MemorySegment pack, int kn) {
+    /** Zeros slot v (fewer than three panels left): its sums are then 0 and never written out. */
+    private static void clear(MemorySegment pack, int kn, int v) {
         ShortVector zero = ShortVector.zero(S32);
-        for (int c = 0; c < kn / 2; c++) zero.intoMemorySegment(pack, 64L * (VECTORS * c + 1), NATIVE);
-        for (int b = 0; b < kn / 32; b++) FloatVector.zero(F).intoMemorySegment(pack, SCALES + 64L * (VECTORS * b + 1), NATIVE);
+        for (int c = 0; c < kn / 2; c++) zero.intoMemorySegment(pack, 64L * (VECTORS * c + v), NATIVE);
+        for (int b = 0; b < kn / 32; b++) FloatVector.zero(F).intoMemorySegment(pack, SCALES + 64L * (VECTORS * b + v), NATIVE);
     }
 
     /**
-     * One K chunk for four tokens (x offsets x0..x3, later ones may repeat the last of n) and the two panels: eight
-     * 16-bit and eight float accumulators, two weight vectors and a broadcast fill 19 of the 32 registers. Written
-     * without helper methods: C2 counts nodes as it parses, and a helper it then declines to inline boxes its vectors.
+     * One K chunk for four tokens (x offsets x0..x3, later ones may repeat the last of n) and three panels: twelve
+     * 16-bit and twelve float accumulators, three weight vectors and a broadcast fill 28 of the 32 registers (two
+     * panels: 114-119 GMAC/s for the whole matmul, three: 120-123). Written without helper methods: C2 counts nodes as it
+     * parses, and a helper it then declines to inline boxes its vectors.
      */
-    private static void chunk(MemorySegment pack, int kn, int k0, ActivationBlocks xBlocks, int x0, int x1, int x2, int x3, int n, boolean two,
+    private static void chunk(MemorySegment pack, int kn, int k0, ActivationBlocks xBlocks, int x0, int x1, int x2, int x3, int n, int vectors,
                               float[] out, int o0, int outWidth) {
         int[] pairs = xBlocks.pairs();
         float[] xScales = xBlocks.scales();
         int o1 = o0 + Math.min(1, n - 1) * outWidth, o2 = o0 + Math.min(2, n - 1) * outWidth, o3 = o0 + (n - 1) * outWidth;
-        FloatVector f0 = FloatVector.zero(F), g0 = f0, f1 = f0, g1 = f0, f2 = f0, g2 = f0, f3 = f0, g3 = f0;
+        FloatVector fA0 = FloatVector.zero(F), fA1 = fA0, fA2 = fA0, fA3 = fA0, fB0 = fA0, fB1 = fA0, fB2 = fA0, fB3 = fA0;
+        FloatVector fC0 = fA0, fC1 = fA0, fC2 = fA0, fC3 = fA0;
         if (k0 > 0) {
-            f0 = FloatVector.fromArray(F, out, o0); f1 = FloatVector.fromArray(F, out, o1);
-            f2 = FloatVector.fromArray(F, out, o2); f3 = FloatVector.fromArray(F, out, o3);
-            if (two) {
-                g0 = FloatVector.fromArray(F, out, o0 + 16); g1 = FloatVector.fromArray(F, out, o1 + 16);
-                g2 = FloatVector.fromArray(F, out, o2 + 16); g3 = FloatVector.fromArray(F, out, o3 + 16);
+            fA0 = FloatVector.fromArray(F, out, o0); fA1 = FloatVector.fromArray(F, out, o1);
+            fA2 = FloatVector.fromArray(F, out, o2); fA3 = FloatVector.fromArray(F, out, o3);
+            if (vectors > 1) {
+                fB0 = FloatVector.fromArray(F, out, o0 + 16); fB1 = FloatVector.fromArray(F, out, o1 + 16);
+                fB2 = FloatVector.fromArray(F, out, o2 + 16); fB3 = FloatVector.fromArray(F, out, o3 + 16);
+            }
+            if (vectors > 2) {
+                fC0 = FloatVector.fromArray(F, out, o0 + 32); fC1 = FloatVector.fromArray(F, out, o1 + 32);
+                fC2 = FloatVector.fromArray(F, out, o2 + 32); fC3 = FloatVector.fromArray(F, out, o3 + 32);
             }
         }
         // Per token, its first x block and column pair in this chunk.
-        int c0 = (x0 + k0) / 32, c1 = (x1 + k0) / 32, c2 = (x2 + k0) / 32, c3 = (x3 + k0) / 32;
+        int xb0 = (x0 + k0) / 32, xb1 = (x1 + k0) / 32, xb2 = (x2 + k0) / 32, xb3 = (x3 + k0) / 32;
         int p0 = (x0 + k0) / 2, p1 = (x1 + k0) / 2, p2 = (x2 + k0) / 2, p3 = (x3 + k0) / 2;
-        for (int b = 0; b < kn / 32; b++, c0++, c1++, c2++, c3++, p0 += 16, p1 += 16, p2 += 16, p3 += 16) {
-            ShortVector a0 = ShortVector.zero(S32), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0;
+        for (int b = 0; b < kn / 32; b++, xb0++, xb1++, xb2++, xb3++, p0 += 16, p1 += 16, p2 += 16, p3 += 16) {
+            ShortVector sA0 = ShortVector.zero(S32), sA1 = sA0, sA2 = sA0, sA3 = sA0, sB0 = sA0, sB1 = sA0, sB2 = sA0, sB3 = sA0;
+            ShortVector sC0 = sA0, sC1 = sA0, sC2 = sA0, sC3 = sA0;
             long at = 64L * VECTORS * 16 * b;
             for (int l = 0; l < 16; l++, at += 64 * VECTORS) {
-                ShortVector wa = ShortVector.fromMemorySegment(S32, pack, at, NATIVE), wb = ShortVector.fromMemorySegment(S32, pack, at + 64, NATIVE);
+                ShortVector wA = ShortVector.fromMemorySegment(S32, pack, at, NATIVE), wB = ShortVector.fromMemorySegment(S32, pack, at + 64, NATIVE),
+                        wC = ShortVector.fromMemorySegment(S32, pack, at + 128, NATIVE);
                 ShortVector x = IntVector.broadcast(I32, pairs[p0 + l]).reinterpretAsShorts();
-                a0 = a0.add(wa.mul(x)); b0 = b0.add(wb.mul(x));
+                sA0 = sA0.add(wA.mul(x)); sB0 = sB0.add(wB.mul(x)); sC0 = sC0.add(wC.mul(x));
                 x = IntVector.broadcast(I32, pairs[p1 + l]).reinterpretAsShorts();
-                a1 = a1.add(wa.mul(x)); b1 = b1.add(wb.mul(x));
+                sA1 = sA1.add(wA.mul(x)); sB1 = sB1.add(wB.mul(x)); sC1 = sC1.add(wC.mul(x));
                 x = IntVector.broadcast(I32, pairs[p2 + l]).reinterpretAsShorts();
-                a2 = a2.add(wa.mul(x)); b2 = b2.add(wb.mul(x));
+                sA2 = sA2.add(wA.mul(x)); sB2 = sB2.add(wB.mul(x)); sC2 = sC2.add(wC.mul(x));
                 x = IntVector.broadcast(I32, pairs[p3 + l]).reinterpretAsShorts();
-                a3 = a3.add(wa.mul(x)); b3 = b3.add(wb.mul(x));
+                sA3 = sA3.add(wA.mul(x)); sB3 = sB3.add(wB.mul(x)); sC3 = sC3.add(wC.mul(x));
             }
             // Per row, its two lanes added (|Σ| ≤ 2 * 16 * 8 * 127 = 32512, so x + (x << 16) holds it in its high half),
             // as a float; then the dot's + (d * x scale) * that into the running sum. The integer is the dot's
             // Σq·qx - 8 Σqx, which it forms in floats exactly, so the bits are the dot's.
-            FloatVector da = FloatVector.fromMemorySegment(F, pack, SCALES + 64L * VECTORS * b, NATIVE);
-            FloatVector db = FloatVector.fromMemorySegment(F, pack, SCALES + 64L * VECTORS * b + 64, NATIVE);
-            float s0 = xScales[c0], s1 = xScales[c1], s2 = xScales[c2], s3 = xScales[c3];
-            IntVector a0i = a0.reinterpretAsInts();
-            f0 = ((FloatVector) a0i.add(a0i.lanewise(LSHL, 16)).lanewise(ASHR, 16).convert(I2F, 0)).fma(da.mul(s0), f0);
-            IntVector b0i = b0.reinterpretAsInts();
-            g0 = ((FloatVector) b0i.add(b0i.lanewise(LSHL, 16)).lanewise(ASHR, 16).convert(I2F, 0)).fma(db.mul(s0), g0);
-            IntVector a1i = a1.reinterpretAsInts();
-            f1 = ((FloatVector) a1i.add(a1i.lanewise(LSHL, 16)).lanewise(ASHR, 16).convert(I2F, 0)).fma(da.mul(s1), f1);
-            IntVector b1i = b1.reinterpretAsInts();
-            g1 = ((FloatVector) b1i.add(b1i.lanewise(LSHL, 16)).lanewise(ASHR, 16).convert(I2F, 0)).fma(db.mul(s1), g1);
-            IntVector a2i = a2.reinterpretAsInts();
-            f2 = ((FloatVector) a2i.add(a2i.lanewise(LSHL, 16)).lanewise(ASHR, 16).convert(I2F, 0)).fma(da.mul(s2), f2);
-            IntVector b2i = b2.reinterpretAsInts();
-            g2 = ((FloatVector) b2i.add(b2i.lanewise(LSHL, 16)).lanewise(ASHR, 16).convert(I2F, 0)).fma(db.mul(s2), g2);
-            IntVector a3i = a3.reinterpretAsInts();
-            f3 = ((FloatVector) a3i.add(a3i.lanewise(LSHL, 16)).lanewise(ASHR, 16).convert(I2F, 0)).fma(da.mul(s3), f3);
-            IntVector b3i = b3.reinterpretAsInts();
-            g3 = ((FloatVector) b3i.add(b3i.lanewise(LSHL, 16)).lanewise(ASHR, 16).convert(I2F, 0)).fma(db.mul(s3), g3);
+            long sc = SCALES + 64L * VECTORS * b;
+            FloatVector dA = FloatVector.fromMemorySegment(F, pack, sc, NATIVE), dB = FloatVector.fromMemorySegment(F, pack, sc + 64, NATIVE),
+                    dC = FloatVector.fromMemorySegment(F, pack, sc + 128, NATIVE);
+            float s0 = xScales[xb0], s1 = xScales[xb1], s2 = xScales[xb2], s3 = xScales[xb3];
+            IntVector i;
+            i = sA0.reinterpretAsInts();
+            fA0 = ((FloatVector) i.add(i.lanewise(LSHL, 16)).lanewise(ASHR, 16).convert(I2F, 0)).fma(dA.mul(s0), fA0);
+            i = sB0.reinterpretAsInts();
+            fB0 = ((FloatVector) i.add(i.lanewise(LSHL, 16)).lanewise(ASHR, 16).convert(I2F, 0)).fma(dB.mul(s0), fB0);
+            i = sC0.reinterpretAsInts();
+            fC0 = ((FloatVector) i.add(i.lanewise(LSHL, 16)).lanewise(ASHR, 16).convert(I2F, 0)).fma(dC.mul(s0), fC0);
+            i = sA1.reinterpretAsInts();
+            fA1 = ((FloatVector) i.add(i.lanewise(LSHL, 16)).lanewise(ASHR, 16).convert(I2F, 0)).fma(dA.mul(s1), fA1);
+            i = sB1.reinterpretAsInts();
+            fB1 = ((FloatVector) i.add(i.lanewise(LSHL, 16)).lanewise(ASHR, 16).convert(I2F, 0)).fma(dB.mul(s1), fB1);
+            i = sC1.reinterpretAsInts();
+            fC1 = ((FloatVector) i.add(i.lanewise(LSHL, 16)).lanewise(ASHR, 16).convert(I2F, 0)).fma(dC.mul(s1), fC1);
+            i = sA2.reinterpretAsInts();
+            fA2 = ((FloatVector) i.add(i.lanewise(LSHL, 16)).lanewise(ASHR, 16).convert(I2F, 0)).fma(dA.mul(s2), fA2);
+            i = sB2.reinterpretAsInts();
+            fB2 = ((FloatVector) i.add(i.lanewise(LSHL, 16)).lanewise(ASHR, 16).convert(I2F, 0)).fma(dB.mul(s2), fB2);
+            i = sC2.reinterpretAsInts();
+            fC2 = ((FloatVector) i.add(i.lanewise(LSHL, 16)).lanewise(ASHR, 16).convert(I2F, 0)).fma(dC.mul(s2), fC2);
+            i = sA3.reinterpretAsInts();
+            fA3 = ((FloatVector) i.add(i.lanewise(LSHL, 16)).lanewise(ASHR, 16).convert(I2F, 0)).fma(dA.mul(s3), fA3);
+            i = sB3.reinterpretAsInts();
+            fB3 = ((FloatVector) i.add(i.lanewise(LSHL, 16)).lanewise(ASHR, 16).convert(I2F, 0)).fma(dB.mul(s3), fB3);
+            i = sC3.reinterpretAsInts();
+            fC3 = ((FloatVector) i.add(i.lanewise(LSHL, 16)).lanewise(ASHR, 16).convert(I2F, 0)).fma(dC.mul(s3), fC3);
         }
-        f3.intoArray(out, o3); f2.intoArray(out, o2); f1.intoArray(out, o1); f0.intoArray(out, o0);
-        if (two) {
-            g3.intoArray(out, o3 + 16); g2.intoArray(out, o2 + 16); g1.intoArray(out, o1 + 16); g0.intoArray(out, o0 + 16);
+        fA3.intoArray(out, o3); fA2.intoArray(out, o2); fA1.intoArray(out, o1); fA0.intoArray(out, o0);
+        if (vectors > 1) {
+            fB3.intoArray(out, o3 + 16); fB2.intoArray(out, o2 + 16); fB1.intoArray(out, o1 + 16); fB0.intoArray(out, o0 + 16);
+        }
+        if (vectors > 2) {
+            fC3.intoArray(out, o3 + 32); fC2.intoArray(out, o2 + 32); fC1.intoArray(out, o1 + 32); fC0.intoArray(out, o0 + 32);
         }
     }
 }
