@@ -61,6 +61,15 @@ public interface Backend extends AutoCloseable {
     /** out[t] = W · x[t]: every weight row is read once for all tokens. */
     void matmul(Weight w, Activations x, int numTokens, Activations out);
 
+    /**
+     * outs[i] = ws[i] · x[t] for weights that read the same input (a layer's q, k and v; its gate and up): the results
+     * of {@link #matmul} on each, in one op where a backend can prepare the input once and hand its threads one
+     * range of rows instead of one per weight.
+     */
+    default void matmuls(Weight[] ws, Activations x, int numTokens, Activations[] outs) {
+        for (int i = 0; i < ws.length; i++) matmul(ws[i], x, numTokens, outs[i]);
+    }
+
     /** x[t] += bias. */
     void addBias(Activations x, Weight bias, int numTokens);
 

@@ -108,6 +108,36 @@ class CpuBackendMatmulTest {
         }
     }
 
+    /**
+     * matmuls over weights sharing an input (q/k/v of mixed types, as in a Q4_K_M file; one without panels) gives each
+     * output the bits of its own matmul, for one token (one parallel region) and for several.
+     */
+    @ParameterizedTest
+    @CsvSource({"1", "3", "20"})
+    void matmulsEqualSeparateMatmuls(int numTokens) {
+        int cols = 512;
+        TensorType[] types = {TensorType.Q4_K, TensorType.Q4_K, TensorType.Q6_K, TensorType.Q4_0, TensorType.Q8_0, TensorType.F16};
+        int[] rows = {208, 48, 64, 96, 112, 40};
+        Random random = new Random(numTokens);
+        try (Arena arena = Arena.ofShared(); CpuBackend backend = new CpuBackend(2)) {
+            Weight[] ws = new Weight[types.length];
+            for (int i = 0; i < ws.length; i++) ws[i] = backend.weight("w" + i, types[i], randomWeight(arena, types[i], rows[i], cols, random), rows[i], cols);
+            float[] x = gaussian(numTokens * cols, random);
+            Activations in = backend.allocate(numTokens, cols);
+            backend.upload(x, in, numTokens);
+            for (Weight[] group : new Weight[][]{java.util.Arrays.copyOf(ws, 5), ws}) {
+                Activations[] outs = new Activations[group.length];
+                for (int i = 0; i < group.length; i++) outs[i] = backend.allocate(numTokens, group[i].rows());
+                backend.matmuls(group, in, numTokens, outs);
+                for (int i = 0; i < group.length; i++) {
+                    float[] got = new float[numTokens * group[i].rows()];
+                    backend.download(outs[i], got, numTokens);
+                    org.junit.jupiter.api.Assertions.assertArrayEquals(matmul(backend, group[i], x, numTokens), got, group[i].name() + " of " + group.length);
+                }
+            }
+        }
+    }
+
     /** A rows x cols weight of random bytes, its scales made sane. */
     private static MemorySegment randomWeight(Arena arena, TensorType type, int rows, int cols, Random random) {
         MemorySegment data = arena.allocate(type.byteSize(cols) * rows);

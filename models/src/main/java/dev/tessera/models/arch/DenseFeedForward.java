@@ -2,6 +2,7 @@ package dev.tessera.models.arch;
 
 import dev.tessera.kernels.Activations;
 import dev.tessera.kernels.Backend;
+import dev.tessera.kernels.Weight;
 
 /** Llama's SwiGLU block: down(silu(gate · x) * (up · x)), every row of the batch through the same three matrices. */
 final class DenseFeedForward implements FeedForward {
@@ -25,8 +26,7 @@ final class DenseFeedForward implements FeedForward {
     @Override
     public void project(int layer, LlamaWeights.Layer w, Activations x, Activations xb, int n) {
         backend.rmsNorm(x, w.ffnNorm(), config.rmsNormEps(), n, xb);
-        backend.matmul(w.gate(), xb, n, hb);
-        backend.matmul(w.up(), xb, n, hb2);
+        backend.matmuls(new Weight[]{w.gate(), w.up()}, xb, n, new Activations[]{hb, hb2});
         backend.swiglu(hb, hb2, n);
         backend.matmul(w.down(), hb, n, xb);
     }

@@ -3,6 +3,7 @@ package dev.tessera.models.arch;
 import dev.tessera.kernels.Activations;
 import dev.tessera.kernels.AttentionBatch;
 import dev.tessera.kernels.Backend;
+import dev.tessera.kernels.Weight;
 import dev.tessera.kernels.KvCache;
 import dev.tessera.kernels.PagedKvCache;
 import dev.tessera.kernels.collective.Collective;
@@ -208,9 +209,7 @@ public final class LlamaModel implements AutoCloseable {
             LlamaWeights.Layer w = layers.acquire(l, LayerSource.Half.ATTENTION);
             if (shape.hasAttention()) {
                 backend.rmsNorm(x, w.attentionNorm(), c.rmsNormEps(), n, xb);
-                backend.matmul(w.wq(), xb, n, q);
-                backend.matmul(w.wk(), xb, n, k);
-                backend.matmul(w.wv(), xb, n, v);
+                backend.matmuls(new Weight[]{w.wq(), w.wk(), w.wv()}, xb, n, new Activations[]{q, k, v});
                 if (w.bq() != null) {
                     backend.addBias(q, w.bq(), n);
                     backend.addBias(k, w.bk(), n);
