@@ -113,15 +113,15 @@ public final class CpuBackend implements Backend {
     }
 
     /**
-     * One token against panel matrices (a decode step's q/k/v, gate/up): one parallel region over all their rows, the
-     * input's int8 blocks made once; each row has the one-token dot's arithmetic, so the results are matmul's. In a
+     * Up to SMALL_BATCH tokens against panel matrices (a decode step's q/k/v, gate/up): one parallel region over all
+     * their rows, the input's int8 blocks made once; each row has matmul's arithmetic, so the results are its bits. In a
      * 2-thread Q4_K_M decode the 512-row k and v matrices, alone, ran at 17-32 GMAC/s against 42-52 for the larger ones:
      * each call paid its own hand-off and started its weight streams anew.
      */
     @Override
     public void matmuls(Weight[] ws, Activations x, int numTokens, Activations[] outs) {
         CpuWeight[] cws = new CpuWeight[ws.length];
-        boolean panels = numTokens == 1;
+        boolean panels = numTokens <= MatMul.SMALL_BATCH;
         for (int i = 0; i < ws.length; i++) {
             cws[i] = (CpuWeight) ws[i];
             if (cws[i].cols() != x.width() || cws[i].rows() != outs[i].width())
@@ -134,7 +134,8 @@ public final class CpuBackend implements Backend {
         }
         float[][] dst = new float[ws.length][];
         for (int i = 0; i < ws.length; i++) dst[i] = a(outs[i]).data();
-        matMul.runPanelsOneTokenEach(cws, cws.length, a(x).data(), 1, new int[cws.length], dst, new int[cws.length]);
+        if (numTokens == 1) matMul.runPanelsOneTokenEach(cws, cws.length, a(x).data(), 1, new int[cws.length], dst, new int[cws.length]);
+        else matMul.runPanelsSharedInput(cws, a(x).data(), numTokens, dst);
     }
 
     @Override

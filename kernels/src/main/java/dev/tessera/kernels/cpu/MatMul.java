@@ -109,21 +109,8 @@ final class MatMul {
         }
         if (numTokens <= SMALL_BATCH) {
             pool.parallelFor(w.rows(), step, (long) w.rows() * cols * numTokens, (thread, start, end) -> {
-                int[] xs = dotTokens[thread];
                 for (int r = start; r < end; r += step)
-                    for (int t = 0; t < numTokens; ) {
-                        // Groups of eight (five or more left), else four; a short group repeats its last token.
-                        int left = numTokens - t, n = Math.min(left >= 5 ? 8 : 4, left);
-                        long panel = (r / step) * panelBytes;
-                        if (left >= 5) {
-                            for (int i = 0; i < 8; i++) xs[i] = (t + Math.min(i, n - 1)) * cols;
-                            kernel.dot8(panels, panel, cols, x, xs, xBlocks, n, out, t * outWidth + r, outWidth, dotSums[thread]);
-                        } else {
-                            int x0 = t * cols, x1 = (t + Math.min(1, n - 1)) * cols, x2 = (t + Math.min(2, n - 1)) * cols, x3 = (t + n - 1) * cols;
-                            kernel.dot4(panels, panel, cols, x, x0, x1, x2, x3, xBlocks, n, out, t * outWidth + r, outWidth);
-                        }
-                        t += n;
-                    }
+                    smallBatch(kernel, panels, (r / step) * panelBytes, cols, x, xBlocks, numTokens, out, r, outWidth, thread);
             });
             return;
         }
@@ -148,6 +135,52 @@ final class MatMul {
                     PackedGemm.multiplyPacked(pack, block, kn, x, cols, k0, numTokens, out, outWidth, r);
                 }
                 r += block;
+            }
+        });
+    }
+
+    /** One panel (16 rows at {@code r}) for 2-16 tokens, in groups of eight (five or more left), else four. */
+    private void smallBatch(PanelKernel kernel, MemorySegment panels, long panel, int cols, float[] x, ActivationBlocks xBlocks, int numTokens,
+                            float[] out, int r, int outWidth, int thread) {
+        int[] xs = dotTokens[thread];
+        for (int t = 0; t < numTokens; ) {
+            // A short group repeats its last token.
+            int left = numTokens - t, n = Math.min(left >= 5 ? 8 : 4, left);
+            if (left >= 5) {
+                for (int i = 0; i < 8; i++) xs[i] = (t + Math.min(i, n - 1)) * cols;
+                kernel.dot8(panels, panel, cols, x, xs, xBlocks, n, out, t * outWidth + r, outWidth, dotSums[thread]);
+            } else {
+                int x0 = t * cols, x1 = (t + Math.min(1, n - 1)) * cols, x2 = (t + Math.min(2, n - 1)) * cols, x3 = (t + n - 1) * cols;
+                kernel.dot4(panels, panel, cols, x, x0, x1, x2, x3, xBlocks, n, out, t * outWidth + r, outWidth);
+            }
+            t += n;
+        }
+    }
+
+    /**
+     * outs[i][t * ws[i].rows() + r] = ws[i][r] · x[t] for panel weights of one width that read the same 2-16 tokens (a
+     * batched decode step's q/k/v, gate/up): one parallel region over all their rows, x's int8 blocks made once, each
+     * panel as {@link #runPanels} does it, so the results are its bits.
+     */
+    void runPanelsSharedInput(CpuWeight[] ws, float[] x, int numTokens, float[][] outs) {
+        int n = ws.length, cols = ws[0].cols(), step = PanelKernel.ROWS;
+        int[] firstRow = new int[n + 1];
+        boolean int8 = false;
+        for (int i = 0; i < n; i++) {
+            if (ws[i].panels() == null || ws[i].cols() != cols || ws[i].rows() % step != 0)
+                throw new IllegalArgumentException(ws[i].name() + " is not a panel matrix of width " + cols);
+            firstRow[i + 1] = firstRow[i] + ws[i].rows();
+            int8 |= ws[i].panelKernel().needsInt8();
+        }
+        ActivationBlocks xBlocks = int8 ? activationBlocks.compute(x, numTokens, cols) : null;
+        pool.parallelFor(firstRow[n], step, (long) firstRow[n] * cols * numTokens, (thread, start, end) -> {
+            int i = 0;
+            for (int v = start; v < end; v += step) {
+                while (v >= firstRow[i + 1]) i++;
+                CpuWeight w = ws[i];
+                int r = v - firstRow[i];
+                smallBatch(w.panelKernel(), w.panels(), (r / step) * w.panelKernel().panelBytes(cols), cols, x, xBlocks, numTokens, outs[i], r,
+                        w.rows(), thread);
             }
         });
     }
