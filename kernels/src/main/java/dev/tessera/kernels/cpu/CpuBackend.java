@@ -106,10 +106,15 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void matmul(Weight w, Activations x, int numTokens, Activations out) {
+        CpuWeight cw = checkShape(w, x, out);
+        matMul.run(cw, a(x).data(), numTokens, a(out).data(), out.width());
+    }
+
+    private static CpuWeight checkShape(Weight w, Activations x, Activations out) {
         CpuWeight cw = (CpuWeight) w;
         if (cw.cols() != x.width() || cw.rows() != out.width())
             throw new IllegalStateException(w.name() + " [" + cw.rows() + "x" + cw.cols() + "] applied to width " + x.width() + " into " + out.width());
-        matMul.run(cw, a(x).data(), numTokens, a(out).data(), out.width());
+        return cw;
     }
 
     /**
@@ -123,9 +128,7 @@ public final class CpuBackend implements Backend {
         CpuWeight[] cws = new CpuWeight[ws.length];
         boolean panels = numTokens <= MatMul.SMALL_BATCH;
         for (int i = 0; i < ws.length; i++) {
-            cws[i] = (CpuWeight) ws[i];
-            if (cws[i].cols() != x.width() || cws[i].rows() != outs[i].width())
-                throw new IllegalStateException(ws[i].name() + " [" + cws[i].rows() + "x" + cws[i].cols() + "] applied to width " + x.width() + " into " + outs[i].width());
+            cws[i] = checkShape(ws[i], x, outs[i]);
             panels &= cws[i].panels() != null;
         }
         if (!panels) {

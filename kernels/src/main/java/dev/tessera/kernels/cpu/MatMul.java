@@ -164,15 +164,8 @@ final class MatMul {
      */
     void runPanelsSharedInput(CpuWeight[] ws, float[] x, int numTokens, float[][] outs) {
         int n = ws.length, cols = ws[0].cols(), step = PanelKernel.ROWS;
-        int[] firstRow = new int[n + 1];
-        boolean int8 = false;
-        for (int i = 0; i < n; i++) {
-            if (ws[i].panels() == null || ws[i].cols() != cols || ws[i].rows() % step != 0)
-                throw new IllegalArgumentException(ws[i].name() + " is not a panel matrix of width " + cols);
-            firstRow[i + 1] = firstRow[i] + ws[i].rows();
-            int8 |= ws[i].panelKernel().needsInt8();
-        }
-        ActivationBlocks xBlocks = int8 ? activationBlocks.compute(x, numTokens, cols) : null;
+        int[] firstRow = firstRows(ws, n, cols);
+        ActivationBlocks xBlocks = anyNeedsInt8(ws, n) ? activationBlocks.compute(x, numTokens, cols) : null;
         pool.parallelFor(firstRow[n], step, (long) firstRow[n] * cols * numTokens, (thread, start, end) -> {
             int i = 0;
             for (int v = start; v < end; v += step) {
@@ -194,15 +187,8 @@ final class MatMul {
      */
     void runPanelsOneTokenEach(CpuWeight[] ws, int n, float[] x, int numXRows, int[] xRows, float[][] outs, int[] outOffsets) {
         int cols = ws[0].cols(), step = PanelKernel.ROWS;
-        int[] firstRow = new int[n + 1];
-        for (int i = 0; i < n; i++) {
-            if (ws[i].panels() == null || ws[i].cols() != cols || ws[i].rows() % step != 0)
-                throw new IllegalArgumentException(ws[i].name() + " is not a panel matrix of width " + cols);
-            firstRow[i + 1] = firstRow[i] + ws[i].rows();
-        }
-        boolean int8 = false;
-        for (int i = 0; i < n; i++) int8 |= ws[i].panelKernel().needsInt8();
-        ActivationBlocks xBlocks = int8 ? activationBlocks.compute(x, numXRows, cols) : null;
+        int[] firstRow = firstRows(ws, n, cols);
+        ActivationBlocks xBlocks = anyNeedsInt8(ws, n) ? activationBlocks.compute(x, numXRows, cols) : null;
         pool.parallelFor(firstRow[n], step, (long) firstRow[n] * cols, (thread, start, end) -> {
             int i = 0;
             for (int v = start; v < end; v += step) {
@@ -212,5 +198,21 @@ final class MatMul {
                 w.panelKernel().dot(w.panels(), (r / step) * w.panelKernel().panelBytes(cols), cols, x, xRows[i] * cols, xBlocks, outs[i], outOffsets[i] + r);
             }
         });
+    }
+
+    /** Where each of the first n panel weights (all {@code cols} wide) starts in their rows laid end to end; [n] is the total. */
+    private static int[] firstRows(CpuWeight[] ws, int n, int cols) {
+        int[] firstRow = new int[n + 1];
+        for (int i = 0; i < n; i++) {
+            if (ws[i].panels() == null || ws[i].cols() != cols || ws[i].rows() % PanelKernel.ROWS != 0)
+                throw new IllegalArgumentException(ws[i].name() + " is not a panel matrix of width " + cols);
+            firstRow[i + 1] = firstRow[i] + ws[i].rows();
+        }
+        return firstRow;
+    }
+
+    private static boolean anyNeedsInt8(CpuWeight[] ws, int n) {
+        for (int i = 0; i < n; i++) if (ws[i].panelKernel().needsInt8()) return true;
+        return false;
     }
 }

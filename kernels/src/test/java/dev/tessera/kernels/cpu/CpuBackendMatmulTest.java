@@ -75,17 +75,7 @@ class CpuBackendMatmulTest {
     @ParameterizedTest
     @CsvSource({"Q4_0, 2", "Q4_0, 3", "Q4_0, 5", "Q4_0, 8", "Q4_0, 16", "Q8_0, 3", "Q8_0, 16"})
     void panelResultsDoNotDependOnSmallBatches(TensorType type, int numTokens) {
-        int rows = 208, cols = 512;
-        Random random = new Random(numTokens);
-        try (Arena arena = Arena.ofShared(); CpuBackend backend = new CpuBackend(2)) {
-            Weight w = backend.weight("w", type, randomWeight(arena, type, rows, cols, random), rows, cols);
-            float[] x = gaussian(numTokens * cols, random);
-            float[] batched = matmul(backend, w, x, numTokens);
-            for (int t = 0; t < numTokens; t++) {
-                float[] alone = matmul(backend, w, java.util.Arrays.copyOfRange(x, t * cols, (t + 1) * cols), 1);
-                org.junit.jupiter.api.Assertions.assertArrayEquals(alone, java.util.Arrays.copyOfRange(batched, t * rows, (t + 1) * rows), "token " + t);
-            }
-        }
+        assertBatchedRowsEqualAlone(type, 208, 512, numTokens, new Random(numTokens));
     }
 
     /**
@@ -96,9 +86,13 @@ class CpuBackendMatmulTest {
     @ParameterizedTest
     @CsvSource({"208, 512, 17", "224, 768, 37", "96, 256, 20"})
     void q4_0PrefillRowsEqualTheirOneTokenDots(int rows, int cols, int numTokens) {
-        Random random = new Random(rows + numTokens);
+        assertBatchedRowsEqualAlone(TensorType.Q4_0, rows, cols, numTokens, new Random(rows + numTokens));
+    }
+
+    /** Each token's row of a numTokens-token matmul is, bit for bit, the row of that token alone. */
+    private static void assertBatchedRowsEqualAlone(TensorType type, int rows, int cols, int numTokens, Random random) {
         try (Arena arena = Arena.ofShared(); CpuBackend backend = new CpuBackend(2)) {
-            Weight w = backend.weight("w", TensorType.Q4_0, randomWeight(arena, TensorType.Q4_0, rows, cols, random), rows, cols);
+            Weight w = backend.weight("w", type, randomWeight(arena, type, rows, cols, random), rows, cols);
             float[] x = gaussian(numTokens * cols, random);
             float[] batched = matmul(backend, w, x, numTokens);
             for (int t = 0; t < numTokens; t++) {

@@ -65,6 +65,20 @@ final class PanelRepack {
         }
     }
 
+    /**
+     * Writes {@code numPairs} pair slices of one 16-row panel block: pair m (bytes 2m, 2m + 1 from {@code qs} into each
+     * row at {@code s}, rows {@code rowBytes} apart) of row i goes to slice m at bytes 2i, 2i + 1, slices 32 bytes apart
+     * from {@code d}. Four rows by four pairs move at a time in four longs.
+     */
+    static void pairSlices(MemorySegment src, long s, long rowBytes, int qs, int numPairs, MemorySegment dst, long d, long[] x) {
+        for (int g = 0; g < ROWS; g += 4)
+            for (int m0 = 0; m0 < numPairs; m0 += 4) {
+                for (int r = 0; r < 4; r++) x[r] = src.get(I64, s + (g + r) * rowBytes + qs + 2 * m0);
+                transpose4x16(x);
+                for (int m = 0; m < 4; m++) dst.set(I64, d + 32L * (m0 + m) + 2 * g, x[m]);
+            }
+    }
+
     /** x[r] byte c (little-endian) becomes x[c] byte r. */
     static void transpose8(long[] x) {
         swap(x, 0, 1, 8, 0x00FF00FF00FF00FFL); swap(x, 2, 3, 8, 0x00FF00FF00FF00FFL);

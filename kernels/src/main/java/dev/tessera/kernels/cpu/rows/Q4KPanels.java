@@ -14,7 +14,6 @@ import static dev.tessera.kernels.cpu.rows.VectorLanes.F;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.F32;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.I;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.I16;
-import static dev.tessera.kernels.cpu.rows.VectorLanes.I64;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.LE;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.NATIVE;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.U8;
@@ -86,13 +85,7 @@ public final class Q4KPanels implements PanelKernel {
                         dst.set(U8, d + MN + j * ROWS + i, (byte) Q4KRows.min(src, r + 4, j));
                     }
                 }
-                // qs: bytes 16..143 of each row as 64 byte pairs; pair m of row i goes to slice m at bytes 2i, 2i + 1.
-                for (int g = 0; g < ROWS; g += 4)
-                    for (int m0 = 0; m0 < 64; m0 += 4) {
-                        for (int r = 0; r < 4; r++) x[r] = src.get(I64, s + (g + r) * rowBytes + 16 + 2 * m0);
-                        PanelRepack.transpose4x16(x);
-                        for (int m = 0; m < 4; m++) dst.set(I64, d + QS + 32L * (m0 + m) + 2 * g, x[m]);
-                    }
+                PanelRepack.pairSlices(src, s, rowBytes, 16, 64, dst, d + QS, x);  // qs: bytes 16..143 of each row
             }
     }
 

@@ -13,7 +13,6 @@ import java.lang.foreign.MemorySegment;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.F;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.I;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.I16;
-import static dev.tessera.kernels.cpu.rows.VectorLanes.I64;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.LE;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.NATIVE;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.U8;
@@ -76,13 +75,7 @@ public final class Q4_0Panels implements PanelKernel {
             for (int b = 0; b < numBlocks; b++) {
                 long s = (long) p * ROWS * rowBytes + (long) b * BLOCK_BYTES, d = ((long) p * numBlocks + b) * PANEL_BLOCK_BYTES;
                 for (int i = 0; i < ROWS; i++) dst.set(I16, d + 2 * i, src.get(I16, s + i * rowBytes));
-                // qs: 8 byte pairs per row; pair m of row i goes to slice m at bytes 2i, 2i + 1.
-                for (int g = 0; g < ROWS; g += 4)
-                    for (int m0 = 0; m0 < 8; m0 += 4) {
-                        for (int r = 0; r < 4; r++) x[r] = src.get(I64, s + (g + r) * rowBytes + 2 + 2 * m0);
-                        PanelRepack.transpose4x16(x);
-                        for (int m = 0; m < 4; m++) dst.set(I64, d + QS + 32L * (m0 + m) + 2 * g, x[m]);
-                    }
+                PanelRepack.pairSlices(src, s, rowBytes, 2, 8, dst, d + QS, x);  // qs: 8 byte pairs per row
             }
     }
 
