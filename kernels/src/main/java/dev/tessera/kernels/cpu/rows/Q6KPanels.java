@@ -10,6 +10,7 @@ import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 
 import static dev.tessera.kernels.cpu.rows.VectorLanes.F;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.F32;
@@ -17,36 +18,43 @@ import static dev.tessera.kernels.cpu.rows.VectorLanes.I16;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.LE;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.NATIVE;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.U8;
-import static dev.tessera.kernels.cpu.rows.VectorLanes.rowSums;
-import static dev.tessera.kernels.cpu.rows.VectorLanes.xPair;
+import static jdk.incubator.vector.VectorOperators.ASHR;
+import static jdk.incubator.vector.VectorOperators.I2F;
+import static jdk.incubator.vector.VectorOperators.LSHL;
 
 /**
- * Q6_K panels with the 6-bit values widened to one signed byte each: per 16-row panel and 256-column block, 4416
- * bytes: the int8 scales of the 16 value groups ([group][row], 256 bytes), the 16 rows' d as floats (64 bytes, so a
- * block's scales are one vector load and a multiply per group; 16 f16 conversions through an array cost the one-token
- * dot 10%, 38-41 against 43-45 GMAC/s cache-resident), then 128 pair slices of 32 bytes: slice m holds q - 32 of
- * row i, column 2m + p at byte 2i + p, as Q4_K's pair slices interleave their columns. A slice widens into 32 short
- * lanes in one instruction; unpacking ql/qh bit fields in the dot took about 20 vector ops per 32 multiply-adds and
- * ran at a third of Q4_0's speed (8 against 19-25 GMAC/s per thread at one token), and a compact panel of 4-bit and
- * 2-bit planes (0.83 bytes per value) took a Q4_K_M decode from 40-42 to 29-36 tok/s (docs/BENCHMARKS-NATIVE.md).
- * The copy is 1.08 bytes per value against the GGUF block's 0.82, 31% more for Q6_K tensors only (in a Q4_K_M file
- * about a quarter of the weights).
+ * Q6_K panels at 0.83 bytes per value: per 16-row panel and 256-column block, 3392 bytes: the int8 scales of the 16
+ * value groups ([group][row], 256 bytes), the 16 rows' d as floats (64 bytes, so a block's scales are one vector load
+ * and a multiply per group), then per 16-column group 192 bytes holding two quads of 8 columns. A quad keeps, for row
+ * i and column parity p, four 6-bit values (columns 8q + 2s + p, s = 0..3) in 24 bits: a 16-bit word at lane 2i + p
+ * of its 64 words (bits 10-15: s = 0, 4-9: s = 1, 0-3: the low 4 bits of s = 2) and a byte at lane 2i + p of its 32
+ * bytes (bits 2-7: s = 3, bits 0-1: the top 2 bits of s = 2). A group is its two quads' words, then their bytes.
  * <p>
- * The dots take x rounded to int8 ({@link #needsInt8}, as llama.cpp's q8_K activations). One token's dot multiplies a
- * pair slice by a broadcast int holding the two columns' int8 x (the interleaving is what lets one broadcast serve:
- * column-major slices needed a lane permute per pair; without it a 2-thread Q4_K_M decode averaged 46.7 against 42.7
- * tok/s over 8 alternating runs), summing a 16-column group in 16-bit lanes (at most 8 * 32 * 127 = 32512).
- * {@link #dot4} does the same for four tokens with each widened slice; the group sums are exact integers either way,
- * and a token's sum adds each group's Σ q·qx times (d * scale) * x scale in {@link #dot}, {@link #dot4} and
- * {@link #dot8} alike, so batching changes no result.
+ * Each value is stored as q ^ 32, which read as a signed 6-bit number is q - 32. The fields that carry a sign sit at
+ * the top of their word or (sign-extended) byte, so an arithmetic right shift alone gives s = 0 and s = 3 in 16-bit
+ * lanes, a left and a right shift s = 1, and s = 2 is its top bits shifted into place or-ed with its low 4: eight
+ * operations per 128 values, as many as widening the bytes of a byte-per-value layout. A first version kept s = 0 in
+ * the low bits and needed twelve; on a Zen 4 host it then ran below memory speed (23-28 against 26-31 GMAC/s for the
+ * byte per value, two threads, streamed). A decode streams every weight from memory once per token, and Q6_K
+ * matrices took 31% of a Q4_K_M decode step's matmul time for a fifth of its multiply-adds when each value was
+ * widened to a byte (1.08 bytes per value). A first compact layout (Q4_K's pair slices for the low 4 bits, a plane of
+ * 2-bit fields) needed 17 vector operations per 64 multiply-adds and was dropped (docs/BENCHMARKS-NATIVE.md).
+ * <p>
+ * The dots take x rounded to int8 ({@link #needsInt8}, as llama.cpp's q8_K activations). A decoded quad is four
+ * vectors of 32 short lanes (row i, column parity p), each multiplied by a broadcast int holding two columns' int8 x,
+ * summed over a 16-column group in 16-bit lanes (at most 8 * 32 * 127 = 32512). A token's sum adds each group's
+ * Σ q·qx times (d * scale), two groups sharing an x block, times that block's x scale, in {@link #dot}, {@link #dot4}
+ * and {@link #dot8} alike, so batching changes no result. No helper of ours is called with a vector in the dots: C2
+ * may decline to inline one in a long method, and it then boxes its vectors.
  */
 public final class Q6KPanels implements PanelKernel {
     static final PanelKernel INSTANCE = new Q6KPanels();
     static final int BLOCK = 256;
-    private static final int SCALES = 0, D = 256, QS = 320;
-    static final int PANEL_BLOCK_BYTES = QS + BLOCK * ROWS;
+    private static final int SCALES = 0, D = 256, QS = 320, GROUP_BYTES = 192, WORDS = 64, BYTES = 128;
+    static final int PANEL_BLOCK_BYTES = QS + 16 * GROUP_BYTES;
     private static final VectorSpecies<Byte> B16 = ByteVector.SPECIES_128, B32 = ByteVector.SPECIES_256;
     private static final VectorSpecies<Short> S32 = ShortVector.SPECIES_512;
+    private static final VectorSpecies<Integer> I512 = IntVector.SPECIES_512;
     private static final int GGUF_BLOCK_BYTES = TensorType.Q6_K.blockBytes;
     /** Per thread: one block's d * scale, [16 groups][16 rows]. */
     private static final ThreadLocal<float[]> GROUP_SCALES = ThreadLocal.withInitial(() -> new float[256]);
@@ -71,43 +79,56 @@ public final class Q6KPanels implements PanelKernel {
 
     private static void repack(MemorySegment src, MemorySegment dst, int p0, int p1, int numBlocks) {
         long rowBytes = (long) numBlocks * GGUF_BLOCK_BYTES;
+        byte[] block = new byte[PANEL_BLOCK_BYTES];
+        byte[] ggufBlock = new byte[GGUF_BLOCK_BYTES];
         for (int p = p0; p < p1; p++)
             for (int b = 0; b < numBlocks; b++) {
-                long d = ((long) p * numBlocks + b) * PANEL_BLOCK_BYTES;
+                java.util.Arrays.fill(block, (byte) 0);
                 for (int i = 0; i < ROWS; i++) {
                     long s = (long) (p * ROWS + i) * rowBytes + (long) b * GGUF_BLOCK_BYTES;
-                    for (int g = 0; g < 16; g++) dst.set(U8, d + SCALES + g * ROWS + i, src.get(U8, s + 192 + g));
-                    dst.set(F32, d + D + 4L * i, Float.float16ToFloat(src.get(I16, s + 208)));
-                    // block_q6_K: value 128h + 32k + l is the (k / 2)-th nibble of ql[64h + 32(k % 2) + l] under bits
-                    // 2k..2k+1 of qh[32h + l], minus 32 (see Q6KRows).
-                    for (int h = 0; h < 2; h++)
-                        for (int l = 0; l < 32; l++) {
-                            int a = src.get(U8, s + 64 * h + l) & 0xff, c = src.get(U8, s + 64 * h + 32 + l) & 0xff;
-                            int hb = src.get(U8, s + 128 + 32 * h + l) & 0xff;
-                            int k = 128 * h + l;
-                            dst.set(U8, d + at(k, i), (byte) (((a & 15) | (hb & 3) << 4) - 32));
-                            dst.set(U8, d + at(k + 32, i), (byte) (((c & 15) | (hb >> 2 & 3) << 4) - 32));
-                            dst.set(U8, d + at(k + 64, i), (byte) (((a >> 4) | (hb >> 4 & 3) << 4) - 32));
-                            dst.set(U8, d + at(k + 96, i), (byte) (((c >> 4) | (hb >> 6) << 4) - 32));
+                    MemorySegment.copy(src, ValueLayout.JAVA_BYTE, s, ggufBlock, 0, GGUF_BLOCK_BYTES);
+                    for (int g = 0; g < 16; g++) block[SCALES + g * ROWS + i] = ggufBlock[192 + g];
+                    int d = Float.floatToRawIntBits(Float.float16ToFloat(src.get(I16, s + 208)));
+                    for (int k = 0; k < 4; k++) block[D + 4 * i + k] = (byte) (d >> 8 * k);
+                    for (int k = 0; k < BLOCK; k++) {
+                        // block_q6_K: value 128h + 32j + l is the (j / 2)-th nibble of ql[64h + 32(j % 2) + l] under bits
+                        // 2j..2j+1 of qh[32h + l] (see Q6KRows).
+                        int h = k / 128, j = k % 128 / 32, l = k % 32;
+                        int low = (ggufBlock[64 * h + 32 * (j & 1) + l] & 0xff) >> 4 * (j >> 1) & 15;
+                        int high = (ggufBlock[128 + 32 * h + l] & 0xff) >> 2 * j & 3;
+                        int v = (low | high << 4) ^ 32, lane = 2 * i + (k & 1), slot = k % 8 / 2;
+                        int words = QS + (k / 16) * GROUP_BYTES + (k / 8 & 1) * WORDS + 2 * lane;
+                        int bytes = QS + (k / 16) * GROUP_BYTES + BYTES + (k / 8 & 1) * 32 + lane;
+                        switch (slot) {
+                            case 0 -> block[words + 1] |= (byte) (v << 2);
+                            case 1 -> {
+                                block[words] |= (byte) (v << 4);
+                                block[words + 1] |= (byte) (v >> 4);
+                            }
+                            case 2 -> {
+                                block[words] |= (byte) (v & 15);
+                                block[bytes] |= (byte) (v >> 4);
+                            }
+                            default -> block[bytes] |= (byte) (v << 2);
                         }
+                    }
                 }
+                MemorySegment.copy(block, 0, dst, ValueLayout.JAVA_BYTE, ((long) p * numBlocks + b) * PANEL_BLOCK_BYTES, PANEL_BLOCK_BYTES);
             }
     }
 
-    /** Where column k (0..255) of row i sits in a panel block: pair slice k / 2, byte 2i + k % 2. */
-    private static long at(int k, int i) {
-        return QS + 32L * (k / 2) + 2 * i + (k & 1);
-    }
-
-    /** Pair slice m of the block at {@code o}, sign-extended: lane 2i + p is q - 32 of row i, column 2m + p. */
-    private static ShortVector pairSlice(MemorySegment w, long o, int m) {
-        return (ShortVector) ByteVector.fromMemorySegment(B32, w, o + QS + 32L * m, LE).convertShape(VectorOperators.B2S, S32, 0);
-    }
-
-    /** Column 2m + p of a pair slice (its int lanes: row i's two shorts) as 16 floats. */
-    private static FloatVector column(IntVector pair, int p) {
-        IntVector v = p == 0 ? pair.lanewise(VectorOperators.LSHL, 16) : pair;
-        return (FloatVector) v.lanewise(VectorOperators.ASHR, 16).convert(VectorOperators.I2F, 0);
+    /** q - 32 of row i, column k (0..255) of the panel block at {@code o}. */
+    private static int value(MemorySegment w, long o, int k, int i) {
+        int lane = 2 * i + (k & 1);
+        long group = o + QS + (long) (k / 16) * GROUP_BYTES;
+        int t = k / 8 & 1, word = w.get(I16, group + WORDS * t + 2L * lane) & 0xffff, b = w.get(U8, group + BYTES + 32 * t + lane) & 0xff;
+        int v = switch (k % 8 / 2) {
+            case 0 -> word >> 10;
+            case 1 -> word >> 4 & 63;
+            case 2 -> word & 15 | (b & 3) << 4;
+            default -> b >> 2;
+        };
+        return (v ^ 32) - 32;
     }
 
     /** Writes d * scale of the 16 value groups for the 16 rows at {@code scales[16 * group]}. */
@@ -121,52 +142,74 @@ public final class Q6KPanels implements PanelKernel {
     @Override
     public void unpack(MemorySegment w, long panelOffset, int k0, int kn, MemorySegment packed, int stride, int col0) {
         float[] scales = GROUP_SCALES.get();
-        for (int kb = k0; kb < k0 + kn; kb += 32) {
-            long o = panelOffset + (long) (kb / BLOCK) * PANEL_BLOCK_BYTES;
-            if (kb == k0 || kb % BLOCK == 0) decodeScales(w, o, scales);  // once per block, not per 32 columns
-            int at = (kb - k0) * stride + col0;
-            for (int k = kb % BLOCK, end = k + 32; k < end; k += 2, at += 2 * stride) {
-                IntVector pair = pairSlice(w, o, k / 2).reinterpretAsInts();
-                FloatVector sc = FloatVector.fromArray(F, scales, 16 * (k / 16));
+        for (int kq = k0; kq < k0 + kn; kq += 8) {
+            long o = panelOffset + (long) (kq / BLOCK) * PANEL_BLOCK_BYTES;
+            if (kq == k0 || kq % BLOCK == 0) decodeScales(w, o, scales);  // once per block, not per quad
+            int k = kq % BLOCK;
+            long group = o + QS + (long) (k / 16) * GROUP_BYTES;
+            int t = k / 8 & 1;
+            ShortVector words = ShortVector.fromMemorySegment(S32, w, group + WORDS * t, LE);
+            ShortVector bytes = (ShortVector) ByteVector.fromMemorySegment(B32, w, group + BYTES + 32 * t, LE).convertShape(VectorOperators.B2S, S32, 0);
+            FloatVector sc = FloatVector.fromArray(F, scales, 16 * (k / 16));
+            for (int s = 0; s < 4; s++) {
+                ShortVector v = switch (s) {
+                    case 0 -> words.lanewise(ASHR, 10);
+                    case 1 -> words.lanewise(LSHL, 6).lanewise(ASHR, 10);
+                    case 2 -> bytes.lanewise(LSHL, 14).lanewise(ASHR, 10).or(words.and((short) 15));
+                    default -> bytes.lanewise(ASHR, 2);
+                };
+                IntVector pair = v.reinterpretAsInts();
+                int at = (kq - k0 + 2 * s) * stride + col0;
                 // (d * scale) * q, the row kernel's order, so the values are equal.
-                sc.mul(column(pair, 0)).intoMemorySegment(packed, 4L * at, NATIVE);
-                sc.mul(column(pair, 1)).intoMemorySegment(packed, 4L * (at + stride), NATIVE);
+                sc.mul((FloatVector) pair.lanewise(LSHL, 16).lanewise(ASHR, 16).convert(I2F, 0)).intoMemorySegment(packed, 4L * at, NATIVE);
+                sc.mul((FloatVector) pair.lanewise(ASHR, 16).convert(I2F, 0)).intoMemorySegment(packed, 4L * (at + stride), NATIVE);
             }
         }
     }
 
     @Override
     public void dot(MemorySegment w, long panelOffset, int cols, float[] x, int xOffset, ActivationBlocks xBlocks, float[] out, int outOffset) {
-        FloatVector acc = FloatVector.zero(F), pair = acc;
+        FloatVector acc = FloatVector.zero(F);
         float[] xScales = xBlocks.scales();
         int[] pairs = xBlocks.pairs();
         long o = panelOffset;
         for (int xb = xOffset, end = xOffset + cols; xb < end; xb += BLOCK, o += PANEL_BLOCK_BYTES) {
             FloatVector d = FloatVector.fromMemorySegment(F, w, o + D, LE);
-            for (int g = 0; g < 16; g++) {
-                ShortVector s = ShortVector.zero(S32);
-                int p = (xb + 16 * g) / 2;
-                for (int l = 0; l < 8; l++) {
-                    s = s.add(pairSlice(w, o, 8 * g + l).mul(xPair(pairs[p + l])));
+            for (int g2 = 0; g2 < 16; g2 += 2) {
+                // Groups g2 and g2 + 1 share x block (xb + 16 g2) / 32: the first's sum times (d * scale) is kept, the
+                // second's added to it, then times the block's x scale into the running sum.
+                FloatVector pair = acc;
+                for (int half = 0; half < 2; half++) {
+                    int g = g2 + half, m = (xb + 16 * g) / 2;
+                    long group = o + QS + (long) g * GROUP_BYTES;
+                    ShortVector s = ShortVector.zero(S32);
+                    for (int t = 0; t < 2; t++) {
+                        ShortVector wv = ShortVector.fromMemorySegment(S32, w, group + WORDS * t, LE);
+                        ShortVector bv = (ShortVector) ByteVector.fromMemorySegment(B32, w, group + BYTES + 32L * t, LE)
+                                .convertShape(VectorOperators.B2S, S32, 0);
+                        int mq = m + 4 * t;
+                        s = s.add(wv.lanewise(ASHR, 10).mul(IntVector.broadcast(I512, pairs[mq]).reinterpretAsShorts()));
+                        s = s.add(wv.lanewise(LSHL, 6).lanewise(ASHR, 10).mul(IntVector.broadcast(I512, pairs[mq + 1]).reinterpretAsShorts()));
+                        s = s.add(bv.lanewise(LSHL, 14).lanewise(ASHR, 10).or(wv.and((short) 15))
+                                .mul(IntVector.broadcast(I512, pairs[mq + 2]).reinterpretAsShorts()));
+                        s = s.add(bv.lanewise(ASHR, 2).mul(IntVector.broadcast(I512, pairs[mq + 3]).reinterpretAsShorts()));
+                    }
+                    // The two columns' lanes added per row (exact as a float), times d * scale.
+                    IntVector both = s.reinterpretAsInts();
+                    FloatVector sums = (FloatVector) both.lanewise(LSHL, 16).lanewise(ASHR, 16).add(both.lanewise(ASHR, 16)).convert(I2F, 0);
+                    FloatVector sc = d.mul((FloatVector) ByteVector.fromMemorySegment(B16, w, o + SCALES + (long) g * ROWS, LE)
+                            .convertShape(VectorOperators.B2F, F, 0));
+                    if (half == 0) pair = sums.mul(sc);
+                    else acc = sums.fma(sc, pair).fma(FloatVector.broadcast(F, xScales[(xb + 16 * g) / 32]), acc);
                 }
-                // The two columns' lanes added per row; exact as a float. Two groups share an x block: their sums times
-                // (d * scale) are added, then times the block's x scale into the running sum.
-                // d * scale is computed here, as decodeScales computes it: writing a block's scales to a per-thread array
-                // and reading them back cost this streamed dot 8-19% inside a 2-thread decode.
-                FloatVector sums = rowSums(s);
-                FloatVector sc = d.mul((FloatVector) ByteVector.fromMemorySegment(B16, w, o + SCALES + (long) g * ROWS, LE)
-                        .convertShape(VectorOperators.B2F, F, 0));
-                if ((g & 1) == 0) pair = sums.mul(sc);
-                else acc = sums.fma(sc, pair).fma(FloatVector.broadcast(F, xScales[(xb + 16 * g) / 32]), acc);
             }
         }
         acc.intoArray(out, outOffset);
     }
 
     /**
-     * As {@link #dot} for four tokens, each widened slice multiplied by the four tokens' x pairs in 16-bit lanes. On Zen
-     * 5 this ran at 58-78 GMAC/s per thread (8192×2048, four tokens, cache-resident) where widening each column to
-     * floats for four FMAs ran at 38-43.
+     * As {@link #dot} for four tokens: each decoded quad's four vectors multiply the four tokens' x pairs in 16-bit
+     * lanes, with dot's integer group sums and dot's arithmetic after them, so results are the same bits as dot's.
      */
     @Override
     public void dot4(MemorySegment w, long panelOffset, int cols, float[] x, int x0, int x1, int x2, int x3, ActivationBlocks xBlocks,
@@ -180,16 +223,31 @@ public final class Q6KPanels implements PanelKernel {
             for (int g = 0; g < 16; g++) {
                 ShortVector q0 = ShortVector.zero(S32), q1 = q0, q2 = q0, q3 = q0;
                 int pp = (kb + 16 * g) / 2, m0 = x0 / 2 + pp, m1 = x1 / 2 + pp, m2 = x2 / 2 + pp, m3 = x3 / 2 + pp;
-                for (int l = 0; l < 8; l++) {
-                    ShortVector q = pairSlice(w, o, 8 * g + l);
-                    q0 = q0.add(q.mul(xPair(pairs[m0 + l])));
-                    q1 = q1.add(q.mul(xPair(pairs[m1 + l])));
-                    q2 = q2.add(q.mul(xPair(pairs[m2 + l])));
-                    q3 = q3.add(q.mul(xPair(pairs[m3 + l])));
+                long group = o + QS + (long) g * GROUP_BYTES;
+                for (int t = 0; t < 2; t++) {
+                    ShortVector wv = ShortVector.fromMemorySegment(S32, w, group + WORDS * t, LE);
+                    ShortVector bv = (ShortVector) ByteVector.fromMemorySegment(B32, w, group + BYTES + 32L * t, LE)
+                            .convertShape(VectorOperators.B2S, S32, 0);
+                    for (int s = 0; s < 4; s++) {
+                        ShortVector v = s == 0 ? wv.lanewise(ASHR, 10)
+                                : s == 1 ? wv.lanewise(LSHL, 6).lanewise(ASHR, 10)
+                                : s == 2 ? bv.lanewise(LSHL, 14).lanewise(ASHR, 10).or(wv.and((short) 15))
+                                : bv.lanewise(ASHR, 2);
+                        int l = 4 * t + s;
+                        q0 = q0.add(v.mul(IntVector.broadcast(I512, pairs[m0 + l]).reinterpretAsShorts()));
+                        q1 = q1.add(v.mul(IntVector.broadcast(I512, pairs[m1 + l]).reinterpretAsShorts()));
+                        q2 = q2.add(v.mul(IntVector.broadcast(I512, pairs[m2 + l]).reinterpretAsShorts()));
+                        q3 = q3.add(v.mul(IntVector.broadcast(I512, pairs[m3 + l]).reinterpretAsShorts()));
+                    }
                 }
-                FloatVector s0 = rowSums(q0), s1 = rowSums(q1), s2 = rowSums(q2), s3 = rowSums(q3);
                 // dot's order: the two groups of an x block as sum * (d * scale), then times the x scale into the sum.
+                // Row sums (lanes 2i and 2i + 1 added) spelled out per token.
                 FloatVector sc = FloatVector.fromArray(F, scales, 16 * g);
+                IntVector i0 = q0.reinterpretAsInts(), i1 = q1.reinterpretAsInts(), i2 = q2.reinterpretAsInts(), i3 = q3.reinterpretAsInts();
+                FloatVector s0 = (FloatVector) i0.lanewise(LSHL, 16).lanewise(ASHR, 16).add(i0.lanewise(ASHR, 16)).convert(I2F, 0);
+                FloatVector s1 = (FloatVector) i1.lanewise(LSHL, 16).lanewise(ASHR, 16).add(i1.lanewise(ASHR, 16)).convert(I2F, 0);
+                FloatVector s2 = (FloatVector) i2.lanewise(LSHL, 16).lanewise(ASHR, 16).add(i2.lanewise(ASHR, 16)).convert(I2F, 0);
+                FloatVector s3 = (FloatVector) i3.lanewise(LSHL, 16).lanewise(ASHR, 16).add(i3.lanewise(ASHR, 16)).convert(I2F, 0);
                 if ((g & 1) == 0) {
                     p0 = s0.mul(sc); p1 = s1.mul(sc); p2 = s2.mul(sc); p3 = s3.mul(sc);
                 } else {
@@ -222,7 +280,7 @@ public final class Q6KPanels implements PanelKernel {
             long o = panelOffset + (long) (kb / BLOCK) * PANEL_BLOCK_BYTES;
             float d = w.get(F32, o + D + 4L * i);
             for (int k = 0; k < BLOCK; k++)
-                out[outOffset + kb + k] = d * w.get(U8, o + SCALES + (k / 16) * ROWS + i) * w.get(U8, o + at(k, i));
+                out[outOffset + kb + k] = d * w.get(U8, o + SCALES + (k / 16) * ROWS + i) * value(w, o, k, i);
         }
     }
 }

@@ -41,8 +41,8 @@ class PanelKernelTest {
                 for (int h : halves)
                     data.set(ValueLayout.JAVA_SHORT_UNALIGNED, o + h, Float.floatToFloat16((float) random.nextGaussian() * 0.05f));
             MemorySegment panels = panelKernel.repack(data, rows, cols, arena);
-            // Panels keep the GGUF size, except the K-quants': Q6_K's values are widened to a byte each, Q4_K's headers
-            // to floats and bytes.
+            // Panels keep the GGUF size, except the K-quants': their block headers are widened (d to floats, Q4_K's 6-bit
+            // scales and mins to bytes).
             boolean kQuant = type == TensorType.Q6_K || type == TensorType.Q4_K;
             assertEquals(kQuant ? rows / 16 * panelBytes : data.byteSize(), panels.byteSize());
             float[] x = new float[3 * cols];
