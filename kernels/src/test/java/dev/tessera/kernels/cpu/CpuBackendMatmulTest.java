@@ -79,14 +79,15 @@ class CpuBackendMatmulTest {
     }
 
     /**
-     * Q4_0's integer GEMM (more than SMALL_BATCH tokens) gives each token the bits of its one-token dot, for row blocks
+     * The integer GEMMs of Q4_0, Q4_K and Q6_K (more than SMALL_BATCH tokens) give each token the bits of its one-token dot, for row blocks
      * of three panels and the one- or two-panel remainder (208 = 4 * 48 + 16 rows, 224 = 4 * 48 + 32), over several K
      * chunks (cols 768) and token groups with a short last one.
      */
     @ParameterizedTest
-    @CsvSource({"208, 512, 17", "224, 768, 37", "96, 256, 20"})
-    void q4_0PrefillRowsEqualTheirOneTokenDots(int rows, int cols, int numTokens) {
-        assertBatchedRowsEqualAlone(TensorType.Q4_0, rows, cols, numTokens, new Random(rows + numTokens));
+    @CsvSource({"Q4_0, 208, 512, 17", "Q4_0, 224, 768, 37", "Q4_0, 96, 256, 20", "Q4_K, 208, 512, 17", "Q4_K, 224, 768, 37", "Q4_K, 96, 256, 20",
+            "Q6_K, 208, 512, 17", "Q6_K, 224, 768, 37", "Q6_K, 96, 256, 20"})
+    void integerPrefillRowsEqualTheirOneTokenDots(TensorType type, int rows, int cols, int numTokens) {
+        assertBatchedRowsEqualAlone(type, rows, cols, numTokens, new Random(rows + numTokens));
     }
 
     /** Each token's row of a numTokens-token matmul is, bit for bit, the row of that token alone. */

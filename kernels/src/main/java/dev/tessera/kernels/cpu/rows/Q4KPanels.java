@@ -44,7 +44,7 @@ public final class Q4KPanels implements PanelKernel {
     static final PanelKernel INSTANCE = new Q4KPanels();
     static final int BLOCK = 256;
     static final int BLOCK_BYTES = 144;  // in the GGUF file
-    private static final int D = 0, DMIN = 4 * ROWS, SC = 8 * ROWS, MN = SC + 8 * ROWS, QS = MN + 8 * ROWS;
+    static final int D = 0, DMIN = 4 * ROWS, SC = 8 * ROWS, MN = SC + 8 * ROWS, QS = MN + 8 * ROWS;
     static final int PANEL_BLOCK_BYTES = QS + 128 * ROWS;
     private static final VectorSpecies<Byte> B16 = ByteVector.SPECIES_128, B32 = ByteVector.SPECIES_256;
     private static final VectorSpecies<Short> S32 = ShortVector.SPECIES_512;
@@ -87,6 +87,17 @@ public final class Q4KPanels implements PanelKernel {
                 }
                 PanelRepack.pairSlices(src, s, rowBytes, 16, 64, dst, d + QS, x);  // qs: bytes 16..143 of each row
             }
+    }
+
+    @Override
+    public boolean hasIntegerGemm() {
+        return true;
+    }
+
+    @Override
+    public void gemm(MemorySegment w, long panelBytes, int r0, int rows, int cols, ActivationBlocks xBlocks, int numTokens, float[] out,
+                     int outWidth, MemorySegment pack) {
+        Q4KGemm.multiply(w, panelBytes, r0, rows, cols, xBlocks, numTokens, out, outWidth, pack);
     }
 
     /** Pair slice m of the block at {@code o}, zero-extended: lane 2i + p is qs byte 2(m % 16) + p of row i's sub-block pair m / 16. */

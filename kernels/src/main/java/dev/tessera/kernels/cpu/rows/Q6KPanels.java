@@ -50,7 +50,7 @@ import static jdk.incubator.vector.VectorOperators.LSHL;
 public final class Q6KPanels implements PanelKernel {
     static final PanelKernel INSTANCE = new Q6KPanels();
     static final int BLOCK = 256;
-    private static final int SCALES = 0, D = 256, QS = 320, GROUP_BYTES = 192, WORDS = 64, BYTES = 128;
+    static final int SCALES = 0, D = 256, QS = 320, GROUP_BYTES = 192, WORDS = 64, BYTES = 128;
     static final int PANEL_BLOCK_BYTES = QS + 16 * GROUP_BYTES;
     private static final VectorSpecies<Byte> B16 = ByteVector.SPECIES_128, B32 = ByteVector.SPECIES_256;
     private static final VectorSpecies<Short> S32 = ShortVector.SPECIES_512;
@@ -115,6 +115,17 @@ public final class Q6KPanels implements PanelKernel {
                 }
                 MemorySegment.copy(block, 0, dst, ValueLayout.JAVA_BYTE, ((long) p * numBlocks + b) * PANEL_BLOCK_BYTES, PANEL_BLOCK_BYTES);
             }
+    }
+
+    @Override
+    public boolean hasIntegerGemm() {
+        return true;
+    }
+
+    @Override
+    public void gemm(MemorySegment w, long panelBytes, int r0, int rows, int cols, ActivationBlocks xBlocks, int numTokens, float[] out,
+                     int outWidth, MemorySegment pack) {
+        Q6KGemm.multiply(w, panelBytes, r0, rows, cols, xBlocks, numTokens, out, outWidth, pack);
     }
 
     /** q - 32 of row i, column k (0..255) of the panel block at {@code o}. */
