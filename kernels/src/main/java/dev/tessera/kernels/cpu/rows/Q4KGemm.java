@@ -30,9 +30,10 @@ import static jdk.incubator.vector.VectorOperators.LSHL;
  * The pack (from the caller, at least {@link #PACK_BYTES}): pair vector (c, v) at {@code 64 (3c + v)}, then d*sc of
  * sub-block j and panel v at {@code SCALES + 64 (3j + v)}, dmin*m at {@code MINS + 64 (3j + v)}.
  */
-final class Q4KGemm {
+final class Q4KGemm implements IntegerGemm.Kernel {
+    static final Q4KGemm INSTANCE = new Q4KGemm();
     private static final int BLOCK = Q4KPanels.BLOCK;
-    private static final int VECTORS = 3;
+    private static final int VECTORS = IntegerGemm.VECTORS;
     private static final long SCALES = 64L * VECTORS * (BLOCK / 2), MINS = SCALES + 64L * VECTORS * 8;
     static final long PACK_BYTES = MINS + 64L * VECTORS * 8;
     private static final VectorSpecies<Byte> B16 = ByteVector.SPECIES_128, B32 = ByteVector.SPECIES_256;
@@ -41,31 +42,20 @@ final class Q4KGemm {
 
     private Q4KGemm() {}
 
-    /**
-     * out[t * outWidth + r0 + i] = W[r0 + i] · x[t] for rows [r0, r0 + rows) (whole panels) and every token, x as the
-     * int8 blocks of {@code xBlocks}.
-     */
-    static void multiply(MemorySegment w, long panelBytes, int r0, int rows, int cols, ActivationBlocks xBlocks, int numTokens,
-                         float[] out, int outWidth, MemorySegment pack) {
-        if (pack.byteSize() < PACK_BYTES) throw new IllegalArgumentException("pack of " + pack.byteSize() + " bytes, need " + PACK_BYTES);
-        for (int r = r0; r < r0 + rows; r += Q4_0Gemm.ROWS) {
-            int vectors = Math.min(VECTORS, (r0 + rows - r) / PanelKernel.ROWS);
-            for (int k0 = 0; k0 < cols; k0 += BLOCK) {
-                for (int v = 0; v < VECTORS; v++) {
-                    if (v < vectors) unpack(w, (long) (r / PanelKernel.ROWS + v) * panelBytes + (long) (k0 / BLOCK) * Q4KPanels.PANEL_BLOCK_BYTES, pack, v);
-                    else clear(pack, v);
-                }
-                for (int t = 0; t < numTokens; t += 4) {
-                    int n = Math.min(4, numTokens - t), x0 = t * cols, x1 = (t + Math.min(1, n - 1)) * cols;
-                    int x2 = (t + Math.min(2, n - 1)) * cols, x3 = (t + n - 1) * cols;
-                    block(pack, k0, xBlocks, x0, x1, x2, x3, n, vectors, out, t * outWidth + r, outWidth);
-                }
-            }
-        }
+    @Override
+    public int kChunk() {
+        return BLOCK;
+    }
+
+    @Override
+    public long packBytes() {
+        return PACK_BYTES;
     }
 
     /** Pair vectors, d*sc and dmin*m of the panel block at {@code o} into slot v of the pack, as Q4KPanels.decodeScales makes them. */
-    private static void unpack(MemorySegment w, long o, MemorySegment pack, int v) {
+    @Override
+    public void unpack(MemorySegment w, long panelOffset, int k0, int kn, MemorySegment pack, int v) {
+        long o = panelOffset + (long) (k0 / BLOCK) * Q4KPanels.PANEL_BLOCK_BYTES;
         FloatVector d = FloatVector.fromMemorySegment(F, w, o + Q4KPanels.D, LE), dmin = FloatVector.fromMemorySegment(F, w, o + Q4KPanels.DMIN, LE);
         for (int j = 0; j < 8; j++) {
             long sub = 64L * (VECTORS * j + v);
@@ -84,8 +74,8 @@ final class Q4KGemm {
         }
     }
 
-    /** Zeros slot v (fewer than three panels left): its sums are then 0 and never written out. */
-    private static void clear(MemorySegment pack, int v) {
+    @Override
+    public void clear(MemorySegment pack, int kn, int v) {
         ShortVector zero = ShortVector.zero(S32);
         for (int c = 0; c < BLOCK / 2; c++) zero.intoMemorySegment(pack, 64L * (VECTORS * c + v), NATIVE);
         for (int j = 0; j < 8; j++) {
@@ -99,8 +89,9 @@ final class Q4KGemm {
      * twelve 16-bit and twelve float accumulators, three weight vectors and a broadcast, as in Q4_0Gemm. Written without
      * helper methods: C2 counts nodes as it parses, and a helper it then declines to inline boxes its vectors.
      */
-    private static void block(MemorySegment pack, int k0, ActivationBlocks xBlocks, int x0, int x1, int x2, int x3, int n, int vectors,
-                              float[] out, int o0, int outWidth) {
+    @Override
+    public void chunk(MemorySegment pack, int kn, int k0, ActivationBlocks xBlocks, int x0, int x1, int x2, int x3, int n, int vectors,
+                      float[] out, int o0, int outWidth) {
         int[] pairs = xBlocks.pairs();
         float[] xScales = xBlocks.scales(), sums = xBlocks.int8Sums();
         int o1 = o0 + Math.min(1, n - 1) * outWidth, o2 = o0 + Math.min(2, n - 1) * outWidth, o3 = o0 + (n - 1) * outWidth;

@@ -97,7 +97,7 @@ public final class Q4KPanels implements PanelKernel {
     @Override
     public void gemm(MemorySegment w, long panelBytes, int r0, int rows, int cols, ActivationBlocks xBlocks, int numTokens, float[] out,
                      int outWidth, MemorySegment pack) {
-        Q4KGemm.multiply(w, panelBytes, r0, rows, cols, xBlocks, numTokens, out, outWidth, pack);
+        IntegerGemm.multiply(Q4KGemm.INSTANCE, w, panelBytes, r0, rows, cols, xBlocks, numTokens, out, outWidth, pack);
     }
 
     /** Pair slice m of the block at {@code o}, zero-extended: lane 2i + p is qs byte 2(m % 16) + p of row i's sub-block pair m / 16. */

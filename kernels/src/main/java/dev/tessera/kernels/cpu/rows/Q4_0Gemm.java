@@ -35,11 +35,10 @@ import static jdk.incubator.vector.VectorOperators.LSHL;
  * The pack (from the caller, at least {@link #PACK_BYTES}): pair vector (c, v) at {@code 64 (3c + v)}, then the 16
  * rows' d of block b and panel v at {@code SCALES + 64 (3b + v)}.
  */
-final class Q4_0Gemm {
+final class Q4_0Gemm implements IntegerGemm.Kernel {
+    static final Q4_0Gemm INSTANCE = new Q4_0Gemm();
     static final int K_CHUNK = 256;
-    /** Rows per chunk pass: three panels. */
-    static final int ROWS = 3 * PanelKernel.ROWS;
-    private static final int VECTORS = 3;
+    private static final int VECTORS = IntegerGemm.VECTORS;
     private static final long SCALES = 64L * VECTORS * (K_CHUNK / 2);
     static final long PACK_BYTES = SCALES + 64L * VECTORS * (K_CHUNK / 32);
     private static final VectorSpecies<Byte> B32 = ByteVector.SPECIES_256;
@@ -48,32 +47,19 @@ final class Q4_0Gemm {
 
     private Q4_0Gemm() {}
 
-    /**
-     * out[t * outWidth + r0 + i] = W[r0 + i] · x[t] for rows [r0, r0 + rows) (whole panels) and every token, x as the
-     * int8 blocks of {@code xBlocks}.
-     */
-    static void multiply(MemorySegment w, long panelBytes, int r0, int rows, int cols, ActivationBlocks xBlocks, int numTokens,
-                         float[] out, int outWidth, MemorySegment pack) {
-        if (pack.byteSize() < PACK_BYTES) throw new IllegalArgumentException("pack of " + pack.byteSize() + " bytes, need " + PACK_BYTES);
-        for (int r = r0; r < r0 + rows; r += ROWS) {
-            int vectors = Math.min(VECTORS, (r0 + rows - r) / PanelKernel.ROWS);
-            for (int k0 = 0; k0 < cols; k0 += K_CHUNK) {
-                int kn = Math.min(K_CHUNK, cols - k0);
-                for (int v = 0; v < VECTORS; v++) {
-                    if (v < vectors) unpack(w, (long) (r / PanelKernel.ROWS + v) * panelBytes, k0, kn, pack, v);
-                    else clear(pack, kn, v);
-                }
-                for (int t = 0; t < numTokens; t += 4) {
-                    int n = Math.min(4, numTokens - t), x0 = t * cols, x1 = (t + Math.min(1, n - 1)) * cols;
-                    int x2 = (t + Math.min(2, n - 1)) * cols, x3 = (t + n - 1) * cols;
-                    chunk(pack, kn, k0, xBlocks, x0, x1, x2, x3, n, vectors, out, t * outWidth + r, outWidth);
-                }
-            }
-        }
+    @Override
+    public int kChunk() {
+        return K_CHUNK;
+    }
+
+    @Override
+    public long packBytes() {
+        return PACK_BYTES;
     }
 
     /** Pair vectors and scales of one panel's columns [k0, k0 + kn) into slot v of the pack. */
-    private static void unpack(MemorySegment w, long panelOffset, int k0, int kn, MemorySegment pack, int v) {
+    @Override
+    public void unpack(MemorySegment w, long panelOffset, int k0, int kn, MemorySegment pack, int v) {
         long o = panelOffset + (long) (k0 / 32) * Q4_0Panels.PANEL_BLOCK_BYTES;
         for (int b = 0; b < kn / 32; b++, o += Q4_0Panels.PANEL_BLOCK_BYTES) {
             VectorLanes.halfToFloat(ShortVector.fromMemorySegment(S16, w, o, LE)).intoMemorySegment(pack, SCALES + 64L * (VECTORS * b + v), NATIVE);
@@ -88,8 +74,8 @@ final class Q4_0Gemm {
         }
     }
 
-    /** Zeros slot v (fewer than three panels left): its sums are then 0 and never written out. */
-    private static void clear(MemorySegment pack, int kn, int v) {
+    @Override
+    public void clear(MemorySegment pack, int kn, int v) {
         ShortVector zero = ShortVector.zero(S32);
         for (int c = 0; c < kn / 2; c++) zero.intoMemorySegment(pack, 64L * (VECTORS * c + v), NATIVE);
         for (int b = 0; b < kn / 32; b++) FloatVector.zero(F).intoMemorySegment(pack, SCALES + 64L * (VECTORS * b + v), NATIVE);
@@ -101,8 +87,9 @@ final class Q4_0Gemm {
      * panels: 114-119 GMAC/s for the whole matmul, three: 120-123). Written without helper methods: C2 counts nodes as it
      * parses, and a helper it then declines to inline boxes its vectors.
      */
-    private static void chunk(MemorySegment pack, int kn, int k0, ActivationBlocks xBlocks, int x0, int x1, int x2, int x3, int n, int vectors,
-                              float[] out, int o0, int outWidth) {
+    @Override
+    public void chunk(MemorySegment pack, int kn, int k0, ActivationBlocks xBlocks, int x0, int x1, int x2, int x3, int n, int vectors,
+                      float[] out, int o0, int outWidth) {
         int[] pairs = xBlocks.pairs();
         float[] xScales = xBlocks.scales();
         int o1 = o0 + Math.min(1, n - 1) * outWidth, o2 = o0 + Math.min(2, n - 1) * outWidth, o3 = o0 + (n - 1) * outWidth;

@@ -29,9 +29,10 @@ import static jdk.incubator.vector.VectorOperators.LSHL;
  * The pack (from the caller, at least {@link #PACK_BYTES}): pair vector (c, v) at {@code 64 (3c + v)}, then d * scale
  * of group g and panel v at {@code SCALES + 64 (3g + v)}.
  */
-final class Q6KGemm {
+final class Q6KGemm implements IntegerGemm.Kernel {
+    static final Q6KGemm INSTANCE = new Q6KGemm();
     private static final int BLOCK = Q6KPanels.BLOCK;
-    private static final int VECTORS = 3;
+    private static final int VECTORS = IntegerGemm.VECTORS;
     private static final long SCALES = 64L * VECTORS * (BLOCK / 2);
     static final long PACK_BYTES = SCALES + 64L * VECTORS * 16;
     private static final VectorSpecies<Byte> B16 = ByteVector.SPECIES_128, B32 = ByteVector.SPECIES_256;
@@ -40,31 +41,20 @@ final class Q6KGemm {
 
     private Q6KGemm() {}
 
-    /**
-     * out[t * outWidth + r0 + i] = W[r0 + i] · x[t] for rows [r0, r0 + rows) (whole panels) and every token, x as the
-     * int8 blocks of {@code xBlocks}.
-     */
-    static void multiply(MemorySegment w, long panelBytes, int r0, int rows, int cols, ActivationBlocks xBlocks, int numTokens,
-                         float[] out, int outWidth, MemorySegment pack) {
-        if (pack.byteSize() < PACK_BYTES) throw new IllegalArgumentException("pack of " + pack.byteSize() + " bytes, need " + PACK_BYTES);
-        for (int r = r0; r < r0 + rows; r += VECTORS * PanelKernel.ROWS) {
-            int vectors = Math.min(VECTORS, (r0 + rows - r) / PanelKernel.ROWS);
-            for (int k0 = 0; k0 < cols; k0 += BLOCK) {
-                for (int v = 0; v < VECTORS; v++) {
-                    if (v < vectors) unpack(w, (long) (r / PanelKernel.ROWS + v) * panelBytes + (long) (k0 / BLOCK) * Q6KPanels.PANEL_BLOCK_BYTES, pack, v);
-                    else clear(pack, v);
-                }
-                for (int t = 0; t < numTokens; t += 4) {
-                    int n = Math.min(4, numTokens - t), x0 = t * cols, x1 = (t + Math.min(1, n - 1)) * cols;
-                    int x2 = (t + Math.min(2, n - 1)) * cols, x3 = (t + n - 1) * cols;
-                    block(pack, k0, xBlocks, x0, x1, x2, x3, n, vectors, out, t * outWidth + r, outWidth);
-                }
-            }
-        }
+    @Override
+    public int kChunk() {
+        return BLOCK;
+    }
+
+    @Override
+    public long packBytes() {
+        return PACK_BYTES;
     }
 
     /** Pair vectors and d * scale of the panel block at {@code o} into slot v of the pack, decoded as Q6KPanels.dot decodes them. */
-    private static void unpack(MemorySegment w, long o, MemorySegment pack, int v) {
+    @Override
+    public void unpack(MemorySegment w, long panelOffset, int k0, int kn, MemorySegment pack, int v) {
+        long o = panelOffset + (long) (k0 / BLOCK) * Q6KPanels.PANEL_BLOCK_BYTES;
         FloatVector d = FloatVector.fromMemorySegment(F, w, o + Q6KPanels.D, LE);
         for (int g = 0; g < 16; g++) {
             d.mul((FloatVector) ByteVector.fromMemorySegment(B16, w, o + Q6KPanels.SCALES + (long) g * PanelKernel.ROWS, LE)
@@ -84,8 +74,8 @@ final class Q6KGemm {
         }
     }
 
-    /** Zeros slot v (fewer than three panels left): its sums are then 0 and never written out. */
-    private static void clear(MemorySegment pack, int v) {
+    @Override
+    public void clear(MemorySegment pack, int kn, int v) {
         ShortVector zero = ShortVector.zero(S32);
         for (int c = 0; c < BLOCK / 2; c++) zero.intoMemorySegment(pack, 64L * (VECTORS * c + v), NATIVE);
         for (int g = 0; g < 16; g++) FloatVector.zero(F).intoMemorySegment(pack, SCALES + 64L * (VECTORS * g + v), NATIVE);
@@ -96,8 +86,9 @@ final class Q6KGemm {
      * Written without helper methods: C2 counts nodes as it parses, and a helper it then declines to inline boxes its
      * vectors.
      */
-    private static void block(MemorySegment pack, int k0, ActivationBlocks xBlocks, int x0, int x1, int x2, int x3, int n, int vectors,
-                              float[] out, int o0, int outWidth) {
+    @Override
+    public void chunk(MemorySegment pack, int kn, int k0, ActivationBlocks xBlocks, int x0, int x1, int x2, int x3, int n, int vectors,
+                      float[] out, int o0, int outWidth) {
         int[] pairs = xBlocks.pairs();
         float[] xScales = xBlocks.scales();
         int o1 = o0 + Math.min(1, n - 1) * outWidth, o2 = o0 + Math.min(2, n - 1) * outWidth, o3 = o0 + (n - 1) * outWidth;

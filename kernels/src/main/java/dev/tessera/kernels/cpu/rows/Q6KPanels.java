@@ -125,7 +125,7 @@ public final class Q6KPanels implements PanelKernel {
     @Override
     public void gemm(MemorySegment w, long panelBytes, int r0, int rows, int cols, ActivationBlocks xBlocks, int numTokens, float[] out,
                      int outWidth, MemorySegment pack) {
-        Q6KGemm.multiply(w, panelBytes, r0, rows, cols, xBlocks, numTokens, out, outWidth, pack);
+        IntegerGemm.multiply(Q6KGemm.INSTANCE, w, panelBytes, r0, rows, cols, xBlocks, numTokens, out, outWidth, pack);
     }
 
     /** q - 32 of row i, column k (0..255) of the panel block at {@code o}. */
