@@ -30,15 +30,17 @@ import static jdk.incubator.vector.VectorOperators.LSHL;
  * of its 64 words (bits 10-15: s = 0, 4-9: s = 1, 0-3: the low 4 bits of s = 2) and a byte at lane 2i + p of its 32
  * bytes (bits 2-7: s = 3, bits 0-1: the top 2 bits of s = 2). A group is its two quads' words, then their bytes.
  * <p>
+ * A decode streams every weight from memory once per token, and on a Zen 4 host a two-thread decode is bound by the
+ * bytes it reads: Q6_K matrices widened to one byte per value (1.08 bytes per value with the scales) streamed at 26-28
+ * GMAC/s, these at 32-37 (2048×8192 and 32000×2048), at the same GB/s.
+ * <p>
  * Each value is stored as q ^ 32, which read as a signed 6-bit number is q - 32. The fields that carry a sign sit at
  * the top of their word or (sign-extended) byte, so an arithmetic right shift alone gives s = 0 and s = 3 in 16-bit
  * lanes, a left and a right shift s = 1, and s = 2 is its top bits shifted into place or-ed with its low 4: eight
- * operations per 128 values, as many as widening the bytes of a byte-per-value layout. A first version kept s = 0 in
- * the low bits and needed twelve; on a Zen 4 host it then ran below memory speed (23-28 against 26-31 GMAC/s for the
- * byte per value, two threads, streamed). A decode streams every weight from memory once per token, and Q6_K
- * matrices took 31% of a Q4_K_M decode step's matmul time for a fifth of its multiply-adds when each value was
- * widened to a byte (1.08 bytes per value). A first compact layout (Q4_K's pair slices for the low 4 bits, a plane of
- * 2-bit fields) needed 17 vector operations per 64 multiply-adds and was dropped (docs/BENCHMARKS-NATIVE.md).
+ * operations per 128 values, where the byte per value needed four widenings. Two earlier compact layouts did more
+ * work per value and ran below memory speed (docs/BENCHMARKS-NATIVE.md): Q4_K's pair slices for the low 4 bits with a
+ * plane of 2-bit fields (17 vector operations per 64 multiply-adds), and this one with s = 0 in the low bits (12
+ * decode operations per 128 values).
  * <p>
  * The dots take x rounded to int8 ({@link #needsInt8}, as llama.cpp's q8_K activations). A decoded quad is four
  * vectors of 32 short lanes (row i, column parity p), each multiplied by a broadcast int holding two columns' int8 x,
