@@ -39,7 +39,7 @@ import static jdk.incubator.vector.VectorOperators.LSHL;
  * lanes, a left and a right shift s = 1, and s = 2 is its top bits shifted into place or-ed with its low 4: eight
  * operations per 128 values, where the byte per value needed four widenings. Two earlier compact layouts did more
  * work per value and ran below memory speed (docs/BENCHMARKS-NATIVE.md): Q4_K's pair slices for the low 4 bits with a
- * plane of 2-bit fields (17 vector operations per 64 multiply-adds), and this one with s = 0 in the low bits (12
+ * plane of 2-bit fields (17 vector operations per 64 multiply-adds), and this one with s = 0 in the low bits (10
  * decode operations per 128 values).
  * <p>
  * The dots take x rounded to int8 ({@link #needsInt8}, as llama.cpp's q8_K activations). A decoded quad is four
