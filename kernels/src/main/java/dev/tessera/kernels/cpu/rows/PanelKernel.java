@@ -13,7 +13,7 @@ import java.lang.foreign.MemorySegment;
  * <p>
  * Panels exist only where a float vector has 16 lanes (AVX-512) and the row count is a multiple of 16. The K-quants
  * keep their values' bytes transposed the same way, with their headers decoded at load where decoding them per block
- * and panel cost the dot its speed (Q4_K's d/dmin as floats and 6-bit scales as bytes; Q6_K's values widened).
+ * and panel cost the dot its speed (Q4_K's d/dmin as floats and 6-bit scales as bytes; Q6_K's d as floats).
  */
 public interface PanelKernel {
     int ROWS = 16;
@@ -40,11 +40,16 @@ public interface PanelKernel {
     }
 
     /**
-     * Whether many tokens (prefill) go through {@link #gemm}, in integer lanes on the int8 x, instead of {@link #unpack}
-     * and the float GEMM.
+     * The integer GEMM that many tokens (prefill) go through, in 16-bit lanes on the int8 x, instead of {@link #unpack}
+     * and the float GEMM; null where there is none.
      */
+    default IntegerGemm.Kernel integerGemm() {
+        return null;
+    }
+
+    /** Whether many tokens go through {@link #gemm}. */
     default boolean hasIntegerGemm() {
-        return false;
+        return integerGemm() != null;
     }
 
     /**
@@ -54,7 +59,8 @@ public interface PanelKernel {
      */
     default void gemm(MemorySegment w, long panelBytes, int r0, int rows, int cols, ActivationBlocks xBlocks, int numTokens, float[] out,
                       int outWidth, MemorySegment pack) {
-        throw new UnsupportedOperationException("no integer GEMM for " + getClass().getSimpleName());
+        if (integerGemm() == null) throw new UnsupportedOperationException("no integer GEMM for " + getClass().getSimpleName());
+        IntegerGemm.multiply(integerGemm(), w, panelBytes, r0, rows, cols, xBlocks, numTokens, out, outWidth, pack);
     }
 
     /** Bytes of one panel: all its blocks. */

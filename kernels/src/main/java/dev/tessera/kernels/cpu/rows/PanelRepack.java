@@ -6,13 +6,14 @@ import java.util.stream.IntStream;
 
 import static dev.tessera.kernels.cpu.rows.VectorLanes.I16;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.I64;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.U8;
 
 /**
- * Shared steps of the {@link PanelKernel} repacks: a parallel panel copy; column slices (per 16-row panel and 32-value
- * block, the 16 f16 scales, then one 16-byte slice per quant byte j holding byte j of rows 0..15, eight rows by eight
- * bytes transposed at a time in eight longs); and pair slices (four rows by four byte pairs at a time in four longs).
- * Moving longs instead of bytes matters: a byte-at-a-time loop measured 200-260 MB/s here, several seconds for a 1B
- * model.
+ * Repacks a row-major tensor of 32-value blocks (f16 scale, then {@code blockBytes - 2} quant bytes) into the
+ * {@link PanelKernel} layout: per 16-row panel and block, the 16 scales, then one 16-byte slice per quant byte j
+ * holding byte j of rows 0..15. Eight rows by eight bytes are transposed at a time in eight longs (three rounds of
+ * masked swaps), so a load moves 64 bytes with 16 long reads and writes instead of 128 byte ones; a byte-at-a-time
+ * loop measured 200-260 MB/s here, several seconds for a 1B model.
  */
 final class PanelRepack {
     private static final int ROWS = PanelKernel.ROWS;
@@ -62,24 +63,6 @@ final class PanelRepack {
                     }
             }
         }
-    }
-
-    /**
-     * Panels of a tensor of 32-value blocks of {@code blockBytes}, an f16 scale then the quant bytes (Q4_0, Q8_0): per
-     * 16-row panel and block, the 16 scales, then the quant bytes as pair slices ({@link #pairSlices}).
-     */
-    static MemorySegment scalesAndPairSlices(MemorySegment src, int rows, int cols, int blockBytes, Arena arena) {
-        int numBlocks = cols / 32, numPairs = (blockBytes - 2) / 2, panelBlockBytes = ROWS * blockBytes;
-        long rowBytes = (long) numBlocks * blockBytes;
-        return inChunks(src, rows, (long) numBlocks * panelBlockBytes, arena, (dst, p0, p1) -> {
-            long[] x = new long[4];
-            for (int p = p0; p < p1; p++)
-                for (int b = 0; b < numBlocks; b++) {
-                    long s = (long) p * ROWS * rowBytes + (long) b * blockBytes, d = ((long) p * numBlocks + b) * panelBlockBytes;
-                    for (int i = 0; i < ROWS; i++) dst.set(I16, d + 2 * i, src.get(I16, s + i * rowBytes));
-                    pairSlices(src, s, rowBytes, 2, numPairs, dst, d + 2 * ROWS, x);
-                }
-        });
     }
 
     /**

@@ -90,14 +90,8 @@ public final class Q4KPanels implements PanelKernel {
     }
 
     @Override
-    public boolean hasIntegerGemm() {
-        return true;
-    }
-
-    @Override
-    public void gemm(MemorySegment w, long panelBytes, int r0, int rows, int cols, ActivationBlocks xBlocks, int numTokens, float[] out,
-                     int outWidth, MemorySegment pack) {
-        IntegerGemm.multiply(Q4KGemm.INSTANCE, w, panelBytes, r0, rows, cols, xBlocks, numTokens, out, outWidth, pack);
+    public IntegerGemm.Kernel integerGemm() {
+        return Q4KGemm.INSTANCE;
     }
 
     /** Pair slice m of the block at {@code o}, zero-extended: lane 2i + p is qs byte 2(m % 16) + p of row i's sub-block pair m / 16. */

@@ -120,14 +120,8 @@ public final class Q6KPanels implements PanelKernel {
     }
 
     @Override
-    public boolean hasIntegerGemm() {
-        return true;
-    }
-
-    @Override
-    public void gemm(MemorySegment w, long panelBytes, int r0, int rows, int cols, ActivationBlocks xBlocks, int numTokens, float[] out,
-                     int outWidth, MemorySegment pack) {
-        IntegerGemm.multiply(Q6KGemm.INSTANCE, w, panelBytes, r0, rows, cols, xBlocks, numTokens, out, outWidth, pack);
+    public IntegerGemm.Kernel integerGemm() {
+        return Q6KGemm.INSTANCE;
     }
 
     /** q - 32 of row i, column k (0..255) of the panel block at {@code o}. */
