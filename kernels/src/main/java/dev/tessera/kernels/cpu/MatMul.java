@@ -100,14 +100,17 @@ final class MatMul {
         PanelKernel kernel = w.panelKernel();
         long panelBytes = kernel.panelBytes(cols);
         boolean integerGemm = numTokens > SMALL_BATCH && kernel.hasIntegerGemm();
-        ActivationBlocks xBlocks = (numTokens <= SMALL_BATCH || integerGemm) && kernel.needsInt8() ? activationBlocks.compute(x, numTokens, cols) : null;
+        // An int8 kernel without an integer GEMM takes its batched dots for any number of tokens: a float GEMM would give a
+        // prompt's tokens other bits than the same tokens get in a decode step.
+        boolean dots = numTokens <= SMALL_BATCH || kernel.needsInt8() && !kernel.hasIntegerGemm();
+        ActivationBlocks xBlocks = (dots || integerGemm) && kernel.needsInt8() ? activationBlocks.compute(x, numTokens, cols) : null;
         if (numTokens == 1) {
             pool.parallelFor(w.rows(), step, (long) w.rows() * cols, (thread, start, end) -> {
                 for (int r = start; r < end; r += step) kernel.dot(panels, (r / step) * panelBytes, cols, x, 0, xBlocks, out, r);
             });
             return;
         }
-        if (numTokens <= SMALL_BATCH) {
+        if (dots) {
             pool.parallelFor(w.rows(), step, (long) w.rows() * cols * numTokens, (thread, start, end) -> {
                 for (int r = start; r < end; r += step)
                     smallBatch(kernel, panels, (r / step) * panelBytes, cols, x, xBlocks, numTokens, out, r, outWidth, thread);

@@ -25,6 +25,7 @@ public interface PanelKernel {
             case Q4_0 -> Q4_0Panels.INSTANCE;
             case Q8_0 -> Q8_0Panels.INSTANCE;
             case Q4_K -> Q4KPanels.INSTANCE;
+            case Q5_K -> Q5KPanels.INSTANCE;
             case Q6_K -> Q6KPanels.INSTANCE;
             default -> null;
         };

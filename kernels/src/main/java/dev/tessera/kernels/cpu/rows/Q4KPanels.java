@@ -76,17 +76,22 @@ public final class Q4KPanels implements PanelKernel {
         for (int p = p0; p < p1; p++)
             for (int b = 0; b < numBlocks; b++) {
                 long s = (long) p * ROWS * rowBytes + (long) b * BLOCK_BYTES, d = ((long) p * numBlocks + b) * PANEL_BLOCK_BYTES;
-                for (int i = 0; i < ROWS; i++) {
-                    long r = s + i * rowBytes;
-                    dst.set(F32, d + D + 4L * i, Float.float16ToFloat(src.get(I16, r)));
-                    dst.set(F32, d + DMIN + 4L * i, Float.float16ToFloat(src.get(I16, r + 2)));
-                    for (int j = 0; j < 8; j++) {
-                        dst.set(U8, d + SC + j * ROWS + i, (byte) Q4KRows.scale(src, r + 4, j));
-                        dst.set(U8, d + MN + j * ROWS + i, (byte) Q4KRows.min(src, r + 4, j));
-                    }
-                }
+                for (int i = 0; i < ROWS; i++) repackHeader(src, s + i * rowBytes, dst, d, i);
                 PanelRepack.pairSlices(src, s, rowBytes, 16, 64, dst, d + QS, x);  // qs: bytes 16..143 of each row
             }
+    }
+
+    /**
+     * Row i's d and dmin as floats and its sub-blocks' 6-bit scales and mins as bytes, from the GGUF block at {@code r}
+     * (Q4_K's and Q5_K's headers are the same) into the panel block at {@code d}.
+     */
+    static void repackHeader(MemorySegment src, long r, MemorySegment dst, long d, int i) {
+        dst.set(F32, d + D + 4L * i, Float.float16ToFloat(src.get(I16, r)));
+        dst.set(F32, d + DMIN + 4L * i, Float.float16ToFloat(src.get(I16, r + 2)));
+        for (int j = 0; j < 8; j++) {
+            dst.set(U8, d + SC + j * ROWS + i, (byte) Q4KRows.scale(src, r + 4, j));
+            dst.set(U8, d + MN + j * ROWS + i, (byte) Q4KRows.min(src, r + 4, j));
+        }
     }
 
     @Override
@@ -100,7 +105,7 @@ public final class Q4KPanels implements PanelKernel {
     }
 
     /** Writes d*sc (at 16j) and dmin*m (at 128 + 16j) of sub-blocks j = 0..7 for the 16 rows into {@code scales}. */
-    private static void decodeScales(MemorySegment w, long o, float[] scales) {
+    static void decodeScales(MemorySegment w, long o, float[] scales) {
         FloatVector d = FloatVector.fromMemorySegment(F, w, o + D, LE), dmin = FloatVector.fromMemorySegment(F, w, o + DMIN, LE);
         for (int j = 0; j < 8; j++) {
             d.mul(bytes(w, o + SC + j * ROWS)).intoArray(scales, 16 * j);

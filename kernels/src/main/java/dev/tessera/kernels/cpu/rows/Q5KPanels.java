@@ -1,0 +1,284 @@
+package dev.tessera.kernels.cpu.rows;
+
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+
+import static dev.tessera.kernels.cpu.rows.Q4KPanels.D;
+import static dev.tessera.kernels.cpu.rows.Q4KPanels.DMIN;
+import static dev.tessera.kernels.cpu.rows.Q4KPanels.MN;
+import static dev.tessera.kernels.cpu.rows.Q4KPanels.SC;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.F;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.F32;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.I64;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.LE;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.U8;
+import static jdk.incubator.vector.VectorOperators.ASHR;
+import static jdk.incubator.vector.VectorOperators.I2F;
+import static jdk.incubator.vector.VectorOperators.LSHL;
+import static jdk.incubator.vector.VectorOperators.LSHR;
+
+/**
+ * Q5_K panels: {@link Q4KPanels}' header (d and dmin as floats, scales and mins as bytes) and its 64 pair slices of the
+ * low nibbles, with the fifth bits as one long per pair slice: bit 2i + p is the high bit of the slice's low-nibble
+ * value at lane 2i + p (row i, column parity p), bit 32 + 2i + p that of its high-nibble value. After the header come
+ * eight groups of eight slices, each its eight longs (64 bytes) then its slices (256 bytes), so a dot reads the block
+ * front to back: with the longs in one run after all the slices, a one-token dot streamed from memory at a third of
+ * the speed (Zen 4: a 512-byte run of each block skipped and read apart left the prefetcher behind; Q4_K panels with
+ * 512 unread bytes per block ran 7.7 against 16.9 GB/s on one thread). 2944 bytes per 16 rows and 256 columns, 4.5%
+ * over the GGUF block (176 bytes a row).
+ * <p>
+ * A value q = n + 16 h (n the nibble, h the fifth bit), so a sub-block's Σ q·qx is Σ n·qx, as Q4_K's dots form it in
+ * 16-bit lanes, plus 16 Σ qx over the values whose h is set: the long of a slice is a 32-lane mask, and a masked add
+ * of the broadcast x pair sums those x, at most 16 * 127 per lane. Both sums are added per row in 32-bit lanes before
+ * the float tail, which is Q4_K's ({@code d*sc * x scale}, then {@code dmin*m} times -Σx). Widening each value with its
+ * bit instead takes a shift, an and and an or per value where the mask takes one masked add.
+ * <p>
+ * Many tokens go through {@link #dot4} too, not a float GEMM on {@link #unpack}ed values: a prefill's rows are then the
+ * bits its tokens get in a decode step, so a sequence's output does not depend on how its prompt was batched.
+ */
+public final class Q5KPanels implements PanelKernel {
+    static final PanelKernel INSTANCE = new Q5KPanels();
+    static final int BLOCK = 256;
+    static final int BLOCK_BYTES = 176;  // in the GGUF file: d, dmin, scales[12], qh[32], qs[128]
+    private static final int GGUF_QH = 16, GGUF_QS = 48;
+    /** The first group of slices, after the header; a group is 8 longs of fifth bits, then 8 pair slices. */
+    static final int GROUPS = Q4KPanels.QS, GROUP_BYTES = 8 * 8 + 8 * 32;
+    static final int PANEL_BLOCK_BYTES = GROUPS + 8 * GROUP_BYTES;
+    private static final VectorSpecies<Byte> B16 = ByteVector.SPECIES_128, B32 = ByteVector.SPECIES_256;
+    private static final VectorSpecies<Short> S32 = ShortVector.SPECIES_512;
+    private static final VectorSpecies<Integer> I512 = IntVector.SPECIES_512;
+    /** Per thread: one block's decoded d*sc and dmin*m, [2][8 sub-blocks][16 rows]. */
+    private static final ThreadLocal<float[]> SCALES = ThreadLocal.withInitial(() -> new float[256]);
+
+    private Q5KPanels() {}
+
+    @Override
+    public boolean needsInt8() {
+        return true;
+    }
+
+    @Override
+    public long panelBytes(int cols) {
+        return (long) (cols / BLOCK) * PANEL_BLOCK_BYTES;
+    }
+
+    @Override
+    public MemorySegment repack(MemorySegment src, int rows, int cols, Arena arena) {
+        int numBlocks = cols / BLOCK;
+        return PanelRepack.inChunks(src, rows, panelBytes(cols), arena, (dst, p0, p1) -> repack(src, dst, p0, p1, numBlocks));
+    }
+
+    private static void repack(MemorySegment src, MemorySegment dst, int p0, int p1, int numBlocks) {
+        long rowBytes = (long) numBlocks * BLOCK_BYTES;
+        long[] x = new long[4];
+        for (int p = p0; p < p1; p++)
+            for (int b = 0; b < numBlocks; b++) {
+                long s = (long) p * ROWS * rowBytes + (long) b * BLOCK_BYTES, d = ((long) p * numBlocks + b) * PANEL_BLOCK_BYTES;
+                for (int i = 0; i < ROWS; i++) Q4KPanels.repackHeader(src, s + i * rowBytes, dst, d, i);
+                for (int g = 0; g < 8; g++) PanelRepack.pairSlices(src, s, rowBytes, GGUF_QS + 16 * g, 8, dst, d + slice(8 * g), x);
+                // Slice 16c + l holds qs byte 32c + 2l + p of each row: values 64c + 2l + p (low nibble) and 64c + 32 + 2l + p
+                // (high), whose fifth bits are bits 2c and 2c + 1 of the row's qh[2l + p].
+                for (int m = 0; m < 64; m++) {
+                    int c = m / 16, l = m % 16;
+                    long bits = 0;
+                    for (int i = 0; i < ROWS; i++)
+                        for (int q = 0; q < 2; q++) {
+                            int h = src.get(U8, s + i * rowBytes + GGUF_QH + 2 * l + q) & 0xff, lane = 2 * i + q;
+                            bits |= (long) ((h >> (2 * c)) & 1) << lane | (long) ((h >> (2 * c + 1)) & 1) << (32 + lane);
+                        }
+                    dst.set(I64, d + bits(m), bits);
+                }
+            }
+    }
+
+    @Override
+    public void dot(MemorySegment w, long panelOffset, int cols, float[] x, int xOffset, ActivationBlocks xBlocks, float[] out, int outOffset) {
+        FloatVector acc = FloatVector.zero(F);
+        float[] sums = xBlocks.int8Sums(), xScales = xBlocks.scales();
+        int[] pairs = xBlocks.pairs();
+        long o = panelOffset;
+        for (int xb = xOffset, end = xOffset + cols; xb < end; xb += BLOCK, o += PANEL_BLOCK_BYTES) {
+            FloatVector d = FloatVector.fromMemorySegment(F, w, o + D, LE), dmin = FloatVector.fromMemorySegment(F, w, o + DMIN, LE);
+            for (int c = 0; c < 4; c++) {
+                ShortVector s = ShortVector.zero(S32), h = s, sHigh = s, hHigh = s;
+                int xc = xb + 64 * c, pl = xc / 2, ph = pl + 16;
+                for (int l = 0; l < 16; l++) {
+                    long m = 16L * c + l, bits = w.get(I64, o + bits(m));
+                    ShortVector q = (ShortVector) ByteVector.fromMemorySegment(B32, w, o + slice(m), LE)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2S, S32, 0);
+                    ShortVector xl = IntVector.broadcast(I512, pairs[pl + l]).reinterpretAsShorts();
+                    ShortVector xh = IntVector.broadcast(I512, pairs[ph + l]).reinterpretAsShorts();
+                    s = s.add(q.and((short) 15).mul(xl));
+                    h = h.add(q.lanewise(LSHR, 4).mul(xh));
+                    sHigh = sHigh.add(xl, VectorMask.fromLong(S32, bits));
+                    hHigh = hHigh.add(xh, VectorMask.fromLong(S32, bits >>> 32));
+                }
+                // As Q4KPanels.dot's tail, on Σ n·qx + 16 Σ qx (fifth bit set) per row; a loop over the two sub-blocks
+                // keeps the method within C2's inlining budget.
+                for (int half = 0; half < 2; half++) {
+                    int sb = xc / 32 + half, j = 2 * c + half;
+                    IntVector i = (half == 0 ? s : h).reinterpretAsInts(), k = (half == 0 ? sHigh : hHigh).reinterpretAsInts();
+                    IntVector total = i.lanewise(LSHL, 16).lanewise(ASHR, 16).add(i.lanewise(ASHR, 16))
+                            .add(k.lanewise(LSHL, 16).lanewise(ASHR, 16).add(k.lanewise(ASHR, 16)).lanewise(LSHL, 4));
+                    FloatVector sc = (FloatVector) ByteVector.fromMemorySegment(B16, w, o + SC + j * ROWS, LE).convertShape(VectorOperators.B2F, F, 0);
+                    FloatVector mn = (FloatVector) ByteVector.fromMemorySegment(B16, w, o + MN + j * ROWS, LE).convertShape(VectorOperators.B2F, F, 0);
+                    acc = ((FloatVector) total.convert(I2F, 0)).fma(d.mul(sc).mul(xScales[sb]), acc);
+                    acc = dmin.mul(mn).fma(FloatVector.broadcast(F, -sums[sb]), acc);
+                }
+            }
+        }
+        acc.intoArray(out, outOffset);
+    }
+
+    /**
+     * As {@link #dot} for four tokens: each widened pair slice and its two bit masks serve the four tokens, with dot's
+     * integer sums per sub-block and dot's float tail, so results are the same bits as dot's. Written without helper
+     * methods, as Q4_K's dot4: C2 boxes the vectors of a helper it declines to inline.
+     */
+    @Override
+    public void dot4(MemorySegment w, long panelOffset, int cols, float[] x, int x0, int x1, int x2, int x3, ActivationBlocks xBlocks,
+                     int numTokens, float[] out, int o0, int outWidth) {
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+        float[] scales = SCALES.get(), sums = xBlocks.int8Sums(), xScales = xBlocks.scales();
+        int[] pairs = xBlocks.pairs();
+        long o = panelOffset;
+        for (int kb = 0; kb < cols; kb += BLOCK, o += PANEL_BLOCK_BYTES) {
+            Q4KPanels.decodeScales(w, o, scales);
+            for (int c = 0; c < 4; c++) {
+                ShortVector s0 = ShortVector.zero(S32), s1 = s0, s2 = s0, s3 = s0, h0 = s0, h1 = s0, h2 = s0, h3 = s0;
+                ShortVector t0 = s0, t1 = s0, t2 = s0, t3 = s0, u0 = s0, u1 = s0, u2 = s0, u3 = s0;
+                int kc = kb + 64 * c, p0 = (x0 + kc) / 2, p1 = (x1 + kc) / 2, p2 = (x2 + kc) / 2, p3 = (x3 + kc) / 2;
+                for (int l = 0; l < 16; l++) {
+                    long m = 16L * c + l, bits = w.get(I64, o + bits(m));
+                    ShortVector q = (ShortVector) ByteVector.fromMemorySegment(B32, w, o + slice(m), LE)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2S, S32, 0);
+                    ShortVector lo = q.and((short) 15), hi = q.lanewise(LSHR, 4);
+                    VectorMask<Short> loHigh = VectorMask.fromLong(S32, bits), hiHigh = VectorMask.fromLong(S32, bits >>> 32);
+                    ShortVector xv = IntVector.broadcast(I512, pairs[p0 + l]).reinterpretAsShorts();
+                    s0 = s0.add(lo.mul(xv));
+                    t0 = t0.add(xv, loHigh);
+                    xv = IntVector.broadcast(I512, pairs[p0 + 16 + l]).reinterpretAsShorts();
+                    h0 = h0.add(hi.mul(xv));
+                    u0 = u0.add(xv, hiHigh);
+                    xv = IntVector.broadcast(I512, pairs[p1 + l]).reinterpretAsShorts();
+                    s1 = s1.add(lo.mul(xv));
+                    t1 = t1.add(xv, loHigh);
+                    xv = IntVector.broadcast(I512, pairs[p1 + 16 + l]).reinterpretAsShorts();
+                    h1 = h1.add(hi.mul(xv));
+                    u1 = u1.add(xv, hiHigh);
+                    xv = IntVector.broadcast(I512, pairs[p2 + l]).reinterpretAsShorts();
+                    s2 = s2.add(lo.mul(xv));
+                    t2 = t2.add(xv, loHigh);
+                    xv = IntVector.broadcast(I512, pairs[p2 + 16 + l]).reinterpretAsShorts();
+                    h2 = h2.add(hi.mul(xv));
+                    u2 = u2.add(xv, hiHigh);
+                    xv = IntVector.broadcast(I512, pairs[p3 + l]).reinterpretAsShorts();
+                    s3 = s3.add(lo.mul(xv));
+                    t3 = t3.add(xv, loHigh);
+                    xv = IntVector.broadcast(I512, pairs[p3 + 16 + l]).reinterpretAsShorts();
+                    h3 = h3.add(hi.mul(xv));
+                    u3 = u3.add(xv, hiHigh);
+                }
+                // d*sc and dmin*m of sub-blocks 2c and 2c + 1, loaded once for the four tokens; per token dot's order.
+                FloatVector dl = FloatVector.fromArray(F, scales, 32 * c), dh = FloatVector.fromArray(F, scales, 32 * c + 16);
+                FloatVector ml = FloatVector.fromArray(F, scales, 128 + 32 * c), mh = FloatVector.fromArray(F, scales, 128 + 32 * c + 16);
+                int b0 = (x0 + kc) / 32, b1 = (x1 + kc) / 32, b2 = (x2 + kc) / 32, b3 = (x3 + kc) / 32;
+                IntVector i = s0.reinterpretAsInts(), k = t0.reinterpretAsInts();
+                FloatVector sum = (FloatVector) i.lanewise(LSHL, 16).lanewise(ASHR, 16).add(i.lanewise(ASHR, 16))
+                        .add(k.lanewise(LSHL, 16).lanewise(ASHR, 16).add(k.lanewise(ASHR, 16)).lanewise(LSHL, 4)).convert(I2F, 0);
+                a0 = ml.fma(FloatVector.broadcast(F, -sums[b0]), sum.fma(dl.mul(xScales[b0]), a0));
+                i = h0.reinterpretAsInts();
+                k = u0.reinterpretAsInts();
+                sum = (FloatVector) i.lanewise(LSHL, 16).lanewise(ASHR, 16).add(i.lanewise(ASHR, 16))
+                        .add(k.lanewise(LSHL, 16).lanewise(ASHR, 16).add(k.lanewise(ASHR, 16)).lanewise(LSHL, 4)).convert(I2F, 0);
+                a0 = mh.fma(FloatVector.broadcast(F, -sums[b0 + 1]), sum.fma(dh.mul(xScales[b0 + 1]), a0));
+                i = s1.reinterpretAsInts();
+                k = t1.reinterpretAsInts();
+                sum = (FloatVector) i.lanewise(LSHL, 16).lanewise(ASHR, 16).add(i.lanewise(ASHR, 16))
+                        .add(k.lanewise(LSHL, 16).lanewise(ASHR, 16).add(k.lanewise(ASHR, 16)).lanewise(LSHL, 4)).convert(I2F, 0);
+                a1 = ml.fma(FloatVector.broadcast(F, -sums[b1]), sum.fma(dl.mul(xScales[b1]), a1));
+                i = h1.reinterpretAsInts();
+                k = u1.reinterpretAsInts();
+                sum = (FloatVector) i.lanewise(LSHL, 16).lanewise(ASHR, 16).add(i.lanewise(ASHR, 16))
+                        .add(k.lanewise(LSHL, 16).lanewise(ASHR, 16).add(k.lanewise(ASHR, 16)).lanewise(LSHL, 4)).convert(I2F, 0);
+                a1 = mh.fma(FloatVector.broadcast(F, -sums[b1 + 1]), sum.fma(dh.mul(xScales[b1 + 1]), a1));
+                i = s2.reinterpretAsInts();
+                k = t2.reinterpretAsInts();
+                sum = (FloatVector) i.lanewise(LSHL, 16).lanewise(ASHR, 16).add(i.lanewise(ASHR, 16))
+                        .add(k.lanewise(LSHL, 16).lanewise(ASHR, 16).add(k.lanewise(ASHR, 16)).lanewise(LSHL, 4)).convert(I2F, 0);
+                a2 = ml.fma(FloatVector.broadcast(F, -sums[b2]), sum.fma(dl.mul(xScales[b2]), a2));
+                i = h2.reinterpretAsInts();
+                k = u2.reinterpretAsInts();
+                sum = (FloatVector) i.lanewise(LSHL, 16).lanewise(ASHR, 16).add(i.lanewise(ASHR, 16))
+                        .add(k.lanewise(LSHL, 16).lanewise(ASHR, 16).add(k.lanewise(ASHR, 16)).lanewise(LSHL, 4)).convert(I2F, 0);
+                a2 = mh.fma(FloatVector.broadcast(F, -sums[b2 + 1]), sum.fma(dh.mul(xScales[b2 + 1]), a2));
+                i = s3.reinterpretAsInts();
+                k = t3.reinterpretAsInts();
+                sum = (FloatVector) i.lanewise(LSHL, 16).lanewise(ASHR, 16).add(i.lanewise(ASHR, 16))
+                        .add(k.lanewise(LSHL, 16).lanewise(ASHR, 16).add(k.lanewise(ASHR, 16)).lanewise(LSHL, 4)).convert(I2F, 0);
+                a3 = ml.fma(FloatVector.broadcast(F, -sums[b3]), sum.fma(dl.mul(xScales[b3]), a3));
+                i = h3.reinterpretAsInts();
+                k = u3.reinterpretAsInts();
+                sum = (FloatVector) i.lanewise(LSHL, 16).lanewise(ASHR, 16).add(i.lanewise(ASHR, 16))
+                        .add(k.lanewise(LSHL, 16).lanewise(ASHR, 16).add(k.lanewise(ASHR, 16)).lanewise(LSHL, 4)).convert(I2F, 0);
+                a3 = mh.fma(FloatVector.broadcast(F, -sums[b3 + 1]), sum.fma(dh.mul(xScales[b3 + 1]), a3));
+            }
+        }
+        a0.intoArray(out, o0);
+        if (numTokens > 1) a1.intoArray(out, o0 + outWidth);
+        if (numTokens > 2) a2.intoArray(out, o0 + 2 * outWidth);
+        if (numTokens > 3) a3.intoArray(out, o0 + 3 * outWidth);
+    }
+
+    /** Two passes of {@link #dot4}: eight tokens' sums would not fit the registers. */
+    @Override
+    public void dot8(MemorySegment w, long panelOffset, int cols, float[] x, int[] xs, ActivationBlocks xBlocks, int numTokens, float[] out,
+                     int o0, int outWidth, float[] acc) {
+        dot4(w, panelOffset, cols, x, xs[0], xs[1], xs[2], xs[3], xBlocks, Math.min(numTokens, 4), out, o0, outWidth);
+        if (numTokens > 4)
+            dot4(w, panelOffset, cols, x, xs[4], xs[5], xs[6], xs[7], xBlocks, numTokens - 4, out, o0 + 4 * outWidth, outWidth);
+    }
+
+    /** Not on a matmul's path (many tokens take {@link #dot4}); kept exact for the interface's other users. */
+    @Override
+    public void unpack(MemorySegment w, long panelOffset, int k0, int kn, MemorySegment packed, int stride, int col0) {
+        for (int k = k0; k < k0 + kn; k++)
+            for (int i = 0; i < ROWS; i++)
+                packed.setAtIndex(F32, (long) (k - k0) * stride + col0 + i, value(w, panelOffset, i, k));
+    }
+
+    @Override
+    public void dequantizeRow(MemorySegment w, long panelOffset, int i, int cols, float[] out, int outOffset) {
+        for (int k = 0; k < cols; k++) out[outOffset + k] = value(w, panelOffset, i, k);
+    }
+
+    /** Offset in a panel block of pair slice m (0..63). */
+    private static long slice(long m) {
+        return GROUPS + GROUP_BYTES * (m >> 3) + 64 + 32 * (m & 7);
+    }
+
+    /** Offset in a panel block of pair slice m's long of fifth bits. */
+    private static long bits(long m) {
+        return GROUPS + GROUP_BYTES * (m >> 3) + 8 * (m & 7);
+    }
+
+    /** Row i's value at column k, as Q5KRows.dequantize computes it (d*sc * q - dmin*m), so the two are equal. */
+    private static float value(MemorySegment w, long panelOffset, int i, int k) {
+        long o = panelOffset + (long) (k / BLOCK) * PANEL_BLOCK_BYTES;
+        int col = k % BLOCK, c = col / 64, high = (col % 64) / 32, l = col % 32, j = 2 * c + high;
+        long m = 16L * c + l / 2;
+        int lane = 2 * i + (l & 1), qs = w.get(U8, o + slice(m) + lane) & 0xff;
+        long bits = w.get(I64, o + bits(m));
+        int q = (high == 0 ? qs & 0x0f : qs >> 4) | (int) ((bits >>> (32 * high + lane)) & 1) << 4;
+        float d = w.get(F32, o + D + 4L * i), dmin = w.get(F32, o + DMIN + 4L * i);
+        return d * w.get(U8, o + SC + j * ROWS + i) * q - dmin * w.get(U8, o + MN + j * ROWS + i);
+    }
+}
