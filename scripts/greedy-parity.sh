@@ -5,7 +5,7 @@
 #   scripts/greedy-parity.sh [--tokens 32] [--prompt TEXT] [--threads 2] [--out DIR] [FILE.gguf ...]
 #
 # Without files: stories260K (F32, and its Q8_0 and Q4_0 in ../shared/models/derived), then the llama-quantize files
-# scripts/bench-cpu-native.sh made (Q4_K_M, Q4_0 with its Q6_K output, Q8_0) where they exist in --native-dir.
+# scripts/bench-cpu-native.sh made (Q4_K_M, Q4_0 with its Q6_K output, Q8_0, Q5_K_M) where they exist in --native-dir.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export JAVA_HOME="${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}"
@@ -26,7 +26,7 @@ done
 if (( ${#files[@]} == 0 )); then
   shared="$here/../shared/models"
   files=("$shared/stories260K.gguf" "$shared/derived/stories260K-Q8_0.gguf" "$shared/derived/stories260K-Q4_0.gguf")
-  for f in q4_k_m q4_0 q8_0; do [[ -f "$native_dir/llama-1b-$f.gguf" ]] && files+=("$native_dir/llama-1b-$f.gguf"); done
+  for f in q4_k_m q4_0 q8_0 q5_k_m; do [[ -f "$native_dir/llama-1b-$f.gguf" ]] && files+=("$native_dir/llama-1b-$f.gguf"); done
 fi
 bin="$("$here/scripts/llamacpp/build-native.sh" --targets "llama-server")" || { echo "greedy-parity: building llama-server failed" >&2; exit 1; }
 "$here/tessera" --help > /dev/null 2>&1 || { echo "greedy-parity: ./tessera --help failed (does the build pass?)" >&2; exit 1; }

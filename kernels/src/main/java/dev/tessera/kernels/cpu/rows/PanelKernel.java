@@ -96,8 +96,14 @@ public interface PanelKernel {
      * widened weight vector feeds eight FMAs, so a batch of eight decode tokens dequantizes each weight once instead
      * of twice. Per token the arithmetic is {@link #dot}'s; {@code acc} is scratch of at least 8 * 16 floats.
      */
-    void dot8(MemorySegment w, long panelOffset, int cols, float[] x, int[] xs, ActivationBlocks xBlocks, int numTokens, float[] out,
-              int o0, int outWidth, float[] acc);
+    default void dot8(MemorySegment w, long panelOffset, int cols, float[] x, int[] xs, ActivationBlocks xBlocks, int numTokens, float[] out,
+                      int o0, int outWidth, float[] acc) {
+        // Two passes of dot4 (the panel is read again from L1/L2): in the int8 kernels eight tokens' sums would not fit
+        // the registers next to the decode.
+        dot4(w, panelOffset, cols, x, xs[0], xs[1], xs[2], xs[3], xBlocks, Math.min(numTokens, 4), out, o0, outWidth);
+        if (numTokens > 4)
+            dot4(w, panelOffset, cols, x, xs[4], xs[5], xs[6], xs[7], xBlocks, numTokens - 4, out, o0 + 4 * outWidth, outWidth);
+    }
 
     /** Row {@code i} (0..15) of the panel at {@code panelOffset}, all {@code cols} values (embedding lookups). */
     void dequantizeRow(MemorySegment w, long panelOffset, int i, int cols, float[] out, int outOffset);

@@ -243,15 +243,6 @@ public final class Q4KPanels implements PanelKernel {
         return (FloatVector) q.lanewise(VectorOperators.LSHR, shift).and(15).convert(VectorOperators.I2F, 0);
     }
 
-    /** Two passes of {@link #dot4}: eight tokens' sums would not fit the registers next to the decode. */
-    @Override
-    public void dot8(MemorySegment w, long panelOffset, int cols, float[] x, int[] xs, ActivationBlocks xBlocks, int numTokens, float[] out,
-                     int o0, int outWidth, float[] acc) {
-        dot4(w, panelOffset, cols, x, xs[0], xs[1], xs[2], xs[3], xBlocks, Math.min(numTokens, 4), out, o0, outWidth);
-        if (numTokens > 4)
-            dot4(w, panelOffset, cols, x, xs[4], xs[5], xs[6], xs[7], xBlocks, numTokens - 4, out, o0 + 4 * outWidth, outWidth);
-    }
-
     @Override
     public void dequantizeRow(MemorySegment w, long panelOffset, int i, int cols, float[] out, int outOffset) {
         for (int kb = 0; kb < cols; kb += BLOCK) {

@@ -173,15 +173,6 @@ public final class Q4_0Panels implements PanelKernel {
         if (numTokens > 3) a3.intoArray(out, o0 + 3 * outWidth);
     }
 
-    /** Two passes of {@link #dot4} (the panel, 18 KB for 2048 columns, is read again from L1/L2). */
-    @Override
-    public void dot8(MemorySegment w, long panelOffset, int cols, float[] x, int[] xs, ActivationBlocks xBlocks, int numTokens, float[] out,
-                     int o0, int outWidth, float[] acc) {
-        dot4(w, panelOffset, cols, x, xs[0], xs[1], xs[2], xs[3], xBlocks, Math.min(numTokens, 4), out, o0, outWidth);
-        if (numTokens > 4)
-            dot4(w, panelOffset, cols, x, xs[4], xs[5], xs[6], xs[7], xBlocks, numTokens - 4, out, o0 + 4 * outWidth, outWidth);
-    }
-
     @Override
     public void dequantizeRow(MemorySegment w, long panelOffset, int i, int cols, float[] out, int outOffset) {
         long o = panelOffset;

@@ -238,15 +238,6 @@ public final class Q5KPanels implements PanelKernel {
         if (numTokens > 3) a3.intoArray(out, o0 + 3 * outWidth);
     }
 
-    /** Two passes of {@link #dot4}: eight tokens' sums would not fit the registers. */
-    @Override
-    public void dot8(MemorySegment w, long panelOffset, int cols, float[] x, int[] xs, ActivationBlocks xBlocks, int numTokens, float[] out,
-                     int o0, int outWidth, float[] acc) {
-        dot4(w, panelOffset, cols, x, xs[0], xs[1], xs[2], xs[3], xBlocks, Math.min(numTokens, 4), out, o0, outWidth);
-        if (numTokens > 4)
-            dot4(w, panelOffset, cols, x, xs[4], xs[5], xs[6], xs[7], xBlocks, numTokens - 4, out, o0 + 4 * outWidth, outWidth);
-    }
-
     /** Not on a matmul's path (many tokens take {@link #dot4}); kept exact for the interface's other users. */
     @Override
     public void unpack(MemorySegment w, long panelOffset, int k0, int kn, MemorySegment packed, int stride, int col0) {
