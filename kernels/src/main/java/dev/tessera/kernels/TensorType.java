@@ -37,10 +37,10 @@ public enum TensorType {
         return null;
     }
 
-    /** Types whose weights Tessera can compute with. Q2_K, Q3_K, Q8_1 and Q8_K are recognised but not computed. */
+    /** Types whose weights Tessera can compute with. Q8_1 and Q8_K (activation formats) are recognised but not computed. */
     public boolean computable() {
         return switch (this) {
-            case F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K -> true;
+            case F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K -> true;
             default -> false;
         };
     }

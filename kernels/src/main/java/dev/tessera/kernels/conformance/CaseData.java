@@ -52,6 +52,8 @@ final class CaseData {
                         case Q4_1, Q5_1 -> { half(s, o, random, 0.01f, 0.1f); half(s, o + 2, random, -0.1f, 0.1f); }
                         case Q4_K, Q5_K -> { half(s, o, random, 0.001f, 0.01f); half(s, o + 2, random, 0.001f, 0.01f); }
                         case Q6_K -> half(s, o + 208, random, 0.0005f, 0.005f);  // d follows ql[128], qh[64], scales[16]
+                        case Q2_K -> { half(s, o + 80, random, 0.001f, 0.01f); half(s, o + 82, random, 0.001f, 0.01f); }  // after scales[16], qs[64]
+                        case Q3_K -> half(s, o + 108, random, 0.0005f, 0.005f);  // after hmask[32], qs[64], scales[12]
                         default -> throw new IllegalArgumentException("no conformance data for " + type);
                     }
                 }

@@ -12,6 +12,8 @@ public final class RowKernels {
     private static final RowKernel Q4_1 = new Q4_1Rows();
     private static final RowKernel Q5_0 = new Q5_0Rows();
     private static final RowKernel Q5_1 = new Q5_1Rows();
+    private static final RowKernel Q2_K = new Q2KRows();
+    private static final RowKernel Q3_K = new Q3KRows();
     private static final RowKernel Q4_K = new Q4KRows();
     private static final RowKernel Q5_K = new Q5KRows();
     private static final RowKernel Q6_K = new Q6KRows();
@@ -29,11 +31,13 @@ public final class RowKernels {
             case Q4_1 -> Q4_1;
             case Q5_0 -> Q5_0;
             case Q5_1 -> Q5_1;
+            case Q2_K -> Q2_K;
+            case Q3_K -> Q3_K;
             case Q4_K -> Q4_K;
             case Q5_K -> Q5_K;
             case Q6_K -> Q6_K;
             default -> throw new IllegalArgumentException("no row kernel for tensor type " + type + ": expected one of "
-                    + "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K");
+                    + "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K");
         };
     }
 }

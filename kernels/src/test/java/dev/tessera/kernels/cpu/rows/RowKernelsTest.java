@@ -23,7 +23,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class RowKernelsTest {
     private static final EnumSet<TensorType> COMPUTABLE = EnumSet.of(TensorType.F32, TensorType.F16, TensorType.BF16,
             TensorType.Q8_0, TensorType.Q4_0, TensorType.Q4_1, TensorType.Q5_0, TensorType.Q5_1,
-            TensorType.Q4_K, TensorType.Q5_K, TensorType.Q6_K);
+            TensorType.Q2_K, TensorType.Q3_K, TensorType.Q4_K, TensorType.Q5_K, TensorType.Q6_K);
 
     /** A row's bytes and the values it must decode to. */
     record Encoded(byte[] bytes, float[] values) {}
@@ -75,6 +75,8 @@ class RowKernelsTest {
             case Q4_0, Q4_1, Q5_0, Q5_1 -> encodeLegacy(type, n, r, buf, v);
             case Q4_K, Q5_K -> encodeQ4Q5K(type, n, r, buf, v);
             case Q6_K -> encodeQ6K(n, r, buf, v);
+            case Q2_K -> encodeQ2K(n, r, buf, v);
+            case Q3_K -> encodeQ3K(n, r, buf, v);
             default -> throw new IllegalArgumentException(type.toString());
         }
         assertEquals(buf.capacity(), buf.position(), "encoder filled the row");
@@ -164,6 +166,53 @@ class RowKernelsTest {
             buf.putShort(dh);
             float d = Float.float16ToFloat(dh);
             for (int i = 0; i < 256; i++) v[256 * b + i] = d * sc[i / 16] * (q[i] - 32);
+        }
+    }
+
+    /** Value 128c + 32j + 16h + l of a Q2_K/Q3_K block is the 2-bit field j of qs[32c + 16h + l]. */
+    private static byte[] twoBitFields(int[] low) {
+        byte[] qs = new byte[64];
+        for (int i = 0; i < 256; i++) {
+            int c = i / 128, j = i % 128 / 32, h = i % 32 / 16, l = i % 16;
+            qs[32 * c + 16 * h + l] |= (byte) (low[i] << 2 * j);
+        }
+        return qs;
+    }
+
+    private static void encodeQ2K(int n, Random r, ByteBuffer buf, float[] v) {
+        for (int b = 0; b < n / 256; b++) {
+            int[] sc = new int[16], mn = new int[16], q = new int[256];
+            for (int s = 0; s < 16; s++) { sc[s] = r.nextInt(16); mn[s] = r.nextInt(16); buf.put((byte) (sc[s] | mn[s] << 4)); }
+            for (int i = 0; i < 256; i++) q[i] = r.nextInt(4);
+            buf.put(twoBitFields(q));
+            short dh = half(r, 0f, 0.02f), dminh = half(r, 0f, 0.02f);
+            buf.putShort(dh).putShort(dminh);
+            float d = Float.float16ToFloat(dh), dmin = Float.float16ToFloat(dminh);
+            for (int i = 0; i < 256; i++) v[256 * b + i] = d * sc[i / 16] * q[i] - dmin * mn[i / 16];
+        }
+    }
+
+    private static void encodeQ3K(int n, Random r, ByteBuffer buf, float[] v) {
+        for (int b = 0; b < n / 256; b++) {
+            int[] sc = new int[16], q = new int[256], low = new int[256];
+            byte[] hmask = new byte[32], scales = new byte[12];
+            for (int i = 0; i < 256; i++) {
+                q[i] = r.nextInt(8) - 4;
+                low[i] = (q[i] + 4) & 3;
+                int c = i / 128, j = i % 128 / 32, h = i % 32 / 16, l = i % 16;
+                hmask[16 * h + l] |= (byte) (((q[i] + 4) >> 2) << (4 * c + j));  // the high bit is set for q >= 0
+            }
+            // Scale s: low nibble in byte s % 8 (high nibble for s >= 8), top two bits at bits 2 (s / 4) of byte 8 + s % 4.
+            for (int s = 0; s < 16; s++) {
+                sc[s] = r.nextInt(64);
+                scales[s % 8] |= (byte) ((sc[s] & 15) << (s < 8 ? 0 : 4));
+                scales[8 + s % 4] |= (byte) ((sc[s] >> 4) << 2 * (s / 4));
+            }
+            buf.put(hmask).put(twoBitFields(low)).put(scales);
+            short dh = half(r, -0.002f, 0.002f);
+            buf.putShort(dh);
+            float d = Float.float16ToFloat(dh);
+            for (int i = 0; i < 256; i++) v[256 * b + i] = d * (sc[i / 16] - 32) * q[i];
         }
     }
 
