@@ -83,10 +83,23 @@ public final class Q3KRows implements RowKernel {
 
     /** Value i (0..255) of the block at {@code off}, in ggml's arithmetic: (d * (scale - 32)) * q. */
     private static float value(MemorySegment w, long off, int i) {
-        int s = i / 16, l = i % 16, c = s / 8, j = s % 8 / 2, half = s % 2;
-        int low = (w.get(U8, off + QS + 32 * c + 16 * half + l) & 0xff) >> 2 * j & 3;
-        int high = (w.get(U8, off + HMASK + 16 * half + l) & 0xff) >> 4 * c + j & 1;
-        float dl = Float.float16ToFloat(w.get(I16, off + D)) * (scale(w, off, s) - 32);
-        return dl * (low - (high == 0 ? 4 : 0));
+        float dl = d(w, off) * (scale(w, off, i / 16) - 32);
+        return dl * (low(w, off, i) - (high(w, off, i) == 0 ? 4 : 0));
+    }
+
+    static float d(MemorySegment w, long off) {
+        return Float.float16ToFloat(w.get(I16, off + D));
+    }
+
+    /** The low two bits of value i (0..255) of the block at {@code off}. */
+    static int low(MemorySegment w, long off, int i) {
+        int s = i / 16;
+        return (w.get(U8, off + QS + 32 * (s / 8) + 16 * (s % 2) + i % 16) & 0xff) >> 2 * (s % 8 / 2) & 3;
+    }
+
+    /** The high bit of value i: 0 means the value is its low bits minus 4. */
+    static int high(MemorySegment w, long off, int i) {
+        int s = i / 16;
+        return (w.get(U8, off + HMASK + 16 * (s % 2) + i % 16) & 0xff) >> 4 * (s / 8) + s % 8 / 2 & 1;
     }
 }

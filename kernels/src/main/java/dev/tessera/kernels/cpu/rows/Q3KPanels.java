@@ -1,0 +1,170 @@
+package dev.tessera.kernels.cpu.rows;
+
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+
+import static dev.tessera.kernels.cpu.rows.VectorLanes.F;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.F32;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.I64;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.LE;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.U8;
+import static jdk.incubator.vector.VectorOperators.ASHR;
+import static jdk.incubator.vector.VectorOperators.I2F;
+import static jdk.incubator.vector.VectorOperators.LSHL;
+import static jdk.incubator.vector.VectorOperators.LSHR;
+
+/**
+ * Q3_K panels: per 16-row panel and 256-column block, 1856 bytes (5.5% over the GGUF block's 110 a row): the 16 rows'
+ * d as floats, then per 16-column sub-block g, read front to back: the rows' scales minus 32 as signed bytes (16), four
+ * longs of masks (32), and two slices of 32 bytes. Byte 2i + p of slice h holds, in bits 2k..2k+1, the low two bits of
+ * row i at column 16g + 8h + 2k + p; bit 2i + p of mask (h, k) (the low or high half of long 2h + k / 2) is set where
+ * that value's high bit is clear, that is where the value is its low bits minus 4.
+ * <p>
+ * A sub-block's Σ q·qx is then Σ low·qx, in 16-bit lanes as the other int8 kernels form it, minus 4 times a masked sum
+ * of x (at most 8 * 3 * 127 and 4 * 8 * 127 per lane), and its float tail is Q6_K's: sixteen-column groups with a
+ * signed scale each and one d, two groups sharing an x block.
+ * <p>
+ * Every batch size takes the one-token dot per token ({@link #dot4} calls {@link #dot}): a batch reads the panel again
+ * for each token instead of sharing it, but every token gets the same bits batched or alone, prefill included.
+ */
+public final class Q3KPanels implements PanelKernel {
+    static final PanelKernel INSTANCE = new Q3KPanels();
+    static final int BLOCK = 256;
+    private static final int GGUF_BLOCK_BYTES = Q3KRows.BLOCK_BYTES;
+    private static final int D = 0, SUB_BLOCKS = 4 * ROWS, SUB_BLOCK_BYTES = ROWS + 32 + 64;
+    static final int PANEL_BLOCK_BYTES = SUB_BLOCKS + 16 * SUB_BLOCK_BYTES;
+    private static final VectorSpecies<Byte> B16 = ByteVector.SPECIES_128, B32 = ByteVector.SPECIES_256;
+    private static final VectorSpecies<Short> S32 = ShortVector.SPECIES_512;
+    private static final VectorSpecies<Integer> I512 = IntVector.SPECIES_512;
+
+    private Q3KPanels() {}
+
+    @Override
+    public boolean needsInt8() {
+        return true;
+    }
+
+    @Override
+    public long panelBytes(int cols) {
+        return (long) (cols / BLOCK) * PANEL_BLOCK_BYTES;
+    }
+
+    @Override
+    public MemorySegment repack(MemorySegment src, int rows, int cols, Arena arena) {
+        int numBlocks = cols / BLOCK;
+        return PanelRepack.inChunks(src, rows, panelBytes(cols), arena, (dst, p0, p1) -> repack(src, dst, p0, p1, numBlocks));
+    }
+
+    private static void repack(MemorySegment src, MemorySegment dst, int p0, int p1, int numBlocks) {
+        long rowBytes = (long) numBlocks * GGUF_BLOCK_BYTES;
+        for (int p = p0; p < p1; p++)
+            for (int b = 0; b < numBlocks; b++) {
+                long s = (long) p * ROWS * rowBytes + (long) b * GGUF_BLOCK_BYTES, d = ((long) p * numBlocks + b) * PANEL_BLOCK_BYTES;
+                for (int i = 0; i < ROWS; i++) dst.set(F32, d + D + 4L * i, Q3KRows.d(src, s + i * rowBytes));
+                for (int g = 0; g < 16; g++) {
+                    long sub = d + SUB_BLOCKS + (long) g * SUB_BLOCK_BYTES;
+                    long[] masks = new long[4];
+                    for (int i = 0; i < ROWS; i++) {
+                        long r = s + i * rowBytes;
+                        dst.set(U8, sub + i, (byte) (Q3KRows.scale(src, r, g) - 32));
+                        for (int h = 0; h < 2; h++)
+                            for (int q = 0; q < 2; q++) {
+                                int lows = 0;
+                                for (int k = 0; k < 4; k++) {
+                                    int column = 16 * g + 8 * h + 2 * k + q;
+                                    lows |= Q3KRows.low(src, r, column) << 2 * k;
+                                    if (Q3KRows.high(src, r, column) == 0) masks[2 * h + k / 2] |= 1L << (32 * (k % 2) + 2 * i + q);
+                                }
+                                dst.set(U8, sub + 48 + 32 * h + 2 * i + q, (byte) lows);
+                            }
+                    }
+                    for (int m = 0; m < 4; m++) dst.set(I64, sub + ROWS + 8L * m, masks[m]);
+                }
+            }
+    }
+
+    @Override
+    public void dot(MemorySegment w, long panelOffset, int cols, float[] x, int xOffset, ActivationBlocks xBlocks, float[] out, int outOffset) {
+        FloatVector acc = FloatVector.zero(F);
+        float[] xScales = xBlocks.scales();
+        int[] pairs = xBlocks.pairs();
+        long o = panelOffset;
+        for (int xb = xOffset, end = xOffset + cols; xb < end; xb += BLOCK, o += PANEL_BLOCK_BYTES) {
+            FloatVector d = FloatVector.fromMemorySegment(F, w, o + D, LE);
+            for (int g2 = 0; g2 < 16; g2 += 2) {
+                // Sub-blocks g2 and g2 + 1 share x block (xb + 16 g2) / 32, as Q6KPanels.dot's groups do.
+                FloatVector pair = acc;
+                for (int half = 0; half < 2; half++) {
+                    int g = g2 + half, m = (xb + 16 * g) / 2;
+                    long sub = o + SUB_BLOCKS + (long) g * SUB_BLOCK_BYTES;
+                    ShortVector s = ShortVector.zero(S32), t = s;
+                    for (int h = 0; h < 2; h++) {
+                        ShortVector q = (ShortVector) ByteVector.fromMemorySegment(B32, w, sub + 48 + 32L * h, LE)
+                                .convertShape(VectorOperators.ZERO_EXTEND_B2S, S32, 0);
+                        long ma = w.get(I64, sub + ROWS + 16L * h), mb = w.get(I64, sub + ROWS + 16L * h + 8);
+                        int mq = m + 4 * h;
+                        ShortVector x0 = IntVector.broadcast(I512, pairs[mq]).reinterpretAsShorts();
+                        ShortVector x1 = IntVector.broadcast(I512, pairs[mq + 1]).reinterpretAsShorts();
+                        ShortVector x2 = IntVector.broadcast(I512, pairs[mq + 2]).reinterpretAsShorts();
+                        ShortVector x3 = IntVector.broadcast(I512, pairs[mq + 3]).reinterpretAsShorts();
+                        s = s.add(q.and((short) 3).mul(x0));
+                        t = t.add(x0, VectorMask.fromLong(S32, ma));
+                        s = s.add(q.lanewise(LSHR, 2).and((short) 3).mul(x1));
+                        t = t.add(x1, VectorMask.fromLong(S32, ma >>> 32));
+                        s = s.add(q.lanewise(LSHR, 4).and((short) 3).mul(x2));
+                        t = t.add(x2, VectorMask.fromLong(S32, mb));
+                        s = s.add(q.lanewise(LSHR, 6).mul(x3));
+                        t = t.add(x3, VectorMask.fromLong(S32, mb >>> 32));
+                    }
+                    // Σ q·qx = Σ low·qx - 4 Σ qx (high bit clear), each row's two lanes added (exact as a float), times d * scale.
+                    IntVector both = s.sub(t.lanewise(LSHL, 2)).reinterpretAsInts();
+                    FloatVector sums = (FloatVector) both.lanewise(LSHL, 16).lanewise(ASHR, 16).add(both.lanewise(ASHR, 16)).convert(I2F, 0);
+                    FloatVector sc = d.mul((FloatVector) ByteVector.fromMemorySegment(B16, w, sub, LE).convertShape(VectorOperators.B2F, F, 0));
+                    if (half == 0) pair = sums.mul(sc);
+                    else acc = sums.fma(sc, pair).fma(FloatVector.broadcast(F, xScales[(xb + 16 * g) / 32]), acc);
+                }
+            }
+        }
+        acc.intoArray(out, outOffset);
+    }
+
+    /** Each token by {@link #dot}: its bits whatever the batch. */
+    @Override
+    public void dot4(MemorySegment w, long panelOffset, int cols, float[] x, int x0, int x1, int x2, int x3, ActivationBlocks xBlocks,
+                     int numTokens, float[] out, int o0, int outWidth) {
+        int[] xs = {x0, x1, x2, x3};
+        for (int t = 0; t < numTokens; t++) dot(w, panelOffset, cols, x, xs[t], xBlocks, out, o0 + t * outWidth);
+    }
+
+    /** Not on a matmul's path (many tokens take the dots); kept exact for the interface's other users. */
+    @Override
+    public void unpack(MemorySegment w, long panelOffset, int k0, int kn, MemorySegment packed, int stride, int col0) {
+        for (int k = k0; k < k0 + kn; k++)
+            for (int i = 0; i < ROWS; i++)
+                packed.setAtIndex(F32, (long) (k - k0) * stride + col0 + i, value(w, panelOffset, i, k));
+    }
+
+    @Override
+    public void dequantizeRow(MemorySegment w, long panelOffset, int i, int cols, float[] out, int outOffset) {
+        for (int k = 0; k < cols; k++) out[outOffset + k] = value(w, panelOffset, i, k);
+    }
+
+    /** Row i's value at column k, as Q3KRows.dequantize computes it: (d * (scale - 32)) * q. */
+    private static float value(MemorySegment w, long panelOffset, int i, int k) {
+        long o = panelOffset + (long) (k / BLOCK) * PANEL_BLOCK_BYTES;
+        int col = k % BLOCK, g = col / 16, h = col % 16 / 8, kk = col % 8 / 2, lane = 2 * i + col % 2;
+        long sub = o + SUB_BLOCKS + (long) g * SUB_BLOCK_BYTES;
+        int low = (w.get(U8, sub + 48 + 32L * h + lane) & 0xff) >> 2 * kk & 3;
+        long mask = w.get(I64, sub + ROWS + 8L * (2 * h + kk / 2));
+        int clear = (int) (mask >>> (32 * (kk % 2) + lane)) & 1;
+        return w.get(F32, o + D + 4L * i) * w.get(U8, sub + i) * (low - 4 * clear);
+    }
+}
