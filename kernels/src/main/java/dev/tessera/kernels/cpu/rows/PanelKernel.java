@@ -24,6 +24,7 @@ public interface PanelKernel {
         return switch (type) {
             case Q4_0 -> Q4_0Panels.INSTANCE;
             case Q8_0 -> Q8_0Panels.INSTANCE;
+            case Q2_K -> Q2KPanels.INSTANCE;
             case Q3_K -> Q3KPanels.INSTANCE;
             case Q4_K -> Q4KPanels.INSTANCE;
             case Q5_K -> Q5KPanels.INSTANCE;

@@ -70,10 +70,26 @@ public final class Q2KRows implements RowKernel {
 
     /** Value i (0..255) of the block at {@code off}, in ggml's arithmetic: (d * scale) * q - dmin * min. */
     private static float value(MemorySegment w, long off, int i) {
-        int s = i / 16, l = i % 16, j = s % 8 / 2;
-        int sc = w.get(U8, off + s) & 0xff;
-        int q = (w.get(U8, off + QS + 32 * (s / 8) + 16 * (s % 2) + l) & 0xff) >> 2 * j & 3;
-        float dl = Float.float16ToFloat(w.get(I16, off + D)) * (sc & 15), ml = Float.float16ToFloat(w.get(I16, off + DMIN)) * (sc >> 4);
-        return dl * q - ml;
+        int sc = scaleAndMin(w, off, i / 16);
+        return d(w, off) * (sc & 15) * q(w, off, i) - dmin(w, off) * (sc >> 4);
+    }
+
+    static float d(MemorySegment w, long off) {
+        return Float.float16ToFloat(w.get(I16, off + D));
+    }
+
+    static float dmin(MemorySegment w, long off) {
+        return Float.float16ToFloat(w.get(I16, off + DMIN));
+    }
+
+    /** Sub-block s's byte: its scale in the low nibble, its min in the high one. */
+    static int scaleAndMin(MemorySegment w, long off, int s) {
+        return w.get(U8, off + s) & 0xff;
+    }
+
+    /** The 2-bit quant of value i (0..255). */
+    static int q(MemorySegment w, long off, int i) {
+        int s = i / 16;
+        return (w.get(U8, off + QS + 32 * (s / 8) + 16 * (s % 2) + i % 16) & 0xff) >> 2 * (s % 8 / 2) & 3;
     }
 }

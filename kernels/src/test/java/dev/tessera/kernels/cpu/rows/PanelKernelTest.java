@@ -21,7 +21,7 @@ class PanelKernelTest {
 
     @ParameterizedTest
     @CsvSource({"Q4_0, 16, 32", "Q4_0, 48, 256", "Q4_0, 32, 2048", "Q8_0, 16, 32", "Q8_0, 48, 256", "Q8_0, 32, 2048",
-            "Q4_K, 16, 256", "Q4_K, 48, 512", "Q4_K, 32, 2048", "Q5_K, 16, 256", "Q5_K, 48, 512", "Q5_K, 32, 2048", "Q3_K, 16, 256", "Q3_K, 48, 512", "Q3_K, 32, 2048", "Q6_K, 16, 256", "Q6_K, 48, 512", "Q6_K, 32, 2048"})
+            "Q4_K, 16, 256", "Q4_K, 48, 512", "Q4_K, 32, 2048", "Q5_K, 16, 256", "Q5_K, 48, 512", "Q5_K, 32, 2048", "Q3_K, 16, 256", "Q3_K, 48, 512", "Q3_K, 32, 2048", "Q2_K, 16, 256", "Q2_K, 48, 512", "Q2_K, 32, 2048", "Q6_K, 16, 256", "Q6_K, 48, 512", "Q6_K, 32, 2048"})
     void panelsHoldTheSameValuesAsRows(TensorType type, int rows, int cols) {
         PanelKernel panelKernel = PanelKernel.forType(type, rows, cols);
         Assumptions.assumeTrue(panelKernel != null, "needs 16-lane float vectors");
@@ -36,6 +36,7 @@ class PanelKernelTest {
                 case Q4_K, Q5_K -> new int[]{0, 2};
                 case Q6_K -> new int[]{208};
                 case Q3_K -> new int[]{108};
+                case Q2_K -> new int[]{80, 82};
                 default -> new int[]{0};
             };
             for (long o = 0; o < data.byteSize(); o += type.blockBytes)
@@ -43,8 +44,9 @@ class PanelKernelTest {
                     data.set(ValueLayout.JAVA_SHORT_UNALIGNED, o + h, Float.floatToFloat16((float) random.nextGaussian() * 0.05f));
             MemorySegment panels = panelKernel.repack(data, rows, cols, arena);
             // Panels keep the GGUF size, except the K-quants': their block headers are widened (d to floats, Q4_K's and
-            // Q5_K's 6-bit scales and mins to bytes, Q3_K's to bytes and its high bits to masks).
-            boolean kQuant = type == TensorType.Q6_K || type == TensorType.Q4_K || type == TensorType.Q5_K || type == TensorType.Q3_K;
+            // Q5_K's 6-bit scales and mins to bytes, Q3_K's to bytes and its high bits to masks, Q2_K's d and dmin to floats).
+            boolean kQuant = type == TensorType.Q6_K || type == TensorType.Q4_K || type == TensorType.Q5_K || type == TensorType.Q3_K
+                    || type == TensorType.Q2_K;
             assertEquals(kQuant ? rows / 16 * panelBytes : data.byteSize(), panels.byteSize());
             float[] x = new float[3 * cols];
             for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();

@@ -1,0 +1,149 @@
+package dev.tessera.kernels.cpu.rows;
+
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+
+import static dev.tessera.kernels.cpu.rows.VectorLanes.F;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.F32;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.LE;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.U8;
+import static jdk.incubator.vector.VectorOperators.ASHR;
+import static jdk.incubator.vector.VectorOperators.I2F;
+import static jdk.incubator.vector.VectorOperators.LSHL;
+import static jdk.incubator.vector.VectorOperators.LSHR;
+
+/**
+ * Q2_K panels: per 16-row panel and 256-column block, 1408 bytes (4.8% over the GGUF block's 84 a row): the 16 rows' d
+ * and dmin as floats, then per 16-column sub-block g, read front to back: the rows' scale-and-min bytes as in the file
+ * (scale in the low nibble, min in the high one), and two slices of 32 bytes laid out as {@link Q3KPanels}' (byte 2i +
+ * p of slice h holds in bits 2k..2k+1 row i's quant at column 16g + 8h + 2k + p).
+ * <p>
+ * A sub-block's Σ q·qx forms in 16-bit lanes (at most 8 * 3 * 127 per lane); the min term takes the sub-block's Σ qx,
+ * the same for every row, summed from the int8 x. As in {@link Q3KPanels}, a batch takes the one-token dot per token.
+ */
+public final class Q2KPanels implements PanelKernel {
+    static final PanelKernel INSTANCE = new Q2KPanels();
+    static final int BLOCK = 256;
+    private static final int GGUF_BLOCK_BYTES = Q2KRows.BLOCK_BYTES;
+    private static final int D = 0, DMIN = 4 * ROWS, SUB_BLOCKS = 8 * ROWS, SUB_BLOCK_BYTES = ROWS + 64;
+    static final int PANEL_BLOCK_BYTES = SUB_BLOCKS + 16 * SUB_BLOCK_BYTES;
+    private static final VectorSpecies<Byte> B16 = ByteVector.SPECIES_128, B32 = ByteVector.SPECIES_256;
+    private static final VectorSpecies<Short> S32 = ShortVector.SPECIES_512;
+    private static final VectorSpecies<Integer> I512 = IntVector.SPECIES_512;
+
+    private Q2KPanels() {}
+
+    @Override
+    public boolean needsInt8() {
+        return true;
+    }
+
+    @Override
+    public long panelBytes(int cols) {
+        return (long) (cols / BLOCK) * PANEL_BLOCK_BYTES;
+    }
+
+    @Override
+    public MemorySegment repack(MemorySegment src, int rows, int cols, Arena arena) {
+        int numBlocks = cols / BLOCK;
+        return PanelRepack.inChunks(src, rows, panelBytes(cols), arena, (dst, p0, p1) -> repack(src, dst, p0, p1, numBlocks));
+    }
+
+    private static void repack(MemorySegment src, MemorySegment dst, int p0, int p1, int numBlocks) {
+        long rowBytes = (long) numBlocks * GGUF_BLOCK_BYTES;
+        for (int p = p0; p < p1; p++)
+            for (int b = 0; b < numBlocks; b++) {
+                long s = (long) p * ROWS * rowBytes + (long) b * GGUF_BLOCK_BYTES, d = ((long) p * numBlocks + b) * PANEL_BLOCK_BYTES;
+                for (int i = 0; i < ROWS; i++) {
+                    dst.set(F32, d + D + 4L * i, Q2KRows.d(src, s + i * rowBytes));
+                    dst.set(F32, d + DMIN + 4L * i, Q2KRows.dmin(src, s + i * rowBytes));
+                }
+                for (int g = 0; g < 16; g++) {
+                    long sub = d + SUB_BLOCKS + (long) g * SUB_BLOCK_BYTES;
+                    for (int i = 0; i < ROWS; i++) {
+                        long r = s + i * rowBytes;
+                        dst.set(U8, sub + i, (byte) Q2KRows.scaleAndMin(src, r, g));
+                        for (int h = 0; h < 2; h++)
+                            for (int q = 0; q < 2; q++) {
+                                int fields = 0;
+                                for (int k = 0; k < 4; k++) fields |= Q2KRows.q(src, r, 16 * g + 8 * h + 2 * k + q) << 2 * k;
+                                dst.set(U8, sub + ROWS + 32 * h + 2 * i + q, (byte) fields);
+                            }
+                    }
+                }
+            }
+    }
+
+    @Override
+    public void dot(MemorySegment w, long panelOffset, int cols, float[] x, int xOffset, ActivationBlocks xBlocks, float[] out, int outOffset) {
+        FloatVector acc = FloatVector.zero(F);
+        float[] xScales = xBlocks.scales();
+        int[] pairs = xBlocks.pairs();
+        long o = panelOffset;
+        for (int xb = xOffset, end = xOffset + cols; xb < end; xb += BLOCK, o += PANEL_BLOCK_BYTES) {
+            FloatVector d = FloatVector.fromMemorySegment(F, w, o + D, LE), dmin = FloatVector.fromMemorySegment(F, w, o + DMIN, LE);
+            for (int g = 0; g < 16; g++) {
+                int m = (xb + 16 * g) / 2, xTotal = 0;
+                long sub = o + SUB_BLOCKS + (long) g * SUB_BLOCK_BYTES;
+                ShortVector s = ShortVector.zero(S32);
+                for (int h = 0; h < 2; h++) {
+                    ShortVector q = (ShortVector) ByteVector.fromMemorySegment(B32, w, sub + ROWS + 32L * h, LE)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2S, S32, 0);
+                    int mq = m + 4 * h;
+                    s = s.add(q.and((short) 3).mul(IntVector.broadcast(I512, pairs[mq]).reinterpretAsShorts()));
+                    s = s.add(q.lanewise(LSHR, 2).and((short) 3).mul(IntVector.broadcast(I512, pairs[mq + 1]).reinterpretAsShorts()));
+                    s = s.add(q.lanewise(LSHR, 4).and((short) 3).mul(IntVector.broadcast(I512, pairs[mq + 2]).reinterpretAsShorts()));
+                    s = s.add(q.lanewise(LSHR, 6).mul(IntVector.broadcast(I512, pairs[mq + 3]).reinterpretAsShorts()));
+                    for (int k = 0; k < 4; k++) xTotal += (short) pairs[mq + k] + (pairs[mq + k] >> 16);
+                }
+                // Each row's two lanes added (exact as a float), times d * scale * x scale; then dmin * min times -Σx.
+                float xScale = xScales[(xb + 16 * g) / 32];
+                IntVector both = s.reinterpretAsInts();
+                FloatVector sums = (FloatVector) both.lanewise(LSHL, 16).lanewise(ASHR, 16).add(both.lanewise(ASHR, 16)).convert(I2F, 0);
+                ByteVector scaleAndMin = ByteVector.fromMemorySegment(B16, w, sub, LE);
+                FloatVector sc = (FloatVector) scaleAndMin.and((byte) 15).convertShape(VectorOperators.B2F, F, 0);
+                FloatVector mn = (FloatVector) scaleAndMin.lanewise(LSHR, 4).convertShape(VectorOperators.B2F, F, 0);
+                acc = sums.fma(d.mul(sc).mul(xScale), acc);
+                acc = dmin.mul(mn).fma(FloatVector.broadcast(F, -(xScale * xTotal)), acc);
+            }
+        }
+        acc.intoArray(out, outOffset);
+    }
+
+    /** Each token by {@link #dot}: its bits whatever the batch. */
+    @Override
+    public void dot4(MemorySegment w, long panelOffset, int cols, float[] x, int x0, int x1, int x2, int x3, ActivationBlocks xBlocks,
+                     int numTokens, float[] out, int o0, int outWidth) {
+        int[] xs = {x0, x1, x2, x3};
+        for (int t = 0; t < numTokens; t++) dot(w, panelOffset, cols, x, xs[t], xBlocks, out, o0 + t * outWidth);
+    }
+
+    /** Not on a matmul's path (many tokens take the dots); kept exact for the interface's other users. */
+    @Override
+    public void unpack(MemorySegment w, long panelOffset, int k0, int kn, MemorySegment packed, int stride, int col0) {
+        for (int k = k0; k < k0 + kn; k++)
+            for (int i = 0; i < ROWS; i++)
+                packed.setAtIndex(F32, (long) (k - k0) * stride + col0 + i, value(w, panelOffset, i, k));
+    }
+
+    @Override
+    public void dequantizeRow(MemorySegment w, long panelOffset, int i, int cols, float[] out, int outOffset) {
+        for (int k = 0; k < cols; k++) out[outOffset + k] = value(w, panelOffset, i, k);
+    }
+
+    /** Row i's value at column k, as Q2KRows.dequantize computes it: (d * scale) * q - dmin * min. */
+    private static float value(MemorySegment w, long panelOffset, int i, int k) {
+        long o = panelOffset + (long) (k / BLOCK) * PANEL_BLOCK_BYTES;
+        int col = k % BLOCK, g = col / 16, h = col % 16 / 8, kk = col % 8 / 2, lane = 2 * i + col % 2;
+        long sub = o + SUB_BLOCKS + (long) g * SUB_BLOCK_BYTES;
+        int q = (w.get(U8, sub + ROWS + 32L * h + lane) & 0xff) >> 2 * kk & 3, sc = w.get(U8, sub + i) & 0xff;
+        return w.get(F32, o + D + 4L * i) * (sc & 15) * q - w.get(F32, o + DMIN + 4L * i) * (sc >> 4);
+    }
+}
