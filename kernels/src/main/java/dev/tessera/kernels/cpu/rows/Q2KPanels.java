@@ -26,7 +26,7 @@ import static jdk.incubator.vector.VectorOperators.LSHR;
  * p of slice h holds in bits 2k..2k+1 row i's quant at column 16g + 8h + 2k + p).
  * <p>
  * A sub-block's Σ q·qx forms in 16-bit lanes (at most 8 * 3 * 127 per lane); the min term takes the sub-block's Σ qx,
- * the same for every row, summed from the int8 x. As in {@link Q3KPanels}, a batch takes the one-token dot per token.
+ * the same for every row, summed from the int8 x. Many tokens go through {@link #dot4}, prefill included.
  */
 public final class Q2KPanels implements PanelKernel {
     static final PanelKernel INSTANCE = new Q2KPanels();
@@ -117,12 +117,62 @@ public final class Q2KPanels implements PanelKernel {
         acc.intoArray(out, outOffset);
     }
 
-    /** Each token by {@link #dot}: its bits whatever the batch. */
+    /**
+     * As {@link #dot} for four tokens: each widened slice serves the four tokens, with dot's integer sums and dot's
+     * float tail per token, so results are the same bits as dot's.
+     */
     @Override
     public void dot4(MemorySegment w, long panelOffset, int cols, float[] x, int x0, int x1, int x2, int x3, ActivationBlocks xBlocks,
                      int numTokens, float[] out, int o0, int outWidth) {
-        int[] xs = {x0, x1, x2, x3};
-        for (int t = 0; t < numTokens; t++) dot(w, panelOffset, cols, x, xs[t], xBlocks, out, o0 + t * outWidth);
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+        float[] xScales = xBlocks.scales();
+        int[] pairs = xBlocks.pairs();
+        long o = panelOffset;
+        for (int kb = 0; kb < cols; kb += BLOCK, o += PANEL_BLOCK_BYTES) {
+            FloatVector d = FloatVector.fromMemorySegment(F, w, o + D, LE), dmin = FloatVector.fromMemorySegment(F, w, o + DMIN, LE);
+            for (int g = 0; g < 16; g++) {
+                long sub = o + SUB_BLOCKS + (long) g * SUB_BLOCK_BYTES;
+                int kg = kb + 16 * g, m0 = (x0 + kg) / 2, m1 = (x1 + kg) / 2, m2 = (x2 + kg) / 2, m3 = (x3 + kg) / 2;
+                int n0 = 0, n1 = 0, n2 = 0, n3 = 0;
+                ShortVector s0 = ShortVector.zero(S32), s1 = s0, s2 = s0, s3 = s0;
+                for (int h = 0; h < 2; h++) {
+                    ShortVector q = (ShortVector) ByteVector.fromMemorySegment(B32, w, sub + ROWS + 32L * h, LE)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2S, S32, 0);
+                    for (int k = 0; k < 4; k++) {
+                        ShortVector v = k == 3 ? q.lanewise(LSHR, 6) : q.lanewise(LSHR, 2 * k).and((short) 3);
+                        int e = 4 * h + k;
+                        s0 = s0.add(v.mul(IntVector.broadcast(I512, pairs[m0 + e]).reinterpretAsShorts()));
+                        s1 = s1.add(v.mul(IntVector.broadcast(I512, pairs[m1 + e]).reinterpretAsShorts()));
+                        s2 = s2.add(v.mul(IntVector.broadcast(I512, pairs[m2 + e]).reinterpretAsShorts()));
+                        s3 = s3.add(v.mul(IntVector.broadcast(I512, pairs[m3 + e]).reinterpretAsShorts()));
+                        n0 += (short) pairs[m0 + e] + (pairs[m0 + e] >> 16);
+                        n1 += (short) pairs[m1 + e] + (pairs[m1 + e] >> 16);
+                        n2 += (short) pairs[m2 + e] + (pairs[m2 + e] >> 16);
+                        n3 += (short) pairs[m3 + e] + (pairs[m3 + e] >> 16);
+                    }
+                }
+                ByteVector scaleAndMin = ByteVector.fromMemorySegment(B16, w, sub, LE);
+                FloatVector ds = d.mul((FloatVector) scaleAndMin.and((byte) 15).convertShape(VectorOperators.B2F, F, 0));
+                FloatVector dm = dmin.mul((FloatVector) scaleAndMin.lanewise(LSHR, 4).convertShape(VectorOperators.B2F, F, 0));
+                float xs0 = xScales[(x0 + kg) / 32], xs1 = xScales[(x1 + kg) / 32], xs2 = xScales[(x2 + kg) / 32], xs3 = xScales[(x3 + kg) / 32];
+                IntVector i = s0.reinterpretAsInts();
+                a0 = dm.fma(FloatVector.broadcast(F, -(xs0 * n0)), ((FloatVector) i.lanewise(LSHL, 16).lanewise(ASHR, 16).add(i.lanewise(ASHR, 16))
+                        .convert(I2F, 0)).fma(ds.mul(xs0), a0));
+                i = s1.reinterpretAsInts();
+                a1 = dm.fma(FloatVector.broadcast(F, -(xs1 * n1)), ((FloatVector) i.lanewise(LSHL, 16).lanewise(ASHR, 16).add(i.lanewise(ASHR, 16))
+                        .convert(I2F, 0)).fma(ds.mul(xs1), a1));
+                i = s2.reinterpretAsInts();
+                a2 = dm.fma(FloatVector.broadcast(F, -(xs2 * n2)), ((FloatVector) i.lanewise(LSHL, 16).lanewise(ASHR, 16).add(i.lanewise(ASHR, 16))
+                        .convert(I2F, 0)).fma(ds.mul(xs2), a2));
+                i = s3.reinterpretAsInts();
+                a3 = dm.fma(FloatVector.broadcast(F, -(xs3 * n3)), ((FloatVector) i.lanewise(LSHL, 16).lanewise(ASHR, 16).add(i.lanewise(ASHR, 16))
+                        .convert(I2F, 0)).fma(ds.mul(xs3), a3));
+            }
+        }
+        a0.intoArray(out, o0);
+        if (numTokens > 1) a1.intoArray(out, o0 + outWidth);
+        if (numTokens > 2) a2.intoArray(out, o0 + 2 * outWidth);
+        if (numTokens > 3) a3.intoArray(out, o0 + 3 * outWidth);
     }
 
     /** Not on a matmul's path (many tokens take the dots); kept exact for the interface's other users. */

@@ -32,8 +32,7 @@ import static jdk.incubator.vector.VectorOperators.LSHR;
  * of x (at most 8 * 3 * 127 and 4 * 8 * 127 per lane), and its float tail is Q6_K's: sixteen-column groups with a
  * signed scale each and one d, two groups sharing an x block.
  * <p>
- * Every batch size takes the one-token dot per token ({@link #dot4} calls {@link #dot}): a batch reads the panel again
- * for each token instead of sharing it, but every token gets the same bits batched or alone, prefill included.
+ * Many tokens go through {@link #dot4} (the same bits per token as {@link #dot}), prefill included.
  */
 public final class Q3KPanels implements PanelKernel {
     static final PanelKernel INSTANCE = new Q3KPanels();
@@ -136,12 +135,73 @@ public final class Q3KPanels implements PanelKernel {
         acc.intoArray(out, outOffset);
     }
 
-    /** Each token by {@link #dot}: its bits whatever the batch. */
+    /**
+     * As {@link #dot} for four tokens: each widened slice and its masks serve the four tokens, with dot's integer sums
+     * per sub-block and dot's float tail per token, so results are the same bits as dot's. Written without helper
+     * methods: C2 boxes the vectors of a helper it declines to inline.
+     */
     @Override
     public void dot4(MemorySegment w, long panelOffset, int cols, float[] x, int x0, int x1, int x2, int x3, ActivationBlocks xBlocks,
                      int numTokens, float[] out, int o0, int outWidth) {
-        int[] xs = {x0, x1, x2, x3};
-        for (int t = 0; t < numTokens; t++) dot(w, panelOffset, cols, x, xs[t], xBlocks, out, o0 + t * outWidth);
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0, p0 = a0, p1 = a0, p2 = a0, p3 = a0;
+        float[] xScales = xBlocks.scales();
+        int[] pairs = xBlocks.pairs();
+        long o = panelOffset;
+        for (int kb = 0; kb < cols; kb += BLOCK, o += PANEL_BLOCK_BYTES) {
+            FloatVector d = FloatVector.fromMemorySegment(F, w, o + D, LE);
+            for (int g = 0; g < 16; g++) {
+                long sub = o + SUB_BLOCKS + (long) g * SUB_BLOCK_BYTES;
+                int kg = kb + 16 * g, m0 = (x0 + kg) / 2, m1 = (x1 + kg) / 2, m2 = (x2 + kg) / 2, m3 = (x3 + kg) / 2;
+                ShortVector s0 = ShortVector.zero(S32), s1 = s0, s2 = s0, s3 = s0, t0 = s0, t1 = s0, t2 = s0, t3 = s0;
+                for (int h = 0; h < 2; h++) {
+                    ShortVector q = (ShortVector) ByteVector.fromMemorySegment(B32, w, sub + 48 + 32L * h, LE)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2S, S32, 0);
+                    long ma = w.get(I64, sub + ROWS + 16L * h), mb = w.get(I64, sub + ROWS + 16L * h + 8);
+                    for (int k = 0; k < 4; k++) {
+                        // Field k: the shift is a constant after C2 unrolls this loop of four.
+                        ShortVector v = k == 3 ? q.lanewise(LSHR, 6) : q.lanewise(LSHR, 2 * k).and((short) 3);
+                        VectorMask<Short> clear = VectorMask.fromLong(S32, (k < 2 ? ma : mb) >>> 32 * (k % 2));
+                        int e = 4 * h + k;
+                        ShortVector xv = IntVector.broadcast(I512, pairs[m0 + e]).reinterpretAsShorts();
+                        s0 = s0.add(v.mul(xv));
+                        t0 = t0.add(xv, clear);
+                        xv = IntVector.broadcast(I512, pairs[m1 + e]).reinterpretAsShorts();
+                        s1 = s1.add(v.mul(xv));
+                        t1 = t1.add(xv, clear);
+                        xv = IntVector.broadcast(I512, pairs[m2 + e]).reinterpretAsShorts();
+                        s2 = s2.add(v.mul(xv));
+                        t2 = t2.add(xv, clear);
+                        xv = IntVector.broadcast(I512, pairs[m3 + e]).reinterpretAsShorts();
+                        s3 = s3.add(v.mul(xv));
+                        t3 = t3.add(xv, clear);
+                    }
+                }
+                // Per token dot's tail: the first sub-block of an x block kept as sums * (d * scale), the second added
+                // to it, then times the x block's scale into the running sum.
+                FloatVector sc = d.mul((FloatVector) ByteVector.fromMemorySegment(B16, w, sub, LE).convertShape(VectorOperators.B2F, F, 0));
+                IntVector i0 = s0.sub(t0.lanewise(LSHL, 2)).reinterpretAsInts(), i1 = s1.sub(t1.lanewise(LSHL, 2)).reinterpretAsInts();
+                IntVector i2 = s2.sub(t2.lanewise(LSHL, 2)).reinterpretAsInts(), i3 = s3.sub(t3.lanewise(LSHL, 2)).reinterpretAsInts();
+                FloatVector u0 = (FloatVector) i0.lanewise(LSHL, 16).lanewise(ASHR, 16).add(i0.lanewise(ASHR, 16)).convert(I2F, 0);
+                FloatVector u1 = (FloatVector) i1.lanewise(LSHL, 16).lanewise(ASHR, 16).add(i1.lanewise(ASHR, 16)).convert(I2F, 0);
+                FloatVector u2 = (FloatVector) i2.lanewise(LSHL, 16).lanewise(ASHR, 16).add(i2.lanewise(ASHR, 16)).convert(I2F, 0);
+                FloatVector u3 = (FloatVector) i3.lanewise(LSHL, 16).lanewise(ASHR, 16).add(i3.lanewise(ASHR, 16)).convert(I2F, 0);
+                if (g % 2 == 0) {
+                    p0 = u0.mul(sc);
+                    p1 = u1.mul(sc);
+                    p2 = u2.mul(sc);
+                    p3 = u3.mul(sc);
+                } else {
+                    a0 = u0.fma(sc, p0).fma(FloatVector.broadcast(F, xScales[(x0 + kg) / 32]), a0);
+                    a1 = u1.fma(sc, p1).fma(FloatVector.broadcast(F, xScales[(x1 + kg) / 32]), a1);
+                    a2 = u2.fma(sc, p2).fma(FloatVector.broadcast(F, xScales[(x2 + kg) / 32]), a2);
+                    a3 = u3.fma(sc, p3).fma(FloatVector.broadcast(F, xScales[(x3 + kg) / 32]), a3);
+                }
+            }
+        }
+        a0.intoArray(out, o0);
+        if (numTokens > 1) a1.intoArray(out, o0 + outWidth);
+        if (numTokens > 2) a2.intoArray(out, o0 + 2 * outWidth);
+        if (numTokens > 3) a3.intoArray(out, o0 + 3 * outWidth);
     }
 
     /** Not on a matmul's path (many tokens take the dots); kept exact for the interface's other users. */
