@@ -34,7 +34,7 @@ import static jdk.incubator.vector.VectorOperators.LSHR;
  * <p>
  * Many tokens go through {@link #dot4} (the same bits per token as {@link #dot}), prefill included.
  */
-public final class Q3KPanels implements PanelKernel {
+public final class Q3KPanels extends ValuePanels {
     static final PanelKernel INSTANCE = new Q3KPanels();
     static final int BLOCK = 256;
     private static final int GGUF_BLOCK_BYTES = Q3KRows.BLOCK_BYTES;
@@ -204,21 +204,9 @@ public final class Q3KPanels implements PanelKernel {
         if (numTokens > 3) a3.intoArray(out, o0 + 3 * outWidth);
     }
 
-    /** Not on a matmul's path (many tokens take the dots); kept exact for the interface's other users. */
-    @Override
-    public void unpack(MemorySegment w, long panelOffset, int k0, int kn, MemorySegment packed, int stride, int col0) {
-        for (int k = k0; k < k0 + kn; k++)
-            for (int i = 0; i < ROWS; i++)
-                packed.setAtIndex(F32, (long) (k - k0) * stride + col0 + i, value(w, panelOffset, i, k));
-    }
-
-    @Override
-    public void dequantizeRow(MemorySegment w, long panelOffset, int i, int cols, float[] out, int outOffset) {
-        for (int k = 0; k < cols; k++) out[outOffset + k] = value(w, panelOffset, i, k);
-    }
-
     /** Row i's value at column k, as Q3KRows.dequantize computes it: (d * (scale - 32)) * q. */
-    private static float value(MemorySegment w, long panelOffset, int i, int k) {
+    @Override
+    float value(MemorySegment w, long panelOffset, int i, int k) {
         long o = panelOffset + (long) (k / BLOCK) * PANEL_BLOCK_BYTES;
         int col = k % BLOCK, g = col / 16, h = col % 16 / 8, kk = col % 8 / 2, lane = 2 * i + col % 2;
         long sub = o + SUB_BLOCKS + (long) g * SUB_BLOCK_BYTES;

@@ -44,7 +44,7 @@ import static jdk.incubator.vector.VectorOperators.LSHR;
  * Many tokens go through {@link #dot4} too, not a float GEMM on {@link #unpack}ed values: a prefill's rows are then the
  * bits its tokens get in a decode step, so a sequence's output does not depend on how its prompt was batched.
  */
-public final class Q5KPanels implements PanelKernel {
+public final class Q5KPanels extends ValuePanels {
     static final PanelKernel INSTANCE = new Q5KPanels();
     static final int BLOCK = 256;
     static final int BLOCK_BYTES = 176;  // in the GGUF file: d, dmin, scales[12], qh[32], qs[128]
@@ -238,19 +238,6 @@ public final class Q5KPanels implements PanelKernel {
         if (numTokens > 3) a3.intoArray(out, o0 + 3 * outWidth);
     }
 
-    /** Not on a matmul's path (many tokens take {@link #dot4}); kept exact for the interface's other users. */
-    @Override
-    public void unpack(MemorySegment w, long panelOffset, int k0, int kn, MemorySegment packed, int stride, int col0) {
-        for (int k = k0; k < k0 + kn; k++)
-            for (int i = 0; i < ROWS; i++)
-                packed.setAtIndex(F32, (long) (k - k0) * stride + col0 + i, value(w, panelOffset, i, k));
-    }
-
-    @Override
-    public void dequantizeRow(MemorySegment w, long panelOffset, int i, int cols, float[] out, int outOffset) {
-        for (int k = 0; k < cols; k++) out[outOffset + k] = value(w, panelOffset, i, k);
-    }
-
     /** Offset in a panel block of pair slice m (0..63). */
     private static long slice(long m) {
         return GROUPS + GROUP_BYTES * (m >> 3) + 64 + 32 * (m & 7);
@@ -262,7 +249,8 @@ public final class Q5KPanels implements PanelKernel {
     }
 
     /** Row i's value at column k, as Q5KRows.dequantize computes it (d*sc * q - dmin*m), so the two are equal. */
-    private static float value(MemorySegment w, long panelOffset, int i, int k) {
+    @Override
+    float value(MemorySegment w, long panelOffset, int i, int k) {
         long o = panelOffset + (long) (k / BLOCK) * PANEL_BLOCK_BYTES;
         int col = k % BLOCK, c = col / 64, high = (col % 64) / 32, l = col % 32, j = 2 * c + high;
         long m = 16L * c + l / 2;
