@@ -4,20 +4,24 @@ import dev.tessera.kernels.KvBlockStore;
 import dev.tessera.kernels.KvCacheType;
 
 /**
- * The paged KV store on the heap: per layer one array of [numBlocks][blockSize][kvDim] keys and one of values,
- * F32 ({@code float[]}) or F16 ({@code short[]} of half-float bits).
+ * The paged KV store on the heap: per layer one array of keys and one of values, F32 ({@code float[]}) or F16
+ * ({@code short[]} of half-float bits). Within a block each KV head's keys and values are
+ * contiguous, so one attention job reads two runs per block: keys transposed, [numBlocks][kvDim][blockSize] (dimension
+ * d of the block's positions side by side, scored a vector of positions at a time), values as rows per head,
+ * [numBlocks][kvDim / headDim][blockSize][headDim].
  */
 final class CpuKvBlockStore implements KvBlockStore {
     final int numLayers;
     final int kvDim;
+    final int headDim;
     final int blockSize;
     final int numBlocks;
     final KvCacheType type;
     final float[][] keys, values;
     final short[][] halfKeys, halfValues;
 
-    CpuKvBlockStore(int numLayers, int kvDim, int blockSize, int numBlocks, KvCacheType type) {
-        if (numLayers < 1 || kvDim < 1 || blockSize < 1 || numBlocks < 1)
+    CpuKvBlockStore(int numLayers, int kvDim, int headDim, int blockSize, int numBlocks, KvCacheType type) {
+        if (numLayers < 1 || kvDim < 1 || headDim < 1 || kvDim % headDim != 0 || blockSize < 1 || numBlocks < 1)
             throw new IllegalArgumentException("KV store of " + numBlocks + " blocks x " + blockSize + " positions x " + numLayers + " layers x " + kvDim);
         long perLayer = (long) numBlocks * blockSize * kvDim;
         if (perLayer > Integer.MAX_VALUE - 16)
@@ -25,6 +29,7 @@ final class CpuKvBlockStore implements KvBlockStore {
                     + " needs " + perLayer + " elements per layer, more than one CPU array holds; lower --kv-cache-memory");
         this.numLayers = numLayers;
         this.kvDim = kvDim;
+        this.headDim = headDim;
         this.blockSize = blockSize;
         this.numBlocks = numBlocks;
         this.type = type;

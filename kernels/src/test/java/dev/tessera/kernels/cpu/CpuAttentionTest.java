@@ -8,6 +8,7 @@ import dev.tessera.kernels.KvCacheType;
 import dev.tessera.kernels.PagedKvCache;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.EnumSource;
 
 import java.util.Random;
@@ -53,6 +54,64 @@ class CpuAttentionTest {
                 }
             }
         }
+    }
+
+    /**
+     * Against attention written out in doubles: causal softmax over all earlier rows, each query head reading KV head
+     * h / (heads / KV_HEADS), for a prompt of 21 tokens (the last block partial) and one decode step; with blocks of 16
+     * and heads of 64 the kernel's vector paths run, with blocks of 4 and heads of 16 or 8 its fallbacks. A private
+     * cache gives the same bits as the paged one.
+     */
+    @ParameterizedTest
+    @CsvSource({"F32, 16, 64", "F16, 16, 64", "F32, 4, 16", "F16, 4, 16", "F32, 16, 8", "F32, 32, 128"})
+    void matchesAScalarReference(KvCacheType type, int blockSize, int headDim) {
+        Random random = new Random(11);
+        int heads = 8, kvDim = KV_HEADS * headDim, qDim = heads * headDim, prompt = 21;
+        try (CpuBackend backend = new CpuBackend(2);
+             KvBlockStore store = backend.allocateKvBlocks(LAYERS, KV_HEADS, headDim, blockSize, 16, type)) {
+            PagedKvCache cache = new PagedKvCache(store);
+            cache.setBlocks(new int[]{9, 1, 14, 4, 0, 6}, 6);
+            KvCache contiguous = backend.allocateKvCache(LAYERS, KV_HEADS, headDim, 64);
+            float[] keys = new float[0], values = new float[0];
+            for (int[] step : new int[][]{{0, prompt}, {prompt, 1}}) {
+                int n = step[1];
+                int[] pos = new int[n];
+                KvCache[] seqs = new KvCache[n], privates = new KvCache[n];
+                for (int t = 0; t < n; t++) { pos[t] = step[0] + t; seqs[t] = cache; privates[t] = contiguous; }
+                float[] q = gaussian(random, n * qDim), k = gaussian(random, n * kvDim), v = gaussian(random, n * kvDim);
+                keys = concat(keys, k);
+                values = concat(values, v);
+                float[] got = attend(backend, 1, q, k, v, new AttentionBatch(n, pos, seqs), n, heads, KV_HEADS, headDim);
+                if (type == KvCacheType.F32) {
+                    float[] viaPrivate = attend(backend, 1, q, k, v, new AttentionBatch(n, pos, privates), n, heads, KV_HEADS, headDim);
+                    for (int i = 0; i < got.length; i++) assertEquals(viaPrivate[i], got[i], 0f, "private cache, element " + i);
+                }
+                for (int t = 0; t < n; t++)
+                    for (int h = 0; h < heads; h++) {
+                        int kvo = h / (heads / KV_HEADS) * headDim, len = pos[t] + 1;
+                        double[] score = new double[len];
+                        double max = Double.NEGATIVE_INFINITY, sum = 0;
+                        for (int j = 0; j < len; j++) {
+                            for (int i = 0; i < headDim; i++) score[j] += (double) q[t * qDim + h * headDim + i] * keys[j * kvDim + kvo + i];
+                            score[j] /= Math.sqrt(headDim);
+                            max = Math.max(max, score[j]);
+                        }
+                        for (int j = 0; j < len; j++) sum += score[j] = Math.exp(score[j] - max);
+                        for (int i = 0; i < headDim; i++) {
+                            double want = 0;
+                            for (int j = 0; j < len; j++) want += score[j] / sum * values[j * kvDim + kvo + i];
+                            float tolerance = type == KvCacheType.F32 ? 3e-5f : 1e-2f;
+                            assertEquals(want, got[t * qDim + h * headDim + i], tolerance, "token " + t + " head " + h + " element " + i);
+                        }
+                    }
+            }
+        }
+    }
+
+    private static float[] concat(float[] a, float[] b) {
+        float[] c = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, c, a.length, b.length);
+        return c;
     }
 
     @Test
