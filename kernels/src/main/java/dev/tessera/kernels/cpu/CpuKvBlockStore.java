@@ -5,10 +5,10 @@ import dev.tessera.kernels.KvCacheType;
 
 /**
  * The paged KV store on the heap: per layer one array of keys and one of values, F32 ({@code float[]}) or F16
- * ({@code short[]} of half-float bits). Within a block each KV head's keys and values are
- * contiguous, so one attention job reads two runs per block: keys transposed, [numBlocks][kvDim][blockSize] (dimension
- * d of the block's positions side by side, scored a vector of positions at a time), values as rows per head,
- * [numBlocks][kvDim / headDim][blockSize][headDim].
+ * ({@code short[]} of half-float bits). Each is laid out by KV head first, then block: [kvHeads][numBlocks][...], so a
+ * sequence whose blocks are consecutive has each head's keys (and values) in one run, which one attention job streams.
+ * Within a block a head's keys are transposed, [headDim][blockSize] (dimension d of the block's positions side by side,
+ * scored a vector of positions at a time by {@link CpuAttention}), and its values are rows, [blockSize][headDim].
  */
 final class CpuKvBlockStore implements KvBlockStore {
     final int numLayers;

@@ -24,7 +24,7 @@ public final class AttentionTiming {
              KvBlockStore store = backend.allocateKvBlocks(layers, kvHeads, headDim, block, blocks, type)) {
             PagedKvCache cache = new PagedKvCache(store);
             int[] table = new int[blocks];
-            for (int i = 0; i < blocks; i++) table[i] = blocks - 1 - i;
+            for (int i = 0; i < blocks; i++) table[i] = i;  // consecutive, as a fresh pool hands them out
             cache.setBlocks(table, blocks);
             Activations q = backend.allocate(1, heads * headDim), k = backend.allocate(1, kvHeads * headDim),
                     v = backend.allocate(1, kvHeads * headDim), out = backend.allocate(1, heads * headDim);
