@@ -25,6 +25,12 @@ public final class CpuBackend implements Backend {
     private final CpuAttention attention;
     private final CpuExperts experts;
 
+    // The rotations of the last rope call's positions (see rotations).
+    private RopeTable ropeTable;
+    private int ropeTokens;
+    private int[] ropePositions = new int[0];
+    private float[] ropeCos = new float[0], ropeSin = new float[0];
+
     public CpuBackend(int numThreads) {
         this.pool = new WorkerPool(numThreads);
         this.matMul = new MatMul(pool);
@@ -70,6 +76,19 @@ public final class CpuBackend implements Backend {
     @Override
     public void download(Activations src, float[] dst, int numTokens) {
         System.arraycopy(a(src).data(), 0, dst, 0, numTokens * src.width());
+    }
+
+    /** As Backend.argmax, over the logits where they lie instead of a downloaded copy (128 KB a token for a 32K vocabulary). */
+    @Override
+    public void argmax(Activations logits, int numRows, int[] out) {
+        float[] rows = a(logits).data();
+        int width = logits.width();
+        for (int r = 0; r < numRows; r++) {
+            int best = -1;
+            float bestValue = Float.NEGATIVE_INFINITY;
+            for (int i = 0, base = r * width; i < width; i++) if (rows[base + i] > bestValue) { bestValue = rows[base + i]; best = i; }
+            out[r] = best;
+        }
     }
 
     @Override
@@ -153,12 +172,10 @@ public final class CpuBackend implements Backend {
     public void rope(Activations x, int numTokens, int numHeads, int headDim, int[] positions, RopeTable rope) {
         float[] xs = a(x).data();
         int width = x.width(), half = rope.ropeDim() / 2;
-        float[] inv = rope.invFreq();
+        rotations(numTokens, positions, rope);
         for (int t = 0; t < numTokens; t++) {
-            int pos = positions[t];
             for (int i = 0; i < half; i++) {
-                double angle = pos * (double) inv[i];
-                float cos = (float) Math.cos(angle), sin = (float) Math.sin(angle);
+                float cos = ropeCos[t * half + i], sin = ropeSin[t * half + i];
                 for (int h = 0; h < numHeads; h++) {
                     int base = t * width + h * headDim;
                     int i0 = rope.neox() ? base + i : base + 2 * i;
@@ -169,6 +186,31 @@ public final class CpuBackend implements Backend {
                 }
             }
         }
+    }
+
+    /**
+     * cos and sin of every (token, frequency) angle of a step into ropeCos/ropeSin, kept while the positions and table
+     * stay the same: q and k of all layers of a step share them (a 1B decode called Math.cos and Math.sin 2,048 times a
+     * token for 32 distinct pairs).
+     */
+    private void rotations(int numTokens, int[] positions, RopeTable rope) {
+        int half = rope.ropeDim() / 2;
+        if (rope == ropeTable && numTokens == ropeTokens && java.util.Arrays.equals(positions, 0, numTokens, ropePositions, 0, numTokens)) return;
+        if (ropeCos.length < numTokens * half) {
+            ropeCos = new float[numTokens * half];
+            ropeSin = new float[numTokens * half];
+        }
+        if (ropePositions.length < numTokens) ropePositions = new int[numTokens];
+        float[] inv = rope.invFreq();
+        for (int t = 0; t < numTokens; t++)
+            for (int i = 0; i < half; i++) {
+                double angle = positions[t] * (double) inv[i];
+                ropeCos[t * half + i] = (float) Math.cos(angle);
+                ropeSin[t * half + i] = (float) Math.sin(angle);
+            }
+        System.arraycopy(positions, 0, ropePositions, 0, numTokens);
+        ropeTokens = numTokens;
+        ropeTable = rope;
     }
 
     @Override

@@ -5,7 +5,7 @@ import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 
-/** Backend.argmax as the CPU backend inherits it: per row, ties to the lowest index, NaN never wins, -1 for no finite value. */
+/** The CPU backend's argmax, as Backend.argmax defines it: per row, ties to the lowest index, NaN never wins, -1 for no finite value. */
 class CpuBackendArgmaxTest {
 
     @Test
