@@ -215,8 +215,8 @@ final class CpuAttention {
     }
 
     /**
-     * s[from..from+len) becomes its softmax. Every element goes through the vector exp (the tail under a mask), so a
-     * score's weight does not depend on where in the vector it falls.
+     * s[from..from+len) becomes its softmax. Every element goes through {@link VectorExp} (the tail under a mask), so a
+     * score's weight depends neither on where in the vector it falls nor on the JIT tier.
      */
     private static void softmax(float[] s, int from, int len) {
         FloatVector m = FloatVector.broadcast(F, Float.NEGATIVE_INFINITY);
@@ -228,7 +228,7 @@ final class CpuAttention {
         FloatVector sum = FloatVector.zero(F);
         for (int i = 0; i < len; i += F.length()) {
             VectorMask<Float> in = F.indexInRange(i, len);
-            FloatVector e = FloatVector.fromArray(F, s, from + i, in).sub(max).lanewise(VectorOperators.EXP, in);
+            FloatVector e = VectorExp.exp(FloatVector.fromArray(F, s, from + i, in).sub(max));
             e.intoArray(s, from + i, in);
             sum = sum.add(e, in);
         }
