@@ -41,9 +41,13 @@ public interface Backend extends AutoCloseable {
      * finite value. A device backend computes it where the logits are, so only the ids travel to the host.
      */
     default void argmax(Activations logits, int numRows, int[] out) {
-        int width = logits.width();
-        float[] rows = new float[numRows * width];
+        float[] rows = new float[numRows * logits.width()];
         download(logits, rows, numRows);
+        argmaxRows(rows, numRows, logits.width(), out);
+    }
+
+    /** {@link #argmax} over host rows of {@code width} values: per row, ties to the lowest index, -1 for no finite value. */
+    static void argmaxRows(float[] rows, int numRows, int width, int[] out) {
         for (int r = 0; r < numRows; r++) {
             int best = -1;
             float bestValue = Float.NEGATIVE_INFINITY;

@@ -82,14 +82,7 @@ public final class CpuBackend implements Backend {
     /** As Backend.argmax, over the logits where they lie instead of a downloaded copy (128 KB a token for a 32K vocabulary). */
     @Override
     public void argmax(Activations logits, int numRows, int[] out) {
-        float[] rows = a(logits).data();
-        int width = logits.width();
-        for (int r = 0; r < numRows; r++) {
-            int best = -1;
-            float bestValue = Float.NEGATIVE_INFINITY;
-            for (int i = 0, base = r * width; i < width; i++) if (rows[base + i] > bestValue) { bestValue = rows[base + i]; best = i; }
-            out[r] = best;
-        }
+        Backend.argmaxRows(a(logits).data(), numRows, logits.width(), out);
     }
 
     @Override

@@ -7,7 +7,6 @@ import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
 import static dev.tessera.kernels.cpu.rows.VectorLanes.F;
@@ -30,7 +29,6 @@ import static jdk.incubator.vector.VectorOperators.LSHR;
  */
 public final class Q2KPanels extends ValuePanels {
     static final PanelKernel INSTANCE = new Q2KPanels();
-    static final int BLOCK = 256;
     private static final int GGUF_BLOCK_BYTES = Q2KRows.BLOCK_BYTES;
     private static final int D = 0, DMIN = 4 * ROWS, SUB_BLOCKS = 8 * ROWS, SUB_BLOCK_BYTES = ROWS + 64;
     static final int PANEL_BLOCK_BYTES = SUB_BLOCKS + 16 * SUB_BLOCK_BYTES;
@@ -38,25 +36,12 @@ public final class Q2KPanels extends ValuePanels {
     private static final VectorSpecies<Short> S32 = ShortVector.SPECIES_512;
     private static final VectorSpecies<Integer> I512 = IntVector.SPECIES_512;
 
-    private Q2KPanels() {}
-
-    @Override
-    public boolean needsInt8() {
-        return true;
+    private Q2KPanels() {
+        super(PANEL_BLOCK_BYTES);
     }
 
     @Override
-    public long panelBytes(int cols) {
-        return (long) (cols / BLOCK) * PANEL_BLOCK_BYTES;
-    }
-
-    @Override
-    public MemorySegment repack(MemorySegment src, int rows, int cols, Arena arena) {
-        int numBlocks = cols / BLOCK;
-        return PanelRepack.inChunks(src, rows, panelBytes(cols), arena, (dst, p0, p1) -> repack(src, dst, p0, p1, numBlocks));
-    }
-
-    private static void repack(MemorySegment src, MemorySegment dst, int p0, int p1, int numBlocks) {
+    void repackPanels(MemorySegment src, MemorySegment dst, int p0, int p1, int numBlocks) {
         long rowBytes = (long) numBlocks * GGUF_BLOCK_BYTES;
         for (int p = p0; p < p1; p++)
             for (int b = 0; b < numBlocks; b++) {

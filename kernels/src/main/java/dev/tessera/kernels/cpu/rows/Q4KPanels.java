@@ -7,7 +7,6 @@ import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
 import static dev.tessera.kernels.cpu.rows.VectorLanes.F;
@@ -40,9 +39,8 @@ import static jdk.incubator.vector.VectorOperators.LSHL;
  * Σ qx, the min term taking the block sums of the int8 x ({@link ActivationBlocks#int8Sums}). Per token the
  * arithmetic is the same in {@link #dot}, {@link #dot4} and {@link #dot8}, so batching changes no result.
  */
-public final class Q4KPanels implements PanelKernel {
+public final class Q4KPanels extends SuperBlockPanels {
     static final PanelKernel INSTANCE = new Q4KPanels();
-    static final int BLOCK = 256;
     static final int BLOCK_BYTES = 144;  // in the GGUF file
     static final int D = 0, DMIN = 4 * ROWS, SC = 8 * ROWS, MN = SC + 8 * ROWS, QS = MN + 8 * ROWS;
     static final int PANEL_BLOCK_BYTES = QS + 128 * ROWS;
@@ -52,25 +50,12 @@ public final class Q4KPanels implements PanelKernel {
     /** Per thread: one block's decoded d*sc and dmin*m, [2][8 sub-blocks][16 rows]. */
     private static final ThreadLocal<float[]> SCALES = ThreadLocal.withInitial(() -> new float[256]);
 
-    private Q4KPanels() {}
-
-    @Override
-    public boolean needsInt8() {
-        return true;
+    private Q4KPanels() {
+        super(PANEL_BLOCK_BYTES);
     }
 
     @Override
-    public long panelBytes(int cols) {
-        return (long) (cols / BLOCK) * PANEL_BLOCK_BYTES;
-    }
-
-    @Override
-    public MemorySegment repack(MemorySegment src, int rows, int cols, Arena arena) {
-        int numBlocks = cols / BLOCK;
-        return PanelRepack.inChunks(src, rows, panelBytes(cols), arena, (dst, p0, p1) -> repack(src, dst, p0, p1, numBlocks));
-    }
-
-    private static void repack(MemorySegment src, MemorySegment dst, int p0, int p1, int numBlocks) {
+    void repackPanels(MemorySegment src, MemorySegment dst, int p0, int p1, int numBlocks) {
         long rowBytes = (long) numBlocks * BLOCK_BYTES;
         long[] x = new long[4];
         for (int p = p0; p < p1; p++)

@@ -8,7 +8,6 @@ import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
 import static dev.tessera.kernels.cpu.rows.Q4KPanels.D;
@@ -46,7 +45,6 @@ import static jdk.incubator.vector.VectorOperators.LSHR;
  */
 public final class Q5KPanels extends ValuePanels {
     static final PanelKernel INSTANCE = new Q5KPanels();
-    static final int BLOCK = 256;
     static final int BLOCK_BYTES = 176;  // in the GGUF file: d, dmin, scales[12], qh[32], qs[128]
     private static final int GGUF_QH = 16, GGUF_QS = 48;
     /** The first group of slices, after the header; a group is 8 longs of fifth bits, then 8 pair slices. */
@@ -58,25 +56,12 @@ public final class Q5KPanels extends ValuePanels {
     /** Per thread: one block's decoded d*sc and dmin*m, [2][8 sub-blocks][16 rows]. */
     private static final ThreadLocal<float[]> SCALES = ThreadLocal.withInitial(() -> new float[256]);
 
-    private Q5KPanels() {}
-
-    @Override
-    public boolean needsInt8() {
-        return true;
+    private Q5KPanels() {
+        super(PANEL_BLOCK_BYTES);
     }
 
     @Override
-    public long panelBytes(int cols) {
-        return (long) (cols / BLOCK) * PANEL_BLOCK_BYTES;
-    }
-
-    @Override
-    public MemorySegment repack(MemorySegment src, int rows, int cols, Arena arena) {
-        int numBlocks = cols / BLOCK;
-        return PanelRepack.inChunks(src, rows, panelBytes(cols), arena, (dst, p0, p1) -> repack(src, dst, p0, p1, numBlocks));
-    }
-
-    private static void repack(MemorySegment src, MemorySegment dst, int p0, int p1, int numBlocks) {
+    void repackPanels(MemorySegment src, MemorySegment dst, int p0, int p1, int numBlocks) {
         long rowBytes = (long) numBlocks * BLOCK_BYTES;
         long[] x = new long[4];
         for (int p = p0; p < p1; p++)

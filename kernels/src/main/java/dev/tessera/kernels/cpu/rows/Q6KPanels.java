@@ -8,7 +8,6 @@ import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
@@ -49,9 +48,8 @@ import static jdk.incubator.vector.VectorOperators.LSHL;
  * and {@link #dot8} alike, so batching changes no result. No helper of ours is called with a vector in the dots: C2
  * may decline to inline one in a long method, and it then boxes its vectors.
  */
-public final class Q6KPanels implements PanelKernel {
+public final class Q6KPanels extends SuperBlockPanels {
     static final PanelKernel INSTANCE = new Q6KPanels();
-    static final int BLOCK = 256;
     static final int SCALES = 0, D = 256, QS = 320, GROUP_BYTES = 192, WORDS = 64, BYTES = 128;
     static final int PANEL_BLOCK_BYTES = QS + 16 * GROUP_BYTES;
     private static final VectorSpecies<Byte> B16 = ByteVector.SPECIES_128, B32 = ByteVector.SPECIES_256;
@@ -61,25 +59,12 @@ public final class Q6KPanels implements PanelKernel {
     /** Per thread: one block's d * scale, [16 groups][16 rows]. */
     private static final ThreadLocal<float[]> GROUP_SCALES = ThreadLocal.withInitial(() -> new float[256]);
 
-    private Q6KPanels() {}
-
-    @Override
-    public boolean needsInt8() {
-        return true;
+    private Q6KPanels() {
+        super(PANEL_BLOCK_BYTES);
     }
 
     @Override
-    public long panelBytes(int cols) {
-        return (long) (cols / BLOCK) * PANEL_BLOCK_BYTES;
-    }
-
-    @Override
-    public MemorySegment repack(MemorySegment src, int rows, int cols, Arena arena) {
-        int numBlocks = cols / BLOCK;
-        return PanelRepack.inChunks(src, rows, panelBytes(cols), arena, (dst, p0, p1) -> repack(src, dst, p0, p1, numBlocks));
-    }
-
-    private static void repack(MemorySegment src, MemorySegment dst, int p0, int p1, int numBlocks) {
+    void repackPanels(MemorySegment src, MemorySegment dst, int p0, int p1, int numBlocks) {
         long rowBytes = (long) numBlocks * GGUF_BLOCK_BYTES;
         byte[] block = new byte[PANEL_BLOCK_BYTES];
         byte[] ggufBlock = new byte[GGUF_BLOCK_BYTES];

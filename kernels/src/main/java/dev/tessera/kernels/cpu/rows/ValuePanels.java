@@ -5,11 +5,15 @@ import java.lang.foreign.MemorySegment;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.F32;
 
 /**
- * A panel kernel whose many-token matmuls go through its batched dots, so {@link #unpack} is off the matmul's path:
+ * A K-quant panel kernel whose many-token matmuls go through its batched dots, so {@link #unpack} is off the matmul's path:
  * unpacking and row dequantizing (embedding lookups) read one value at a time through {@link #value}, exactly as the
  * row kernel computes it.
  */
-abstract class ValuePanels implements PanelKernel {
+abstract class ValuePanels extends SuperBlockPanels {
+    ValuePanels(int panelBlockBytes) {
+        super(panelBlockBytes);
+    }
+
     /** Row i's value at column k of the panel at {@code panelOffset}, with the row kernel's arithmetic. */
     abstract float value(MemorySegment w, long panelOffset, int i, int k);
 
