@@ -4,6 +4,7 @@ import dev.tessera.kernels.Activations;
 import dev.tessera.kernels.AttentionBatch;
 import dev.tessera.kernels.KvCache;
 import dev.tessera.kernels.PagedKvCache;
+import dev.tessera.kernels.cpu.rows.VectorSum;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
@@ -232,7 +233,7 @@ final class CpuAttention {
             e.intoArray(s, from + i, in);
             sum = sum.add(e, in);
         }
-        float inv = 1f / sum.reduceLanes(VectorOperators.ADD);
+        float inv = 1f / VectorSum.sum(sum);
         for (int i = 0; i < len; i += F.length()) {
             VectorMask<Float> in = F.indexInRange(i, len);
             FloatVector.fromArray(F, s, from + i, in).mul(inv).intoArray(s, from + i, in);

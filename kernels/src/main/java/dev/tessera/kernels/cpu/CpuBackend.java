@@ -10,9 +10,9 @@ import dev.tessera.kernels.KvCacheType;
 import dev.tessera.kernels.RopeTable;
 import dev.tessera.kernels.TensorType;
 import dev.tessera.kernels.Weight;
+import dev.tessera.kernels.cpu.rows.VectorSum;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
@@ -108,7 +108,7 @@ public final class CpuBackend implements Backend {
                 FloatVector v = FloatVector.fromArray(F, xs, off + i);
                 acc = v.fma(v, acc);
             }
-            float ss = acc.reduceLanes(VectorOperators.ADD);
+            float ss = VectorSum.sum(acc);
             for (; i < n; i++) ss += xs[off + i] * xs[off + i];
             float scale = (float) (1.0 / Math.sqrt(ss / n + eps));
             for (i = 0; i < F.loopBound(n); i += F.length())

@@ -1,7 +1,7 @@
 package dev.tessera.kernels.cpu;
 
+import dev.tessera.kernels.cpu.rows.VectorSum;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /** Dot product of two F32 arrays: attention scores and rows already dequantized for many tokens. */
@@ -15,7 +15,7 @@ final class FloatDot {
         int i = 0;
         for (; i < F.loopBound(n); i += F.length())
             acc = FloatVector.fromArray(F, a, ao + i).fma(FloatVector.fromArray(F, b, bo + i), acc);
-        float sum = acc.reduceLanes(VectorOperators.ADD);
+        float sum = VectorSum.sum(acc);
         for (; i < n; i++) sum += a[ao + i] * b[bo + i];
         return sum;
     }
@@ -35,8 +35,8 @@ final class FloatDot {
             a2 = wv.fma(FloatVector.fromArray(F, x, x2 + i), a2);
             a3 = wv.fma(FloatVector.fromArray(F, x, x3 + i), a3);
         }
-        float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD);
-        float s2 = a2.reduceLanes(VectorOperators.ADD), s3 = a3.reduceLanes(VectorOperators.ADD);
+        float s0 = VectorSum.sum(a0), s1 = VectorSum.sum(a1);
+        float s2 = VectorSum.sum(a2), s3 = VectorSum.sum(a3);
         for (; i < cols; i++) {
             s0 += w[i] * x[x0 + i]; s1 += w[i] * x[x1 + i]; s2 += w[i] * x[x2 + i]; s3 += w[i] * x[x3 + i];
         }
@@ -66,11 +66,10 @@ final class FloatDot {
             xv = FloatVector.fromArray(F, x, x3 + i);
             a03 = v0.fma(xv, a03); a13 = v1.fma(xv, a13); a23 = v2.fma(xv, a23); a33 = v3.fma(xv, a33);
         }
-        VectorOperators.Associative add = VectorOperators.ADD;
-        float[] r = {a00.reduceLanes(add), a10.reduceLanes(add), a20.reduceLanes(add), a30.reduceLanes(add),
-                a01.reduceLanes(add), a11.reduceLanes(add), a21.reduceLanes(add), a31.reduceLanes(add),
-                a02.reduceLanes(add), a12.reduceLanes(add), a22.reduceLanes(add), a32.reduceLanes(add),
-                a03.reduceLanes(add), a13.reduceLanes(add), a23.reduceLanes(add), a33.reduceLanes(add)};
+        float[] r = {VectorSum.sum(a00), VectorSum.sum(a10), VectorSum.sum(a20), VectorSum.sum(a30),
+                VectorSum.sum(a01), VectorSum.sum(a11), VectorSum.sum(a21), VectorSum.sum(a31),
+                VectorSum.sum(a02), VectorSum.sum(a12), VectorSum.sum(a22), VectorSum.sum(a32),
+                VectorSum.sum(a03), VectorSum.sum(a13), VectorSum.sum(a23), VectorSum.sum(a33)};
         for (; i < cols; i++)
             for (int tt = 0; tt < 4; tt++)
                 for (int rr = 0; rr < 4; rr++) r[tt * 4 + rr] += w[rr * cols + i] * x[(t + tt) * cols + i];

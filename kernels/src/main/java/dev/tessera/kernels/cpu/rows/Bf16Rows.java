@@ -26,7 +26,7 @@ public final class Bf16Rows implements RowKernel {
             FloatVector wv = bits.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
             acc = wv.fma(FloatVector.fromArray(F, x, xOffset + i), acc);
         }
-        float sum = acc.reduceLanes(VectorOperators.ADD);
+        float sum = VectorSum.sum(acc);
         for (; i < n; i++) sum += toFloat(w.get(I16, rowOffset + 2L * i)) * x[xOffset + i];
         return sum;
     }

@@ -2,7 +2,6 @@ package dev.tessera.kernels.cpu.rows;
 
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.ShortVector;
-import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
 
@@ -22,7 +21,7 @@ public final class F16Rows implements RowKernel {
             FloatVector wv = VectorLanes.halfToFloat(ShortVector.fromMemorySegment(S, w, rowOffset + 2L * i, LE));
             acc = wv.fma(FloatVector.fromArray(F, x, xOffset + i), acc);
         }
-        float sum = acc.reduceLanes(VectorOperators.ADD);
+        float sum = VectorSum.sum(acc);
         for (; i < n; i++) sum += Float.float16ToFloat(w.get(I16, rowOffset + 2L * i)) * x[xOffset + i];
         return sum;
     }

@@ -1,7 +1,6 @@
 package dev.tessera.kernels.cpu.rows;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
 
@@ -24,7 +23,7 @@ public final class F32Rows implements RowKernel {
             acc1 = FloatVector.fromMemorySegment(F, w, rowOffset + 4L * (i + F.length()), LE)
                     .fma(FloatVector.fromArray(F, x, xOffset + i + F.length()), acc1);
         }
-        float sum = acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+        float sum = VectorSum.sum(acc0.add(acc1));
         for (; i < n; i++) sum += w.get(F32, rowOffset + 4L * i) * x[xOffset + i];
         return sum;
     }

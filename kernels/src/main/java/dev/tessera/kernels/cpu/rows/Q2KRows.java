@@ -49,7 +49,7 @@ public final class Q2KRows implements RowKernel {
                 acc = xs.fma(FloatVector.broadcast(F, -(dmin * (sc >> 4))), acc);
             }
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        return VectorSum.sum(acc);
     }
 
     @Override

@@ -51,7 +51,7 @@ public final class Q3KRows implements RowKernel {
                 acc = qx.fma(FloatVector.broadcast(F, d * (scale(w, off, s) - 32)), acc);
             }
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        return VectorSum.sum(acc);
     }
 
     @Override

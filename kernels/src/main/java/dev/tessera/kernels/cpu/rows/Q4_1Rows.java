@@ -41,7 +41,7 @@ public final class Q4_1Rows implements RowKernel {
             acc = qx.fma(FloatVector.broadcast(F, Float.float16ToFloat(w.get(I16, off))), acc);
             acc = xs.fma(FloatVector.broadcast(F, Float.float16ToFloat(w.get(I16, off + 2))), acc);
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        return VectorSum.sum(acc);
     }
 
     @Override

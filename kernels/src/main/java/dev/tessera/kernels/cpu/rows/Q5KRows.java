@@ -58,7 +58,7 @@ public final class Q5KRows implements RowKernel {
                 acc = xs1.fma(FloatVector.broadcast(F, -dmin * min(scalesLo, scalesHi, 2 * c + 1)), acc);
             }
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        return VectorSum.sum(acc);
     }
 
     @Override

@@ -45,7 +45,7 @@ public final class Q5_0Rows implements RowKernel {
             }
             acc = sum.fma(FloatVector.broadcast(F, Float.float16ToFloat(w.get(I16, off))), acc);
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        return VectorSum.sum(acc);
     }
 
     @Override

@@ -55,7 +55,7 @@ public final class Q6KRows implements RowKernel {
             }
             acc = blockSum.fma(FloatVector.broadcast(F, Float.float16ToFloat(w.get(I16, off + 208))), acc);
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        return VectorSum.sum(acc);
     }
 
     @Override

@@ -28,7 +28,7 @@ public final class Q8_0Rows implements RowKernel {
             acc1 = block(w, rowOffset + (long) BLOCK_BYTES * (b + 1), x, xOffset + BLOCK * (b + 1), acc1);
         }
         if (b < numBlocks) acc0 = block(w, rowOffset + (long) BLOCK_BYTES * b, x, xOffset + BLOCK * b, acc0);
-        return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+        return VectorSum.sum(acc0.add(acc1));
     }
 
     private static FloatVector block(MemorySegment w, long off, float[] x, int xb, FloatVector acc) {
