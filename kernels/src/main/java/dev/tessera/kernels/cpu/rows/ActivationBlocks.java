@@ -22,7 +22,7 @@ public final class ActivationBlocks {
     private static final float ROUND = 0x1.8p23f;
     /** 16 lanes: panels, the only readers, exist only where floats have 16 lanes (see {@link PanelKernel#forType}). */
     private static final VectorSpecies<Float> F16 = FloatVector.SPECIES_512;
-    private float[] scales = new float[0], scaledSums = new float[0], values = new float[0];
+    private float[] scales = new float[0], scaledSums = new float[0], values = new float[0], negativeHalfSums = new float[0];
     private int[] totals = new int[0], pairs = new int[0];
 
     /** The int8 scale of each block (0 for an all-zero block). */
@@ -44,6 +44,14 @@ public final class ActivationBlocks {
         return scaledSums;
     }
 
+    /**
+     * -(scale * Σq) of each 16-column half block: the min term of a 16-column sub-block (Q2_K), the same for every row
+     * of a matmul, so made once here instead of summed from the pairs in each panel's dot.
+     */
+    public float[] negativeHalfSums() {
+        return negativeHalfSums;
+    }
+
     /** The int8 values as floats, one per column. */
     public float[] int8Floats() {
         return values;
@@ -63,6 +71,7 @@ public final class ActivationBlocks {
             totals = new int[n];
             pairs = new int[16 * n];
             values = new float[32 * n];
+            negativeHalfSums = new float[2 * n];
         }
         for (int b = 0; b < n; b++) {
             quantize(x, b);
@@ -76,7 +85,10 @@ public final class ActivationBlocks {
         float max = lo.abs().max(hi.abs()).reduceLanes(VectorOperators.MAX);
         float inverse = max == 0f ? 0f : 127f / max;
         scales[b] = max / 127f;
-        totals[b] = store(lo.mul(inverse), 32 * b) + store(hi.mul(inverse), 32 * b + 16);
+        int low = store(lo.mul(inverse), 32 * b), high = store(hi.mul(inverse), 32 * b + 16);
+        totals[b] = low + high;
+        negativeHalfSums[2 * b] = -(scales[b] * low);
+        negativeHalfSums[2 * b + 1] = -(scales[b] * high);
     }
 
     /** Rounds the 16 values of columns k.. (|v| ≤ 127), stores them as floats and as 8 pairs, and returns their sum. */

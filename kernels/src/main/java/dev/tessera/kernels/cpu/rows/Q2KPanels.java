@@ -25,7 +25,8 @@ import static jdk.incubator.vector.VectorOperators.LSHR;
  * p of slice h holds in bits 2k..2k+1 row i's quant at column 16g + 8h + 2k + p).
  * <p>
  * A sub-block's Σ q·qx forms in 16-bit lanes (at most 8 * 3 * 127 per lane); the min term takes the sub-block's Σ qx,
- * the same for every row, summed from the int8 x. Many tokens go through {@link #dot4}, prefill included.
+ * the same for every row, made once per matmul ({@link ActivationBlocks#negativeHalfSums}: summed from the pairs in
+ * each dot, it cost a sixth of the one-token dot's time). Many tokens go through {@link #dot4}, prefill included.
  */
 public final class Q2KPanels extends ValuePanels {
     static final PanelKernel INSTANCE = new Q2KPanels();
@@ -69,13 +70,13 @@ public final class Q2KPanels extends ValuePanels {
     @Override
     public void dot(MemorySegment w, long panelOffset, int cols, float[] x, int xOffset, ActivationBlocks xBlocks, float[] out, int outOffset) {
         FloatVector acc = FloatVector.zero(F);
-        float[] xScales = xBlocks.scales();
+        float[] xScales = xBlocks.scales(), minSums = xBlocks.negativeHalfSums();
         int[] pairs = xBlocks.pairs();
         long o = panelOffset;
         for (int xb = xOffset, end = xOffset + cols; xb < end; xb += BLOCK, o += PANEL_BLOCK_BYTES) {
             FloatVector d = FloatVector.fromMemorySegment(F, w, o + D, LE), dmin = FloatVector.fromMemorySegment(F, w, o + DMIN, LE);
             for (int g = 0; g < 16; g++) {
-                int m = (xb + 16 * g) / 2, xTotal = 0;
+                int m = (xb + 16 * g) / 2;
                 long sub = o + SUB_BLOCKS + (long) g * SUB_BLOCK_BYTES;
                 ShortVector s = ShortVector.zero(S32);
                 for (int h = 0; h < 2; h++) {
@@ -86,7 +87,6 @@ public final class Q2KPanels extends ValuePanels {
                     s = s.add(q.lanewise(LSHR, 2).and((short) 3).mul(IntVector.broadcast(I512, pairs[mq + 1]).reinterpretAsShorts()));
                     s = s.add(q.lanewise(LSHR, 4).and((short) 3).mul(IntVector.broadcast(I512, pairs[mq + 2]).reinterpretAsShorts()));
                     s = s.add(q.lanewise(LSHR, 6).mul(IntVector.broadcast(I512, pairs[mq + 3]).reinterpretAsShorts()));
-                    for (int k = 0; k < 4; k++) xTotal += (short) pairs[mq + k] + (pairs[mq + k] >> 16);
                 }
                 // Each row's two lanes added (exact as a float), times d * scale * x scale; then dmin * min times -Σx.
                 float xScale = xScales[(xb + 16 * g) / 32];
@@ -96,7 +96,7 @@ public final class Q2KPanels extends ValuePanels {
                 FloatVector sc = (FloatVector) scaleAndMin.and((byte) 15).convertShape(VectorOperators.B2F, F, 0);
                 FloatVector mn = (FloatVector) scaleAndMin.lanewise(LSHR, 4).convertShape(VectorOperators.B2F, F, 0);
                 acc = sums.fma(d.mul(sc).mul(xScale), acc);
-                acc = dmin.mul(mn).fma(FloatVector.broadcast(F, -(xScale * xTotal)), acc);
+                acc = dmin.mul(mn).fma(FloatVector.broadcast(F, minSums[(xb + 16 * g) / 16]), acc);
             }
         }
         acc.intoArray(out, outOffset);
@@ -110,7 +110,7 @@ public final class Q2KPanels extends ValuePanels {
     public void dot4(MemorySegment w, long panelOffset, int cols, float[] x, int x0, int x1, int x2, int x3, ActivationBlocks xBlocks,
                      int numTokens, float[] out, int o0, int outWidth) {
         FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
-        float[] xScales = xBlocks.scales();
+        float[] xScales = xBlocks.scales(), minSums = xBlocks.negativeHalfSums();
         int[] pairs = xBlocks.pairs();
         long o = panelOffset;
         for (int kb = 0; kb < cols; kb += BLOCK, o += PANEL_BLOCK_BYTES) {
@@ -118,7 +118,6 @@ public final class Q2KPanels extends ValuePanels {
             for (int g = 0; g < 16; g++) {
                 long sub = o + SUB_BLOCKS + (long) g * SUB_BLOCK_BYTES;
                 int kg = kb + 16 * g, m0 = (x0 + kg) / 2, m1 = (x1 + kg) / 2, m2 = (x2 + kg) / 2, m3 = (x3 + kg) / 2;
-                int n0 = 0, n1 = 0, n2 = 0, n3 = 0;
                 ShortVector s0 = ShortVector.zero(S32), s1 = s0, s2 = s0, s3 = s0;
                 for (int h = 0; h < 2; h++) {
                     ShortVector q = (ShortVector) ByteVector.fromMemorySegment(B32, w, sub + ROWS + 32L * h, LE)
@@ -130,10 +129,6 @@ public final class Q2KPanels extends ValuePanels {
                         s1 = s1.add(v.mul(IntVector.broadcast(I512, pairs[m1 + e]).reinterpretAsShorts()));
                         s2 = s2.add(v.mul(IntVector.broadcast(I512, pairs[m2 + e]).reinterpretAsShorts()));
                         s3 = s3.add(v.mul(IntVector.broadcast(I512, pairs[m3 + e]).reinterpretAsShorts()));
-                        n0 += (short) pairs[m0 + e] + (pairs[m0 + e] >> 16);
-                        n1 += (short) pairs[m1 + e] + (pairs[m1 + e] >> 16);
-                        n2 += (short) pairs[m2 + e] + (pairs[m2 + e] >> 16);
-                        n3 += (short) pairs[m3 + e] + (pairs[m3 + e] >> 16);
                     }
                 }
                 ByteVector scaleAndMin = ByteVector.fromMemorySegment(B16, w, sub, LE);
@@ -141,16 +136,16 @@ public final class Q2KPanels extends ValuePanels {
                 FloatVector dm = dmin.mul((FloatVector) scaleAndMin.lanewise(LSHR, 4).convertShape(VectorOperators.B2F, F, 0));
                 float xs0 = xScales[(x0 + kg) / 32], xs1 = xScales[(x1 + kg) / 32], xs2 = xScales[(x2 + kg) / 32], xs3 = xScales[(x3 + kg) / 32];
                 IntVector i = s0.reinterpretAsInts();
-                a0 = dm.fma(FloatVector.broadcast(F, -(xs0 * n0)), ((FloatVector) i.lanewise(LSHL, 16).lanewise(ASHR, 16).add(i.lanewise(ASHR, 16))
+                a0 = dm.fma(FloatVector.broadcast(F, minSums[(x0 + kg) / 16]), ((FloatVector) i.lanewise(LSHL, 16).lanewise(ASHR, 16).add(i.lanewise(ASHR, 16))
                         .convert(I2F, 0)).fma(ds.mul(xs0), a0));
                 i = s1.reinterpretAsInts();
-                a1 = dm.fma(FloatVector.broadcast(F, -(xs1 * n1)), ((FloatVector) i.lanewise(LSHL, 16).lanewise(ASHR, 16).add(i.lanewise(ASHR, 16))
+                a1 = dm.fma(FloatVector.broadcast(F, minSums[(x1 + kg) / 16]), ((FloatVector) i.lanewise(LSHL, 16).lanewise(ASHR, 16).add(i.lanewise(ASHR, 16))
                         .convert(I2F, 0)).fma(ds.mul(xs1), a1));
                 i = s2.reinterpretAsInts();
-                a2 = dm.fma(FloatVector.broadcast(F, -(xs2 * n2)), ((FloatVector) i.lanewise(LSHL, 16).lanewise(ASHR, 16).add(i.lanewise(ASHR, 16))
+                a2 = dm.fma(FloatVector.broadcast(F, minSums[(x2 + kg) / 16]), ((FloatVector) i.lanewise(LSHL, 16).lanewise(ASHR, 16).add(i.lanewise(ASHR, 16))
                         .convert(I2F, 0)).fma(ds.mul(xs2), a2));
                 i = s3.reinterpretAsInts();
-                a3 = dm.fma(FloatVector.broadcast(F, -(xs3 * n3)), ((FloatVector) i.lanewise(LSHL, 16).lanewise(ASHR, 16).add(i.lanewise(ASHR, 16))
+                a3 = dm.fma(FloatVector.broadcast(F, minSums[(x3 + kg) / 16]), ((FloatVector) i.lanewise(LSHL, 16).lanewise(ASHR, 16).add(i.lanewise(ASHR, 16))
                         .convert(I2F, 0)).fma(ds.mul(xs3), a3));
             }
         }
