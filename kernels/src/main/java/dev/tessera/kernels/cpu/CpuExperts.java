@@ -7,16 +7,17 @@ import dev.tessera.kernels.Weight;
  * The CPU's grouped expert matmul, after ggml-cpu's {@code mul_mat_id}: for each expert with tokens this step, its
  * input rows are gathered into one contiguous batch, multiplied by the expert's matrix with the ordinary matmul
  * (so every weight type and panel layout the dense path has is used as is, and each expert's rows are read once for
- * all its tokens), and the results are scattered back to the slots. Experts run one after another; the matmul
- * inside spreads each one's rows over the threads.
+ * all its tokens), and the results are scattered back to the slots. A decode step (at most
+ * {@link MatMul#SMALL_BATCH} tokens per expert, panel weights) runs all its experts in one parallel region; bigger
+ * groups (a prefill) run one expert after another, the matmul inside spreading each one's rows over the threads.
  * <p>
- * A Q4_0 or Q8_0 expert's result for a token does not depend on how many tokens share the expert (the panel kernels
- * do the same arithmetic for every batch size), so batching requests does not change greedy output.
+ * A panel expert's result for a token does not depend on how many tokens share the expert (the panel kernels do the
+ * same arithmetic for every batch size), so batching requests does not change greedy output.
  */
 final class CpuExperts {
     private final MatMul matMul;
-    private float[] gathered = new float[0];  // [tokens of one expert][cols]
-    private float[] results = new float[0];   // [tokens of one expert][rows]
+    private float[] gathered = new float[0];  // [tokens of one expert, or all slots grouped by expert][cols]
+    private float[] results = new float[0];   // [tokens of one expert, or weight sets × slots grouped by expert][rows]
 
     CpuExperts(MatMul matMul) {
         this.matMul = matMul;
@@ -25,6 +26,10 @@ final class CpuExperts {
     void matmul(Weight[] experts, float[] x, int xWidth, boolean xPerSlot, ExpertRouting routing, float[] out, int outWidth) {
         if (eachHasOneToken(experts, xWidth, outWidth, routing)) {
             runOneTokenEach(new Weight[][] {experts}, x, xPerSlot, routing, new float[][] {out}, outWidth);
+            return;
+        }
+        if (smallGroups(experts, xWidth, outWidth, routing)) {
+            runGrouped(new Weight[][] {experts}, x, xWidth, xPerSlot, routing, new float[][] {out}, outWidth);
             return;
         }
         int k = routing.numUsed();
@@ -65,12 +70,30 @@ final class CpuExperts {
     }
 
     /**
-     * gateOut and upOut of every slot, gate and up experts together in one parallel region when each expert has one
-     * token (a single sequence's decode step); else one grouped matmul after the other.
+     * Whether every expert with tokens has at most {@link MatMul#SMALL_BATCH} of them, in the panel layout, of the given
+     * shape: a batched decode step, whose experts can share one parallel region.
+     */
+    private boolean smallGroups(Weight[] experts, int xWidth, int outWidth, ExpertRouting routing) {
+        for (int e = 0; e < routing.numExperts(); e++) {
+            int count = routing.count(e);
+            if (count == 0) continue;
+            if (count > MatMul.SMALL_BATCH || !(experts[e] instanceof CpuWeight w) || w.panels() == null || w.cols() != xWidth
+                    || w.rows() != outWidth || w.rows() % dev.tessera.kernels.cpu.rows.PanelKernel.ROWS != 0) return false;
+        }
+        return true;
+    }
+
+    /**
+     * gateOut and upOut of every slot, gate and up experts together in one parallel region in a decode step (one token
+     * each, or a batch's few); else one grouped matmul after the other.
      */
     void matmulGateUp(Weight[] gate, Weight[] up, float[] x, int xWidth, ExpertRouting routing, float[] gateOut, float[] upOut, int outWidth) {
         if (eachHasOneToken(gate, xWidth, outWidth, routing) && eachHasOneToken(up, xWidth, outWidth, routing)) {
             runOneTokenEach(new Weight[][] {gate, up}, x, false, routing, new float[][] {gateOut, upOut}, outWidth);
+            return;
+        }
+        if (smallGroups(gate, xWidth, outWidth, routing) && smallGroups(up, xWidth, outWidth, routing)) {
+            runGrouped(new Weight[][] {gate, up}, x, xWidth, false, routing, new float[][] {gateOut, upOut}, outWidth);
             return;
         }
         matmul(gate, x, xWidth, false, routing, gateOut, outWidth);
@@ -94,6 +117,45 @@ final class CpuExperts {
             }
         int numXRows = xPerSlot ? routing.numTokens() * k : routing.numTokens();
         matMul.runPanelsOneTokenEach(ws, n, x, numXRows, xRows, dst, outOffsets);
+    }
+
+    /**
+     * Each weight set's experts with their tokens, all in one parallel region: every expert's input rows gathered once
+     * (shared by the sets), each expert's rows dotted with its tokens, the results scattered to the slots; set i
+     * writes outs[i].
+     */
+    private void runGrouped(Weight[][] sets, float[] x, int xWidth, boolean xPerSlot, ExpertRouting routing, float[][] outs, int outWidth) {
+        int k = routing.numUsed(), numExperts = routing.numExperts(), total = 0;
+        int[] first = new int[numExperts];
+        for (int e = 0; e < numExperts; e++) {
+            first[e] = total;
+            total += routing.count(e);
+        }
+        if (gathered.length < total * xWidth) gathered = new float[total * xWidth];
+        if (results.length < sets.length * total * outWidth) results = new float[sets.length * total * outWidth];
+        for (int e = 0; e < numExperts; e++)
+            for (int i = 0; i < routing.count(e); i++) {
+                int slot = routing.slot(e, i);
+                System.arraycopy(x, (xPerSlot ? slot : slot / k) * xWidth, gathered, (first[e] + i) * xWidth, xWidth);
+            }
+        int max = sets.length * numExperts, n = 0;
+        CpuWeight[] ws = new CpuWeight[max];
+        float[][] dst = new float[max][];
+        int[] xRow0 = new int[max], counts = new int[max], outRow0 = new int[max];
+        for (int set = 0; set < sets.length; set++)
+            for (int e = 0; e < numExperts; e++) {
+                if (routing.count(e) == 0) continue;
+                ws[n] = (CpuWeight) sets[set][e];
+                dst[n] = results;
+                xRow0[n] = first[e];
+                counts[n] = routing.count(e);
+                outRow0[n++] = set * total + first[e];
+            }
+        matMul.runPanelsGrouped(ws, n, gathered, total, xRow0, counts, dst, outRow0, outWidth);
+        for (int set = 0; set < sets.length; set++)
+            for (int e = 0; e < numExperts; e++)
+                for (int i = 0; i < routing.count(e); i++)
+                    System.arraycopy(results, (set * total + first[e] + i) * outWidth, outs[set], routing.slot(e, i) * outWidth, outWidth);
     }
 
     /**

@@ -113,7 +113,7 @@ final class MatMul {
         if (dots) {
             pool.parallelFor(w.rows(), step, (long) w.rows() * cols * numTokens, (thread, start, end) -> {
                 for (int r = start; r < end; r += step)
-                    smallBatch(kernel, panels, (r / step) * panelBytes, cols, x, xBlocks, numTokens, out, r, outWidth, thread);
+                    smallBatch(kernel, panels, (r / step) * panelBytes, cols, x, xBlocks, 0, numTokens, out, 0, r, outWidth, thread);
             });
             return;
         }
@@ -142,19 +142,22 @@ final class MatMul {
         });
     }
 
-    /** One panel (16 rows at {@code r}) for 2-16 tokens, in groups of eight (five or more left), else four. */
-    private void smallBatch(PanelKernel kernel, MemorySegment panels, long panel, int cols, float[] x, ActivationBlocks xBlocks, int numTokens,
-                            float[] out, int r, int outWidth, int thread) {
+    /**
+     * One panel (16 rows at {@code r}) for 2-16 tokens, in groups of eight (five or more left), else four: the tokens
+     * are rows xRow0.. of x, and token t's results go to out[outBase + t * outWidth + r ..].
+     */
+    private void smallBatch(PanelKernel kernel, MemorySegment panels, long panel, int cols, float[] x, ActivationBlocks xBlocks, int xRow0,
+                            int numTokens, float[] out, int outBase, int r, int outWidth, int thread) {
         int[] xs = dotTokens[thread];
         for (int t = 0; t < numTokens; ) {
             // A short group repeats its last token.
-            int left = numTokens - t, n = Math.min(left >= 5 ? 8 : 4, left);
+            int left = numTokens - t, n = Math.min(left >= 5 ? 8 : 4, left), first = xRow0 + t;
             if (left >= 5) {
-                for (int i = 0; i < 8; i++) xs[i] = (t + Math.min(i, n - 1)) * cols;
-                kernel.dot8(panels, panel, cols, x, xs, xBlocks, n, out, t * outWidth + r, outWidth, dotSums[thread]);
+                for (int i = 0; i < 8; i++) xs[i] = (first + Math.min(i, n - 1)) * cols;
+                kernel.dot8(panels, panel, cols, x, xs, xBlocks, n, out, outBase + t * outWidth + r, outWidth, dotSums[thread]);
             } else {
-                int x0 = t * cols, x1 = (t + Math.min(1, n - 1)) * cols, x2 = (t + Math.min(2, n - 1)) * cols, x3 = (t + n - 1) * cols;
-                kernel.dot4(panels, panel, cols, x, x0, x1, x2, x3, xBlocks, n, out, t * outWidth + r, outWidth);
+                int x0 = first * cols, x1 = (first + Math.min(1, n - 1)) * cols, x2 = (first + Math.min(2, n - 1)) * cols, x3 = (first + n - 1) * cols;
+                kernel.dot4(panels, panel, cols, x, x0, x1, x2, x3, xBlocks, n, out, outBase + t * outWidth + r, outWidth);
             }
             t += n;
         }
@@ -175,7 +178,7 @@ final class MatMul {
                 while (v >= firstRow[i + 1]) i++;
                 CpuWeight w = ws[i];
                 int r = v - firstRow[i];
-                smallBatch(w.panelKernel(), w.panels(), (r / step) * w.panelKernel().panelBytes(cols), cols, x, xBlocks, numTokens, outs[i], r,
+                smallBatch(w.panelKernel(), w.panels(), (r / step) * w.panelKernel().panelBytes(cols), cols, x, xBlocks, 0, numTokens, outs[i], 0, r,
                         w.rows(), thread);
             }
         });
@@ -199,6 +202,33 @@ final class MatMul {
                 CpuWeight w = ws[i];
                 int r = v - firstRow[i];
                 w.panelKernel().dot(w.panels(), (r / step) * w.panelKernel().panelBytes(cols), cols, x, xRows[i] * cols, xBlocks, outs[i], outOffsets[i] + r);
+            }
+        });
+    }
+
+    /**
+     * outs[i][(outRow0[i] + t) * outWidth + r] = ws[i][r] · x[xRow0[i] + t] for t < counts[i] (1-16), for n panel weights
+     * of one width: a batched decode step's experts, each with its few tokens, in one parallel region instead of one
+     * fork and join each. Each row has {@link #runPanels}' arithmetic for that many tokens, so results equal those of
+     * separate calls.
+     *
+     * @param numXRows rows of x (block sums are taken over all of them)
+     */
+    void runPanelsGrouped(CpuWeight[] ws, int n, float[] x, int numXRows, int[] xRow0, int[] counts, float[][] outs, int[] outRow0, int outWidth) {
+        int cols = ws[0].cols(), step = PanelKernel.ROWS;
+        int[] firstRow = firstRows(ws, n, cols);
+        long work = 0;
+        for (int i = 0; i < n; i++) work += (long) ws[i].rows() * cols * counts[i];
+        ActivationBlocks xBlocks = anyNeedsInt8(ws, n) ? activationBlocks.compute(x, numXRows, cols) : null;
+        pool.parallelFor(firstRow[n], step, work, (thread, start, end) -> {
+            int i = 0;
+            for (int v = start; v < end; v += step) {
+                while (v >= firstRow[i + 1]) i++;
+                CpuWeight w = ws[i];
+                int r = v - firstRow[i];
+                long panel = (r / step) * w.panelKernel().panelBytes(cols);
+                if (counts[i] == 1) w.panelKernel().dot(w.panels(), panel, cols, x, xRow0[i] * cols, xBlocks, outs[i], outRow0[i] * outWidth + r);
+                else smallBatch(w.panelKernel(), w.panels(), panel, cols, x, xBlocks, xRow0[i], counts[i], outs[i], outRow0[i] * outWidth, r, outWidth, thread);
             }
         });
     }

@@ -48,9 +48,13 @@ class CpuExpertsTest {
         }
     }
 
-    /** Q8_0/Q4_0 experts: a slot's result is bit-identical to a dense matmul of that token alone, however tokens group. */
+    /**
+     * Panel experts: a slot's result is bit-identical to a dense matmul of that token alone, however tokens group (one
+     * each, or a decode batch's few in one region; Q4_0 also a prefill's many, through its integer GEMM).
+     */
     @ParameterizedTest
-    @CsvSource({"Q8_0, 8, 2, 24", "Q4_0, 8, 2, 13", "Q8_0, 8, 2, 1", "Q4_0, 8, 4, 1"})
+    @CsvSource({"Q8_0, 8, 2, 24", "Q4_0, 8, 2, 13", "Q8_0, 8, 2, 1", "Q4_0, 8, 4, 1", "Q4_K, 8, 2, 24", "Q6_K, 8, 2, 9",
+            "Q5_K, 16, 4, 7", "Q4_0, 2, 2, 40"})
     void slotResultEqualsTheTokenAlone(TensorType type, int numExperts, int k, int numTokens) {
         int rows = 64, cols = 512;
         Random random = new Random(numTokens);
@@ -165,6 +169,10 @@ class CpuExpertsTest {
             switch (type) {
                 case Q4_0, Q8_0 -> data.set(f16, o, scale);
                 case Q6_K -> data.set(f16, o + 208, scale);
+                case Q4_K, Q5_K -> {  // d, then dmin
+                    data.set(f16, o, scale);
+                    data.set(f16, o + 2, scale);
+                }
                 case F16 -> data.set(f16, o, Float.floatToFloat16((float) (((o * 7919) % 200) - 100) / 100f));
                 case F32 -> data.set(ValueLayout.JAVA_FLOAT_UNALIGNED, o, (float) (((o * 7919) % 200) - 100) / 100f);
                 default -> throw new IllegalArgumentException(type.toString());
