@@ -64,6 +64,13 @@ public final class ActivationBlocks {
 
     /** Rounds {@code numTokens} rows of {@code cols} floats at x[0..] (cols a multiple of 32). */
     public ActivationBlocks compute(float[] x, int numTokens, int cols) {
+        prepare(numTokens, cols);
+        computeBlocks(x, 0, numTokens * cols / 32);
+        return this;
+    }
+
+    /** Room for {@code numTokens} rows of {@code cols}; then {@link #computeBlocks} fills it, in parts on several threads if wished. */
+    public ActivationBlocks prepare(int numTokens, int cols) {
         int n = numTokens * cols / 32;
         if (scales.length < n) {
             scales = new float[n];
@@ -73,11 +80,15 @@ public final class ActivationBlocks {
             values = new float[32 * n];
             negativeHalfSums = new float[2 * n];
         }
-        for (int b = 0; b < n; b++) {
+        return this;
+    }
+
+    /** Rounds blocks [from, to) of x (32 columns each, across rows); blocks write only their own entries. */
+    public void computeBlocks(float[] x, int from, int to) {
+        for (int b = from; b < to; b++) {
             quantize(x, b);
             scaledSums[b] = totals[b] * scales[b];
         }
-        return this;
     }
 
     private void quantize(float[] x, int b) {
