@@ -156,7 +156,8 @@ final class MatMul {
                 for (int i = 0; i < 8; i++) xs[i] = (first + Math.min(i, n - 1)) * cols;
                 kernel.dot8(panels, panel, cols, x, xs, xBlocks, n, out, outBase + t * outWidth + r, outWidth, dotSums[thread]);
             } else {
-                int x0 = first * cols, x1 = (first + Math.min(1, n - 1)) * cols, x2 = (first + Math.min(2, n - 1)) * cols, x3 = (first + n - 1) * cols;
+                int x0 = first * cols, x1 = (first + Math.min(1, n - 1)) * cols;
+                int x2 = (first + Math.min(2, n - 1)) * cols, x3 = (first + n - 1) * cols;
                 kernel.dot4(panels, panel, cols, x, x0, x1, x2, x3, xBlocks, n, out, outBase + t * outWidth + r, outWidth);
             }
             t += n;
@@ -228,7 +229,8 @@ final class MatMul {
                 int r = v - firstRow[i];
                 long panel = (r / step) * w.panelKernel().panelBytes(cols);
                 if (counts[i] == 1) w.panelKernel().dot(w.panels(), panel, cols, x, xRow0[i] * cols, xBlocks, outs[i], outRow0[i] * outWidth + r);
-                else smallBatch(w.panelKernel(), w.panels(), panel, cols, x, xBlocks, xRow0[i], counts[i], outs[i], outRow0[i] * outWidth, r, outWidth, thread);
+                else smallBatch(w.panelKernel(), w.panels(), panel, cols, x, xBlocks, xRow0[i], counts[i], outs[i], outRow0[i] * outWidth, r,
+                        outWidth, thread);
             }
         });
     }
