@@ -148,10 +148,15 @@ public final class CpuBackend implements Backend {
             Backend.super.matmuls(ws, x, numTokens, outs);
             return;
         }
-        float[][] dst = new float[ws.length][];
-        for (int i = 0; i < ws.length; i++) dst[i] = a(outs[i]).data();
-        if (numTokens == 1) matMul.runPanelsOneTokenEach(cws, cws.length, a(x).data(), 1, new int[cws.length], dst, new int[cws.length]);
-        else matMul.runPanelsSharedInput(cws, a(x).data(), numTokens, dst);
+        int n = ws.length;
+        float[][] dst = new float[n][];
+        int[] counts = new int[n], widths = new int[n], zeros = new int[n];
+        for (int i = 0; i < n; i++) {
+            dst[i] = a(outs[i]).data();
+            counts[i] = numTokens;
+            widths[i] = cws[i].rows();
+        }
+        matMul.runPanelGroups(cws, n, a(x).data(), numTokens, zeros, counts, dst, zeros, widths);
     }
 
     @Override

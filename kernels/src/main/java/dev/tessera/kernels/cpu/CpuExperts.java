@@ -24,12 +24,8 @@ final class CpuExperts {
     }
 
     void matmul(Weight[] experts, float[] x, int xWidth, boolean xPerSlot, ExpertRouting routing, float[] out, int outWidth) {
-        if (eachHasOneToken(experts, xWidth, outWidth, routing)) {
-            runOneTokenEach(new Weight[][] {experts}, x, xPerSlot, routing, new float[][] {out}, outWidth);
-            return;
-        }
         if (smallGroups(experts, xWidth, outWidth, routing)) {
-            runGrouped(new Weight[][] {experts}, x, xWidth, xPerSlot, routing, new float[][] {out}, outWidth);
+            runInOneRegion(new Weight[][] {experts}, x, xWidth, xPerSlot, routing, new float[][] {out}, outWidth);
             return;
         }
         int k = routing.numUsed();
@@ -54,24 +50,9 @@ final class CpuExperts {
     }
 
     /**
-     * Whether every expert with tokens has exactly one, in the panel layout, of the given shape: a single sequence's
-     * decode step, where running the experts in one parallel region saves a fork and join per expert.
-     */
-    private boolean eachHasOneToken(Weight[] experts, int xWidth, int outWidth, ExpertRouting routing) {
-        int used = 0;
-        for (int e = 0; e < routing.numExperts(); e++) {
-            int count = routing.count(e);
-            if (count == 0) continue;
-            if (count > 1 || !(experts[e] instanceof CpuWeight w) || w.panels() == null || w.cols() != xWidth || w.rows() != outWidth
-                    || w.rows() % dev.tessera.kernels.cpu.rows.PanelKernel.ROWS != 0) return false;
-            used++;
-        }
-        return used > 1;
-    }
-
-    /**
      * Whether every expert with tokens has at most {@link MatMul#SMALL_BATCH} of them, in the panel layout, of the given
-     * shape: a batched decode step, whose experts can share one parallel region.
+     * shape: a decode step (one sequence's, one token per expert, or a batch's), whose experts can share one parallel
+     * region instead of a fork and join each.
      */
     private boolean smallGroups(Weight[] experts, int xWidth, int outWidth, ExpertRouting routing) {
         for (int e = 0; e < routing.numExperts(); e++) {
@@ -88,70 +69,58 @@ final class CpuExperts {
      * each, or a batch's few); else one grouped matmul after the other.
      */
     void matmulGateUp(Weight[] gate, Weight[] up, float[] x, int xWidth, ExpertRouting routing, float[] gateOut, float[] upOut, int outWidth) {
-        if (eachHasOneToken(gate, xWidth, outWidth, routing) && eachHasOneToken(up, xWidth, outWidth, routing)) {
-            runOneTokenEach(new Weight[][] {gate, up}, x, false, routing, new float[][] {gateOut, upOut}, outWidth);
-            return;
-        }
         if (smallGroups(gate, xWidth, outWidth, routing) && smallGroups(up, xWidth, outWidth, routing)) {
-            runGrouped(new Weight[][] {gate, up}, x, xWidth, false, routing, new float[][] {gateOut, upOut}, outWidth);
+            runInOneRegion(new Weight[][] {gate, up}, x, xWidth, false, routing, new float[][] {gateOut, upOut}, outWidth);
             return;
         }
         matmul(gate, x, xWidth, false, routing, gateOut, outWidth);
         matmul(up, x, xWidth, false, routing, upOut, outWidth);
     }
 
-    /** Each weight set's experts with their one token each, all in one parallel region; set i writes outs[i]. */
-    private void runOneTokenEach(Weight[][] sets, float[] x, boolean xPerSlot, ExpertRouting routing, float[][] outs, int outWidth) {
-        int k = routing.numUsed(), n = 0, max = sets.length * routing.numExperts();
-        CpuWeight[] ws = new CpuWeight[max];
-        float[][] dst = new float[max][];
-        int[] xRows = new int[max], outOffsets = new int[max];
-        for (int set = 0; set < sets.length; set++)
-            for (int e = 0; e < routing.numExperts(); e++) {
-                if (routing.count(e) == 0) continue;
-                int slot = routing.slot(e, 0);
-                ws[n] = (CpuWeight) sets[set][e];
-                dst[n] = outs[set];
-                xRows[n] = xPerSlot ? slot : slot / k;
-                outOffsets[n++] = slot * outWidth;
-            }
-        int numXRows = xPerSlot ? routing.numTokens() * k : routing.numTokens();
-        matMul.runPanelsOneTokenEach(ws, n, x, numXRows, xRows, dst, outOffsets);
-    }
-
     /**
-     * Each weight set's experts with their tokens, all in one parallel region: every expert's input rows gathered once
-     * (shared by the sets), each expert's rows dotted with its tokens, the results scattered to the slots; set i
-     * writes outs[i].
+     * Each weight set's experts with their tokens, all in one parallel region; set i writes outs[i]. With one token per
+     * expert the experts read x's rows and write the slots' rows where they are; with more, every expert's input rows
+     * are gathered once (shared by the sets) and its results scattered to the slots.
      */
-    private void runGrouped(Weight[][] sets, float[] x, int xWidth, boolean xPerSlot, ExpertRouting routing, float[][] outs, int outWidth) {
+    private void runInOneRegion(Weight[][] sets, float[] x, int xWidth, boolean xPerSlot, ExpertRouting routing, float[][] outs, int outWidth) {
         int k = routing.numUsed(), numExperts = routing.numExperts(), total = 0;
+        boolean inPlace = true;
         int[] first = new int[numExperts];
         for (int e = 0; e < numExperts; e++) {
             first[e] = total;
             total += routing.count(e);
+            inPlace &= routing.count(e) <= 1;
         }
-        if (gathered.length < total * xWidth) gathered = new float[total * xWidth];
-        if (results.length < sets.length * total * outWidth) results = new float[sets.length * total * outWidth];
-        for (int e = 0; e < numExperts; e++)
-            for (int i = 0; i < routing.count(e); i++) {
-                int slot = routing.slot(e, i);
-                System.arraycopy(x, (xPerSlot ? slot : slot / k) * xWidth, gathered, (first[e] + i) * xWidth, xWidth);
-            }
+        float[] in = x;
+        int numXRows = xPerSlot ? routing.numTokens() * k : routing.numTokens();
+        if (!inPlace) {
+            if (gathered.length < total * xWidth) gathered = new float[total * xWidth];
+            if (results.length < sets.length * total * outWidth) results = new float[sets.length * total * outWidth];
+            for (int e = 0; e < numExperts; e++)
+                for (int i = 0; i < routing.count(e); i++) {
+                    int slot = routing.slot(e, i);
+                    System.arraycopy(x, (xPerSlot ? slot : slot / k) * xWidth, gathered, (first[e] + i) * xWidth, xWidth);
+                }
+            in = gathered;
+            numXRows = total;
+        }
         int max = sets.length * numExperts, n = 0;
         CpuWeight[] ws = new CpuWeight[max];
         float[][] dst = new float[max][];
-        int[] xRow0 = new int[max], counts = new int[max], outRow0 = new int[max];
+        int[] xRow0 = new int[max], counts = new int[max], outOffsets = new int[max], outWidths = new int[max];
         for (int set = 0; set < sets.length; set++)
             for (int e = 0; e < numExperts; e++) {
                 if (routing.count(e) == 0) continue;
                 ws[n] = (CpuWeight) sets[set][e];
-                dst[n] = results;
-                xRow0[n] = first[e];
                 counts[n] = routing.count(e);
-                outRow0[n++] = set * total + first[e];
+                outWidths[n] = outWidth;
+                int slot = routing.slot(e, 0);
+                xRow0[n] = inPlace ? (xPerSlot ? slot : slot / k) : first[e];
+                dst[n] = inPlace ? outs[set] : results;
+                outOffsets[n++] = (inPlace ? slot : set * total + first[e]) * outWidth;
             }
-        matMul.runPanelsGrouped(ws, n, gathered, total, xRow0, counts, dst, outRow0, outWidth);
+        matMul.runPanelGroups(ws, n, in, numXRows, xRow0, counts, dst, outOffsets, outWidths);
+        if (inPlace) return;
         for (int set = 0; set < sets.length; set++)
             for (int e = 0; e < numExperts; e++)
                 for (int i = 0; i < routing.count(e); i++)

@@ -165,57 +165,15 @@ final class MatMul {
     }
 
     /**
-     * outs[i][t * ws[i].rows() + r] = ws[i][r] · x[t] for panel weights of one width that read the same 2-16 tokens (a
-     * batched decode step's q/k/v, gate/up): one parallel region over all their rows, x's int8 blocks made once, each
-     * panel as {@link #runPanels} does it, so the results are its bits.
-     */
-    void runPanelsSharedInput(CpuWeight[] ws, float[] x, int numTokens, float[][] outs) {
-        int n = ws.length, cols = ws[0].cols(), step = PanelKernel.ROWS;
-        int[] firstRow = firstRows(ws, n, cols);
-        ActivationBlocks xBlocks = anyNeedsInt8(ws, n) ? int8Blocks(x, numTokens, cols) : null;
-        pool.parallelFor(firstRow[n], step, (long) firstRow[n] * cols * numTokens, (thread, start, end) -> {
-            int i = 0;
-            for (int v = start; v < end; v += step) {
-                while (v >= firstRow[i + 1]) i++;
-                CpuWeight w = ws[i];
-                int r = v - firstRow[i];
-                smallBatch(w.panelKernel(), w.panels(), (r / step) * w.panelKernel().panelBytes(cols), cols, x, xBlocks, 0, numTokens, outs[i], 0, r,
-                        w.rows(), thread);
-            }
-        });
-    }
-
-    /**
-     * outs[i][outOffsets[i] + r] = ws[i][r] · x[xRows[i] * cols ..] for n panel weights of one width, each with one token:
-     * the experts of a single-token MoE step in one parallel region instead of one fork and join each. Each row has
-     * {@link #runPanels}' one-token arithmetic, so results equal those of separate calls.
+     * outs[i][outOffsets[i] + t * outWidths[i] + r] = ws[i][r] · x[xRow0[i] + t] for t < counts[i] (1-16), for n panel
+     * weights of one width, all in one parallel region instead of one fork and join each, with x's int8 blocks made
+     * once: a decode step's q/k/v or gate/up (every weight on the same tokens), or its experts (each on its own few).
+     * Each row has {@link #runPanels}' arithmetic for that many tokens, so results equal those of separate calls.
      *
      * @param numXRows rows of x (block sums are taken over all of them)
      */
-    void runPanelsOneTokenEach(CpuWeight[] ws, int n, float[] x, int numXRows, int[] xRows, float[][] outs, int[] outOffsets) {
-        int cols = ws[0].cols(), step = PanelKernel.ROWS;
-        int[] firstRow = firstRows(ws, n, cols);
-        ActivationBlocks xBlocks = anyNeedsInt8(ws, n) ? int8Blocks(x, numXRows, cols) : null;
-        pool.parallelFor(firstRow[n], step, (long) firstRow[n] * cols, (thread, start, end) -> {
-            int i = 0;
-            for (int v = start; v < end; v += step) {
-                while (v >= firstRow[i + 1]) i++;
-                CpuWeight w = ws[i];
-                int r = v - firstRow[i];
-                w.panelKernel().dot(w.panels(), (r / step) * w.panelKernel().panelBytes(cols), cols, x, xRows[i] * cols, xBlocks, outs[i], outOffsets[i] + r);
-            }
-        });
-    }
-
-    /**
-     * outs[i][(outRow0[i] + t) * outWidth + r] = ws[i][r] · x[xRow0[i] + t] for t < counts[i] (1-16), for n panel weights
-     * of one width: a batched decode step's experts, each with its few tokens, in one parallel region instead of one
-     * fork and join each. Each row has {@link #runPanels}' arithmetic for that many tokens, so results equal those of
-     * separate calls.
-     *
-     * @param numXRows rows of x (block sums are taken over all of them)
-     */
-    void runPanelsGrouped(CpuWeight[] ws, int n, float[] x, int numXRows, int[] xRow0, int[] counts, float[][] outs, int[] outRow0, int outWidth) {
+    void runPanelGroups(CpuWeight[] ws, int n, float[] x, int numXRows, int[] xRow0, int[] counts, float[][] outs, int[] outOffsets,
+                        int[] outWidths) {
         int cols = ws[0].cols(), step = PanelKernel.ROWS;
         int[] firstRow = firstRows(ws, n, cols);
         long work = 0;
@@ -228,9 +186,9 @@ final class MatMul {
                 CpuWeight w = ws[i];
                 int r = v - firstRow[i];
                 long panel = (r / step) * w.panelKernel().panelBytes(cols);
-                if (counts[i] == 1) w.panelKernel().dot(w.panels(), panel, cols, x, xRow0[i] * cols, xBlocks, outs[i], outRow0[i] * outWidth + r);
-                else smallBatch(w.panelKernel(), w.panels(), panel, cols, x, xBlocks, xRow0[i], counts[i], outs[i], outRow0[i] * outWidth, r,
-                        outWidth, thread);
+                if (counts[i] == 1) w.panelKernel().dot(w.panels(), panel, cols, x, xRow0[i] * cols, xBlocks, outs[i], outOffsets[i] + r);
+                else smallBatch(w.panelKernel(), w.panels(), panel, cols, x, xBlocks, xRow0[i], counts[i], outs[i], outOffsets[i], r,
+                        outWidths[i], thread);
             }
         });
     }
