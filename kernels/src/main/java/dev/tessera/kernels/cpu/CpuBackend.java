@@ -134,7 +134,8 @@ public final class CpuBackend implements Backend {
      * Up to SMALL_BATCH tokens against panel matrices (a decode step's q/k/v, gate/up): one parallel region over all
      * their rows, the input's int8 blocks made once; each row has matmul's arithmetic, so the results are its bits. In a
      * 2-thread Q4_K_M decode the 512-row k and v matrices, alone, ran at 17-32 GMAC/s against 42-52 for the larger ones:
-     * each call paid its own hand-off and started its weight streams anew.
+     * each call paid its own hand-off and started its weight streams anew. More tokens against matrices that all have an
+     * integer GEMM (a prefill's) likewise take one region and one rounding of x ({@link MatMul#runIntegerGemms}).
      */
     @Override
     public void matmuls(Weight[] ws, Activations x, int numTokens, Activations[] outs) {
@@ -144,11 +145,12 @@ public final class CpuBackend implements Backend {
             cws[i] = checkShape(ws[i], x, outs[i]);
             panels &= cws[i].panels() != null;
         }
-        if (!panels) {
+        int n = ws.length;
+        boolean integerGemms = numTokens > MatMul.SMALL_BATCH && MatMul.allIntegerGemms(cws, n);
+        if (!panels && !integerGemms) {
             Backend.super.matmuls(ws, x, numTokens, outs);
             return;
         }
-        int n = ws.length;
         float[][] dst = new float[n][];
         int[] counts = new int[n], widths = new int[n], zeros = new int[n];
         for (int i = 0; i < n; i++) {
@@ -156,7 +158,8 @@ public final class CpuBackend implements Backend {
             counts[i] = numTokens;
             widths[i] = cws[i].rows();
         }
-        matMul.runPanelGroups(cws, n, a(x).data(), numTokens, zeros, counts, dst, zeros, widths);
+        if (integerGemms) matMul.runIntegerGemms(cws, n, a(x).data(), numTokens, dst, widths);
+        else matMul.runPanelGroups(cws, n, a(x).data(), numTokens, zeros, counts, dst, zeros, widths);
     }
 
     @Override

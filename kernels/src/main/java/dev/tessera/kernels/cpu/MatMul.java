@@ -119,11 +119,7 @@ final class MatMul {
         }
         int wide = PackedGemm.WIDE_ROWS;
         if (integerGemm) {
-            pool.parallelFor(w.rows(), 3 * step, (long) w.rows() * cols * numTokens, (thread, start, end) -> {
-                MemorySegment pack = packs[thread];
-                if (pack == null) packs[thread] = pack = PackedGemm.newPack();
-                kernel.gemm(panels, panelBytes, start, end - start, cols, xBlocks, numTokens, out, outWidth, pack);
-            });
+            runIntegerGemms(new CpuWeight[]{w}, 1, xBlocks, numTokens, new float[][]{out}, new int[]{outWidth});
             return;
         }
         pool.parallelFor(w.rows(), wide, (long) w.rows() * cols * numTokens, (thread, start, end) -> {
@@ -140,6 +136,46 @@ final class MatMul {
                 r += block;
             }
         });
+    }
+
+    /**
+     * More than SMALL_BATCH tokens through panel weights that all have an integer GEMM and read the same x (a prefill's
+     * q/k/v or gate/up): x's int8 blocks are made once, and every weight's 48-row units run in one parallel region, so
+     * the small matrices (k, v) share one fork and join and fill the tail of the large ones.
+     */
+    void runIntegerGemms(CpuWeight[] ws, int n, float[] x, int numTokens, float[][] outs, int[] outWidths) {
+        runIntegerGemms(ws, n, int8Blocks(x, numTokens, ws[0].cols()), numTokens, outs, outWidths);
+    }
+
+    private void runIntegerGemms(CpuWeight[] ws, int n, ActivationBlocks xBlocks, int numTokens, float[][] outs, int[] outWidths) {
+        int cols = ws[0].cols(), unit = 3 * PanelKernel.ROWS;
+        int[] firstUnit = new int[n + 1];
+        long work = 0;
+        for (int i = 0; i < n; i++) {
+            if (ws[i].panels() == null || !ws[i].panelKernel().hasIntegerGemm() || ws[i].cols() != cols)
+                throw new IllegalArgumentException(ws[i].name() + " is not a panel matrix of width " + cols + " with an integer GEMM");
+            firstUnit[i + 1] = firstUnit[i] + (ws[i].rows() + unit - 1) / unit;
+            work += (long) ws[i].rows() * cols * numTokens;
+        }
+        pool.parallelFor(firstUnit[n], 1, work, (thread, start, end) -> {
+            MemorySegment pack = packs[thread];
+            if (pack == null) packs[thread] = pack = PackedGemm.newPack();
+            int i = 0;
+            for (int u = start; u < end; ) {
+                while (u >= firstUnit[i + 1]) i++;
+                CpuWeight w = ws[i];
+                int last = Math.min(end, firstUnit[i + 1]), r = (u - firstUnit[i]) * unit, rEnd = Math.min(w.rows(), (last - firstUnit[i]) * unit);
+                w.panelKernel().gemm(w.panels(), w.panelKernel().panelBytes(cols), r, rEnd - r, cols, xBlocks, numTokens, outs[i], outWidths[i], pack);
+                u = last;
+            }
+        });
+    }
+
+    /** Whether all n weights are panel matrices of one width with an integer GEMM ({@link #runIntegerGemms} takes them). */
+    static boolean allIntegerGemms(CpuWeight[] ws, int n) {
+        for (int i = 0; i < n; i++)
+            if (ws[i].panels() == null || !ws[i].panelKernel().hasIntegerGemm() || ws[i].cols() != ws[0].cols()) return false;
+        return true;
     }
 
     /**
