@@ -90,7 +90,7 @@ class CpuBackendMatmulTest {
     @ParameterizedTest
     @CsvSource({"Q4_0, 208, 512, 17", "Q4_0, 224, 768, 37", "Q4_0, 96, 256, 20", "Q4_K, 208, 512, 17", "Q4_K, 224, 768, 37", "Q4_K, 96, 256, 20",
             "Q6_K, 208, 512, 17", "Q6_K, 224, 768, 37", "Q6_K, 96, 256, 20",
-            "Q8_0, 208, 512, 17", "Q8_0, 224, 768, 37", "Q8_0, 96, 256, 20", "Q5_K, 208, 512, 3", "Q5_K, 224, 768, 37", "Q5_K, 96, 256, 20", "Q3_K, 208, 512, 3", "Q3_K, 96, 256, 20", "Q2_K, 96, 256, 20"})
+            "Q8_0, 208, 512, 17", "Q8_0, 224, 768, 37", "Q8_0, 96, 256, 20", "Q8_0, 32, 192, 20", "Q8_0, 256, 384, 37", "Q8_0, 64, 128, 17", "Q5_K, 208, 512, 3", "Q5_K, 224, 768, 37", "Q5_K, 96, 256, 20", "Q3_K, 208, 512, 3", "Q3_K, 96, 256, 20", "Q2_K, 96, 256, 20"})
     void integerPrefillRowsEqualTheirOneTokenDots(TensorType type, int rows, int cols, int numTokens) {
         assertBatchedRowsEqualAlone(type, rows, cols, numTokens, new Random(rows + numTokens));
     }

@@ -56,6 +56,12 @@ public class SingleRequestTest {
      * the reference that batched, paged and tensor-parallel runs must equal.
      */
     public static int[] greedyAlone(dev.tessera.models.arch.LlamaModel model, int[] prompt, int maxTokens, java.util.function.IntPredicate isStop) {
+        return greedyAlone(model, prompt, maxTokens, isStop, null);
+    }
+
+    /** As above; when {@code gaps} is given, gaps[n] is the n-th chosen token's logit minus the runner-up's. */
+    public static int[] greedyAlone(dev.tessera.models.arch.LlamaModel model, int[] prompt, int maxTokens, java.util.function.IntPredicate isStop,
+                                    float[] gaps) {
         int vocab = model.config().vocabSize();
         int limit = Math.min(maxTokens, model.config().contextLength() - prompt.length);
         int[] out = new int[limit];
@@ -72,6 +78,11 @@ public class SingleRequestTest {
                 int best = 0;
                 for (int i = 1; i < vocab; i++) if (logits[i] > logits[best]) best = i;
                 if (isStop.test(best)) break;
+                if (gaps != null) {
+                    float second = Float.NEGATIVE_INFINITY;
+                    for (int i = 0; i < vocab; i++) if (i != best) second = Math.max(second, logits[i]);
+                    gaps[n] = logits[best] - second;
+                }
                 out[n++] = best;
                 if (n == limit) break;
                 model.forward(new int[]{best}, dev.tessera.kernels.AttentionBatch.single(cache, position++, 1), new int[]{0}, logits);

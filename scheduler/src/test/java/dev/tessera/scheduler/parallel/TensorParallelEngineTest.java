@@ -46,18 +46,27 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * model with all weights resident, three devices for the other two pairings), a KV pool too small for all of them
  * at once (preemption) and shared prompt prefixes (prefix-cache hits), must each equal the prompt run alone in one
  * process, token for token, and every KV block must come back.
+ * <p>
+ * stories260K (F32) must match exactly. The Q8_0 model's matmuls round x to int8 per block, as llama.cpp's do: the
+ * allreduce adds the devices' partial sums in another order than one process's running sum, and a difference in the
+ * last bit that moves an activation across a rounding boundary changes it by a whole int8 step. So there a request may
+ * part from its solo run, but only where the solo run's top two logits were a near-tie ({@link #NEAR_TIE}), and only
+ * a few of the 16 may: the random synthetic model's logits are flat (a quarter of its steps are within 0.03).
  */
 class TensorParallelEngineTest {
     static final Path MODELS = Path.of(System.getProperty("tessera.models", "../../shared/models"));
     static final int NUM_TOKENS = 24;
     static final int NUM_REQUESTS = 16;
     static final int[][] WEIGHTS = {{1}, {1, 1}, {1, 1, 2}, {1, 1, 1, 1}, {1, 1, 1, 1, 1}};
+    /** Largest gap (logits) between the solo run's top two tokens at which the Q8_0 model's tensor-parallel run may part from it. */
+    static final float NEAR_TIE = 0.01f;
 
     @TempDir
     static Path temp;
     static Path stories, synth, shards;
     static int[] storiesPrompt, synthPrompt, storiesReference, synthReference;
     static int[][] storiesPrompts, synthPrompts, storiesAlone, synthAlone;
+    static float[][] synthGaps;
     static WorkerProcesses windowed, whole;
 
     @BeforeAll
@@ -83,7 +92,12 @@ class TensorParallelEngineTest {
         try (LoadedModel m = ModelLoader.load(synth, new CpuBackend(1), 64)) {
             synthReference = SingleRequestTest.greedyAlone(m.model(), synthPrompt, NUM_TOKENS, t -> false);
             synthPrompts = prompts(m.config().vocabSize(), 2);
-            synthAlone = alone(m, synthPrompts);
+            synthGaps = new float[synthPrompts.length][];
+            synthAlone = new int[synthPrompts.length][];
+            for (int i = 0; i < synthPrompts.length; i++) {
+                synthGaps[i] = new float[maxTokens(i)];
+                synthAlone[i] = SingleRequestTest.greedyAlone(m.model(), synthPrompts[i], maxTokens(i), t -> false, synthGaps[i]);
+            }
         }
         windowed = new WorkerProcesses(shards, 2);
         whole = new WorkerProcesses(shards, 0);
@@ -160,7 +174,12 @@ class TensorParallelEngineTest {
         return out;
     }
 
-    private void checkDeviceCounts(Path modelPath, int[][] prompts, int[][] alone, WorkerProcesses workers, int window, int[]... weights) throws Exception {
+    /**
+     * Each request's tokens equal its solo run's; with {@code gaps} (the solo run's top-two gaps) a request may instead
+     * part from it at a near-tie, at most a quarter of them.
+     */
+    private void checkDeviceCounts(Path modelPath, int[][] prompts, int[][] alone, float[][] gaps, WorkerProcesses workers, int window,
+                                   int[]... weights) throws Exception {
         try (GgufFile f = GgufFile.open(modelPath)) {
             for (int[] w : weights) {
                 String what = modelPath.getFileName() + " on " + w.length + " devices " + Arrays.toString(w) + ", W=" + window;
@@ -168,7 +187,16 @@ class TensorParallelEngineTest {
                      // 24 blocks of 16 positions cannot hold 16 sequences of 28-107 tokens at once: some are preempted.
                      BatchingEngine engine = engine(runner, 24)) {
                     int[][] got = concurrently(engine, prompts);
-                    for (int i = 0; i < prompts.length; i++) assertArrayEquals(alone[i], got[i], what + ", request " + i);
+                    int parted = 0;
+                    for (int i = 0; i < prompts.length; i++) {
+                        int at = Arrays.mismatch(alone[i], got[i]);
+                        if (at < 0) continue;
+                        if (gaps == null || at >= alone[i].length || at >= got[i].length || gaps[i][at] >= NEAR_TIE)
+                            assertArrayEquals(alone[i], got[i], what + ", request " + i + (gaps == null ? "" : ", solo top-two gap there " + gaps[i][Math.min(at, gaps[i].length - 1)]));
+                        parted++;
+                    }
+                    if (gaps != null) System.err.println("  " + what + ": " + parted + " of " + prompts.length + " requests parted from their solo runs at near-ties");
+                    assertTrue(parted <= prompts.length / 4, what + ": " + parted + " requests parted from their solo runs at near-ties");
                     assertTrue(engine.stats().preemptions() > 0, what + ": no request was preempted");
                     assertTrue(engine.stats().prefixHitTokens() > 0, what + ": no prefix-cache hit");
                     PagedKvEngineTest.assertNoLeak(engine);
@@ -184,22 +212,22 @@ class TensorParallelEngineTest {
 
     @Test
     void storiesMatchesSingleProcessWithWindowOfTwo() throws Exception {
-        checkDeviceCounts(stories, storiesPrompts, storiesAlone, windowed, 2, WEIGHTS);
+        checkDeviceCounts(stories, storiesPrompts, storiesAlone, null, windowed, 2, WEIGHTS);
     }
 
     @Test
     void storiesMatchesSingleProcessWithEverythingResident() throws Exception {
-        checkDeviceCounts(stories, storiesPrompts, storiesAlone, whole, 0, WEIGHTS[2]);
+        checkDeviceCounts(stories, storiesPrompts, storiesAlone, null, whole, 0, WEIGHTS[2]);
     }
 
     @Test
     void synthQ8MatchesSingleProcessWithWindowOfTwo() throws Exception {
-        checkDeviceCounts(synth, synthPrompts, synthAlone, windowed, 2, WEIGHTS[2]);
+        checkDeviceCounts(synth, synthPrompts, synthAlone, synthGaps, windowed, 2, WEIGHTS[2]);
     }
 
     @Test
     void synthQ8MatchesSingleProcessWithEverythingResident() throws Exception {
-        checkDeviceCounts(synth, synthPrompts, synthAlone, whole, 0, WEIGHTS);
+        checkDeviceCounts(synth, synthPrompts, synthAlone, synthGaps, whole, 0, WEIGHTS);
     }
 
     @Test
