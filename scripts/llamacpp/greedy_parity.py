@@ -10,8 +10,15 @@ activations to 8 bits, but llama.cpp's K-quant dots scale each 256 values where 
 under twice it cannot rank the two tokens reliably. The chosen tokens alone are one sample per step and understate it:
 on a 1B Q4_K_M file they differed by up to 0.021 nats while the runners-up at the same steps differed by 0.088.
 
+A divergence at the first step has no earlier step to measure the disagreement on. With --llama-quantize, a divergence
+that is not a near-tie by that rule is measured once more against the exact computation: the same weights dequantized
+to F32 (`llama-quantize --allow-requantize FILE OUT F32`), where nothing rounds x, run by llama-server with the top 40
+log-probabilities. It is a near-tie there when both tokens are in the exact top 40 and their exact log-probabilities are
+closer than twice the engines' largest distance from the exact ones on the other tokens they list, at that step and
+before (the rounding of x each engine does).
+
 usage: greedy_parity.py --tessera ./tessera --llama-server BIN --model FILE [--prompt TEXT] [--tokens 32]
-                        [--threads 2] [--json OUT]
+                        [--threads 2] [--json OUT] [--llama-quantize BIN]
 Prints one line per file; exit status 0 when the outputs match or the divergence is a near-tie, 1 otherwise.
 """
 import argparse
@@ -78,11 +85,11 @@ def tessera_steps(url, prompt, n):
     return [(t, l, dict(top or {})) for t, l, top in zip(lp["tokens"], lp["token_logprobs"], lp["top_logprobs"])]
 
 
-def llama_steps(url, prompt, n):
+def llama_steps(url, prompt, n, n_probs=5):
     """The same from llama-server's native /completion with n_probs, streamed: on a random model's text llama-server
     may end the request with a parse error ("does not match the expected Content-only format") after the tokens, so
     each token is taken from its own event. Both response shapes across llama.cpp versions are read."""
-    body = {"prompt": prompt, "n_predict": n, "temperature": 0, "n_probs": 5, "cache_prompt": False, "stream": True}
+    body = {"prompt": prompt, "n_predict": n, "temperature": 0, "n_probs": n_probs, "cache_prompt": False, "stream": True}
     req = urllib.request.Request(url + "/completion", json.dumps(body).encode(), {"Content-Type": "application/json"})
     steps = []
     with urllib.request.urlopen(req, timeout=600) as r:
@@ -125,6 +132,48 @@ def compare(t, l):
     return out
 
 
+def exact_steps(a, logs, n):
+    """llama-server's greedy steps, top 40, on the model's weights dequantized to F32 (the file is removed after)."""
+    f32 = logs + ".dequantized-f32.gguf"
+    with open(logs + ".dequantize.log", "w") as log:
+        subprocess.run([a.llama_quantize, "--allow-requantize", a.model, f32, "F32", str(a.threads)], stdout=log,
+                       stderr=subprocess.STDOUT, check=True)
+    try:
+        s = Server([a.llama_server, "-m", f32, "-t", str(a.threads), "-c", "1024", "--host", "127.0.0.1", "--port", "{port}"],
+                   "/health", logs + ".exact.log")
+        try:
+            return llama_steps(s.url, a.prompt, n, n_probs=40)
+        finally:
+            s.close()
+    finally:
+        os.remove(f32)
+
+
+def judge_exact(t, l, e, r):
+    """Adds the exact reference's view of the divergence to r (see the module doc)."""
+    first, tt, lt = r["first_divergence"], r["tessera_token"], r["llama_token"]
+    if len(e) <= first or [x[0] for x in e[:first]] != [x[0] for x in t[:first]]:
+        r["exact"] = "the exact run took other tokens before the divergence"
+        return
+    alts = e[first][2]
+    noise = 0.0
+    for engine in (t, l):
+        for i in range(first + 1):
+            for tok, v in engine[i][2].items():
+                if not (i == first and tok in (tt, lt)) and tok in e[i][2]:
+                    noise = max(noise, abs(v - e[i][2][tok]))
+    r["exact_top"] = sorted(alts.items(), key=lambda kv: -kv[1])[:5]
+    r["exact_rounding_noise"] = round(noise, 4)
+    if tt not in alts or lt not in alts:
+        r["exact"] = "%r is not in the exact top 40" % (tt if tt not in alts else lt)
+        return
+    gap = abs(alts[tt] - alts[lt])
+    r["exact_gap"] = round(gap, 4)
+    r["exact"] = "%.4f nats apart; the engines' rounding moves the other tokens by up to %.4f" % (gap, noise)
+    if gap <= 2 * max(noise, 1e-6):
+        r["verdict"] = "near-tie (exact reference)"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tessera", required=True)
@@ -135,6 +184,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json")
     ap.add_argument("--log-dir", default=".")
+    ap.add_argument("--llama-quantize")
     a = ap.parse_args()
     name = os.path.basename(a.model)
     logs = os.path.join(a.log_dir, name)
@@ -151,6 +201,9 @@ def main():
     finally:
         s.close()
     r = compare(t, l)
+    by_disagreement = r["verdict"]
+    if r["verdict"] == "DIFFERENT" and a.llama_quantize:
+        judge_exact(t, l, exact_steps(a, logs, r["first_divergence"] + 1), r)
     r["model"] = name
     r["prompt"] = a.prompt
     if a.json:
@@ -162,7 +215,9 @@ def main():
         line = ("%s: first %d greedy tokens identical, then Tessera %r, llama.cpp %r; gap between the two: %.4f nats in "
                 "llama.cpp, %.4f in Tessera; largest disagreement on tokens both listed before it %.4f nats -> %s"
                 % (name, r["first_divergence"], r["tessera_token"], r["llama_token"], r["gap_in_llama"], r["gap_in_tessera"],
-                   r["max_logprob_disagreement_before"], r["verdict"]))
+                   r["max_logprob_disagreement_before"], by_disagreement))
+        if "exact" in r:
+            line += "; on the same weights in F32 (nothing rounds x): " + r["exact"] + " -> " + r["verdict"]
     print(line)
     return 0 if r["verdict"] in ("identical", "near-tie") else 1
 
