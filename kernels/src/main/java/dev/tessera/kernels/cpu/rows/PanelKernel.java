@@ -43,8 +43,8 @@ public interface PanelKernel {
     }
 
     /**
-     * The integer GEMM that many tokens (prefill) go through, in 16-bit lanes on the int8 x, instead of {@link #unpack}
-     * and the float GEMM; null where there is none.
+     * The integer GEMM that many tokens (prefill) go through on the int8 x (in 16-bit lanes, or for Q8_0 in floats that
+     * hold exact integers), instead of {@link #unpack} and the float GEMM; null where there is none.
      */
     default IntegerGemm.Kernel integerGemm() {
         return null;

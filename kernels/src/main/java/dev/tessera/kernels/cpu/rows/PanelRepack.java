@@ -4,6 +4,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.stream.IntStream;
 
+import static dev.tessera.kernels.cpu.rows.VectorLanes.I16;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.I64;
 
 /**
@@ -35,6 +36,24 @@ final class PanelRepack {
         if (src.isAccessibleBy(other) && dst.isAccessibleBy(other)) chunks = chunks.parallel();
         chunks.forEach(chunk -> range.write(dst, numPanels * chunk / numChunks, numPanels * (chunk + 1) / numChunks));
         return dst;
+    }
+
+    /**
+     * Panels of a tensor of 32-value blocks of {@code blockBytes}, an f16 scale then the quant bytes (Q4_0, Q8_0): per
+     * 16-row panel and block, the 16 scales, then the quant bytes as pair slices ({@link #pairSlices}).
+     */
+    static MemorySegment scalesAndPairSlices(MemorySegment src, int rows, int cols, int blockBytes, Arena arena) {
+        int numBlocks = cols / 32, numPairs = (blockBytes - 2) / 2, panelBlockBytes = ROWS * blockBytes;
+        long rowBytes = (long) numBlocks * blockBytes;
+        return inChunks(src, rows, (long) numBlocks * panelBlockBytes, arena, (dst, p0, p1) -> {
+            long[] x = new long[4];
+            for (int p = p0; p < p1; p++)
+                for (int b = 0; b < numBlocks; b++) {
+                    long s = (long) p * ROWS * rowBytes + (long) b * blockBytes, d = ((long) p * numBlocks + b) * panelBlockBytes;
+                    for (int i = 0; i < ROWS; i++) dst.set(I16, d + 2 * i, src.get(I16, s + i * rowBytes));
+                    pairSlices(src, s, rowBytes, 2, numPairs, dst, d + 2 * ROWS, x);
+                }
+        });
     }
 
     /**

@@ -64,19 +64,7 @@ public final class Q4_0Panels implements PanelKernel {
     /** The panel layout of a row-major Q4_0 tensor ({@code rows} x {@code cols}), in memory of {@code arena}. */
     @Override
     public MemorySegment repack(MemorySegment src, int rows, int cols, Arena arena) {
-        int numBlocks = cols / BLOCK;
-        return PanelRepack.inChunks(src, rows, panelBytes(cols), arena, (dst, p0, p1) -> repack(src, dst, p0, p1, numBlocks));
-    }
-
-    private static void repack(MemorySegment src, MemorySegment dst, int p0, int p1, int numBlocks) {
-        long rowBytes = (long) numBlocks * BLOCK_BYTES;
-        long[] x = new long[4];
-        for (int p = p0; p < p1; p++)
-            for (int b = 0; b < numBlocks; b++) {
-                long s = (long) p * ROWS * rowBytes + (long) b * BLOCK_BYTES, d = ((long) p * numBlocks + b) * PANEL_BLOCK_BYTES;
-                for (int i = 0; i < ROWS; i++) dst.set(I16, d + 2 * i, src.get(I16, s + i * rowBytes));
-                PanelRepack.pairSlices(src, s, rowBytes, 2, 8, dst, d + QS, x);  // qs: 8 byte pairs per row
-            }
+        return PanelRepack.scalesAndPairSlices(src, rows, cols, BLOCK_BYTES, arena);
     }
 
     @Override

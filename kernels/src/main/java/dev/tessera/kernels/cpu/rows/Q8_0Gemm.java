@@ -32,7 +32,9 @@ import static jdk.incubator.vector.VectorOperators.LSHL;
  * it. 2 threads, 128 tokens, Zen 4: 5632×2048 at 93 GMAC/s as the float GEMM it replaces; with 128-column chunks (24 KB,
  * L1) 90, with eight tokens at a time (the running sums in {@code out} between blocks) 71.
  */
-final class Q8_0Gemm {
+final class Q8_0Gemm implements IntegerGemm.Kernel {
+    static final Q8_0Gemm INSTANCE = new Q8_0Gemm();
+
     static final int K_CHUNK = 256;
     private static final int VECTORS = IntegerGemm.VECTORS;
     private static final long SCALES = 64L * VECTORS * K_CHUNK;
@@ -42,28 +44,18 @@ final class Q8_0Gemm {
 
     private Q8_0Gemm() {}
 
-    /**
-     * out[t * outWidth + r0 + i] = W[r0 + i] · x[t] for rows [r0, r0 + rows) (whole panels) and every token, x as the
-     * int8 blocks of {@code xBlocks}; {@code pack} is the calling thread's scratch of at least {@link #PACK_BYTES}.
-     */
-    static void multiply(MemorySegment w, long panelBytes, int r0, int rows, int cols, ActivationBlocks xBlocks, int numTokens, float[] out,
-                         int outWidth, MemorySegment pack) {
-        if (pack.byteSize() < PACK_BYTES) throw new IllegalArgumentException("pack of " + pack.byteSize() + " bytes, need " + PACK_BYTES);
-        for (int r = r0; r < r0 + rows; r += IntegerGemm.ROWS) {
-            int vectors = Math.min(VECTORS, (r0 + rows - r) / PanelKernel.ROWS);
-            for (int k0 = 0; k0 < cols; k0 += K_CHUNK) {
-                int kn = Math.min(K_CHUNK, cols - k0);
-                for (int v = 0; v < VECTORS; v++) {
-                    if (v < vectors) unpack(w, (long) (r / PanelKernel.ROWS + v) * panelBytes, k0, kn, pack, v);
-                    else clear(pack, kn, v);
-                }
-                for (int t = 0; t < numTokens; t += 4)
-                    chunk(pack, kn, k0, xBlocks, t * cols, cols, Math.min(4, numTokens - t), vectors, out, t * outWidth + r, outWidth);
-            }
-        }
+    @Override
+    public int kChunk() {
+        return K_CHUNK;
     }
 
-    private static void unpack(MemorySegment w, long panelOffset, int k0, int kn, MemorySegment pack, int v) {
+    @Override
+    public long packBytes() {
+        return PACK_BYTES;
+    }
+
+    @Override
+    public void unpack(MemorySegment w, long panelOffset, int k0, int kn, MemorySegment pack, int v) {
         long o = panelOffset + (long) (k0 / 32) * Q8_0Panels.PANEL_BLOCK_BYTES;
         for (int b = 0; b < kn / 32; b++, o += Q8_0Panels.PANEL_BLOCK_BYTES) {
             VectorLanes.halfToFloat(ShortVector.fromMemorySegment(S16, w, o, LE)).intoMemorySegment(pack, SCALES + 64L * (VECTORS * b + v), NATIVE);
@@ -78,19 +70,21 @@ final class Q8_0Gemm {
         }
     }
 
-    private static void clear(MemorySegment pack, int kn, int v) {
+    @Override
+    public void clear(MemorySegment pack, int kn, int v) {
         FloatVector zero = FloatVector.zero(F);
         for (int c = 0; c < kn; c++) zero.intoMemorySegment(pack, 64L * (VECTORS * c + v), NATIVE);
         for (int b = 0; b < kn / 32; b++) zero.intoMemorySegment(pack, SCALES + 64L * (VECTORS * b + v), NATIVE);
     }
 
     /**
-     * One K chunk for four tokens (rows x0 / cols.. of x; later ones repeat the last of n) and three panels: twelve block
+     * One K chunk for four tokens (x offsets x0..x3, later ones may repeat the last of n) and three panels: twelve block
      * sums and twelve running sums, three weight vectors and a broadcast, 28 of the 32 registers. Written without helper
      * methods, as {@link Q4_0Gemm#chunk} is.
      */
-    private static void chunk(MemorySegment pack, int kn, int k0, ActivationBlocks xBlocks, int x0, int cols, int n, int vectors,
-                              float[] out, int o0, int outWidth) {
+    @Override
+    public void chunk(MemorySegment pack, int kn, int k0, ActivationBlocks xBlocks, int x0, int x1, int x2, int x3, int n, int vectors,
+                      float[] out, int o0, int outWidth) {
         float[] q = xBlocks.int8Floats();
         float[] xScales = xBlocks.scales();
         int o1 = o0 + Math.min(1, n - 1) * outWidth, o2 = o0 + Math.min(2, n - 1) * outWidth, o3 = o0 + (n - 1) * outWidth;
@@ -108,7 +102,7 @@ final class Q8_0Gemm {
                 fC2 = FloatVector.fromArray(F, out, o2 + 32); fC3 = FloatVector.fromArray(F, out, o3 + 32);
             }
         }
-        int q0 = x0 + k0, q1 = q0 + Math.min(1, n - 1) * cols, q2 = q0 + Math.min(2, n - 1) * cols, q3 = q0 + (n - 1) * cols;
+        int q0 = x0 + k0, q1 = x1 + k0, q2 = x2 + k0, q3 = x3 + k0;
         for (int b = 0; b < kn / 32; b++, q0 += 32, q1 += 32, q2 += 32, q3 += 32) {
             FloatVector sA0 = FloatVector.zero(F), sA1 = sA0, sA2 = sA0, sA3 = sA0, sB0 = sA0, sB1 = sA0, sB2 = sA0, sB3 = sA0;
             FloatVector sC0 = sA0, sC1 = sA0, sC2 = sA0, sC3 = sA0;

@@ -52,19 +52,7 @@ public final class Q8_0Panels implements PanelKernel {
 
     @Override
     public MemorySegment repack(MemorySegment src, int rows, int cols, Arena arena) {
-        int numBlocks = cols / BLOCK;
-        return PanelRepack.inChunks(src, rows, panelBytes(cols), arena, (dst, p0, p1) -> repack(src, dst, p0, p1, numBlocks));
-    }
-
-    private static void repack(MemorySegment src, MemorySegment dst, int p0, int p1, int numBlocks) {
-        long rowBytes = (long) numBlocks * BLOCK_BYTES;
-        long[] x = new long[4];
-        for (int p = p0; p < p1; p++)
-            for (int b = 0; b < numBlocks; b++) {
-                long s = (long) p * ROWS * rowBytes + (long) b * BLOCK_BYTES, d = ((long) p * numBlocks + b) * PANEL_BLOCK_BYTES;
-                for (int i = 0; i < ROWS; i++) dst.set(I16, d + 2 * i, src.get(I16, s + i * rowBytes));
-                PanelRepack.pairSlices(src, s, rowBytes, 2, 16, dst, d + QS, x);  // qs: 16 byte pairs per row
-            }
+        return PanelRepack.scalesAndPairSlices(src, rows, cols, BLOCK_BYTES, arena);
     }
 
     @Override
@@ -73,14 +61,8 @@ public final class Q8_0Panels implements PanelKernel {
     }
 
     @Override
-    public boolean hasIntegerGemm() {
-        return true;
-    }
-
-    @Override
-    public void gemm(MemorySegment w, long panelBytes, int r0, int rows, int cols, ActivationBlocks xBlocks, int numTokens, float[] out,
-                     int outWidth, MemorySegment pack) {
-        Q8_0Gemm.multiply(w, panelBytes, r0, rows, cols, xBlocks, numTokens, out, outWidth, pack);
+    public IntegerGemm.Kernel integerGemm() {
+        return Q8_0Gemm.INSTANCE;
     }
 
     @Override
