@@ -37,7 +37,7 @@ class GpuCheckTest {
         List<CheckReport.Row> rows = check.rows().stream().filter(r -> r.section().equals("moe")).toList();
         assertEquals(0, status, rows.toString());
         for (String item : List.of("routing", "greedy ids", "prompt logits"))
-            assertTrue(rows.stream().anyMatch(r -> r.item().startsWith("moe-tiny q8_0 " + item) && r.status().equals("ok")), item + ": " + rows);
+            assertTrue(rows.stream().anyMatch(r -> r.item().startsWith("moe-tiny f16 " + item) && r.status().equals("ok")), item + ": " + rows);
         assertTrue(rows.stream().anyMatch(r -> r.item().startsWith("moe-tiny q8_0 decode b1") && r.status().equals("SKIP")), rows.toString());
     }
 
