@@ -152,7 +152,7 @@ final class MatMul {
         int[] firstUnit = new int[n + 1];
         long work = 0;
         for (int i = 0; i < n; i++) {
-            if (ws[i].panels() == null || !ws[i].panelKernel().hasIntegerGemm() || ws[i].cols() != cols)
+            if (!hasIntegerGemm(ws[i], cols))
                 throw new IllegalArgumentException(ws[i].name() + " is not a panel matrix of width " + cols + " with an integer GEMM");
             firstUnit[i + 1] = firstUnit[i] + (ws[i].rows() + unit - 1) / unit;
             work += (long) ws[i].rows() * cols * numTokens;
@@ -173,9 +173,12 @@ final class MatMul {
 
     /** Whether all n weights are panel matrices of one width with an integer GEMM ({@link #runIntegerGemms} takes them). */
     static boolean allIntegerGemms(CpuWeight[] ws, int n) {
-        for (int i = 0; i < n; i++)
-            if (ws[i].panels() == null || !ws[i].panelKernel().hasIntegerGemm() || ws[i].cols() != ws[0].cols()) return false;
+        for (int i = 0; i < n; i++) if (!hasIntegerGemm(ws[i], ws[0].cols())) return false;
         return true;
+    }
+
+    private static boolean hasIntegerGemm(CpuWeight w, int cols) {
+        return w.panels() != null && w.panelKernel().hasIntegerGemm() && w.cols() == cols;
     }
 
     /**
