@@ -26,7 +26,7 @@ public final class ServeCommand implements Command {
             "max-queue", "max-num-seqs", "max-num-batched-tokens", "kv-cache-memory", "kv-cache-type", "threads", "max-body-bytes", "device",
             "max-connections", "header-timeout", "idle-timeout", "shutdown-grace"), ModelEngines.withRunnerOptions(Set.of()));
 
-    private static final Set<String> FLAGS = Set.of("no-enable-prefix-caching");
+    private static final Set<String> FLAGS = Set.of("no-enable-prefix-caching", "no-warmup");
     /**
      * Helidon logs at INFO through java.util.logging; its "bound for socket" line names the routes' internal
      * loopback port and reads as a second server. Held here so the level is not collected with the logger.
@@ -65,6 +65,8 @@ public final class ServeCommand implements Command {
                                             at full context, at most a quarter of the Java heap)
                   --kv-cache-type f32|f16   element type of cached keys and values (default f32)
                   --no-enable-prefix-caching  do not reuse KV blocks of earlier prompts
+                  --no-warmup               report ready without first running throwaway requests (the first
+                                            requests then run while the JIT compiles: seconds slower)
                   --threads N               CPU threads (default: physical cores)
                   --max-body-bytes N        largest request body; larger gets 413 (default 4194304)
                   --device auto|cpu|cuda    compute device (default auto)
@@ -152,6 +154,11 @@ public final class ServeCommand implements Command {
                 Backend backend = Devices.backend(args, threads);
                 served = ServedModel.load(model, name, backend, engineConfig);
                 where = backend.name();
+            }
+            if (!args.has("no-warmup")) {
+                System.err.println("tessera serve: warming up (throwaway requests, so the first client's are compiled)");
+                ServerWarmUp.Summary w = ServerWarmUp.run(served.engine(), served.tokenizer().vocabSize(), Math.min(maxNumSeqs, maxQueue));
+                System.err.printf("tessera serve: warmed up in %.2f s (%d requests; JIT %.1f s)%n", w.seconds(), w.requests(), w.compileSeconds());
             }
             context.ready(served);
             System.err.printf("tessera serve: ready in %.2f s: %s (%s, context %d tokens)%n", (System.nanoTime() - t0) / 1e9,

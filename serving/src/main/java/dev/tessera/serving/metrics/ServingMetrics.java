@@ -46,6 +46,8 @@ public final class ServingMetrics {
     private final Timer e2eLatency;
     private final Timer queueTime;
     private DistributionSummary iterationTokens;
+    /** The bound engine's prefix-cache queries, hits and preemptions when it was bound (after the warm-up). */
+    private volatile long[] baseline = new long[3];
 
     /**
      * @param engine the engine once the model is loaded, else null (the gauges then read 0); held strongly; a gauge
@@ -86,18 +88,23 @@ public final class ServingMetrics {
                 .description("Fraction of KV-cache blocks held by requests (1 = full)").strongReference(true).register(registry);
         Gauge.builder("tessera.kv.cache.blocks", stats, s -> s.get() == null ? 0 : s.get().kvBlocksTotal())
                 .description("KV-cache blocks in the pool").strongReference(true).register(registry);
-        FunctionCounter.builder("tessera.prefix.cache.queries", stats, s -> s.get() == null ? 0 : s.get().prefixQueryTokens())
+        FunctionCounter.builder("tessera.prefix.cache.queries", stats, s -> s.get() == null ? 0 : s.get().prefixQueryTokens() - baseline[0])
                 .description("Prompt tokens looked up in the prefix cache").register(registry);
-        FunctionCounter.builder("tessera.prefix.cache.hits", stats, s -> s.get() == null ? 0 : s.get().prefixHitTokens())
+        FunctionCounter.builder("tessera.prefix.cache.hits", stats, s -> s.get() == null ? 0 : s.get().prefixHitTokens() - baseline[1])
                 .description("Prompt tokens found in the prefix cache (their prefill skipped)").register(registry);
-        FunctionCounter.builder("tessera.num.preemptions", stats, s -> s.get() == null ? 0 : s.get().preemptions())
+        FunctionCounter.builder("tessera.num.preemptions", stats, s -> s.get() == null ? 0 : s.get().preemptions() - baseline[2])
                 .description("Requests preempted for lack of KV blocks (recomputed later)").register(registry);
         iterationTokens = DistributionSummary.builder("tessera.iteration.tokens").description("Tokens per engine step")
                 .serviceLevelObjectives(1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192).register(registry);
     }
 
-    /** Subscribes the tokens-per-iteration histogram to an engine (call once it is loaded). */
+    /**
+     * Subscribes the tokens-per-iteration histogram to an engine (call once it is loaded and warmed up): the engine's
+     * counters count from here, so the server's warm-up requests are not in them.
+     */
     public void bind(Engine engine) {
+        EngineStats s = engine.stats();
+        baseline = new long[]{s.prefixQueryTokens(), s.prefixHitTokens(), s.preemptions()};
         engine.stats().onIteration(n -> iterationTokens.record(n));
         engine.runnerGauges().forEach((name, g) -> Gauge.builder(name, g.value(), java.util.function.DoubleSupplier::getAsDouble)
                 .description(g.description()).strongReference(true).register(registry));
