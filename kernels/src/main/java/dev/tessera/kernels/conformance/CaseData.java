@@ -49,6 +49,8 @@ final class CaseData {
                     long o = k * type.blockBytes;
                     switch (type) {
                         case Q8_0, Q4_0, Q5_0 -> half(s, o, random, 0.01f, 0.1f);
+                        case IQ4_NL -> half(s, o, random, 0.0001f, 0.001f);  // levels up to 127
+                        case IQ4_XS -> half(s, o, random, 0.00001f, 0.0001f);  // levels up to 127 times (ls - 32) up to 32
                         case Q4_1, Q5_1 -> { half(s, o, random, 0.01f, 0.1f); half(s, o + 2, random, -0.1f, 0.1f); }
                         case Q4_K, Q5_K -> { half(s, o, random, 0.001f, 0.01f); half(s, o + 2, random, 0.001f, 0.01f); }
                         case Q6_K -> half(s, o + 208, random, 0.0005f, 0.005f);  // d follows ql[128], qh[64], scales[16]

@@ -116,7 +116,11 @@ public final class GgufReader {
             }
             long typeId = u32("type of " + name);
             TensorType type = typeId > Integer.MAX_VALUE ? null : TensorType.fromId((int) typeId);
-            if (type == null) throw fail("tensor " + name + " has unknown tensor type " + typeId);
+            if (type == null) {
+                String ggml = TensorType.ggmlTypeName(typeId);
+                throw fail("tensor " + name + (ggml == null ? " has unknown tensor type " + typeId
+                        : " has type " + ggml + " (ggml type " + typeId + "), which Tessera cannot compute with; it runs " + TensorType.computableNames()));
+            }
             if (dims[0] % type.blockSize != 0) throw fail("tensor " + name + " row length " + dims[0] + " is not a multiple of " + type + " block size " + type.blockSize);
             long offset = u64("offset of " + name);
             if (!names.add(rawName)) throw fail("duplicate tensor " + name);

@@ -208,6 +208,13 @@ class GgufFuzzTest {
     }
 
     @Example
+    void aGgmlTypeTesseraCannotRunIsNamed() {
+        byte[] b = original.clone();
+        put(b, fieldNamed("type of blk.0.attn_q.weight"), 16);
+        assertMessage(b, "tensor blk.0.attn_q.weight has type IQ2_XXS (ggml type 16), which Tessera cannot compute with; it runs F32, F16,");
+    }
+
+    @Example
     void renamedArchitectureIsUnsupported() {
         assertMessage(withArchitecture("xlama"), "unsupported architecture 'xlama'");
     }

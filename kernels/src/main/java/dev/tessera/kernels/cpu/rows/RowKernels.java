@@ -17,6 +17,8 @@ public final class RowKernels {
     private static final RowKernel Q4_K = new Q4KRows();
     private static final RowKernel Q5_K = new Q5KRows();
     private static final RowKernel Q6_K = new Q6KRows();
+    private static final RowKernel IQ4_NL = new IQ4NLRows();
+    private static final RowKernel IQ4_XS = new IQ4XSRows();
 
     private RowKernels() {}
 
@@ -36,8 +38,10 @@ public final class RowKernels {
             case Q4_K -> Q4_K;
             case Q5_K -> Q5_K;
             case Q6_K -> Q6_K;
+            case IQ4_NL -> IQ4_NL;
+            case IQ4_XS -> IQ4_XS;
             default -> throw new IllegalArgumentException("no row kernel for tensor type " + type + ": expected one of "
-                    + "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K");
+                    + TensorType.computableNames());
         };
     }
 }

@@ -23,7 +23,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class RowKernelsTest {
     private static final EnumSet<TensorType> COMPUTABLE = EnumSet.of(TensorType.F32, TensorType.F16, TensorType.BF16,
             TensorType.Q8_0, TensorType.Q4_0, TensorType.Q4_1, TensorType.Q5_0, TensorType.Q5_1,
-            TensorType.Q2_K, TensorType.Q3_K, TensorType.Q4_K, TensorType.Q5_K, TensorType.Q6_K);
+            TensorType.Q2_K, TensorType.Q3_K, TensorType.Q4_K, TensorType.Q5_K, TensorType.Q6_K, TensorType.IQ4_NL, TensorType.IQ4_XS);
 
     /** A row's bytes and the values it must decode to. */
     record Encoded(byte[] bytes, float[] values) {}
@@ -77,6 +77,7 @@ class RowKernelsTest {
             case Q6_K -> encodeQ6K(n, r, buf, v);
             case Q2_K -> encodeQ2K(n, r, buf, v);
             case Q3_K -> encodeQ3K(n, r, buf, v);
+            case IQ4_NL, IQ4_XS -> encodeIQ4(type, n, r, buf, v);
             default -> throw new IllegalArgumentException(type.toString());
         }
         assertEquals(buf.capacity(), buf.position(), "encoder filled the row");
@@ -102,6 +103,39 @@ class RowKernelsTest {
             }
             for (int j = 0; j < 16; j++) buf.put((byte) ((q[j] & 15) | (q[j + 16] & 15) << 4));
             for (int j = 0; j < 32; j++) v[32 * b + j] = withMin ? q[j] * d + m : (q[j] - offset) * d;
+        }
+    }
+
+    /** ggml's kvalues_iq4nl, written out again so the kernel's table is checked too. */
+    private static final int[] IQ4_LEVELS = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+    /** IQ4_NL: f16 d, 16 index bytes per 32 values. IQ4_XS: f16 d, u16 scales_h, u8 scales_l[4], then eight such 16 bytes. */
+    private static void encodeIQ4(TensorType type, int n, Random r, ByteBuffer buf, float[] v) {
+        boolean xs = type == TensorType.IQ4_XS;
+        for (int b = 0; b < n / type.blockSize; b++) {
+            short dh = half(r, -0.01f, 0.01f);
+            float d = Float.float16ToFloat(dh);
+            buf.putShort(dh);
+            int subBlocks = xs ? 8 : 1;
+            float[] dl = new float[subBlocks];
+            if (xs) {
+                int[] ls = new int[8];
+                int high = 0;
+                for (int j = 0; j < 8; j++) { ls[j] = r.nextInt(64); high |= (ls[j] >> 4) << 2 * j; dl[j] = d * (ls[j] - 32); }
+                buf.putShort((short) high);
+                for (int j = 0; j < 8; j += 2) buf.put((byte) ((ls[j] & 15) | (ls[j + 1] & 15) << 4));
+            } else {
+                dl[0] = d;
+            }
+            for (int j = 0; j < subBlocks; j++) {
+                int base = b * type.blockSize + 32 * j;
+                for (int l = 0; l < 16; l++) {
+                    int lo = r.nextInt(16), hi = r.nextInt(16);
+                    buf.put((byte) (lo | hi << 4));
+                    v[base + l] = dl[j] * IQ4_LEVELS[lo];
+                    v[base + 16 + l] = dl[j] * IQ4_LEVELS[hi];
+                }
+            }
         }
     }
 
