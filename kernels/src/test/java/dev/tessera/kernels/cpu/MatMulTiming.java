@@ -61,8 +61,8 @@ public final class MatMulTiming {
     static void fixScales(TensorType type, MemorySegment data) {
         short scale = Float.floatToFloat16(0.01f);
         int[] halves = switch (type) {  // byte offsets of a block's f16 scales
-            case Q4_0, Q8_0 -> new int[]{0};
-            case Q4_K, Q5_K -> new int[]{0, 2};
+            case Q4_0, Q8_0, Q5_0, IQ4_NL, IQ4_XS -> new int[]{0};
+            case Q4_K, Q5_K, Q4_1, Q5_1 -> new int[]{0, 2};
             case Q6_K -> new int[]{208};
             default -> new int[0];
         };

@@ -23,6 +23,7 @@ public interface PanelKernel {
         if (VectorLanes.L != ROWS || rows % ROWS != 0 || cols % 32 != 0) return null;
         return switch (type) {
             case Q4_0 -> Q4_0Panels.INSTANCE;
+            case Q4_1 -> Q4_1Panels.INSTANCE;
             case Q8_0 -> Q8_0Panels.INSTANCE;
             case Q2_K -> Q2KPanels.INSTANCE;
             case Q3_K -> Q3KPanels.INSTANCE;

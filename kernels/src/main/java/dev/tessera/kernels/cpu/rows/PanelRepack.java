@@ -43,15 +43,24 @@ final class PanelRepack {
      * 16-row panel and block, the 16 scales, then the quant bytes as pair slices ({@link #pairSlices}).
      */
     static MemorySegment scalesAndPairSlices(MemorySegment src, int rows, int cols, int blockBytes, Arena arena) {
-        int numBlocks = cols / 32, numPairs = (blockBytes - 2) / 2, panelBlockBytes = ROWS * blockBytes;
+        return halvesAndPairSlices(src, rows, cols, blockBytes, 1, arena);
+    }
+
+    /**
+     * As {@link #scalesAndPairSlices} for blocks that start with {@code halves} f16 values (Q4_1: d, m): per panel block
+     * the 16 rows' first half, then their second, ..., then the pair slices.
+     */
+    static MemorySegment halvesAndPairSlices(MemorySegment src, int rows, int cols, int blockBytes, int halves, Arena arena) {
+        int numBlocks = cols / 32, numPairs = (blockBytes - 2 * halves) / 2, panelBlockBytes = ROWS * blockBytes;
         long rowBytes = (long) numBlocks * blockBytes;
         return inChunks(src, rows, (long) numBlocks * panelBlockBytes, arena, (dst, p0, p1) -> {
             long[] x = new long[4];
             for (int p = p0; p < p1; p++)
                 for (int b = 0; b < numBlocks; b++) {
                     long s = (long) p * ROWS * rowBytes + (long) b * blockBytes, d = ((long) p * numBlocks + b) * panelBlockBytes;
-                    for (int i = 0; i < ROWS; i++) dst.set(I16, d + 2 * i, src.get(I16, s + i * rowBytes));
-                    pairSlices(src, s, rowBytes, 2, numPairs, dst, d + 2 * ROWS, x);
+                    for (int h = 0; h < halves; h++)
+                        for (int i = 0; i < ROWS; i++) dst.set(I16, d + 2L * ROWS * h + 2 * i, src.get(I16, s + i * rowBytes + 2 * h));
+                    pairSlices(src, s, rowBytes, 2 * halves, numPairs, dst, d + 2L * ROWS * halves, x);
                 }
         });
     }

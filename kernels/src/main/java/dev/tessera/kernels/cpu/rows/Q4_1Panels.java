@@ -1,0 +1,175 @@
+package dev.tessera.kernels.cpu.rows;
+
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+
+import static dev.tessera.kernels.cpu.rows.VectorLanes.F;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.I;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.I16;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.LE;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.NATIVE;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.U8;
+import static jdk.incubator.vector.VectorOperators.ASHR;
+import static jdk.incubator.vector.VectorOperators.I2F;
+import static jdk.incubator.vector.VectorOperators.LSHL;
+import static jdk.incubator.vector.VectorOperators.LSHR;
+import static jdk.incubator.vector.VectorOperators.ZERO_EXTEND_B2S;
+
+/**
+ * Q4_1 panels, {@link Q4_0Panels}' layout with the min: per 16-row panel and 32-column block, 320 bytes: the 16 rows'
+ * f16 d, their f16 m, then 8 pair slices of 32 bytes where slice j holds, at byte 2i + p, byte qs[2j + p] of row i
+ * (low nibble column 2j + p, high nibble column 16 + 2j + p), the same 20 bytes per 32 values as GGUF.
+ * <p>
+ * A value is d * q + m, so a block's dot is d * x scale * Σq·qx + m * x scale * Σqx on the int8 x (as llama.cpp's
+ * q8_1 activations carry their block sums): Σq·qx in 16-bit lanes exactly as Q4_0's, the min term from the block's
+ * int8 total. {@link #dot} and {@link #dot4} do the same arithmetic per token, so batching changes no bit. Without an
+ * integer GEMM, a prefill takes the batched dots too. The row kernels (float x, 10 GMAC/s per thread at one token in
+ * cache) made a batch of two to sixteen tokens and a prefill several times slower than Q4_0.
+ * <p>
+ * The dots call no helper of ours with vectors (see {@link Q4_0Panels}); the f16 conversions are spelled out.
+ */
+public final class Q4_1Panels implements PanelKernel {
+    static final PanelKernel INSTANCE = new Q4_1Panels();
+    static final int BLOCK = 32;
+    static final int BLOCK_BYTES = 20;
+    static final int PANEL_BLOCK_BYTES = ROWS * BLOCK_BYTES;
+    static final int D = 0, M = 2 * ROWS, QS = 4 * ROWS;
+    private static final VectorSpecies<Short> S16 = ShortVector.SPECIES_256, S32 = ShortVector.SPECIES_512;
+    private static final VectorSpecies<Byte> B32 = ByteVector.SPECIES_256;
+    private static final VectorSpecies<Integer> I512 = IntVector.SPECIES_512;
+
+    private Q4_1Panels() {}
+
+    @Override
+    public boolean needsInt8() {
+        return true;
+    }
+
+    @Override
+    public long panelBytes(int cols) {
+        return (long) (cols / BLOCK) * PANEL_BLOCK_BYTES;
+    }
+
+    @Override
+    public MemorySegment repack(MemorySegment src, int rows, int cols, Arena arena) {
+        return PanelRepack.halvesAndPairSlices(src, rows, cols, BLOCK_BYTES, 2, arena);
+    }
+
+    @Override
+    public void unpack(MemorySegment w, long panelOffset, int k0, int kn, MemorySegment packed, int stride, int col0) {
+        long o = panelOffset + (long) (k0 / BLOCK) * PANEL_BLOCK_BYTES;
+        for (int kb = 0; kb < kn; kb += BLOCK, o += PANEL_BLOCK_BYTES) {
+            FloatVector d = VectorLanes.halfToFloat(ShortVector.fromMemorySegment(S16, w, o + D, LE));
+            FloatVector m = VectorLanes.halfToFloat(ShortVector.fromMemorySegment(S16, w, o + M, LE));
+            int lo = kb * stride + col0, hi = lo + 16 * stride;
+            for (int j = 0; j < 8; j++, lo += 2 * stride, hi += 2 * stride) {
+                IntVector q = ((ShortVector) ByteVector.fromMemorySegment(B32, w, o + QS + 32L * j, LE).convertShape(ZERO_EXTEND_B2S, S32, 0))
+                        .reinterpretAsInts();
+                for (int p = 0; p < 2; p++) {
+                    IntVector v = p == 0 ? q : q.lanewise(LSHR, 16);
+                    // q * d + m, unfused as in the row kernel, so the values are equal.
+                    ((FloatVector) v.and(15).convert(I2F, 0)).mul(d).add(m).intoMemorySegment(packed, 4L * (lo + p * stride), NATIVE);
+                    ((FloatVector) v.lanewise(LSHR, 4).and(15).convert(I2F, 0)).mul(d).add(m).intoMemorySegment(packed, 4L * (hi + p * stride), NATIVE);
+                }
+            }
+        }
+    }
+
+    @Override
+    public void dot(MemorySegment w, long panelOffset, int cols, float[] x, int xOffset, ActivationBlocks xBlocks, float[] out, int outOffset) {
+        FloatVector acc = FloatVector.zero(F), mins = acc;
+        int[] pairs = xBlocks.pairs(), totals = xBlocks.int8Totals();
+        float[] xScales = xBlocks.scales();
+        long o = panelOffset;
+        for (int xb = xOffset, end = xOffset + cols; xb < end; xb += BLOCK, o += PANEL_BLOCK_BYTES) {
+            ShortVector s = ShortVector.zero(S32);
+            int p = xb / 2;
+            for (int j = 0; j < 8; j++) {
+                ShortVector q = (ShortVector) ByteVector.fromMemorySegment(B32, w, o + QS + 32L * j, LE).convertShape(ZERO_EXTEND_B2S, S32, 0);
+                s = s.add(q.and((short) 15).mul(IntVector.broadcast(I512, pairs[p + j]).reinterpretAsShorts()))
+                        .add(q.lanewise(LSHR, 4).mul(IntVector.broadcast(I512, pairs[p + 8 + j]).reinterpretAsShorts()));
+            }
+            IntVector both = s.reinterpretAsInts();
+            FloatVector sum = (FloatVector) both.lanewise(LSHL, 16).lanewise(ASHR, 16).add(both.lanewise(ASHR, 16)).convert(I2F, 0);
+            IntVector bits = (IntVector) ShortVector.fromMemorySegment(S16, w, o + D, LE).convertShape(VectorOperators.ZERO_EXTEND_S2I, I, 0);
+            IntVector abs = bits.and(0x7fff);
+            IntVector mag = abs.lanewise(LSHL, 13).lanewise(VectorOperators.OR, 0x7f800000, abs.compare(VectorOperators.GE, 0x7c00));
+            FloatVector d = mag.reinterpretAsFloats().mul(0x1p112f).reinterpretAsInts().or(bits.and(0x8000).lanewise(LSHL, 16)).reinterpretAsFloats();
+            bits = (IntVector) ShortVector.fromMemorySegment(S16, w, o + M, LE).convertShape(VectorOperators.ZERO_EXTEND_S2I, I, 0);
+            abs = bits.and(0x7fff);
+            mag = abs.lanewise(LSHL, 13).lanewise(VectorOperators.OR, 0x7f800000, abs.compare(VectorOperators.GE, 0x7c00));
+            FloatVector m = mag.reinterpretAsFloats().mul(0x1p112f).reinterpretAsInts().or(bits.and(0x8000).lanewise(LSHL, 16)).reinterpretAsFloats();
+            int b = xb / BLOCK;
+            acc = sum.fma(d.mul(xScales[b]), acc);
+            mins = m.fma(FloatVector.broadcast(F, xScales[b] * totals[b]), mins);
+        }
+        acc.add(mins).intoArray(out, outOffset);
+    }
+
+    /** As {@link #dot} for four tokens, each widened slice multiplied by the four tokens' x pairs: per token, dot's arithmetic. */
+    @Override
+    public void dot4(MemorySegment w, long panelOffset, int cols, float[] x, int x0, int x1, int x2, int x3, ActivationBlocks xBlocks,
+                     int numTokens, float[] out, int o0, int outWidth) {
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0, n0 = a0, n1 = a0, n2 = a0, n3 = a0;
+        int[] pairs = xBlocks.pairs(), totals = xBlocks.int8Totals();
+        float[] xScales = xBlocks.scales();
+        long o = panelOffset;
+        int p0 = x0 / 2, p1 = x1 / 2, p2 = x2 / 2, p3 = x3 / 2, b0 = x0 / BLOCK, b1 = x1 / BLOCK, b2 = x2 / BLOCK, b3 = x3 / BLOCK;
+        for (int kb = 0; kb < cols; kb += BLOCK, o += PANEL_BLOCK_BYTES, p0 += 16, p1 += 16, p2 += 16, p3 += 16, b0++, b1++, b2++, b3++) {
+            ShortVector s0 = ShortVector.zero(S32), s1 = s0, s2 = s0, s3 = s0;
+            for (int j = 0; j < 8; j++) {
+                ShortVector q = (ShortVector) ByteVector.fromMemorySegment(B32, w, o + QS + 32L * j, LE).convertShape(ZERO_EXTEND_B2S, S32, 0);
+                ShortVector lo = q.and((short) 15), hi = q.lanewise(LSHR, 4);
+                s0 = s0.add(lo.mul(IntVector.broadcast(I512, pairs[p0 + j]).reinterpretAsShorts()))
+                        .add(hi.mul(IntVector.broadcast(I512, pairs[p0 + 8 + j]).reinterpretAsShorts()));
+                s1 = s1.add(lo.mul(IntVector.broadcast(I512, pairs[p1 + j]).reinterpretAsShorts()))
+                        .add(hi.mul(IntVector.broadcast(I512, pairs[p1 + 8 + j]).reinterpretAsShorts()));
+                s2 = s2.add(lo.mul(IntVector.broadcast(I512, pairs[p2 + j]).reinterpretAsShorts()))
+                        .add(hi.mul(IntVector.broadcast(I512, pairs[p2 + 8 + j]).reinterpretAsShorts()));
+                s3 = s3.add(lo.mul(IntVector.broadcast(I512, pairs[p3 + j]).reinterpretAsShorts()))
+                        .add(hi.mul(IntVector.broadcast(I512, pairs[p3 + 8 + j]).reinterpretAsShorts()));
+            }
+            IntVector bits = (IntVector) ShortVector.fromMemorySegment(S16, w, o + D, LE).convertShape(VectorOperators.ZERO_EXTEND_S2I, I, 0);
+            IntVector abs = bits.and(0x7fff);
+            IntVector mag = abs.lanewise(LSHL, 13).lanewise(VectorOperators.OR, 0x7f800000, abs.compare(VectorOperators.GE, 0x7c00));
+            FloatVector d = mag.reinterpretAsFloats().mul(0x1p112f).reinterpretAsInts().or(bits.and(0x8000).lanewise(LSHL, 16)).reinterpretAsFloats();
+            bits = (IntVector) ShortVector.fromMemorySegment(S16, w, o + M, LE).convertShape(VectorOperators.ZERO_EXTEND_S2I, I, 0);
+            abs = bits.and(0x7fff);
+            mag = abs.lanewise(LSHL, 13).lanewise(VectorOperators.OR, 0x7f800000, abs.compare(VectorOperators.GE, 0x7c00));
+            FloatVector m = mag.reinterpretAsFloats().mul(0x1p112f).reinterpretAsInts().or(bits.and(0x8000).lanewise(LSHL, 16)).reinterpretAsFloats();
+            IntVector i0 = s0.reinterpretAsInts(), i1 = s1.reinterpretAsInts(), i2 = s2.reinterpretAsInts(), i3 = s3.reinterpretAsInts();
+            a0 = ((FloatVector) i0.lanewise(LSHL, 16).lanewise(ASHR, 16).add(i0.lanewise(ASHR, 16)).convert(I2F, 0)).fma(d.mul(xScales[b0]), a0);
+            n0 = m.fma(FloatVector.broadcast(F, xScales[b0] * totals[b0]), n0);
+            a1 = ((FloatVector) i1.lanewise(LSHL, 16).lanewise(ASHR, 16).add(i1.lanewise(ASHR, 16)).convert(I2F, 0)).fma(d.mul(xScales[b1]), a1);
+            n1 = m.fma(FloatVector.broadcast(F, xScales[b1] * totals[b1]), n1);
+            a2 = ((FloatVector) i2.lanewise(LSHL, 16).lanewise(ASHR, 16).add(i2.lanewise(ASHR, 16)).convert(I2F, 0)).fma(d.mul(xScales[b2]), a2);
+            n2 = m.fma(FloatVector.broadcast(F, xScales[b2] * totals[b2]), n2);
+            a3 = ((FloatVector) i3.lanewise(LSHL, 16).lanewise(ASHR, 16).add(i3.lanewise(ASHR, 16)).convert(I2F, 0)).fma(d.mul(xScales[b3]), a3);
+            n3 = m.fma(FloatVector.broadcast(F, xScales[b3] * totals[b3]), n3);
+        }
+        a0.add(n0).intoArray(out, o0);
+        if (numTokens > 1) a1.add(n1).intoArray(out, o0 + outWidth);
+        if (numTokens > 2) a2.add(n2).intoArray(out, o0 + 2 * outWidth);
+        if (numTokens > 3) a3.add(n3).intoArray(out, o0 + 3 * outWidth);
+    }
+
+    @Override
+    public void dequantizeRow(MemorySegment w, long panelOffset, int i, int cols, float[] out, int outOffset) {
+        long o = panelOffset;
+        for (int kb = 0; kb < cols; kb += BLOCK, o += PANEL_BLOCK_BYTES) {
+            float d = Float.float16ToFloat(w.get(I16, o + D + 2L * i)), m = Float.float16ToFloat(w.get(I16, o + M + 2L * i));
+            for (int j = 0; j < 16; j++) {
+                int q = w.get(U8, o + QS + 32L * (j / 2) + 2 * i + (j & 1)) & 0xff;
+                out[outOffset + kb + j] = (q & 0x0f) * d + m;
+                out[outOffset + kb + 16 + j] = (q >> 4) * d + m;
+            }
+        }
+    }
+}
