@@ -34,7 +34,8 @@ class CpuBackendMatmulTest {
             "Q3_K, 96, 512, 1, 2", "Q3_K, 112, 256, 7, 2", "Q3_K, 208, 512, 33, 2", "Q3_K, 35, 256, 3, 1",
             "Q2_K, 96, 512, 1, 2", "Q2_K, 64, 256, 20, 2",
             "Q4_1, 96, 256, 1, 2", "Q4_1, 112, 256, 7, 2", "Q4_1, 208, 512, 33, 2", "Q4_1, 45, 512, 4, 1",
-            "Q5_0, 96, 256, 1, 2", "Q5_0, 112, 256, 7, 2", "Q5_0, 64, 512, 20, 1",
+            "Q5_0, 96, 256, 1, 2", "Q5_0, 112, 256, 7, 2", "Q5_0, 64, 512, 20, 1", "Q5_0, 45, 512, 4, 1",
+            "Q5_1, 96, 256, 1, 2", "Q5_1, 112, 256, 7, 2", "Q5_1, 208, 512, 33, 2", "Q5_1, 45, 512, 4, 1",
             "IQ4_NL, 96, 256, 1, 2", "IQ4_NL, 112, 256, 7, 2", "IQ4_NL, 64, 512, 20, 1",
             "IQ4_XS, 96, 256, 1, 2", "IQ4_XS, 112, 512, 7, 2", "IQ4_XS, 64, 512, 20, 1"})
     void matchesScalarReference(TensorType type, int rows, int cols, int numTokens, int threads) {
@@ -60,7 +61,7 @@ class CpuBackendMatmulTest {
     /** Every row's result is the same for 1, 2 and 3 threads and any batch size, bit for bit. */
     @ParameterizedTest
     @CsvSource({"Q4_0, 208, 512", "Q4_0, 96, 256", "Q8_0, 96, 256", "Q8_0, 208, 512", "Q4_0, 45, 512",
-            "Q4_K, 96, 512", "Q4_K, 208, 256", "Q6_K, 112, 512", "Q6_K, 208, 256", "Q5_K, 208, 512", "Q3_K, 208, 512", "Q2_K, 208, 512", "Q4_1, 208, 512"})
+            "Q4_K, 96, 512", "Q4_K, 208, 256", "Q6_K, 112, 512", "Q6_K, 208, 256", "Q5_K, 208, 512", "Q3_K, 208, 512", "Q2_K, 208, 512", "Q4_1, 208, 512", "Q5_0, 208, 512", "Q5_1, 96, 256"})
     void resultsDoNotDependOnThreadsOrBatch(TensorType type, int rows, int cols) {
         Random random = new Random(rows + cols);
         try (Arena arena = Arena.ofShared()) {
@@ -80,7 +81,7 @@ class CpuBackendMatmulTest {
 
     /** Q4_0 and Q8_0 panels: a token's result alone equals its result in a batch of up to SMALL_BATCH tokens, bit for bit. */
     @ParameterizedTest
-    @CsvSource({"Q4_0, 2", "Q4_0, 3", "Q4_0, 5", "Q4_0, 8", "Q4_0, 16", "Q8_0, 3", "Q8_0, 16", "Q4_1, 3", "Q4_1, 16", "Q4_1, 37"})
+    @CsvSource({"Q4_0, 2", "Q4_0, 3", "Q4_0, 5", "Q4_0, 8", "Q4_0, 16", "Q8_0, 3", "Q8_0, 16", "Q4_1, 3", "Q4_1, 16", "Q4_1, 37", "Q5_0, 5", "Q5_0, 37", "Q5_1, 8", "Q5_1, 20"})
     void panelResultsDoNotDependOnSmallBatches(TensorType type, int numTokens) {
         assertBatchedRowsEqualAlone(type, 208, 512, numTokens, new Random(numTokens));
     }
@@ -174,7 +175,7 @@ class CpuBackendMatmulTest {
             long o = (long) b * type.blockBytes;
             switch (type) {
                 case Q4_0, Q8_0 -> data.set(f16, o, scale);
-                case Q4_K, Q5_K, Q4_1 -> { data.set(f16, o, scale); data.set(f16, o + 2, scale); }
+                case Q4_K, Q5_K, Q4_1, Q5_1 -> { data.set(f16, o, scale); data.set(f16, o + 2, scale); }
                 case Q5_0, IQ4_NL, IQ4_XS -> data.set(f16, o, scale);
                 case Q6_K -> data.set(f16, o + 208, scale);
                 case Q3_K -> data.set(f16, o + 108, scale);

@@ -24,6 +24,8 @@ public interface PanelKernel {
         return switch (type) {
             case Q4_0 -> Q4_0Panels.INSTANCE;
             case Q4_1 -> Q4_1Panels.INSTANCE;
+            case Q5_0 -> Q5_0Panels.INSTANCE;
+            case Q5_1 -> Q5_1Panels.INSTANCE;
             case Q8_0 -> Q8_0Panels.INSTANCE;
             case Q2_K -> Q2KPanels.INSTANCE;
             case Q3_K -> Q3KPanels.INSTANCE;

@@ -20,7 +20,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 class PanelKernelTest {
 
     @ParameterizedTest
-    @CsvSource({"Q4_0, 16, 32", "Q4_0, 48, 256", "Q4_0, 32, 2048", "Q4_1, 16, 32", "Q4_1, 48, 256", "Q4_1, 32, 2048", "Q8_0, 16, 32", "Q8_0, 48, 256", "Q8_0, 32, 2048",
+    @CsvSource({"Q4_0, 16, 32", "Q4_0, 48, 256", "Q4_0, 32, 2048", "Q4_1, 16, 32", "Q4_1, 48, 256", "Q4_1, 32, 2048", "Q5_0, 16, 32", "Q5_0, 48, 256", "Q5_0, 32, 2048", "Q5_1, 16, 32", "Q5_1, 48, 256", "Q5_1, 32, 2048", "Q8_0, 16, 32", "Q8_0, 48, 256", "Q8_0, 32, 2048",
             "Q4_K, 16, 256", "Q4_K, 48, 512", "Q4_K, 32, 2048", "Q5_K, 16, 256", "Q5_K, 48, 512", "Q5_K, 32, 2048", "Q3_K, 16, 256", "Q3_K, 48, 512", "Q3_K, 32, 2048", "Q2_K, 16, 256", "Q2_K, 48, 512", "Q2_K, 32, 2048", "Q6_K, 16, 256", "Q6_K, 48, 512", "Q6_K, 32, 2048"})
     void panelsHoldTheSameValuesAsRows(TensorType type, int rows, int cols) {
         PanelKernel panelKernel = PanelKernel.forType(type, rows, cols);
@@ -33,7 +33,7 @@ class PanelKernelTest {
             for (long i = 0; i < data.byteSize(); i++) data.set(ValueLayout.JAVA_BYTE, i, (byte) random.nextInt());
             // Random bytes, but finite f16 scales (d, and Q4_K/Q5_K's dmin).
             int[] halves = switch (type) {
-                case Q4_K, Q5_K, Q4_1 -> new int[]{0, 2};
+                case Q4_K, Q5_K, Q4_1, Q5_1 -> new int[]{0, 2};
                 case Q6_K -> new int[]{208};
                 case Q3_K -> new int[]{108};
                 case Q2_K -> new int[]{80, 82};
