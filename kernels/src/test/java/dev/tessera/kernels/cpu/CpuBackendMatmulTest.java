@@ -61,7 +61,7 @@ class CpuBackendMatmulTest {
     /** Every row's result is the same for 1, 2 and 3 threads and any batch size, bit for bit. */
     @ParameterizedTest
     @CsvSource({"Q4_0, 208, 512", "Q4_0, 96, 256", "Q8_0, 96, 256", "Q8_0, 208, 512", "Q4_0, 45, 512",
-            "Q4_K, 96, 512", "Q4_K, 208, 256", "Q6_K, 112, 512", "Q6_K, 208, 256", "Q5_K, 208, 512", "Q3_K, 208, 512", "Q2_K, 208, 512", "Q4_1, 208, 512", "Q5_0, 208, 512", "Q5_1, 96, 256"})
+            "Q4_K, 96, 512", "Q4_K, 208, 256", "Q6_K, 112, 512", "Q6_K, 208, 256", "Q5_K, 208, 512", "Q3_K, 208, 512", "Q2_K, 208, 512", "Q4_1, 208, 512", "Q5_0, 208, 512", "Q5_1, 96, 256", "IQ4_NL, 208, 512", "IQ4_XS, 96, 512"})
     void resultsDoNotDependOnThreadsOrBatch(TensorType type, int rows, int cols) {
         Random random = new Random(rows + cols);
         try (Arena arena = Arena.ofShared()) {
@@ -81,13 +81,13 @@ class CpuBackendMatmulTest {
 
     /** Q4_0 and Q8_0 panels: a token's result alone equals its result in a batch of up to SMALL_BATCH tokens, bit for bit. */
     @ParameterizedTest
-    @CsvSource({"Q4_0, 2", "Q4_0, 3", "Q4_0, 5", "Q4_0, 8", "Q4_0, 16", "Q8_0, 3", "Q8_0, 16", "Q4_1, 3", "Q4_1, 16", "Q4_1, 37", "Q5_0, 5", "Q5_0, 37", "Q5_1, 8", "Q5_1, 20"})
+    @CsvSource({"Q4_0, 2", "Q4_0, 3", "Q4_0, 5", "Q4_0, 8", "Q4_0, 16", "Q8_0, 3", "Q8_0, 16", "Q4_1, 3", "Q4_1, 16", "Q4_1, 37", "Q5_0, 5", "Q5_0, 37", "Q5_1, 8", "Q5_1, 20", "IQ4_NL, 5", "IQ4_NL, 37", "IQ4_XS, 8", "IQ4_XS, 20"})
     void panelResultsDoNotDependOnSmallBatches(TensorType type, int numTokens) {
         assertBatchedRowsEqualAlone(type, 208, 512, numTokens, new Random(numTokens));
     }
 
     /**
-     * The integer GEMMs of Q4_0, Q4_K, Q6_K and Q8_0 (more than SMALL_BATCH tokens) give each token the bits of its one-token dot, for row blocks
+     * The integer GEMMs of Q4_0, Q4_K, Q6_K, Q8_0, IQ4_NL and IQ4_XS (more than SMALL_BATCH tokens) give each token the bits of its one-token dot, for row blocks
      * of three panels and the one- or two-panel remainder (208 = 4 * 48 + 16 rows, 224 = 4 * 48 + 32), over several K
      * chunks (cols 768) and token groups with a short last one. Q5_K, Q3_K and Q2_K, without an integer GEMM, take their batched
      * dots for any number of tokens, with the same result.
@@ -95,7 +95,8 @@ class CpuBackendMatmulTest {
     @ParameterizedTest
     @CsvSource({"Q4_0, 208, 512, 17", "Q4_0, 224, 768, 37", "Q4_0, 96, 256, 20", "Q4_K, 208, 512, 17", "Q4_K, 224, 768, 37", "Q4_K, 96, 256, 20",
             "Q6_K, 208, 512, 17", "Q6_K, 224, 768, 37", "Q6_K, 96, 256, 20",
-            "Q8_0, 208, 512, 17", "Q8_0, 224, 768, 37", "Q8_0, 96, 256, 20", "Q8_0, 32, 192, 20", "Q8_0, 256, 384, 37", "Q8_0, 64, 128, 17", "Q5_K, 208, 512, 3", "Q5_K, 224, 768, 37", "Q5_K, 96, 256, 20", "Q3_K, 208, 512, 3", "Q3_K, 96, 256, 20", "Q2_K, 96, 256, 20"})
+            "Q8_0, 208, 512, 17", "Q8_0, 224, 768, 37", "Q8_0, 96, 256, 20", "Q8_0, 32, 192, 20", "Q8_0, 256, 384, 37", "Q8_0, 64, 128, 17", "IQ4_NL, 208, 512, 17", "IQ4_NL, 224, 768, 37", "IQ4_XS, 208, 512, 17", "IQ4_XS, 224, 768, 37",
+            "Q5_K, 208, 512, 3", "Q5_K, 224, 768, 37", "Q5_K, 96, 256, 20", "Q3_K, 208, 512, 3", "Q3_K, 96, 256, 20", "Q2_K, 96, 256, 20"})
     void integerPrefillRowsEqualTheirOneTokenDots(TensorType type, int rows, int cols, int numTokens) {
         assertBatchedRowsEqualAlone(type, rows, cols, numTokens, new Random(rows + numTokens));
     }

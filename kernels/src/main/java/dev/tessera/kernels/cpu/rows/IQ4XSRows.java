@@ -19,10 +19,15 @@ public final class IQ4XSRows implements RowKernel {
     static final int BLOCK_BYTES = 136;
     private static final int QS = 8;
 
+    /** The 6-bit scale ls (0..63) of sub-block j of the block at {@code off}. */
+    static int scale(MemorySegment w, long off, int j) {
+        int low = (w.get(U8, off + 4 + j / 2) & 0xff) >> 4 * (j & 1) & 15, high = (w.get(I16, off + 2) & 0xffff) >> 2 * j & 3;
+        return low | high << 4;
+    }
+
     /** d * (ls - 32) of sub-block j of the block at {@code off}, in ggml's order. */
     private static float subBlockScale(MemorySegment w, long off, float d, int j) {
-        int low = (w.get(U8, off + 4 + j / 2) & 0xff) >> 4 * (j & 1) & 15, high = (w.get(I16, off + 2) & 0xffff) >> 2 * j & 3;
-        return d * ((low | high << 4) - 32);
+        return d * (scale(w, off, j) - 32);
     }
 
     @Override

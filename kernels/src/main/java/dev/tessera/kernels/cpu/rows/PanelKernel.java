@@ -32,6 +32,8 @@ public interface PanelKernel {
             case Q4_K -> Q4KPanels.INSTANCE;
             case Q5_K -> Q5KPanels.INSTANCE;
             case Q6_K -> Q6KPanels.INSTANCE;
+            case IQ4_NL -> IQ4NLPanels.INSTANCE;
+            case IQ4_XS -> IQ4XSPanels.INSTANCE;
             default -> null;
         };
     }
@@ -46,7 +48,7 @@ public interface PanelKernel {
     }
 
     /**
-     * The integer GEMM that many tokens (prefill) go through on the int8 x (in 16-bit lanes, or for Q8_0 in floats that
+     * The integer GEMM that many tokens (prefill) go through on the int8 x (in 16-bit lanes, or for Q8_0 and IQ4 in floats that
      * hold exact integers), instead of {@link #unpack} and the float GEMM; null where there is none.
      */
     default IntegerGemm.Kernel integerGemm() {

@@ -21,7 +21,8 @@ class PanelKernelTest {
 
     @ParameterizedTest
     @CsvSource({"Q4_0, 16, 32", "Q4_0, 48, 256", "Q4_0, 32, 2048", "Q4_1, 16, 32", "Q4_1, 48, 256", "Q4_1, 32, 2048", "Q5_0, 16, 32", "Q5_0, 48, 256", "Q5_0, 32, 2048", "Q5_1, 16, 32", "Q5_1, 48, 256", "Q5_1, 32, 2048", "Q8_0, 16, 32", "Q8_0, 48, 256", "Q8_0, 32, 2048",
-            "Q4_K, 16, 256", "Q4_K, 48, 512", "Q4_K, 32, 2048", "Q5_K, 16, 256", "Q5_K, 48, 512", "Q5_K, 32, 2048", "Q3_K, 16, 256", "Q3_K, 48, 512", "Q3_K, 32, 2048", "Q2_K, 16, 256", "Q2_K, 48, 512", "Q2_K, 32, 2048", "Q6_K, 16, 256", "Q6_K, 48, 512", "Q6_K, 32, 2048"})
+            "Q4_K, 16, 256", "Q4_K, 48, 512", "Q4_K, 32, 2048", "Q5_K, 16, 256", "Q5_K, 48, 512", "Q5_K, 32, 2048", "Q3_K, 16, 256", "Q3_K, 48, 512", "Q3_K, 32, 2048", "Q2_K, 16, 256", "Q2_K, 48, 512", "Q2_K, 32, 2048", "Q6_K, 16, 256", "Q6_K, 48, 512", "Q6_K, 32, 2048",
+            "IQ4_NL, 16, 32", "IQ4_NL, 48, 256", "IQ4_NL, 32, 2048", "IQ4_XS, 16, 256", "IQ4_XS, 48, 512", "IQ4_XS, 32, 2048"})
     void panelsHoldTheSameValuesAsRows(TensorType type, int rows, int cols) {
         PanelKernel panelKernel = PanelKernel.forType(type, rows, cols);
         Assumptions.assumeTrue(panelKernel != null, "needs 16-lane float vectors");
@@ -44,9 +45,9 @@ class PanelKernelTest {
                     data.set(ValueLayout.JAVA_SHORT_UNALIGNED, o + h, Float.floatToFloat16((float) random.nextGaussian() * 0.05f));
             MemorySegment panels = panelKernel.repack(data, rows, cols, arena);
             // Panels keep the GGUF size, except the K-quants': their block headers are widened (d to floats, Q4_K's and
-            // Q5_K's 6-bit scales and mins to bytes, Q3_K's to bytes and its high bits to masks, Q2_K's d and dmin to floats).
+            // Q5_K's 6-bit scales and mins to bytes, Q3_K's to bytes and its high bits to masks, Q2_K's d and dmin to floats, IQ4_XS's d to floats and scales to bytes).
             boolean kQuant = type == TensorType.Q6_K || type == TensorType.Q4_K || type == TensorType.Q5_K || type == TensorType.Q3_K
-                    || type == TensorType.Q2_K;
+                    || type == TensorType.Q2_K || type == TensorType.IQ4_XS;
             assertEquals(kQuant ? rows / 16 * panelBytes : data.byteSize(), panels.byteSize());
             float[] x = new float[3 * cols];
             for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
@@ -74,6 +75,47 @@ class PanelKernelTest {
                 assertEquals(dots[r], dots8[r], 0f, "dot8 token 0 row " + r);
                 assertEquals(dots[r], dots8[3 * rows + r], 0f, "dot8 token 3 row " + r);
                 assertEquals(dots4[2 * rows + r], dots8[5 * rows + r], 0f, "dot8 token 5 row " + r);
+            }
+        }
+    }
+
+    /**
+     * IQ4's largest products: every weight at level -127 and every int8 x at -127 fill the 16-bit lanes its dots and
+     * GEMM sum two products in (2 * 16129); the result must still be the exact 127 * 127 per value.
+     */
+    @ParameterizedTest
+    @CsvSource({"IQ4_NL, 48, 512", "IQ4_XS, 48, 512"})
+    void iq4LargestProductsDoNotOverflow(TensorType type, int rows, int cols) {
+        PanelKernel panelKernel = PanelKernel.forType(type, rows, cols);
+        Assumptions.assumeTrue(panelKernel != null, "needs 16-lane float vectors");
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment data = arena.allocate(type.byteSize(cols) * rows);  // all indices 0: level -127
+            for (long o = 0; o < data.byteSize(); o += type.blockBytes) {
+                data.set(ValueLayout.JAVA_SHORT_UNALIGNED, o, Float.floatToFloat16(1f));
+                if (type == TensorType.IQ4_XS) {  // every sub-block's ls = 33 (low 4 bits 1, high 2 bits 2): d * (ls - 32) = 1
+                    data.set(ValueLayout.JAVA_SHORT_UNALIGNED, o + 2, (short) 0xaaaa);
+                    for (int j = 0; j < 4; j++) data.set(ValueLayout.JAVA_BYTE, o + 4 + j, (byte) 0x11);
+                }
+            }
+            MemorySegment panels = panelKernel.repack(data, rows, cols, arena);
+            long panelBytes = panelKernel.panelBytes(cols);
+            for (float sign : new float[]{-1f, 1f}) {  // sums of +2 * 16129 and of -2 * 16129 per lane
+                int tokens = 5;
+                float[] x = new float[tokens * cols];
+                java.util.Arrays.fill(x, sign);
+                ActivationBlocks xBlocks = new ActivationBlocks().compute(x, tokens, cols);
+                float expected = -sign * cols * 127f * 127f * xBlocks.scales()[0];
+                float[] dots = new float[rows], dots4 = new float[4 * rows], gemm = new float[tokens * rows];
+                for (int p = 0; p < rows / 16; p++) {
+                    panelKernel.dot(panels, p * panelBytes, cols, x, 0, xBlocks, dots, p * 16);
+                    panelKernel.dot4(panels, p * panelBytes, cols, x, 0, cols, 2 * cols, 3 * cols, xBlocks, 4, dots4, p * 16, rows);
+                }
+                panelKernel.gemm(panels, panelBytes, 0, rows, cols, xBlocks, tokens, gemm, rows, arena.allocate(panelKernel.integerGemm().packBytes(), 64));
+                for (int r = 0; r < rows; r++) {
+                    assertEquals(expected, dots[r], Math.abs(expected) * 1e-6f, "dot row " + r);
+                    assertEquals(expected, dots4[3 * rows + r], Math.abs(expected) * 1e-6f, "dot4 row " + r);
+                    assertEquals(expected, gemm[4 * rows + r], Math.abs(expected) * 1e-6f, "gemm row " + r);
+                }
             }
         }
     }
