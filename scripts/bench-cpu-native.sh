@@ -4,7 +4,7 @@
 # synthetic llama-1b model. Same thread count, engines alternating per file, one run. See docs/BENCHMARKS-NATIVE.md.
 #
 #   scripts/bench-cpu-native.sh [--threads 2] [--prompt-tokens 128] [--gen-tokens 64] [--reps 3]
-#                               [--files "q4_k_m q4_0 q4_0-pure q8_0"] (also q4_k_s q5_k_m q6_k q3_k_m q2_k q5_0 q4_1) [--out-dir bench-native] [--no-rss]
+#                               [--files "q4_k_m q4_0 q4_0-pure q8_0"] (also q4_k_s q5_k_m q6_k q3_k_m q2_k q5_0 q4_1 q5_1 iq4_nl iq4_xs) [--out-dir bench-native] [--no-rss]
 #                               [--preset llama-1b|moe-8x1b|...]   (any 'tessera synth' preset; moe-* are MoE models)
 #
 # Results: a markdown table on stdout (prefill and decode tok/s and ratios, peak RSS of `tessera generate`
@@ -46,7 +46,8 @@ done
 preset() {
     case "$1" in
         q4_k_m) echo Q4_K_M ;; q4_k_s) echo Q4_K_S ;; q5_k_m) echo Q5_K_M ;; q6_k) echo Q6_K ;; q3_k_m) echo Q3_K_M ;; q2_k) echo Q2_K ;;
-        q4_0|q4_0-pure) echo Q4_0 ;; q8_0) echo Q8_0 ;; q5_0) echo Q5_0 ;; q4_1) echo Q4_1 ;;
+        q4_0|q4_0-pure) echo Q4_0 ;; q8_0) echo Q8_0 ;; q5_0) echo Q5_0 ;; q4_1) echo Q4_1 ;; q5_1) echo Q5_1 ;;
+        iq4_nl) echo IQ4_NL ;; iq4_xs) echo IQ4_XS ;;
         *) return 1 ;;
     esac
 }
