@@ -41,9 +41,8 @@ import static jdk.incubator.vector.VectorOperators.ZERO_EXTEND_B2S;
  * <p>
  * The dots call no helper of ours with vectors (see {@link Q4_0Panels}); the f16 conversions are spelled out.
  */
-public final class IQ4NLPanels implements PanelKernel {
+public final class IQ4NLPanels extends BlockPanels {
     static final PanelKernel INSTANCE = new IQ4NLPanels();
-    static final int BLOCK = 32;
     static final int BLOCK_BYTES = 18;
     static final int PANEL_BLOCK_BYTES = ROWS * BLOCK_BYTES;
     static final int QS = 2 * ROWS;
@@ -59,16 +58,8 @@ public final class IQ4NLPanels implements PanelKernel {
         TABLE = ShortVector.fromArray(S32, table, 0);
     }
 
-    private IQ4NLPanels() {}
-
-    @Override
-    public boolean needsInt8() {
-        return true;
-    }
-
-    @Override
-    public long panelBytes(int cols) {
-        return (long) (cols / BLOCK) * PANEL_BLOCK_BYTES;
+    private IQ4NLPanels() {
+        super(BLOCK_BYTES);
     }
 
     @Override
@@ -84,17 +75,22 @@ public final class IQ4NLPanels implements PanelKernel {
     @Override
     public void unpack(MemorySegment w, long panelOffset, int k0, int kn, MemorySegment packed, int stride, int col0) {
         long o = panelOffset + (long) (k0 / BLOCK) * PANEL_BLOCK_BYTES;
-        for (int kb = 0; kb < kn; kb += BLOCK, o += PANEL_BLOCK_BYTES) {
-            FloatVector d = VectorLanes.halfToFloat(ShortVector.fromMemorySegment(S16, w, o, LE));
-            int lo = kb * stride + col0, hi = lo + 16 * stride;
-            for (int m = 0; m < 8; m++, lo += 2 * stride, hi += 2 * stride) {
-                ShortVector q = (ShortVector) ByteVector.fromMemorySegment(B32, w, o + QS + 32L * m, LE).convertShape(ZERO_EXTEND_B2S, S32, 0);
-                IntVector low = q.and((short) 15).selectFrom(TABLE).reinterpretAsInts(), high = q.lanewise(LSHR, 4).selectFrom(TABLE).reinterpretAsInts();
-                ((FloatVector) low.lanewise(LSHL, 16).lanewise(ASHR, 16).convert(I2F, 0)).mul(d).intoMemorySegment(packed, 4L * lo, NATIVE);
-                ((FloatVector) low.lanewise(ASHR, 16).convert(I2F, 0)).mul(d).intoMemorySegment(packed, 4L * (lo + stride), NATIVE);
-                ((FloatVector) high.lanewise(LSHL, 16).lanewise(ASHR, 16).convert(I2F, 0)).mul(d).intoMemorySegment(packed, 4L * hi, NATIVE);
-                ((FloatVector) high.lanewise(ASHR, 16).convert(I2F, 0)).mul(d).intoMemorySegment(packed, 4L * (hi + stride), NATIVE);
-            }
+        for (int kb = 0; kb < kn; kb += BLOCK, o += PANEL_BLOCK_BYTES)
+            unpackLevels(w, o + QS, VectorLanes.halfToFloat(ShortVector.fromMemorySegment(S16, w, o, LE)), packed, kb * stride + col0, stride);
+    }
+
+    /**
+     * The 16 rows' 32 values of the block whose pair slices start at {@code qs}, scale * level, column-major into
+     * {@code packed} from float index {@code at} (column c of the block at {@code at + c * stride}).
+     */
+    static void unpackLevels(MemorySegment w, long qs, FloatVector scale, MemorySegment packed, int at, int stride) {
+        for (int m = 0, lo = at, hi = at + 16 * stride; m < 8; m++, lo += 2 * stride, hi += 2 * stride) {
+            ShortVector q = (ShortVector) ByteVector.fromMemorySegment(B32, w, qs + 32L * m, LE).convertShape(ZERO_EXTEND_B2S, S32, 0);
+            IntVector low = q.and((short) 15).selectFrom(TABLE).reinterpretAsInts(), high = q.lanewise(LSHR, 4).selectFrom(TABLE).reinterpretAsInts();
+            ((FloatVector) low.lanewise(LSHL, 16).lanewise(ASHR, 16).convert(I2F, 0)).mul(scale).intoMemorySegment(packed, 4L * lo, NATIVE);
+            ((FloatVector) low.lanewise(ASHR, 16).convert(I2F, 0)).mul(scale).intoMemorySegment(packed, 4L * (lo + stride), NATIVE);
+            ((FloatVector) high.lanewise(LSHL, 16).lanewise(ASHR, 16).convert(I2F, 0)).mul(scale).intoMemorySegment(packed, 4L * hi, NATIVE);
+            ((FloatVector) high.lanewise(ASHR, 16).convert(I2F, 0)).mul(scale).intoMemorySegment(packed, 4L * (hi + stride), NATIVE);
         }
     }
 

@@ -4,7 +4,6 @@ import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
@@ -15,7 +14,6 @@ import static dev.tessera.kernels.cpu.rows.VectorLanes.F;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.F32;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.I16;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.LE;
-import static dev.tessera.kernels.cpu.rows.VectorLanes.NATIVE;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.U8;
 import static jdk.incubator.vector.VectorOperators.ASHR;
 import static jdk.incubator.vector.VectorOperators.B2F;
@@ -74,19 +72,10 @@ public final class IQ4XSPanels extends SuperBlockPanels {
         long o = panelOffset + (long) (k0 / BLOCK) * PANEL_BLOCK_BYTES;
         for (int kb = 0; kb < kn; kb += BLOCK, o += PANEL_BLOCK_BYTES) {
             FloatVector d = FloatVector.fromMemorySegment(F, w, o + D, LE);
-            for (int j = 0; j < 8; j++) {
-                FloatVector dl = d.mul((FloatVector) ByteVector.fromMemorySegment(B16, w, o + SC + 16L * j, LE).convertShape(B2F, F, 0));
-                int lo = (kb + 32 * j) * stride + col0, hi = lo + 16 * stride;
-                for (int m = 0; m < 8; m++, lo += 2 * stride, hi += 2 * stride) {
-                    ShortVector q = (ShortVector) ByteVector.fromMemorySegment(B32, w, o + QS + 32L * (8 * j + m), LE).convertShape(ZERO_EXTEND_B2S, S32, 0);
-                    IntVector low = q.and((short) 15).selectFrom(TABLE).reinterpretAsInts(), high = q.lanewise(LSHR, 4).selectFrom(TABLE).reinterpretAsInts();
-                    // dl * level, as the row kernel's d * (ls - 32) times the level.
-                    ((FloatVector) low.lanewise(LSHL, 16).lanewise(ASHR, 16).convert(I2F, 0)).mul(dl).intoMemorySegment(packed, 4L * lo, NATIVE);
-                    ((FloatVector) low.lanewise(ASHR, 16).convert(I2F, 0)).mul(dl).intoMemorySegment(packed, 4L * (lo + stride), NATIVE);
-                    ((FloatVector) high.lanewise(LSHL, 16).lanewise(ASHR, 16).convert(I2F, 0)).mul(dl).intoMemorySegment(packed, 4L * hi, NATIVE);
-                    ((FloatVector) high.lanewise(ASHR, 16).convert(I2F, 0)).mul(dl).intoMemorySegment(packed, 4L * (hi + stride), NATIVE);
-                }
-            }
+            // d * (ls - 32), as the row kernel's factor, then times the level.
+            for (int j = 0; j < 8; j++)
+                IQ4NLPanels.unpackLevels(w, o + QS + 256L * j, d.mul((FloatVector) ByteVector.fromMemorySegment(B16, w, o + SC + 16L * j, LE).convertShape(B2F, F, 0)),
+                        packed, (kb + 32 * j) * stride + col0, stride);
         }
     }
 

@@ -39,9 +39,8 @@ import static jdk.incubator.vector.VectorOperators.ZERO_EXTEND_B2S;
  * budget boxes the vectors it takes or returns (the dot inlined into a matmul loop along with another kernel's ran a
  * decode at 12 tok/s). The Vector API's own methods are force-inlined later instead.
  */
-public final class Q4_0Panels implements PanelKernel {
+public final class Q4_0Panels extends BlockPanels {
     static final PanelKernel INSTANCE = new Q4_0Panels();
-    static final int BLOCK = 32;
     static final int BLOCK_BYTES = 18;
     static final int PANEL_BLOCK_BYTES = ROWS * BLOCK_BYTES;
     static final int QS = 2 * ROWS;
@@ -49,16 +48,8 @@ public final class Q4_0Panels implements PanelKernel {
     private static final VectorSpecies<Byte> B32 = ByteVector.SPECIES_256;
     private static final VectorSpecies<Integer> I512 = IntVector.SPECIES_512;
 
-    private Q4_0Panels() {}
-
-    @Override
-    public boolean needsInt8() {
-        return true;
-    }
-
-    @Override
-    public long panelBytes(int cols) {
-        return (long) (cols / BLOCK) * PANEL_BLOCK_BYTES;
+    private Q4_0Panels() {
+        super(BLOCK_BYTES);
     }
 
     /** The panel layout of a row-major Q4_0 tensor ({@code rows} x {@code cols}), in memory of {@code arena}. */

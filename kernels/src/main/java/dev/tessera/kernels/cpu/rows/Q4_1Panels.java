@@ -35,9 +35,8 @@ import static jdk.incubator.vector.VectorOperators.ZERO_EXTEND_B2S;
  * <p>
  * The dots call no helper of ours with vectors (see {@link Q4_0Panels}); the f16 conversions are spelled out.
  */
-public final class Q4_1Panels implements PanelKernel {
+public final class Q4_1Panels extends BlockPanels {
     static final PanelKernel INSTANCE = new Q4_1Panels();
-    static final int BLOCK = 32;
     static final int BLOCK_BYTES = 20;
     static final int PANEL_BLOCK_BYTES = ROWS * BLOCK_BYTES;
     static final int D = 0, M = 2 * ROWS, QS = 4 * ROWS;
@@ -45,16 +44,8 @@ public final class Q4_1Panels implements PanelKernel {
     private static final VectorSpecies<Byte> B32 = ByteVector.SPECIES_256;
     private static final VectorSpecies<Integer> I512 = IntVector.SPECIES_512;
 
-    private Q4_1Panels() {}
-
-    @Override
-    public boolean needsInt8() {
-        return true;
-    }
-
-    @Override
-    public long panelBytes(int cols) {
-        return (long) (cols / BLOCK) * PANEL_BLOCK_BYTES;
+    private Q4_1Panels() {
+        super(BLOCK_BYTES);
     }
 
     @Override

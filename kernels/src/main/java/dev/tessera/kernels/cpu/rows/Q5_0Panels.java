@@ -34,9 +34,8 @@ import static jdk.incubator.vector.VectorOperators.ZERO_EXTEND_B2S;
  * {@link #dot4} do the same arithmetic per token, so batching changes no bit; with no integer GEMM a prefill takes the
  * batched dots. The dots call no helper of ours with vectors (see {@link Q4_0Panels}).
  */
-public final class Q5_0Panels implements PanelKernel {
+public final class Q5_0Panels extends BlockPanels {
     static final PanelKernel INSTANCE = new Q5_0Panels();
-    static final int BLOCK = 32;
     static final int BLOCK_BYTES = 22;
     static final int PANEL_BLOCK_BYTES = ROWS * BLOCK_BYTES;
     static final int D = 0, BITS = 2 * ROWS, QS = BITS + 64;
@@ -44,16 +43,8 @@ public final class Q5_0Panels implements PanelKernel {
     private static final VectorSpecies<Byte> B32 = ByteVector.SPECIES_256;
     private static final VectorSpecies<Integer> I512 = IntVector.SPECIES_512;
 
-    private Q5_0Panels() {}
-
-    @Override
-    public boolean needsInt8() {
-        return true;
-    }
-
-    @Override
-    public long panelBytes(int cols) {
-        return (long) (cols / BLOCK) * PANEL_BLOCK_BYTES;
+    private Q5_0Panels() {
+        super(BLOCK_BYTES);
     }
 
     @Override

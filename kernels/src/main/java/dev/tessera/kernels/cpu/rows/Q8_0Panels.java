@@ -37,9 +37,8 @@ import static jdk.incubator.vector.VectorOperators.XOR;
  * cache-resident, Zen 4), this at 31. No helper of ours is called with a vector in the dots: C2 may decline to inline
  * one in a long method, and it then boxes its vectors.
  */
-public final class Q8_0Panels implements PanelKernel {
+public final class Q8_0Panels extends BlockPanels {
     static final PanelKernel INSTANCE = new Q8_0Panels();
-    static final int BLOCK = 32;
     static final int BLOCK_BYTES = 34;
     static final int PANEL_BLOCK_BYTES = ROWS * BLOCK_BYTES;
     static final int QS = 2 * ROWS;
@@ -47,21 +46,13 @@ public final class Q8_0Panels implements PanelKernel {
     private static final VectorSpecies<Short> S16 = ShortVector.SPECIES_256, S32 = ShortVector.SPECIES_512;
     private static final VectorSpecies<Integer> I512 = IntVector.SPECIES_512;
 
-    private Q8_0Panels() {}
-
-    @Override
-    public long panelBytes(int cols) {
-        return (long) (cols / BLOCK) * PANEL_BLOCK_BYTES;
+    private Q8_0Panels() {
+        super(BLOCK_BYTES);
     }
 
     @Override
     public MemorySegment repack(MemorySegment src, int rows, int cols, Arena arena) {
         return PanelRepack.scalesAndPairSlices(src, rows, cols, BLOCK_BYTES, arena);
-    }
-
-    @Override
-    public boolean needsInt8() {
-        return true;
     }
 
     @Override
