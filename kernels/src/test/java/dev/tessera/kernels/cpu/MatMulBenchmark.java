@@ -29,7 +29,7 @@ import java.util.concurrent.TimeUnit;
 @Warmup(iterations = 3, time = 2)
 @Measurement(iterations = 5, time = 2)
 public class MatMulBenchmark {
-    @Param({"Q4_0", "Q8_0", "F16", "Q4_K", "Q6_K"})
+    @Param({"Q4_0", "Q8_0", "F16", "Q4_K", "Q6_K", "Q5_K", "Q4_1", "Q5_0", "IQ4_NL", "IQ4_XS"})
     public String type;
 
     @Param({"1", "128"})
@@ -53,6 +53,7 @@ public class MatMulBenchmark {
         for (long i = 0; i < data.byteSize(); i += 8) data.set(ValueLayout.JAVA_LONG_UNALIGNED, i, random.nextLong());
         // Keep every f16 in range so no NaN/Inf slows the arithmetic (random bits make some).
         if (t == TensorType.F16) for (long i = 0; i < data.byteSize(); i += 2) data.set(ValueLayout.JAVA_SHORT_UNALIGNED, i, Float.floatToFloat16((float) random.nextGaussian()));
+        else MatMulTiming.fixScales(t, data);
         backend = new CpuBackend(threads);
         weight = backend.weight("w", t, data, ROWS, COLS);
         x = backend.allocate(tokens, COLS);

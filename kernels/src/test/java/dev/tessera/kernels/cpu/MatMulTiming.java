@@ -64,6 +64,8 @@ public final class MatMulTiming {
             case Q4_0, Q8_0, Q5_0, IQ4_NL, IQ4_XS -> new int[]{0};
             case Q4_K, Q5_K, Q4_1, Q5_1 -> new int[]{0, 2};
             case Q6_K -> new int[]{208};
+            case Q3_K -> new int[]{108};
+            case Q2_K -> new int[]{80, 82};
             default -> new int[0];
         };
         for (long o = 0; o < data.byteSize(); o += type.blockBytes)
