@@ -44,6 +44,7 @@ final class ServerWarmUp {
         SamplingParams params = SamplingParams.defaults().withTemperature(0.8f).withTopP(0.95f).withTopK(40);
         for (int i = 0; i < batch; i++) sampled.add(request("warmup-" + i, prompt(random, vocabSize, Math.min(8, limit - 2 - i)), params, 2 + i));
         runAll(engine, sampled);
+        awaitIdle(engine);
         return new Summary(1 + batch, (System.nanoTime() - start) / 1e9, timed ? (jit.getTotalCompilationTime() - compiled) / 1e3 : 0);
     }
 
@@ -57,6 +58,16 @@ final class ServerWarmUp {
         int low = Math.min(260, vocabSize - 1);
         for (int i = 0; i < ids.length; i++) ids[i] = low + random.nextInt(vocabSize - low);
         return ids;
+    }
+
+    /**
+     * Waits until the engine's step that finished the last request has also retired it: a client sees Finished before the
+     * step ends, and the running count (and the KV blocks it frees) would otherwise still hold a warm-up sequence when
+     * the server reports ready and takes its metrics' baseline.
+     */
+    private static void awaitIdle(Engine engine) throws InterruptedException {
+        long deadline = System.nanoTime() + 10_000_000_000L;
+        while ((engine.numRunning() > 0 || engine.numWaiting() > 0) && System.nanoTime() < deadline) Thread.sleep(1);
     }
 
     /** Submits the requests together and waits for all; a failure is the load's failure (the model cannot serve). */
