@@ -70,13 +70,16 @@ public final class IQ4XSPanels extends SuperBlockPanels {
     @Override
     public void unpack(MemorySegment w, long panelOffset, int k0, int kn, MemorySegment packed, int stride, int col0) {
         long o = panelOffset + (long) (k0 / BLOCK) * PANEL_BLOCK_BYTES;
-        for (int kb = 0; kb < kn; kb += BLOCK, o += PANEL_BLOCK_BYTES) {
-            FloatVector d = FloatVector.fromMemorySegment(F, w, o + D, LE);
-            // d * (ls - 32), as the row kernel's factor, then times the level.
-            for (int j = 0; j < 8; j++)
-                IQ4NLPanels.unpackLevels(w, o + QS + 256L * j, d.mul((FloatVector) ByteVector.fromMemorySegment(B16, w, o + SC + 16L * j, LE).convertShape(B2F, F, 0)),
-                        packed, (kb + 32 * j) * stride + col0, stride);
-        }
+        for (int kb = 0; kb < kn; kb += BLOCK, o += PANEL_BLOCK_BYTES)
+            for (int j = 0; j < 8; j++) IQ4NLPanels.unpackLevels(w, o + QS + 256L * j, subBlockScales(w, o, j), packed, (kb + 32 * j) * stride + col0, stride);
+    }
+
+    /**
+     * The 16 rows' d * (ls - 32) of sub-block j of the panel block at {@code o}, as the row kernel's factor (outside the
+     * dots, which spell it out: see {@link Q4_0Panels}).
+     */
+    static FloatVector subBlockScales(MemorySegment w, long o, int j) {
+        return FloatVector.fromMemorySegment(F, w, o + D, LE).mul((FloatVector) ByteVector.fromMemorySegment(B16, w, o + SC + 16L * j, LE).convertShape(B2F, F, 0));
     }
 
     @Override
