@@ -3,17 +3,19 @@
 # scripts/llamacpp/build-native.sh) on the files users download: llama-quantize presets made from one F16
 # synthetic llama-1b model. Same thread count, engines alternating per file, one run. See docs/BENCHMARKS-NATIVE.md.
 #
-#   scripts/bench-cpu-native.sh [--threads 2] [--prompt-tokens 128] [--gen-tokens 64] [--reps 3]
+#   scripts/bench-cpu-native.sh [--threads 2] [--prompt-tokens 128] [--gen-tokens 64] [--reps 3] [--rounds 1]
 #                               [--files "q4_k_m q4_0 q4_0-pure q8_0"] (also q4_k_s q5_k_m q6_k q3_k_m q2_k q5_0 q4_1 q5_1 iq4_nl iq4_xs) [--out-dir bench-native] [--no-rss]
 #                               [--preset llama-1b|moe-8x1b|...]   (any 'tessera synth' preset; moe-* are MoE models)
 #
 # Results: a markdown table on stdout (prefill and decode tok/s and ratios, peak RSS of `tessera generate`
-# against the file size); raw outputs under OUT_DIR/raw/. Exits 1 when a step fails, 2 on bad usage.
+# against the file size); raw outputs under OUT_DIR/raw/. With --rounds N, each round runs both engines back to
+# back on every file, and a ratio is the median of the N per-round ratios, with their range.
+# Exits 1 when a step fails, 2 on bad usage.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-usage() { sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 log() { printf '[bench-cpu-native] %s\n' "$*" >&2; }
 fail() { printf 'bench-cpu-native: %s\n' "$*" >&2; exit 1; }
 
@@ -21,6 +23,7 @@ THREADS=2
 PROMPT_TOKENS=128
 GEN_TOKENS=64
 REPS=3
+ROUNDS=1
 FILES="q4_k_m q4_0 q4_0-pure q8_0"
 OUT_DIR=bench-native
 RSS=1
@@ -31,6 +34,7 @@ while [[ $# -gt 0 ]]; do
         --prompt-tokens) PROMPT_TOKENS=${2:?}; shift 2 ;;
         --gen-tokens) GEN_TOKENS=${2:?}; shift 2 ;;
         --reps) REPS=${2:?}; shift 2 ;;
+        --rounds) ROUNDS=${2:?}; shift 2 ;;
         --files) FILES=${2:?}; shift 2 ;;
         --out-dir) OUT_DIR=${2:?}; shift 2 ;;
         --no-rss) RSS=0; shift ;;
@@ -39,7 +43,7 @@ while [[ $# -gt 0 ]]; do
         *) echo "bench-cpu-native: unknown flag $1" >&2; usage ;;
     esac
 done
-for value in "$THREADS" "$PROMPT_TOKENS" "$GEN_TOKENS" "$REPS"; do
+for value in "$THREADS" "$PROMPT_TOKENS" "$GEN_TOKENS" "$REPS" "$ROUNDS"; do
     [[ "$value" =~ ^[1-9][0-9]*$ ]] || { echo "bench-cpu-native: expected a positive integer, found '$value'" >&2; exit 2; }
 done
 # llama-quantize preset per file name; "-pure" adds --pure (every matrix in the preset's type, Q6_K output included).
@@ -82,23 +86,31 @@ for f in $FILES; do
     mv "$model.tmp" "$model"
 done
 
-# (3) speed, engines alternating per file (the order flips from one file to the next)
+# (3) speed, engines back to back per file and round; which runs first flips from one file to the next and from one
+# round to the next. The VM's speed drifts by 10-25% over minutes, so a ratio is only taken between two runs made
+# back to back.
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-run_llamacpp() {
-    log "llama.cpp  $1"
+run_llamacpp() {  # file round
+    log "llama.cpp  $1 round $2"
     "$BIN/llama-bench" -m "$OUT_DIR/$PRESET-$1.gguf" -t "$THREADS" -p "$PROMPT_TOKENS" -n "$GEN_TOKENS" -r "$REPS" -o json \
-        > "$RAW/llamacpp-$1.json" 2> "$RAW/llamacpp-$1.log" || fail "llama-bench failed on $1, see $RAW/llamacpp-$1.log"
+        > "$RAW/llamacpp-$1-round$2.json" 2> "$RAW/llamacpp-$1-round$2.log" || fail "llama-bench failed on $1, see $RAW/llamacpp-$1-round$2.log"
 }
-run_tessera() {
-    log "tessera    $1"
+run_tessera() {  # file round
+    log "tessera    $1 round $2"
     "$TESSERA" bench --model "$OUT_DIR/$PRESET-$1.gguf" --threads "$THREADS" --prompt-tokens "$PROMPT_TOKENS" \
-        --gen-tokens "$GEN_TOKENS" --reps "$REPS" --json > "$RAW/tessera-$1.json" 2> "$RAW/tessera-$1.log" \
-        || fail "tessera bench failed on $1, see $RAW/tessera-$1.log"
+        --gen-tokens "$GEN_TOKENS" --reps "$REPS" --json > "$RAW/tessera-$1-round$2.json" 2> "$RAW/tessera-$1-round$2.log" \
+        || fail "tessera bench failed on $1, see $RAW/tessera-$1-round$2.log"
 }
+# Outputs of an earlier run must not reach this run's table (an RSS figure under --no-rss, a round past --rounds).
+rm -f "$RAW"/llamacpp-*-round*.json "$RAW"/tessera-*-round*.json "$RAW"/rss-*.txt
 i=0
-for f in $FILES; do
-    if (( i % 2 == 0 )); then run_llamacpp "$f"; run_tessera "$f"; else run_tessera "$f"; run_llamacpp "$f"; fi
-    i=$((i + 1))
+for ((round = 1; round <= ROUNDS; round++)); do
+    for f in $FILES; do
+        if (( i % 2 == 0 )); then run_llamacpp "$f" "$round"; run_tessera "$f" "$round"; else run_tessera "$f" "$round"; run_llamacpp "$f" "$round"; fi
+        i=$((i + 1))
+    done
+    # An even number of files would give every round the same order: shift it by one.
+    (( $(wc -w <<< "$FILES") % 2 == 0 )) && i=$((i + 1))
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -116,4 +128,4 @@ fi
 
 # (5) the table
 node "$ROOT/scripts/llamacpp/native-report.mjs" --raw "$RAW" --dir "$OUT_DIR" --preset "$PRESET" --files "$FILES" --threads "$THREADS" \
-    --prompt-tokens "$PROMPT_TOKENS" --gen-tokens "$GEN_TOKENS" --load-before "$LOAD_BEFORE" --load-after "$LOAD_AFTER"
+    --prompt-tokens "$PROMPT_TOKENS" --gen-tokens "$GEN_TOKENS" --rounds "$ROUNDS" --load-before "$LOAD_BEFORE" --load-after "$LOAD_AFTER"
