@@ -22,7 +22,13 @@ import java.util.stream.IntStream;
  * (seed, tensor, row), so the bytes do not depend on how rows are spread over threads.
  */
 public record SynthModel(String name, int dim, int numLayers, int numHeads, int numKvHeads, int hiddenDim,
-                         TensorType type, long seed, int numExperts, int numExpertsUsed, float affinity) {
+                         TensorType type, long seed, int numExperts, int numExpertsUsed, float affinity, SynthMix mix) {
+
+    /** Every 2-D tensor in {@code type}. */
+    public SynthModel(String name, int dim, int numLayers, int numHeads, int numKvHeads, int hiddenDim,
+                      TensorType type, long seed, int numExperts, int numExpertsUsed, float affinity) {
+        this(name, dim, numLayers, numHeads, numKvHeads, hiddenDim, type, seed, numExperts, numExpertsUsed, affinity, SynthMix.PURE);
+    }
 
     /** A dense model. */
     public SynthModel(String name, int dim, int numLayers, int numHeads, int numKvHeads, int hiddenDim, TensorType type, long seed) {
@@ -47,11 +53,16 @@ public record SynthModel(String name, int dim, int numLayers, int numHeads, int 
 
     /** This model with inter-layer expert affinity {@code s} (0..1) planted in its routers. */
     public SynthModel withAffinity(float s) {
-        return new SynthModel(name, dim, numLayers, numHeads, numKvHeads, hiddenDim, type, seed, numExperts, numExpertsUsed, s);
+        return new SynthModel(name, dim, numLayers, numHeads, numKvHeads, hiddenDim, type, seed, numExperts, numExpertsUsed, s, mix);
     }
 
     public SynthModel withName(String newName) {
-        return new SynthModel(newName, dim, numLayers, numHeads, numKvHeads, hiddenDim, type, seed, numExperts, numExpertsUsed, affinity);
+        return new SynthModel(newName, dim, numLayers, numHeads, numKvHeads, hiddenDim, type, seed, numExperts, numExpertsUsed, affinity, mix);
+    }
+
+    /** This model with its tensors' types chosen by {@code newMix} (Q4_K_M needs a Q4_K model). */
+    public SynthModel withMix(SynthMix newMix) {
+        return new SynthModel(name, dim, numLayers, numHeads, numKvHeads, hiddenDim, type, seed, numExperts, numExpertsUsed, affinity, newMix);
     }
 
     public boolean isMoe() {
@@ -92,6 +103,9 @@ public record SynthModel(String name, int dim, int numLayers, int numHeads, int 
         if (numHeads % numKvHeads != 0) throw new IllegalArgumentException("heads " + numHeads + " is not a multiple of kv heads " + numKvHeads);
         if (headDim() % 2 != 0) throw new IllegalArgumentException("head dimension " + headDim() + " (dim / heads) must be even for RoPE");
         if (fileType(type) < 0) throw new IllegalArgumentException("synth cannot write " + type.ggmlName() + " weights");
+        if (mix == null) throw new IllegalArgumentException("no type mix given (SynthMix.PURE for one type)");
+        if (mix == SynthMix.Q4_K_M && type != TensorType.Q4_K)
+            throw new IllegalArgumentException("the q4_k_m mix is made of Q4_K, Q5_K and Q6_K tensors; its base type must be q4_k, not " + type.ggmlName());
         if (numExperts < 0 || numExperts > 256 || (numExperts > 0 && (numExpertsUsed < 1 || numExpertsUsed > numExperts)) || (numExperts == 0 && numExpertsUsed != 0))
             throw new IllegalArgumentException("experts " + numExperts + ", used " + numExpertsUsed + ": need 1 <= used <= experts <= 256, or no experts");
         if (!(affinity >= 0 && affinity <= 1)) throw new IllegalArgumentException("affinity " + affinity + " is outside 0..1");
@@ -139,27 +153,27 @@ public record SynthModel(String name, int dim, int numLayers, int numHeads, int 
         w.metadata(tokenizer);
 
         // Shapes are ggml ne: ne0 (the input dimension) first.
-        w.tensor("token_embd.weight", new long[] {dim, vocabSize}, type);
+        weight(w, "token_embd.weight", -1, dim, vocabSize);
         w.tensor("output_norm.weight", new long[] {dim}, TensorType.F32);
-        w.tensor("output.weight", new long[] {dim, vocabSize}, type);
+        weight(w, "output.weight", -1, dim, vocabSize);
         for (int i = 0; i < numLayers; i++) {
             String b = "blk." + i + ".";
             w.tensor(b + "attn_norm.weight", new long[] {dim}, TensorType.F32);
-            w.tensor(b + "attn_q.weight", new long[] {dim, dim}, type);
-            w.tensor(b + "attn_k.weight", new long[] {dim, kvDim()}, type);
-            w.tensor(b + "attn_v.weight", new long[] {dim, kvDim()}, type);
-            w.tensor(b + "attn_output.weight", new long[] {dim, dim}, type);
+            weight(w, b + "attn_q.weight", i, dim, dim);
+            weight(w, b + "attn_k.weight", i, dim, kvDim());
+            weight(w, b + "attn_v.weight", i, dim, kvDim());
+            weight(w, b + "attn_output.weight", i, dim, dim);
             w.tensor(b + "ffn_norm.weight", new long[] {dim}, TensorType.F32);
             if (isMoe()) {
                 // The router stays F32 (llama-quantize leaves ffn_gate_inp unquantized); experts are 3-D, expert last.
                 w.tensor(b + "ffn_gate_inp.weight", new long[] {dim, numExperts}, TensorType.F32);
-                w.tensor(b + "ffn_gate_exps.weight", new long[] {dim, hiddenDim, numExperts}, type);
-                w.tensor(b + "ffn_up_exps.weight", new long[] {dim, hiddenDim, numExperts}, type);
-                w.tensor(b + "ffn_down_exps.weight", new long[] {hiddenDim, dim, numExperts}, type);
+                weight(w, b + "ffn_gate_exps.weight", i, dim, hiddenDim, numExperts);
+                weight(w, b + "ffn_up_exps.weight", i, dim, hiddenDim, numExperts);
+                weight(w, b + "ffn_down_exps.weight", i, hiddenDim, dim, numExperts);
             } else {
-                w.tensor(b + "ffn_gate.weight", new long[] {dim, hiddenDim}, type);
-                w.tensor(b + "ffn_up.weight", new long[] {dim, hiddenDim}, type);
-                w.tensor(b + "ffn_down.weight", new long[] {hiddenDim, dim}, type);
+                weight(w, b + "ffn_gate.weight", i, dim, hiddenDim);
+                weight(w, b + "ffn_up.weight", i, dim, hiddenDim);
+                weight(w, b + "ffn_down.weight", i, hiddenDim, dim);
             }
         }
         float[][] routers = isMoe() ? PlantedRouters.generate(seed, numLayers, numExperts, dim, affinity) : null;
@@ -174,6 +188,11 @@ public record SynthModel(String name, int dim, int numLayers, int numHeads, int 
         ProgressBar bar = new ProgressBar(progress, totalBytes);
         w.write(out, (info, dst) -> fill(info, index.get(info.name()), dst, bar, routers));
         bar.finish();
+    }
+
+    /** Declares a weight tensor of shape {@code ne} (ggml order) in layer {@code layer} (-1: none), in the type the mix gives it. */
+    private void weight(GgufWriter w, String tensor, int layer, long... ne) {
+        w.tensor(tensor, ne, mix.typeOf(type, tensor, layer, numLayers, numExperts));
     }
 
     /** Generates and encodes one tensor row by row, in parallel chunks of rows. */

@@ -1,6 +1,7 @@
 package dev.tessera.serving.cli;
 
 import dev.tessera.kernels.TensorType;
+import dev.tessera.models.synth.SynthMix;
 import dev.tessera.models.synth.SynthModel;
 import dev.tessera.models.synth.SynthPreset;
 
@@ -52,7 +53,10 @@ public final class SynthCommand implements Command {
                                       permutation per layer) with strength S; the token embedding has std 1.0
                   --vocab-from FILE   GGUF to take the tokenizer from; presets default to
                                       ../shared/models/%s under the Tessera directory
-                  --type TYPE         weight type of the 2-D tensors (norms stay f32): %s
+                  --type TYPE         weight type of the 2-D tensors (norms stay f32): %s;
+                                      or q4_k_m: the types llama-quantize's Q4_K_M preset gives each tensor (Q4_K;
+                                      Q6_K for output, and for attn_v and ffn_down in some layers; Q5_K attn_output
+                                      with 8 experts)
                   --out FILE          output GGUF (replaced if it exists)
                   --seed S            random seed (default 0); the same seed gives the same bytes
                   --name NAME         general.name (default synth-PRESET or synth-custom)""".formatted(
@@ -63,7 +67,9 @@ public final class SynthCommand implements Command {
     @Override
     public int run(List<String> argv) {
         CliArgs args = new CliArgs(argv, KNOWN, Set.of());
-        TensorType type = parseType(args.require("type"));
+        String typeName = args.require("type");
+        boolean q4km = typeName.trim().equalsIgnoreCase("q4_k_m");
+        TensorType type = q4km ? TensorType.Q4_K : parseType(typeName);
         Path out = Path.of(args.require("out"));
         long seed = args.getLong("seed", 0);
 
@@ -87,6 +93,7 @@ public final class SynthCommand implements Command {
                     type, seed, args.getInt("experts", 0, 1, 256), args.getInt("experts-used", 0, 1, 256), 0f);
             vocab = Path.of(args.get("vocab-from", null));
         }
+        if (q4km) model = model.withMix(SynthMix.Q4_K_M);
         if (args.has("name")) model = model.withName(args.get("name", null));
         if (args.has("affinity")) {
             double s = args.getDouble("affinity", 0, 0, 1);
@@ -106,7 +113,7 @@ public final class SynthCommand implements Command {
         System.err.printf("synth: %s, dim %d, %d layers, %d/%d heads, ffn %d, %s%s weights, seed %d -> %s%n", model.name(),
                 model.dim(), model.numLayers(), model.numHeads(), model.numKvHeads(), model.hiddenDim(),
                 model.isMoe() ? model.numExperts() + " experts (top-" + model.numExpertsUsed() + ", affinity " + model.affinity() + "), " : "",
-                type.ggmlName(), seed, out);
+                model.mix().typeName(type), seed, out);
         model.write(vocab, out, System.err);
         System.out.println(out);
         return 0;
@@ -116,7 +123,7 @@ public final class SynthCommand implements Command {
         String n = name.trim().toLowerCase(Locale.ROOT);
         for (TensorType t : TYPES) if (t.ggmlName().equals(n)) return t;
         throw new CliArgs.UsageException("unknown --type '" + name + "' (types: "
-                + String.join(", ", TYPES.stream().map(TensorType::ggmlName).toList()) + ")");
+                + String.join(", ", TYPES.stream().map(TensorType::ggmlName).toList()) + ", q4_k_m)");
     }
 
     /** The presets' vocabulary: ../shared/models/… next to the Tessera directory ({@code tessera.home}, else the current one). */

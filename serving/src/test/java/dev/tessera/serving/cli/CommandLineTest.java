@@ -108,4 +108,18 @@ class CommandLineTest {
         assertTrue(j.get("decode_tokens_per_s").asDouble() > 0);
         assertEquals(16, j.get("prompt_tokens").asInt());
     }
+
+    @Test
+    void synthWritesLlamaQuantizesQ4kmMixAndItRuns(@TempDir Path dir) throws Exception {
+        Path model = dir.resolve("tiny-q4_k_m.gguf");
+        Run synth = tessera("synth", "--preset", "tiny", "--type", "Q4_K_M", "--out", model.toString(),
+                "--vocab-from", models().resolve("llama.cpp-vocab/ggml-vocab-llama-spm.gguf").toString());
+        assertEquals(0, synth.exitCode(), synth.stderr());
+        assertTrue(synth.stderr().contains("q4_k_m weights"), synth.stderr());
+        Run generate = tessera("generate", "--model", model.toString(), "--prompt", "Once", "--max-tokens", "4", "--temperature", "0", "--device", "cpu");
+        assertEquals(0, generate.exitCode(), generate.stderr());
+        Run unknown = tessera("synth", "--preset", "tiny", "--type", "q4_k_x", "--out", dir.resolve("x.gguf").toString());
+        assertEquals(2, unknown.exitCode(), unknown.stderr());
+        assertTrue(unknown.stderr().contains("unknown --type 'q4_k_x'") && unknown.stderr().contains("q4_k_m"), unknown.stderr());
+    }
 }

@@ -9,7 +9,7 @@ import java.util.Locale;
 
 import static dev.tessera.tools.gpucheck.CheckReport.log;
 
-/** The copy roofline: device-to-device copy bandwidth timed with events, and F16 decode at batch 1 as a fraction of it. */
+/** The copy roofline: device-to-device copy bandwidth timed with events, and each batch-1 decode of the decode section as a fraction of it. */
 final class BandwidthSection extends CheckSection {
     private final DecodeSection decode;
 
@@ -31,15 +31,17 @@ final class BandwidthSection extends CheckSection {
         String what = cpuOnly ? "host memcpy (dry run)" : "cuMemcpyDtoD " + (size >> 20) + " MiB";
         log("bandwidth: %s %.1f GB/s (read + write)", what, bytesPerS / 1e9);
         report.row("bandwidth", what, String.format(Locale.ROOT, "%.1f GB/s", bytesPerS / 1e9), "ok");
-        if (!Double.isNaN(decode.f16DecodeTokensPerS) && decode.f16BytesPerToken > 0) {
-            double ideal = bytesPerS / decode.f16BytesPerToken;
-            double fraction = decode.f16DecodeTokensPerS / ideal;
-            log("roofline: F16 decode b1 reads %.2f GB of weights per token; at %.1f GB/s the ceiling is %.1f tok/s; measured %.1f = %.0f%%",
-                    decode.f16BytesPerToken / 1e9, bytesPerS / 1e9, ideal, decode.f16DecodeTokensPerS, 100 * fraction);
-            report.row("bandwidth", "f16 decode b1 / roofline", String.format(Locale.ROOT, "%.0f%% (%.1f of %.1f tok/s)",
-                    100 * fraction, decode.f16DecodeTokensPerS, ideal), "ok");
-        } else {
-            report.row("bandwidth", "f16 decode b1 / roofline", "n/a (decode section did not measure F16)", "SKIP");
+        if (decode.rates.isEmpty()) {
+            report.row("bandwidth", "decode b1 / roofline", "n/a (the decode section measured no model)", "SKIP");
+            return;
+        }
+        // A batch-1 decode step reads every weight once, so the copy bandwidth over the bytes a token reads is its ceiling.
+        for (DecodeSection.DecodeRate rate : decode.rates) {
+            double ideal = bytesPerS / rate.bytesPerToken(), fraction = rate.tokensPerS() / ideal;
+            log("roofline: %s decode b1 reads %.2f GB of weights per token; at %.1f GB/s the ceiling is %.1f tok/s; measured %.1f = %.0f%%",
+                    rate.label(), rate.bytesPerToken() / 1e9, bytesPerS / 1e9, ideal, rate.tokensPerS(), 100 * fraction);
+            report.row("bandwidth", rate.label() + " decode b1 / roofline", String.format(Locale.ROOT, "%.0f%% (%.1f of %.1f tok/s, %.2f GB a token)",
+                    100 * fraction, rate.tokensPerS(), ideal, rate.bytesPerToken() / 1e9), "ok");
         }
     }
 

@@ -2,6 +2,7 @@ package dev.tessera.tools.gpucheck;
 
 import dev.tessera.kernels.Backend;
 import dev.tessera.kernels.TensorType;
+import dev.tessera.models.synth.SynthMix;
 import dev.tessera.models.synth.SynthPreset;
 
 import java.io.IOException;
@@ -42,5 +43,9 @@ abstract class CheckSection {
 
     Path synth(SynthPreset preset, TensorType type) throws IOException {
         return setup.synth(preset, type);
+    }
+
+    Path synth(SynthPreset preset, TensorType type, SynthMix mix) throws IOException {
+        return setup.synth(preset, type, mix);
     }
 }

@@ -5,6 +5,7 @@ import dev.tessera.kernels.DeviceSelector;
 import dev.tessera.kernels.TensorType;
 import dev.tessera.kernels.cpu.CpuBackend;
 import dev.tessera.kernels.cpu.CpuTopology;
+import dev.tessera.models.synth.SynthMix;
 import dev.tessera.models.synth.SynthModel;
 import dev.tessera.models.synth.SynthPreset;
 import dev.tessera.serving.cli.CliArgs;
@@ -57,8 +58,13 @@ final class CheckSetup {
 
     /** A synthetic model in the work dir, written once and reused by later runs. */
     Path synth(SynthPreset preset, TensorType type) throws IOException {
+        return synth(preset, type, SynthMix.PURE);
+    }
+
+    /** As {@link #synth(SynthPreset, TensorType)}, each tensor in the type {@code mix} gives it. */
+    Path synth(SynthPreset preset, TensorType type, SynthMix mix) throws IOException {
         Files.createDirectories(workDir);
-        Path out = workDir.resolve("synth-" + preset.presetName + "-" + type.ggmlName() + ".gguf");
+        Path out = workDir.resolve("synth-" + preset.presetName + "-" + mix.typeName(type) + ".gguf");
         if (Files.isRegularFile(out) && Files.size(out) > 0) {
             log("synth: reusing %s", out);
             return out;
@@ -66,7 +72,7 @@ final class CheckSetup {
         Path vocab = modelsDir.resolve(SynthPreset.DEFAULT_VOCAB);
         long t0 = System.nanoTime();
         Path partial = out.resolveSibling(out.getFileName() + ".partial");
-        SynthModel.of(preset, type, 42).write(vocab, partial, System.err);
+        SynthModel.of(preset, type, 42).withMix(mix).write(vocab, partial, System.err);
         Files.move(partial, out, StandardCopyOption.REPLACE_EXISTING);
         log("synth: wrote %s (%.2f GB) in %.1f s", out.getFileName(), Files.size(out) / 1e9, (System.nanoTime() - t0) / 1e9);
         return out;

@@ -8,9 +8,11 @@ import dev.tessera.models.LoadedModel;
 import dev.tessera.models.ModelLoader;
 import dev.tessera.models.arch.LlamaModel;
 import dev.tessera.models.gguf.GgufTensorInfo;
+import dev.tessera.models.synth.SynthMix;
 import dev.tessera.models.synth.SynthPreset;
 
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
@@ -20,7 +22,12 @@ import java.util.TreeMap;
 import static dev.tessera.tools.gpucheck.CheckReport.log;
 import static dev.tessera.tools.gpucheck.CheckReport.oneLine;
 
-/** Prefill and greedy decode throughput of synthetic llama-1b at batch 1 and 16, and a per-kernel profile of one eager step on CUDA. */
+/**
+ * Prefill and greedy decode throughput of synthetic models at batch 1 and 16, and a per-kernel profile of one eager
+ * step on CUDA: llama-1b in F16, Q4_0, Q4_K_M (llama-quantize's mix of Q4_K and Q6_K) and Q6_K, and llama-7b in F16
+ * and Q4_0 ({@code --quick}: llama-1b F16 and Q4_K_M). The bandwidth section puts each batch-1 decode against the copy
+ * roofline.
+ */
 final class DecodeSection extends CheckSection {
     DecodeSection(CheckSetup setup, CheckReport report) {
         super(setup, report);
@@ -31,22 +38,43 @@ final class DecodeSection extends CheckSection {
         return "decode";
     }
 
-    // Read by the bandwidth section: F16 decode at batch 1 over the copy roofline.
-    double f16DecodeTokensPerS = Double.NaN;
-    long f16BytesPerToken;
+    /** One model the section runs: a preset's shape, in one type or llama-quantize's Q4_K_M mix. */
+    record Variant(SynthPreset preset, TensorType type, SynthMix mix) {
+        String label() {
+            return preset.presetName + " " + mix.typeName(type);
+        }
+    }
+
+    /** A batch-1 greedy decode rate and the weight bytes each of its tokens reads: read by the bandwidth section. */
+    record DecodeRate(String label, long bytesPerToken, double tokensPerS) {}
+
+    final List<DecodeRate> rates = new ArrayList<>();
+
+    /** What the section runs. The dry run takes the tiny shape for every model, once per type. */
+    List<Variant> variants() {
+        List<Variant> all = new ArrayList<>();
+        SynthPreset small = cpuOnly ? SynthPreset.TINY : SynthPreset.LLAMA_1B;
+        all.add(new Variant(small, TensorType.F16, SynthMix.PURE));
+        if (!quick) all.add(new Variant(small, TensorType.Q4_0, SynthMix.PURE));
+        all.add(new Variant(small, TensorType.Q4_K, SynthMix.Q4_K_M));
+        if (!quick) all.add(new Variant(small, TensorType.Q6_K, SynthMix.PURE));
+        if (!quick && !cpuOnly) {
+            // The shape most users serve, where batch-1 decode must reach 60% of the roofline (issue 15).
+            all.add(new Variant(SynthPreset.LLAMA_7B, TensorType.F16, SynthMix.PURE));
+            all.add(new Variant(SynthPreset.LLAMA_7B, TensorType.Q4_0, SynthMix.PURE));
+        }
+        return all;
+    }
 
     @Override
     void run() {
-        SynthPreset preset = cpuOnly ? SynthPreset.TINY : SynthPreset.LLAMA_1B;
-        List<TensorType> types = quick ? List.of(TensorType.F16) : List.of(TensorType.F16, TensorType.Q4_0);
-        for (TensorType type : types) {
-            String label = preset.presetName + " " + type.ggmlName();
+        for (Variant v : variants()) {
             try {
-                Path file = synth(preset, type);
-                throughput(label, file, type);
+                Path file = synth(v.preset(), v.type(), v.mix());
+                throughput(v.label(), file);
             } catch (Throwable e) {
-                log("decode %s failed: %s", label, e);
-                report.row("decode", label, oneLine(e.toString()), "FAIL");
+                log("decode %s failed: %s", v.label(), e);
+                report.row("decode", v.label(), oneLine(e.toString()), "FAIL");
             }
         }
     }
@@ -79,7 +107,7 @@ final class DecodeSection extends CheckSection {
     }
 
 
-    private void throughput(String label, Path file, TensorType type) {
+    private void throughput(String label, Path file) {
         int batch = 16, promptTokens = quick ? 128 : 256, steps = quick ? 16 : 32;
         // Batch 1 takes more steps and the median of 3 runs: 32 steps are ~50 ms, where one host hiccup moves the result.
         int steps1 = quick ? 64 : 128;
@@ -167,10 +195,7 @@ final class DecodeSection extends CheckSection {
             report.row("decode", label + " decode b1, steps queued", String.format(Locale.ROOT, "%.1f tok/s (%.0f us/step on the device, %.0f us host per greedy step)",
                     queued1, 1e6 / queued1, 1e6 / decode1 - 1e6 / queued1), "ok");
             report.row("decode", label + " decode b16", String.format(Locale.ROOT, "%.1f tok/s", decode16), "ok");
-            if (type == TensorType.F16) {
-                f16DecodeTokensPerS = decode1;
-                f16BytesPerToken = bytesPerToken;
-            }
+            rates.add(new DecodeRate(label, bytesPerToken, decode1));
         }
     }
 

@@ -47,7 +47,7 @@ public final class GpuCheck {
                                  [--device cuda|cuda:N] [--torch-script FILE]
 
                   --sections LIST   comma-separated subset of device,parity,stories,paged,engine,collective,serve,offload,moe,decode,bandwidth,torch (default all)
-                  --quick           llama-1b in F16 only, fewer steps and parity cases, a 256 MiB copy probe
+                  --quick           decode: llama-1b in F16 and Q4_K_M only (no Q4_0, Q6_K, llama-7b); fewer steps and parity cases, a 256 MiB copy probe
                   --cpu-only        dry run: a second CPU backend stands in for CUDA, tiny synthetic models
                   --models DIR      folder with stories260K.gguf, its reference JSON and llama.cpp-vocab/
                   --work-dir DIR    where synthetic models are written and reused (default $TMPDIR/tessera-gpu-check)""";

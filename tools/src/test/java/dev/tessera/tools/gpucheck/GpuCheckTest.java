@@ -3,7 +3,10 @@ package dev.tessera.tools.gpucheck;
 import dev.tessera.kernels.conformance.BackendConformance;
 import dev.tessera.serving.cli.CliArgs;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -39,6 +42,21 @@ class GpuCheckTest {
         for (String item : List.of("routing", "greedy ids", "prompt logits"))
             assertTrue(rows.stream().anyMatch(r -> r.item().startsWith("moe-tiny f16 " + item) && r.status().equals("ok")), item + ": " + rows);
         assertTrue(rows.stream().anyMatch(r -> r.item().startsWith("moe-tiny q8_0 decode b1") && r.status().equals("SKIP")), rows.toString());
+    }
+
+    @Test
+    void dryRunOfDecodeMeasuresEachModelAndPutsItAgainstTheRoofline(@TempDir Path work) {
+        GpuCheck check = new GpuCheck(List.of("--cpu-only", "--quick", "--sections", "decode,bandwidth", "--threads", "2",
+                "--work-dir", work.toString()));
+        assertEquals(0, check.run(), check.rows().toString());
+        List<CheckReport.Row> rows = check.rows();
+        // --quick: F16 and llama-quantize's Q4_K_M mix, each with a decode row and a roofline row.
+        for (String model : List.of("tiny f16", "tiny q4_k_m")) {
+            assertTrue(rows.stream().anyMatch(r -> r.section().equals("decode") && r.item().equals(model + " decode b1") && r.status().equals("ok")), model + ": " + rows);
+            assertTrue(rows.stream().anyMatch(r -> r.section().equals("bandwidth") && r.item().equals(model + " decode b1 / roofline")
+                    && r.value().matches("\\d+% \\(.*") && r.status().equals("ok")), model + ": " + rows);
+        }
+        assertTrue(Files.isRegularFile(work.resolve("synth-tiny-q4_k_m.gguf")), "the mix's file is named after it");
     }
 
     @Test
