@@ -166,6 +166,22 @@ test('completions logprobs=2', async () => {
   }
 });
 
+test('completions echo with logprobs scores the prompt (as lm-evaluation-harness asks)', async () => {
+  const prompt = 'Once upon a time, there was';
+  const r = await client.completions.create({ model, prompt, max_tokens: 1, temperature: 0, logprobs: 1, echo: true });
+  const c = r.choices[0], lp = c.logprobs;
+  assert.ok(c.text.startsWith(prompt), c.text);
+  // Every prompt token (BOS included) and the generated one.
+  assert.equal(lp.tokens.length, r.usage.prompt_tokens + r.usage.completion_tokens);
+  assert.equal(lp.token_logprobs[0], null);
+  assert.equal(lp.top_logprobs[0], null);
+  for (let i = 1; i < lp.tokens.length; i++) {
+    assert.ok(lp.token_logprobs[i] <= 0, `logprob ${lp.token_logprobs[i]}`);
+    assert.equal(Object.keys(lp.top_logprobs[i]).length, 1);
+    assert.ok(lp.text_offset[i] >= lp.text_offset[i - 1] && lp.text_offset[i] <= c.text.length);
+  }
+});
+
 test('chat logprobs with top_logprobs=2', async () => {
   const r = await client.chat.completions.create({
     model, max_tokens: 5, temperature: 0, logprobs: true, top_logprobs: 2, messages: [{ role: 'user', content: 'Once upon a time' }],

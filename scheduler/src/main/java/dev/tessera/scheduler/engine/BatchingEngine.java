@@ -32,6 +32,7 @@ public final class BatchingEngine implements Engine {
     private final KvBlockPool pool;
     private final Scheduler scheduler;
     private final TokenSampling sampling;
+    private final PromptScoring promptScoring;
     private final int maxSequenceTokens;
     private final String sequenceLimitName;
     private final WaitingQueue waiting;
@@ -78,6 +79,7 @@ public final class BatchingEngine implements Engine {
             @Override public void cancel(SequenceState s) { s.handle.emit(TokenSampling.finished(s, FinishReason.CANCELLED)); }
         });
         this.sampling = new TokenSampling(scheduler, c.vocabSize());
+        this.promptScoring = new PromptScoring(c.vocabSize());
         // The gauges start true: requests cancelled while still queued never wake the engine to publish them.
         publishGauges();
         this.thread = Thread.ofPlatform().name("tessera-engine").daemon(true).unstarted(this::loop);
@@ -160,9 +162,25 @@ public final class BatchingEngine implements Engine {
         runner.execute(out, logits, ids);
         stats.iteration(out.numTokens());
         scheduler.completed(batch);
-        List<SequenceState> withLogits = new ArrayList<>(rows);
-        for (int i = 0; i < batch.size(); i++) if (out.sequences().get(i).needsLogits()) withLogits.add(batch.get(i));
-        sampling.update(withLogits, logits, ids);
+        // Each sequence's logit rows are its chunk's last: prompt positions being scored, then the sampled row.
+        List<SequenceState> sampled = new ArrayList<>(batch.size());
+        int[] sampledRows = new int[batch.size()];
+        for (int i = 0, row = 0; i < batch.size(); i++) {
+            SequenceState s = batch.get(i);
+            int n = out.sequences().get(i).logitRows();
+            boolean samples = s.catchesUp();
+            if (n > (samples ? 1 : 0)) promptScoring.score(s, logits, row, n - (samples ? 1 : 0));
+            if (s.handle.request().scoresPrompt() && !s.scoringPrompt() && !s.promptLogprobsSent) {
+                s.promptLogprobsSent = true;
+                s.handle.emit(new TokenEvent.PromptLogprobs(s.promptChosen, s.promptTop));
+            }
+            if (samples) {
+                sampledRows[sampled.size()] = row + n - 1;
+                sampled.add(s);
+            }
+            row += n;
+        }
+        sampling.update(sampled, sampledRows, logits, ids);
         publishGauges();
     }
 

@@ -41,6 +41,7 @@ public final class SingleRequest {
                         return new Result(Arrays.copyOf(tokens, n), n, reason, f.numPromptTokens(), f.prefillNanos(), f.decodeNanos());
                     }
                     case TokenEvent.Failed f -> throw new IllegalStateException(f.message());
+                    case TokenEvent.PromptLogprobs p -> { }
                 }
             }
         } catch (InterruptedException e) {

@@ -2,7 +2,10 @@ package dev.tessera.scheduler.engine;
 
 import dev.tessera.models.sample.TokenLogprob;
 
-/** What a {@link RequestHandle} delivers: tokens, then exactly one {@link Finished} or {@link Failed}. */
+/**
+ * What a {@link RequestHandle} delivers: the prompt's log-probabilities when asked for, tokens, then exactly one
+ * {@link Finished} or {@link Failed}.
+ */
 public sealed interface TokenEvent {
 
     /**
@@ -12,6 +15,14 @@ public sealed interface TokenEvent {
      * @param top     the most likely alternatives, most likely first (empty when not asked for)
      */
     record Token(int token, TokenLogprob logprob, TokenLogprob[] top) implements TokenEvent {}
+
+    /**
+     * The prompt's log-probabilities, when the request asked for them: entry i is prompt token i + 1 given tokens
+     * 0..i (the first token has none), from the model's raw logits. Comes once, before the first {@link Token}.
+     *
+     * @param top per entry, the most likely tokens at that position, most likely first
+     */
+    record PromptLogprobs(TokenLogprob[] chosen, TokenLogprob[][] top) implements TokenEvent {}
 
     /**
      * The sequence ended.

@@ -23,21 +23,22 @@ final class TokenSampling {
     }
 
     /**
-     * @param withLogits the sequences whose last row had logits, in row order
-     * @param logits     their rows when not argmax-only, else null
-     * @param ids        their argmax ids when argmax-only, else null
+     * @param sampled the sequences whose last row is sampled this step, in row order
+     * @param rows    each one's logit row
+     * @param logits  the step's logit rows when not argmax-only, else null
+     * @param ids     the rows' argmax ids when argmax-only, else null
      */
-    void update(List<SequenceState> withLogits, float[] logits, int[] ids) {
+    void update(List<SequenceState> sampled, int[] rows, float[] logits, int[] ids) {
         long now = System.nanoTime();
         if (logits != null && row.length != vocabSize) row = new float[vocabSize];
-        for (int i = 0; i < withLogits.size(); i++) {
-            SequenceState s = withLogits.get(i);
+        for (int i = 0; i < sampled.size(); i++) {
+            SequenceState s = sampled.get(i);
             int token;
             if (ids != null) {
-                token = ids[i];
+                token = ids[rows[i]];
                 if (token < 0) throw s.sampler.noFiniteLogitError();
             } else {
-                System.arraycopy(logits, i * vocabSize, row, 0, vocabSize);
+                System.arraycopy(logits, rows[i] * vocabSize, row, 0, vocabSize);
                 token = s.sampler.sample(row, s.history, s.length);
             }
             if (s.numDelivered == 0) s.firstTokenNanos = now;

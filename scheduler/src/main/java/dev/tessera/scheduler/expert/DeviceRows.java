@@ -38,7 +38,7 @@ final class DeviceRows {
         for (int i = 0; i < owner.length; i++) {
             if (owner[i] != device) continue;
             n += step.sequences().get(i).tokens().length;
-            if (step.sequences().get(i).needsLogits()) m++;
+            m += step.sequences().get(i).logitRows();
         }
         int[] tokens = new int[n], positions = new int[n], logitRows = new int[m];
         KvCache[] caches = new KvCache[n];
@@ -51,7 +51,7 @@ final class DeviceRows {
                 System.arraycopy(all.batch().positions(), from, positions, to, len);
                 System.arraycopy(all.batch().sequences(), from, caches, to, len);
                 to += len;
-                if (s.needsLogits()) logitRows[r++] = to - 1;
+                for (int j = s.logitRows(); j > 0; j--) logitRows[r++] = to - j;
             }
             from += len;
         }
@@ -79,11 +79,9 @@ final class DeviceRows {
     static int[] logitRowsOf(SchedulerOutput step, int[] owner, int device) {
         int[] out = new int[step.numLogitRows()];
         int count = 0, r = 0;
-        for (int i = 0; i < owner.length; i++) {
-            if (!step.sequences().get(i).needsLogits()) continue;
-            if (owner[i] == device) out[count++] = r;
-            r++;
-        }
+        for (int i = 0; i < owner.length; i++)
+            for (int j = step.sequences().get(i).logitRows(); j > 0; j--, r++)
+                if (owner[i] == device) out[count++] = r;
         return Arrays.copyOf(out, count);
     }
 }

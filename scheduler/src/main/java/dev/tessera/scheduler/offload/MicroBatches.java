@@ -62,7 +62,7 @@ final class MicroBatches {
         int n = 0, m = 0;
         for (SchedulerOutput.ScheduledSequence s : seqs) {
             n += s.tokens().length;
-            if (s.needsLogits()) m++;
+            m += s.logitRows();
         }
         int[] tokens = new int[n], positions = new int[n], logitRows = new int[m];
         KvCache[] caches = new KvCache[n];
@@ -73,7 +73,7 @@ final class MicroBatches {
                 positions[row] = s.startPosition() + i;
                 caches[row] = OFFLOADED;
             }
-            if (s.needsLogits()) logitRows[r++] = row - 1;
+            for (int j = s.logitRows(); j > 0; j--) logitRows[r++] = row - j;
         }
         return new MicroBatch(rowFrom, tokens, new AttentionBatch(n, positions, caches), logitRows, logitFrom);
     }

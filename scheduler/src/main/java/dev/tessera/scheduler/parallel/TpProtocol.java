@@ -31,7 +31,7 @@ import dev.tessera.scheduler.sched.SchedulerOutput;
  */
 public final class TpProtocol {
     public static final int MAGIC = 0x54504931;
-    public static final int VERSION = 3;
+    public static final int VERSION = 4;
     static final int MAX_PAYLOAD_BYTES = 4 << 20;
     static final int MAX_SEQUENCES = 1 << 16;
     static final int MAX_BLOCK_ID = (1 << 30) - 1;
@@ -292,7 +292,7 @@ public final class TpProtocol {
             p.writeInt(s.startPosition());
             p.writeInt(s.tableFrom());
             ints(p, s.newBlocks());
-            p.writeBoolean(s.needsLogits());
+            p.writeInt(s.logitRows());
         }
     }
 
@@ -316,7 +316,7 @@ public final class TpProtocol {
             int from = range(p.readInt(), 0, 1 << 24, "block table index");
             int[] blocks = ints(p, "KV block id");
             for (int b : blocks) range(b, 0, MAX_BLOCK_ID, "KV block id");
-            seqs.add(new SchedulerOutput.ScheduledSequence(id, tokens, start, from, blocks, p.readBoolean()));
+            seqs.add(new SchedulerOutput.ScheduledSequence(id, tokens, start, from, blocks, range(p.readInt(), 0, count, "logit rows")));
         }
         return new SchedulerOutput(seqs, released, argmaxOnly);
     }

@@ -83,6 +83,8 @@ public final class Scheduler {
     public SchedulerOutput schedule() {
         dropCancelled();
         int budget = config.maxBatchedTokens();
+        // Logit rows: the runners hold maxNumSeqs of them, one per sequence, which only a prompt being scored outgrows.
+        int rowBudget = config.maxNumSeqs();
         List<SequenceState> batch = new ArrayList<>();
         boolean preemptedNow = false;
         // Running sequences first, oldest first: decode tokens, then the next chunks of prompts being prefilled.
@@ -91,10 +93,12 @@ public final class Scheduler {
                 SequenceState s = running.get(i);
                 int pending = s.length - s.numComputed;
                 if (s.scheduled > 0 || (pass == 0) != (pending == 1)) continue;
-                int take = Math.min(budget, pending);
+                int take = withinRows(s, Math.min(budget, pending), rowBudget);
+                if (take == 0) continue;
                 while (!reserve(s, take)) {
                     SequenceState victim = running.getLast();
                     budget += victim.scheduled;
+                    rowBudget += victim.scheduledRows;
                     batch.remove(victim);
                     preempt(victim);
                     preemptedNow = true;
@@ -102,7 +106,9 @@ public final class Scheduler {
                 }
                 if (!running.contains(s)) break;  // s was the newest and is preempted: nothing after it is left
                 s.scheduled = take;
+                s.scheduledRows = rowsFor(s, take);
                 budget -= take;
+                rowBudget -= s.scheduledRows;
                 batch.add(s);
             }
         }
@@ -119,14 +125,17 @@ public final class Scheduler {
                 if (s.handle.isCancelled()) { endings.cancel(s); deferred = null; continue; }
                 if (waitsForSharedPrefix(s)) break;
             }
-            s.numComputed = config.prefixCaching() ? s.table.adoptCachedPrefix(s.history, s.length - 1) : 0;
-            int take = Math.min(budget, s.length - s.numComputed);
-            if (!reserve(s, take)) { s.table.free(); s.numComputed = 0; break; }
+            // A prompt being scored computes every position, so it adopts no cached prefix.
+            s.numComputed = config.prefixCaching() && !s.scoringPrompt() ? s.table.adoptCachedPrefix(s.history, s.length - 1) : 0;
+            int take = withinRows(s, Math.min(budget, s.length - s.numComputed), rowBudget);
+            if (take == 0 || !reserve(s, take)) { s.table.free(); s.numComputed = 0; break; }
             if (s == deferred) deferred = null; else preempted.removeFirst();
             if (s.queueNanos < 0) { s.startNanos = System.nanoTime(); s.queueNanos = s.startNanos - s.handle.submitNanos(); }
             running.add(s);
             s.scheduled = take;
+            s.scheduledRows = rowsFor(s, take);
             budget -= take;
+            rowBudget -= s.scheduledRows;
             batch.add(s);
         }
         if (batch.isEmpty() && running.isEmpty()) refuseHeadOfLine();
@@ -146,14 +155,42 @@ public final class Scheduler {
             s.numBlocksSent = to;
             s.numComputed += s.scheduled;
             s.scheduled = 0;
-            boolean logits = s.catchesUp();
-            if (logits) argmaxOnly &= s.sampler.isPlainArgmax() && !s.handle.request().returnLogprobs();
-            out.add(new SchedulerOutput.ScheduledSequence(s.id, tokens, start, from, newBlocks, logits));
+            s.scheduledRows = 0;
+            boolean samples = s.catchesUp();
+            int promptRows = promptRows(s, start, s.numComputed);
+            if (promptRows > 0) argmaxOnly = false;
+            else if (samples) argmaxOnly &= s.sampler.isPlainArgmax() && !s.handle.request().returnLogprobs();
+            int logitRows = promptRows + (samples ? 1 : 0);
+            out.add(new SchedulerOutput.ScheduledSequence(s.id, tokens, start, from, newBlocks, logitRows));
         }
         int[] gone = Arrays.copyOf(released, numReleased);
         numReleased = 0;
         scheduled = batch;
         return new SchedulerOutput(out, gone, argmaxOnly);
+    }
+
+    /**
+     * Rows of positions [start, end) that score a prompt token: from the first unscored prompt position to the last
+     * but one of the prompt (the last prompt position's row samples the first token instead). They end the chunk, or
+     * precede its sampled row, so with it they are the chunk's trailing rows.
+     */
+    public static int promptRows(SequenceState s, int start, int end) {
+        if (!s.scoringPrompt()) return 0;
+        return Math.max(0, Math.min(end, s.promptLength - 1) - Math.max(start, s.promptScored));
+    }
+
+    /** Logit rows s takes if {@code take} tokens run from its computed count: its prompt rows, else at most one. */
+    private static int rowsFor(SequenceState s, int take) {
+        int start = s.numComputed, end = start + take;
+        int promptRows = promptRows(s, start, end);
+        return promptRows > 0 ? end - Math.max(start, s.promptScored) : 1;
+    }
+
+    /** The most of {@code take} tokens s may run with {@code rows} logit rows left; 0 when it must wait a step. */
+    private static int withinRows(SequenceState s, int take, int rows) {
+        if (rows <= 0) return 0;
+        if (!s.scoringPrompt()) return take;
+        return Math.min(take, Math.max(s.numComputed, s.promptScored) - s.numComputed + rows);
     }
 
     /** The sequences of the step {@link #schedule} last emitted, in row order. */
@@ -215,6 +252,7 @@ public final class Scheduler {
         release(s);
         s.numComputed = 0;
         s.scheduled = 0;
+        s.scheduledRows = 0;
         preempted.addFirst(s);
         numPreemptions++;
     }
@@ -233,7 +271,7 @@ public final class Scheduler {
      * system prompt arriving in a burst).
      */
     private boolean waitsForSharedPrefix(SequenceState s) {
-        if (!config.prefixCaching()) return false;
+        if (!config.prefixCaching() || s.scoringPrompt()) return false;
         int bs = config.blockSize();
         for (SequenceState r : running) {
             if (r.numComputed >= r.promptLength) continue;

@@ -20,9 +20,24 @@ public record SchedulerOutput(List<ScheduledSequence> sequences, int[] released,
      * @param tableFrom     the block-table index {@code newBlocks} start at: 0 replaces the table, more appends;
      *                      with no new blocks the table is unchanged
      * @param newBlocks     block ids (from the scheduler's pool) for table entries {@code tableFrom ..}
-     * @param needsLogits   whether the last row of this sequence needs logits (it is sampled this step)
+     * @param logitRows     how many of its rows, counted back from the last, need logits: 0; 1 when it is sampled this
+     *                      step; more when its prompt's log-probabilities are asked for (one row per prompt position)
      */
-    public record ScheduledSequence(int id, int[] tokens, int startPosition, int tableFrom, int[] newBlocks, boolean needsLogits) {}
+    public record ScheduledSequence(int id, int[] tokens, int startPosition, int tableFrom, int[] newBlocks, int logitRows) {
+        public ScheduledSequence {
+            if (logitRows < 0 || logitRows > tokens.length)
+                throw new IllegalArgumentException("logit rows " + logitRows + " of a sequence with " + tokens.length + " rows");
+        }
+
+        /** The last row alone needs logits, or none does. */
+        public ScheduledSequence(int id, int[] tokens, int startPosition, int tableFrom, int[] newBlocks, boolean needsLogits) {
+            this(id, tokens, startPosition, tableFrom, newBlocks, needsLogits ? 1 : 0);
+        }
+
+        public boolean needsLogits() {
+            return logitRows > 0;
+        }
+    }
 
     public int numTokens() {
         int n = 0;
@@ -33,7 +48,7 @@ public record SchedulerOutput(List<ScheduledSequence> sequences, int[] released,
     /** Rows that need logits, in the order runners return them. */
     public int numLogitRows() {
         int n = 0;
-        for (ScheduledSequence s : sequences) if (s.needsLogits()) n++;
+        for (ScheduledSequence s : sequences) n += s.logitRows();
         return n;
     }
 }

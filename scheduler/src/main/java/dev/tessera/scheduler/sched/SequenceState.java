@@ -1,6 +1,7 @@
 package dev.tessera.scheduler.sched;
 
 import dev.tessera.models.sample.Sampler;
+import dev.tessera.models.sample.TokenLogprob;
 import dev.tessera.scheduler.engine.EngineRequest;
 import dev.tessera.scheduler.engine.RequestHandle;
 import dev.tessera.scheduler.kv.BlockTable;
@@ -34,6 +35,17 @@ public final class SequenceState {
     int scheduled;
     /** Leading block-table entries the runners know; 0 after a release (they forget the table). */
     int numBlocksSent;
+    /** Logit rows this sequence takes in the step being formed (an upper bound while it is formed). */
+    int scheduledRows;
+    /**
+     * Prompt positions whose row has scored the next prompt token, [0, promptScored), when the request asks for the
+     * prompt's log-probabilities: entry p of {@link #promptChosen} and {@link #promptTop} is token p + 1's.
+     */
+    public int promptScored;
+    public final TokenLogprob[] promptChosen;
+    public final TokenLogprob[][] promptTop;
+    /** The prompt's log-probabilities went out (they go once, before the first token). */
+    public boolean promptLogprobsSent;
 
     SequenceState(int id, RequestHandle handle, int vocabSize, int maxSequenceTokens, KvBlockPool pool) {
         this.id = id;
@@ -45,10 +57,18 @@ public final class SequenceState {
         this.length = promptLength;
         this.sampler = new Sampler(r.params(), vocabSize);
         this.table = new BlockTable(pool);
+        int scored = r.scoresPrompt() ? promptLength - 1 : 0;
+        this.promptChosen = new TokenLogprob[scored];
+        this.promptTop = new TokenLogprob[scored][];
+    }
+
+    /** Whether rows of this sequence's prompt still have to be scored (the request asks for prompt logprobs). */
+    public boolean scoringPrompt() {
+        return promptScored < promptChosen.length;
     }
 
     /** Whether this step computes the last known token, so its logits are sampled. */
-    boolean catchesUp() {
+    public boolean catchesUp() {
         return numComputed == length;
     }
 }

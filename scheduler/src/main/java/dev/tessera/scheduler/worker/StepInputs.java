@@ -46,7 +46,7 @@ public final class StepInputs {
                 rows[row] = cache;
                 row++;
             }
-            if (s.needsLogits()) logitRows[r++] = row - 1;
+            for (int j = s.logitRows(); j > 0; j--) logitRows[r++] = row - j;
         }
         return new Rows(tokens, new AttentionBatch(n, positions, rows), logitRows);
     }

@@ -33,6 +33,7 @@ public class BatchingEngineTest {
                 case TokenEvent.Token t -> tokens.add(t.token());
                 case TokenEvent.Finished f -> { return new Output(tokens.stream().mapToInt(Integer::intValue).toArray(), f); }
                 case TokenEvent.Failed f -> throw new AssertionError(h.request().id() + " failed: " + f.message());
+                case TokenEvent.PromptLogprobs p -> { }
             }
         }
     }

@@ -1,5 +1,6 @@
 package dev.tessera.serving.http;
 
+import dev.tessera.models.tokenizer.StreamingDecoder;
 import dev.tessera.models.tokenizer.Tokenizer;
 import dev.tessera.serving.ServedModel;
 import dev.tessera.serving.ServingContext;
@@ -7,6 +8,7 @@ import dev.tessera.serving.openai.ApiException;
 import dev.tessera.serving.openai.CompletionRequest;
 import dev.tessera.serving.openai.CompletionResponse;
 import dev.tessera.serving.openai.Usage;
+import dev.tessera.scheduler.engine.TokenEvent;
 import dev.tessera.serving.text.ChoiceStream;
 import dev.tessera.serving.http.edge.ClientDisconnects;
 import io.helidon.http.HeaderNames;
@@ -61,8 +63,10 @@ public final class CompletionsService implements HttpService {
                 });
             }
             String id = Generation.newId("cmpl-");
+            // echo with logprobs: the echoed prompt's tokens get theirs too, as OpenAI's legacy API and vLLM give them.
+            int promptLogprobs = r.echo() && r.logprobs() != null ? r.logprobs() : -1;
             Generation g = Generation.start(model, context, startNanos, prompts, r.n(), r.sampling(), r.stop(),
-                    r.logprobs() != null, id, "prompt");
+                    r.logprobs() != null, promptLogprobs, id, "prompt");
             RequestOutcome outcome = RequestOutcome.of(req);
             String tag = req.headers().first(HeaderNames.create(ClientDisconnects.HEADER)).orElse(null);
             // A whole response writes nothing until it ends, so only the edge sees its client leave.
@@ -85,8 +89,11 @@ public final class CompletionsService implements HttpService {
             text.append(echo);
             Logprobs logprobs = r.logprobs() == null ? null : new Logprobs(tokenizer);
             ChoiceStream.Delta d;
+            boolean first = true;
             do {
                 d = next(c);
+                if (first && logprobs != null && r.echo()) logprobs.addPrompt(c.handle().request().promptTokens(), c.promptLogprobs(), echo.length());
+                first = false;
                 if (logprobs != null) logprobs.add(d.tokens(), echo.length());
                 text.append(d.text());
             } while (d.finishReason() == null);
@@ -204,6 +211,30 @@ public final class CompletionsService implements HttpService {
                 for (var alt : t.top()) alternatives.putIfAbsent(text(alt.token()), alt.logprob());
                 top.add(alternatives);
                 offsets.add(t.textOffset() + offsetShift);
+            }
+        }
+
+        /**
+         * The prompt's tokens first (echo): the first has no log-probability (null, as OpenAI gives it), each later one
+         * the engine's score given the tokens before it. Offsets are where each token's text starts in the echoed
+         * prompt: the length of the text the tokens before it decode to (control tokens add none, the space prefix of
+         * a SentencePiece vocabulary is dropped), at most the prompt's length.
+         */
+        void addPrompt(int[] prompt, TokenEvent.PromptLogprobs scores, int echoLength) {
+            StreamingDecoder decoder = new StreamingDecoder(tokenizer, tokenizer.addSpacePrefix());
+            int offset = 0;
+            for (int i = 0; i < prompt.length; i++) {
+                tokens.add(text(prompt[i]));
+                boolean scored = i > 0 && scores != null && i - 1 < scores.chosen().length;
+                tokenLogprobs.add(scored ? scores.chosen()[i - 1].logprob() : null);
+                Map<String, Float> alternatives = null;
+                if (scored) {
+                    alternatives = new LinkedHashMap<>();
+                    for (var alt : scores.top()[i - 1]) alternatives.putIfAbsent(text(alt.token()), alt.logprob());
+                }
+                top.add(alternatives);
+                offsets.add(Math.min(offset, echoLength));
+                offset += decoder.feed(prompt[i]).length();
             }
         }
 

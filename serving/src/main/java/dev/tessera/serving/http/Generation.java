@@ -54,6 +54,13 @@ final class Generation {
      */
     static Generation start(ServedModel model, ServingContext context, long startNanos, List<Prompt> prompts, int n,
                             SamplingParams params, List<String> stop, boolean logprobs, String idPrefix, String promptParam) {
+        return start(model, context, startNanos, prompts, n, params, stop, logprobs, -1, idPrefix, promptParam);
+    }
+
+    /** @param promptLogprobs -1, or score every prompt token with this many top alternatives (completions' echo + logprobs) */
+    static Generation start(ServedModel model, ServingContext context, long startNanos, List<Prompt> prompts, int n,
+                            SamplingParams params, List<String> stop, boolean logprobs, int promptLogprobs, String idPrefix,
+                            String promptParam) {
         long numChoices = (long) prompts.size() * n;
         int maxQueue = context.maxQueue();
         if (numChoices > maxQueue) {
@@ -72,7 +79,7 @@ final class Generation {
                 for (int i = 0; i < n; i++) {
                     SamplingParams choiceParams = params.seed() == null ? params : params.withSeed(params.seed() + i);
                     EngineRequest request = new EngineRequest(idPrefix + "-" + (p * n + i), prompt.tokens(), choiceParams,
-                            prompt.maxTokens(), tokenizer::isEndOfGeneration, logprobs);
+                            prompt.maxTokens(), tokenizer::isEndOfGeneration, logprobs, promptLogprobs);
                     RequestHandle handle = model.engine().submit(request);
                     choices.add(new ChoiceStream(p * n + i, handle, tokenizer, stop, bosOnly, startNanos));
                 }

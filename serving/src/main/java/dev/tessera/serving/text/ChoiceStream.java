@@ -68,6 +68,7 @@ public final class ChoiceStream {
     private long firstTokenNanos = -1;
     private long lastTokenNanos = -1;
     private TokenEvent.Finished finished;
+    private TokenEvent.PromptLogprobs promptLogprobs;
     private String finishReason;
 
     /**
@@ -98,6 +99,9 @@ public final class ChoiceStream {
     public TokenEvent.Finished finished() { return finished; }
 
     public String finishReason() { return finishReason; }
+
+    /** The prompt's log-probabilities when the request asked for them, once they came (before the first delta). */
+    public TokenEvent.PromptLogprobs promptLogprobs() { return promptLogprobs; }
 
     /** Nanos from the request's arrival to its first token, or -1. */
     public long timeToFirstTokenNanos() { return firstTokenNanos < 0 ? -1 : firstTokenNanos - startNanos; }
@@ -146,6 +150,7 @@ public final class ChoiceStream {
                     finishReason = "error";
                     throw new EngineFailure(e.message(), e.deviceUnavailable());
                 }
+                case TokenEvent.PromptLogprobs p -> promptLogprobs = p;
             }
         }
     }

@@ -176,6 +176,42 @@ class CompletionsServiceTest {
     }
 
     @Test
+    void echoWithLogprobsScoresThePromptTokensAsTheGeneratedOnes() throws Exception {
+        // The model's log-probability of ", there" read off the prompt must be what it gave them when it generated them.
+        JsonNode gen = TestServer.json(server.post("/v1/completions", body(",\"max_tokens\":2,\"logprobs\":1")));
+        JsonNode j = TestServer.json(server.post("/v1/completions",
+                "{\"model\":\"stories260K\",\"prompt\":\"Once upon a time, there\",\"max_tokens\":1,\"temperature\":0,\"echo\":true,\"logprobs\":2}"));
+        JsonNode c = j.get("choices").get(0), lp = c.get("logprobs");
+        assertTrue(c.get("text").asText().startsWith("Once upon a time, there"), c.toString());
+        List<String> tokens = new ArrayList<>();
+        lp.get("tokens").forEach(t -> tokens.add(t.asText()));
+        assertEquals(List.of("<s>", " Once", " upon", " a", " time", ",", " there"), tokens.subList(0, 7), tokens.toString());
+        assertEquals(8, tokens.size(), "seven prompt tokens, one generated");
+        assertTrue(lp.get("token_logprobs").get(0).isNull() && lp.get("top_logprobs").get(0).isNull(), lp.toString());
+        for (int i = 0; i < 2; i++) {
+            double prompt = lp.get("token_logprobs").get(5 + i).asDouble(), generated = gen.get("choices").get(0).get("logprobs").get("token_logprobs").get(i).asDouble();
+            assertEquals(generated, prompt, 1e-4, "token " + tokens.get(5 + i));
+        }
+        for (int i = 1; i < tokens.size(); i++) {
+            JsonNode top = lp.get("top_logprobs").get(i);
+            assertEquals(2, top.size(), top.toString());
+            assertTrue(lp.get("token_logprobs").get(i).asDouble() <= 0);
+        }
+        // Offsets index the echoed text: " upon" starts at 4 of "Once upon a time, there".
+        assertEquals(List.of(0, 0, 4, 9, 11, 16, 17, 23), toInts(lp.get("text_offset")));
+        // Streamed, the echo goes out before the prompt is scored: refused in one line.
+        HttpResponse<String> streamed = server.post("/v1/completions", body(",\"echo\":true,\"logprobs\":1,\"stream\":true"));
+        assertEquals(400, streamed.statusCode(), streamed.body());
+        assertTrue(streamed.body().contains("without 'stream' only"), streamed.body());
+    }
+
+    static List<Integer> toInts(JsonNode array) {
+        List<Integer> out = new ArrayList<>();
+        array.forEach(v -> out.add(v.asInt()));
+        return out;
+    }
+
+    @Test
     void chunksAreValidUtf8AndArriveOneByOne() throws Exception {
         // Read the stream as it arrives: the first chunk must come before the whole answer is generated.
         HttpResponse<java.io.InputStream> res = server.client.send(HttpRequest.newBuilder(server.uri("/v1/completions"))

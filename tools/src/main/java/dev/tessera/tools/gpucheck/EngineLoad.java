@@ -71,6 +71,7 @@ final class EngineLoad {
                 case TokenEvent.Token t -> out.add(t.token());
                 case TokenEvent.Finished f -> { return out.stream().mapToInt(Integer::intValue).toArray(); }
                 case TokenEvent.Failed f -> throw new IllegalStateException(h.request().id() + " failed: " + f.message());
+                case TokenEvent.PromptLogprobs p -> { }
             }
         }
     }
