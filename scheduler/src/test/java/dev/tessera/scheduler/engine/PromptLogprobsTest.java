@@ -108,6 +108,46 @@ class PromptLogprobsTest {
     }
 
     @Test
+    void scoresSurvivePreemptionAndArriveOnceEach() throws Exception {
+        try (LoadedModel m = ModelLoader.load(SingleRequestTest.models().resolve("stories260K.gguf"), new CpuBackend(2), 64, 8)) {
+            int n = 8;
+            int[][] prompts = new int[n][];
+            int[] maxTokens = new int[n];
+            for (int i = 0; i < n; i++) {
+                String p = BatchingEngineTest.PROMPTS[i];
+                prompts[i] = m.tokenizer().encode(p + ". " + p + ". " + p + ".", true, false);
+                maxTokens[i] = 60 + 5 * i;
+            }
+            // The model alone, before the engine runs on it (one model serves one caller at a time).
+            int[][] alone = new int[n][];
+            double[][] expected = new double[n][];
+            for (int i = 0; i < n; i++) {
+                alone[i] = SingleRequestTest.greedyAlone(m.model(), prompts[i], maxTokens[i], t -> false);
+                expected[i] = reference(m.model(), prompts[i]);
+            }
+            // 10 blocks of 16 positions: each request fits alone, all eight at once do not, so some are preempted and
+            // recomputed, some of them while their prompt is being scored.
+            EngineConfig config = EngineConfig.defaults(8, 64, 16).withKvCache(PagedKvEngineTest.bytesFor(m, 10, dev.tessera.kernels.KvCacheType.F32),
+                    dev.tessera.kernels.KvCacheType.F32);
+            try (BatchingEngine engine = new BatchingEngine(m.model(), config)) {
+                List<RequestHandle> handles = new ArrayList<>();
+                for (int i = 0; i < n; i++)
+                    handles.add(engine.submit(new EngineRequest("p" + i, prompts[i], SamplingParams.greedy(), maxTokens[i], t -> false, false,
+                            i % 2 == 0 ? 1 : -1)));
+                for (int i = 0; i < n; i++) {
+                    Output out = collect(handles.get(i));
+                    assertArrayEquals(alone[i], out.tokens(), "request " + i);
+                    if (i % 2 == 1) { assertNull(out.prompt()); continue; }
+                    for (int j = 0; j < expected[i].length; j++)
+                        assertEquals(expected[i][j], out.prompt().chosen()[j].logprob(), 1e-4, "request " + i + " position " + j);
+                }
+                assertTrue(engine.stats().preemptions() > 0, "a pool this small must preempt");
+                PagedKvEngineTest.assertNoLeak(engine);
+            }
+        }
+    }
+
+    @Test
     void aOneTokenPromptHasNoneToScoreAndItsListStillComes() throws Exception {
         try (LoadedModel m = ModelLoader.load(SingleRequestTest.models().resolve("stories260K.gguf"), new CpuBackend(1), 16, 2);
              BatchingEngine engine = new BatchingEngine(m.model(), EngineConfig.defaults(2, 16, 8))) {
