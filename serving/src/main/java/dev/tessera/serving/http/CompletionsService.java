@@ -121,7 +121,9 @@ public final class CompletionsService implements HttpService {
         try {
             for (ChoiceStream c : g.choices()) {
                 String echo = r.echo() ? promptTexts.get(c.index() / r.n()) : "";
-                if (!echo.isEmpty() && !sse.send(chunk(id, created, name, c.index(), echo, null, null))) return;
+                // With logprobs the echo waits for the prompt's scores, which come with (before) the first delta.
+                boolean echoPending = r.echo() && r.logprobs() != null;
+                if (!echoPending && !echo.isEmpty() && !sse.send(chunk(id, created, name, c.index(), echo, null, null))) return;
                 ChoiceStream.Delta d;
                 do {
                     try {
@@ -134,6 +136,12 @@ public final class CompletionsService implements HttpService {
                     if (g.endedForShutdown()) {
                         endForShutdown(sse, outcome);
                         return;
+                    }
+                    if (echoPending) {
+                        echoPending = false;
+                        Logprobs prompt = new Logprobs(tokenizer);
+                        prompt.addPrompt(c.handle().request().promptTokens(), c.promptLogprobs(), echo.length());
+                        if (!sse.send(chunk(id, created, name, c.index(), echo, prompt.build(), null))) return;
                     }
                     if (d.isEmpty()) continue;
                     Logprobs logprobs = null;

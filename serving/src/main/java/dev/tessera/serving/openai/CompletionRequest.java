@@ -44,9 +44,6 @@ public record CompletionRequest(String model, List<Prompt> prompts, int maxToken
         Integer logprobs = optInt(o, "logprobs", 0, MAX_LOGPROBS);
         boolean echo = optBoolean(o, "echo", false);
         boolean stream = optBoolean(o, "stream", false);
-        if (echo && logprobs != null && stream) {
-            throw ApiException.invalid("echo", "'echo' together with 'logprobs' (the prompt's logprobs) is supported without 'stream' only");
-        }
         return new CompletionRequest(model, prompts, maxTokens == null ? DEFAULT_MAX_TOKENS : maxTokens,
                 samplingParams(o, logprobs == null ? 0 : logprobs), n == null ? 1 : n, RequestValidator.stop(o), stream,
                 RequestValidator.includeUsage(o, stream), logprobs, echo, optString(o, "user"));

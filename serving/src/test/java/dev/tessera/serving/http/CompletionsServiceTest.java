@@ -199,10 +199,15 @@ class CompletionsServiceTest {
         }
         // Offsets index the echoed text: " upon" starts at 4 of "Once upon a time, there".
         assertEquals(List.of(0, 0, 4, 9, 11, 16, 17, 23), toInts(lp.get("text_offset")));
-        // Streamed, the echo goes out before the prompt is scored: refused in one line.
-        HttpResponse<String> streamed = server.post("/v1/completions", body(",\"echo\":true,\"logprobs\":1,\"stream\":true"));
-        assertEquals(400, streamed.statusCode(), streamed.body());
-        assertTrue(streamed.body().contains("without 'stream' only"), streamed.body());
+        // Streamed: the echo chunk carries the prompt's logprobs, the same as the whole answer's.
+        HttpResponse<String> streamed = stream("{\"model\":\"stories260K\",\"prompt\":\"Once upon a time, there\",\"max_tokens\":1,"
+                + "\"temperature\":0,\"echo\":true,\"logprobs\":2,\"stream\":true}");
+        assertEquals(200, streamed.statusCode(), streamed.body());
+        JsonNode echoChunk = Json.MAPPER.readTree(events(streamed.body()).get(0)).get("choices").get(0);
+        assertEquals("Once upon a time, there", echoChunk.get("text").asText());
+        JsonNode streamedLp = echoChunk.get("logprobs");
+        assertEquals(7, streamedLp.get("tokens").size(), streamedLp.toString());
+        for (int i = 0; i < 7; i++) assertEquals(lp.get("token_logprobs").get(i), streamedLp.get("token_logprobs").get(i), "token " + i);
     }
 
     static List<Integer> toInts(JsonNode array) {
