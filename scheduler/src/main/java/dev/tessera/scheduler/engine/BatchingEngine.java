@@ -167,13 +167,16 @@ public final class BatchingEngine implements Engine {
         int[] sampledRows = new int[batch.size()];
         for (int i = 0, row = 0; i < batch.size(); i++) {
             SequenceState s = batch.get(i);
-            int n = out.sequences().get(i).logitRows();
-            boolean samples = s.catchesUp();
-            if (n > (samples ? 1 : 0)) promptScoring.score(s, logits, row, n - (samples ? 1 : 0));
+            SchedulerOutput.ScheduledSequence q = out.sequences().get(i);
+            int n = q.logitRows(), end = s.numComputed();
+            boolean samples = s.samples();
+            int promptRows = Scheduler.promptRows(s, end - q.tokens().length, end);
+            if (promptRows > 0) promptScoring.score(s, logits, row, promptRows);
             if (s.handle.request().scoresPrompt() && !s.scoringPrompt() && !s.promptLogprobsSent) {
                 s.promptLogprobsSent = true;
                 s.handle.emit(new TokenEvent.PromptLogprobs(s.promptChosen, s.promptTop));
             }
+            if (s.catchesUp() && s.limit == 0) sampling.finish(s, FinishReason.LENGTH);  // max_tokens 0: the prompt was all
             if (samples) {
                 sampledRows[sampled.size()] = row + n - 1;
                 sampled.add(s);

@@ -12,7 +12,8 @@ import java.util.function.IntPredicate;
  * @param promptTokens   the prompt, BOS included when wanted; at least one token
  * @param params         sampling; {@code params.numLogprobs()} alternatives are reported per token when
  *                       {@code returnLogprobs} is set
- * @param maxTokens      the most tokens to generate, >= 1
+ * @param maxTokens      the most tokens to generate; 0 computes the prompt alone (its KV, its scores when
+ *                       {@code promptLogprobs} asks for them) and ends with {@link FinishReason#LENGTH}
  * @param isStop         tokens that end generation without being emitted (EOS, EOT)
  * @param returnLogprobs report the chosen token's log-probability and the top alternatives with each token
  * @param promptLogprobs -1, or report each prompt token's log-probability given the tokens before it, with this many
@@ -28,7 +29,7 @@ public record EngineRequest(String id, int[] promptTokens, SamplingParams params
         Objects.requireNonNull(params, "params");
         Objects.requireNonNull(isStop, "isStop");
         if (promptTokens == null || promptTokens.length == 0) throw new IllegalArgumentException(id + ": prompt has no tokens");
-        if (maxTokens < 1) throw new IllegalArgumentException(id + ": maxTokens must be >= 1, found " + maxTokens);
+        if (maxTokens < 0) throw new IllegalArgumentException(id + ": maxTokens must be >= 0, found " + maxTokens);
         if (promptLogprobs < -1 || promptLogprobs > MAX_PROMPT_LOGPROBS)
             throw new IllegalArgumentException(id + ": promptLogprobs must be -1 (off) or 0.." + MAX_PROMPT_LOGPROBS + ", found " + promptLogprobs);
         promptTokens = promptTokens.clone();

@@ -156,11 +156,13 @@ public final class Scheduler {
             s.numComputed += s.scheduled;
             s.scheduled = 0;
             s.scheduledRows = 0;
-            boolean samples = s.catchesUp();
+            boolean samples = s.samples();
             int promptRows = promptRows(s, start, s.numComputed);
             if (promptRows > 0) argmaxOnly = false;
             else if (samples) argmaxOnly &= s.sampler.isPlainArgmax() && !s.handle.request().returnLogprobs();
-            int logitRows = promptRows + (samples ? 1 : 0);
+            // Logit rows are a chunk's trailing rows: with prompt rows, every row from the first of them to the chunk's
+            // end, the last prompt position's too (sampled, or unused when max_tokens is 0).
+            int logitRows = promptRows > 0 ? s.numComputed - Math.max(start, s.promptScored) : samples ? 1 : 0;
             out.add(new SchedulerOutput.ScheduledSequence(s.id, tokens, start, from, newBlocks, logitRows));
         }
         int[] gone = Arrays.copyOf(released, numReleased);

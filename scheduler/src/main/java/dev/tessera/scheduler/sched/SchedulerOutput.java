@@ -21,7 +21,9 @@ public record SchedulerOutput(List<ScheduledSequence> sequences, int[] released,
      *                      with no new blocks the table is unchanged
      * @param newBlocks     block ids (from the scheduler's pool) for table entries {@code tableFrom ..}
      * @param logitRows     how many of its rows, counted back from the last, need logits: 0; 1 when it is sampled this
-     *                      step; more when its prompt's log-probabilities are asked for (one row per prompt position)
+     *                      step; more when its prompt's log-probabilities are asked for: one row per prompt position
+     *                      scored, plus the chunk's last row when the chunk ends the prompt (sampled, or unused when
+     *                      nothing is to be generated)
      */
     public record ScheduledSequence(int id, int[] tokens, int startPosition, int tableFrom, int[] newBlocks, int logitRows) {
         public ScheduledSequence {

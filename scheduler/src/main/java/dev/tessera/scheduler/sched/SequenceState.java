@@ -67,8 +67,18 @@ public final class SequenceState {
         return promptScored < promptChosen.length;
     }
 
-    /** Whether this step computes the last known token, so its logits are sampled. */
+    /** Tokens whose K/V are in the cache or being computed by the step in flight. */
+    public int numComputed() {
+        return numComputed;
+    }
+
+    /** Whether this step computes the last known token. */
     public boolean catchesUp() {
         return numComputed == length;
+    }
+
+    /** Whether this step's last row is sampled: it catches up and may generate (max_tokens 0 only computes the prompt). */
+    public boolean samples() {
+        return catchesUp() && limit > 0;
     }
 }

@@ -159,6 +159,30 @@ class PromptLogprobsTest {
     }
 
     @Test
+    void maxTokensZeroScoresThePromptGeneratesNothingAndGivesItsBlocksBack() throws Exception {
+        try (LoadedModel m = ModelLoader.load(SingleRequestTest.models().resolve("stories260K.gguf"), new CpuBackend(1), 16, 2)) {
+            int[] prompt = m.tokenizer().encode(PROMPT, true, false);
+            double[] expected = reference(m.model(), prompt);
+            try (BatchingEngine engine = new BatchingEngine(m.model(), EngineConfig.defaults(2, 16, 8))) {
+                RequestHandle h = engine.submit(new EngineRequest("score", prompt, SamplingParams.greedy(), 0, t -> false, false, 0));
+                TokenEvent.PromptLogprobs scores = null;
+                TokenEvent.Finished finished = null;
+                for (TokenEvent e; finished == null; ) {
+                    e = h.poll(60, TimeUnit.SECONDS);
+                    if (e instanceof TokenEvent.PromptLogprobs p) scores = p;
+                    else if (e instanceof TokenEvent.Finished f) finished = f;
+                    else throw new AssertionError("unexpected " + e);
+                }
+                assertNotNull(scores);
+                for (int i = 0; i < expected.length; i++) assertEquals(expected[i], scores.chosen()[i].logprob(), 1e-4, "position " + i);
+                assertEquals(FinishReason.LENGTH, finished.reason());
+                assertEquals(0, finished.numGeneratedTokens());
+                PagedKvEngineTest.assertNoLeak(engine);
+            }
+        }
+    }
+
+    @Test
     void tooManyAlternativesIsRefused() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> new EngineRequest("x", new int[]{1}, SamplingParams.greedy(), 1, t -> false, false, 21));

@@ -210,6 +210,28 @@ class CompletionsServiceTest {
         for (int i = 0; i < 7; i++) assertEquals(lp.get("token_logprobs").get(i), streamedLp.get("token_logprobs").get(i), "token " + i);
     }
 
+    @Test
+    void maxTokensZeroWithEchoReturnsThePromptAndItsLogprobsAlone() throws Exception {
+        JsonNode j = TestServer.json(server.post("/v1/completions",
+                "{\"model\":\"stories260K\",\"prompt\":\"Once upon a time\",\"max_tokens\":0,\"echo\":true,\"logprobs\":1}"));
+        JsonNode c = j.get("choices").get(0);
+        assertEquals("Once upon a time", c.get("text").asText());
+        assertEquals("length", c.get("finish_reason").asText());
+        assertEquals(5, c.get("logprobs").get("tokens").size(), c.toString());
+        assertTrue(c.get("logprobs").get("token_logprobs").get(0).isNull());
+        // The same scores as when the prompt is followed by a generated token.
+        JsonNode one = TestServer.json(server.post("/v1/completions",
+                "{\"model\":\"stories260K\",\"prompt\":\"Once upon a time\",\"max_tokens\":1,\"echo\":true,\"logprobs\":1}"));
+        for (int i = 1; i < 5; i++)
+            assertEquals(one.get("choices").get(0).get("logprobs").get("token_logprobs").get(i).asDouble(),
+                    c.get("logprobs").get("token_logprobs").get(i).asDouble(), 1e-5, "token " + i);
+        assertEquals(0, j.get("usage").get("completion_tokens").asInt());
+        assertEquals(5, j.get("usage").get("prompt_tokens").asInt());
+        HttpResponse<String> noEcho = server.post("/v1/completions", body(",\"max_tokens\":0"));
+        assertEquals(400, noEcho.statusCode());
+        assertTrue(noEcho.body().contains("0 only with 'echo'"), noEcho.body());
+    }
+
     static List<Integer> toInts(JsonNode array) {
         List<Integer> out = new ArrayList<>();
         array.forEach(v -> out.add(v.asInt()));
