@@ -34,7 +34,8 @@ public record CompletionRequest(String model, List<Prompt> prompts, int maxToken
         ObjectNode o = requireObject(root);
         String model = requireString(o, "model");
         List<Prompt> prompts = prompts(o.get("prompt"));
-        Integer maxTokens = optInt(o, "max_tokens", 0, Integer.MAX_VALUE);
+        // max_tokens 0 with echo returns the prompt alone (with its logprobs when asked), as OpenAI's legacy API did.
+        Integer maxTokens = optInt(o, "max_tokens", optBoolean(o, "echo", false) ? 0 : 1, Integer.MAX_VALUE);
         Integer n = optInt(o, "n", 1, MAX_N);
         Integer bestOf = optInt(o, "best_of", 1, MAX_N);
         if (bestOf != null && bestOf != (n == null ? 1 : n)) {
@@ -43,9 +44,6 @@ public record CompletionRequest(String model, List<Prompt> prompts, int maxToken
         rejectPresent(o, "suffix", "'suffix'");
         Integer logprobs = optInt(o, "logprobs", 0, MAX_LOGPROBS);
         boolean echo = optBoolean(o, "echo", false);
-        // max_tokens 0 with echo returns the prompt alone (with its logprobs when asked), as OpenAI's legacy API did.
-        if (maxTokens != null && maxTokens == 0 && !echo)
-            throw ApiException.invalid("max_tokens", "'max_tokens' must be between 1 and 2147483647 (0 only with 'echo'), found 0");
         boolean stream = optBoolean(o, "stream", false);
         return new CompletionRequest(model, prompts, maxTokens == null ? DEFAULT_MAX_TOKENS : maxTokens,
                 samplingParams(o, logprobs == null ? 0 : logprobs), n == null ? 1 : n, RequestValidator.stop(o), stream,
