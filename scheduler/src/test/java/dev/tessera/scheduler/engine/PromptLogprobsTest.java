@@ -25,12 +25,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * A prompt's log-probabilities (completions' echo + logprobs) are the model's own, one position at a time, however
  * the engine chunks, batches and caches the prompt, and asking for them changes nothing that is generated.
  */
-class PromptLogprobsTest {
+public class PromptLogprobsTest {
     static final String PROMPT = "Once upon a time, there was a little girl named Lily. She loved to play outside";
 
-    record Output(TokenEvent.PromptLogprobs prompt, int[] tokens) {}
+    public record Output(TokenEvent.PromptLogprobs prompt, int[] tokens) {}
 
-    static Output collect(RequestHandle h) throws InterruptedException {
+    public static Output collect(RequestHandle h) throws InterruptedException {
         TokenEvent.PromptLogprobs prompt = null;
         List<Integer> tokens = new ArrayList<>();
         while (true) {
@@ -50,7 +50,7 @@ class PromptLogprobsTest {
     }
 
     /** Log-probability of prompt[i + 1] after prompt[0..i], the model run one token at a time. */
-    static double[] reference(LlamaModel model, int[] prompt) {
+    public static double[] reference(LlamaModel model, int[] prompt) {
         int vocab = model.config().vocabSize();
         double[] out = new double[prompt.length - 1];
         float[] logits = new float[vocab];

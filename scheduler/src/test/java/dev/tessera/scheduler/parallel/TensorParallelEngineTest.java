@@ -18,6 +18,7 @@ import dev.tessera.scheduler.engine.BatchingEngineTest;
 import dev.tessera.scheduler.engine.EngineConfig;
 import dev.tessera.scheduler.engine.EngineRequest;
 import dev.tessera.scheduler.engine.PagedKvEngineTest;
+import dev.tessera.scheduler.engine.PromptLogprobsTest;
 import dev.tessera.scheduler.engine.RequestHandle;
 import dev.tessera.scheduler.engine.SingleRequest;
 import dev.tessera.scheduler.engine.SingleRequestTest;
@@ -228,6 +229,25 @@ class TensorParallelEngineTest {
     @Test
     void synthQ8MatchesSingleProcessWithEverythingResident() throws Exception {
         checkDeviceCounts(synth, synthPrompts, synthAlone, synthGaps, whole, 0, WEIGHTS);
+    }
+
+    @Test
+    void promptLogprobsOverTwoDevicesAreOneProcesss() throws Exception {
+        double[] expected;
+        try (LoadedModel m = ModelLoader.load(stories, new CpuBackend(1), 64)) {
+            expected = PromptLogprobsTest.reference(m.model(), storiesPrompts[0]);
+        }
+        try (GgufFile f = GgufFile.open(stories);
+             TensorParallelRunner runner = master(f, whole.addresses(1), new int[]{1, 1}, CollectiveKind.STAR, 0);
+             BatchingEngine engine = engine(runner, 0)) {
+            RequestHandle scored = engine.submit(new EngineRequest("scored", storiesPrompts[0], SamplingParams.greedy(), maxTokens(0), t -> false, false, 2));
+            RequestHandle plain = engine.submit(new EngineRequest("plain", storiesPrompts[1], SamplingParams.greedy(), maxTokens(1), t -> false, false));
+            PromptLogprobsTest.Output out = PromptLogprobsTest.collect(scored);
+            assertArrayEquals(storiesAlone[0], out.tokens());
+            assertArrayEquals(storiesAlone[1], BatchingEngineTest.collect(plain).tokens());
+            for (int i = 0; i < expected.length; i++) assertEquals(expected[i], out.prompt().chosen()[i].logprob(), 1e-4, "position " + i);
+            assertEquals(2, out.prompt().top()[0].length);
+        }
     }
 
     @Test
