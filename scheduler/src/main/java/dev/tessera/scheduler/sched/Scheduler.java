@@ -98,7 +98,7 @@ public final class Scheduler {
                 while (!reserve(s, take)) {
                     SequenceState victim = running.getLast();
                     budget += victim.scheduled;
-                    rowBudget += victim.scheduledRows;
+                    if (victim.scheduled > 0) rowBudget += rowsFor(victim, victim.scheduled);
                     batch.remove(victim);
                     preempt(victim);
                     preemptedNow = true;
@@ -106,9 +106,8 @@ public final class Scheduler {
                 }
                 if (!running.contains(s)) break;  // s was the newest and is preempted: nothing after it is left
                 s.scheduled = take;
-                s.scheduledRows = rowsFor(s, take);
                 budget -= take;
-                rowBudget -= s.scheduledRows;
+                rowBudget -= rowsFor(s, take);
                 batch.add(s);
             }
         }
@@ -133,9 +132,8 @@ public final class Scheduler {
             if (s.queueNanos < 0) { s.startNanos = System.nanoTime(); s.queueNanos = s.startNanos - s.handle.submitNanos(); }
             running.add(s);
             s.scheduled = take;
-            s.scheduledRows = rowsFor(s, take);
             budget -= take;
-            rowBudget -= s.scheduledRows;
+            rowBudget -= rowsFor(s, take);
             batch.add(s);
         }
         if (batch.isEmpty() && running.isEmpty()) refuseHeadOfLine();
@@ -155,15 +153,10 @@ public final class Scheduler {
             s.numBlocksSent = to;
             s.numComputed += s.scheduled;
             s.scheduled = 0;
-            s.scheduledRows = 0;
             boolean samples = s.samples();
-            int promptRows = promptRows(s, start, s.numComputed);
-            if (promptRows > 0) argmaxOnly = false;
+            if (promptRows(s, start, s.numComputed) > 0) argmaxOnly = false;
             else if (samples) argmaxOnly &= s.sampler.isPlainArgmax() && !s.handle.request().returnLogprobs();
-            // Logit rows are a chunk's trailing rows: with prompt rows, every row from the first of them to the chunk's
-            // end, the last prompt position's too (sampled, or unused when max_tokens is 0).
-            int logitRows = promptRows > 0 ? s.numComputed - Math.max(start, s.promptScored) : samples ? 1 : 0;
-            out.add(new SchedulerOutput.ScheduledSequence(s.id, tokens, start, from, newBlocks, logitRows));
+            out.add(new SchedulerOutput.ScheduledSequence(s.id, tokens, start, from, newBlocks, logitRows(s, start, s.numComputed, samples)));
         }
         int[] gone = Arrays.copyOf(released, numReleased);
         numReleased = 0;
@@ -181,11 +174,18 @@ public final class Scheduler {
         return Math.max(0, Math.min(end, s.promptLength - 1) - Math.max(start, s.promptScored));
     }
 
-    /** Logit rows s takes if {@code take} tokens run from its computed count: its prompt rows, else at most one. */
+    /**
+     * Logit rows of positions [start, end), a chunk's trailing rows: with prompt rows, every row from the first of them
+     * to the chunk's end, the last prompt position's too (sampled, or unused when max_tokens is 0); else the last row
+     * when it {@code samples}.
+     */
+    private static int logitRows(SequenceState s, int start, int end, boolean samples) {
+        return promptRows(s, start, end) > 0 ? end - Math.max(start, s.promptScored) : samples ? 1 : 0;
+    }
+
+    /** Logit rows s may take if {@code take} tokens run from its computed count (its last row counted as sampled). */
     private static int rowsFor(SequenceState s, int take) {
-        int start = s.numComputed, end = start + take;
-        int promptRows = promptRows(s, start, end);
-        return promptRows > 0 ? end - Math.max(start, s.promptScored) : 1;
+        return logitRows(s, s.numComputed, s.numComputed + take, true);
     }
 
     /** The most of {@code take} tokens s may run with {@code rows} logit rows left; 0 when it must wait a step. */
@@ -254,7 +254,6 @@ public final class Scheduler {
         release(s);
         s.numComputed = 0;
         s.scheduled = 0;
-        s.scheduledRows = 0;
         preempted.addFirst(s);
         numPreemptions++;
     }

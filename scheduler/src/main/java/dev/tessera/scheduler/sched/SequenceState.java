@@ -35,8 +35,6 @@ public final class SequenceState {
     int scheduled;
     /** Leading block-table entries the runners know; 0 after a release (they forget the table). */
     int numBlocksSent;
-    /** Logit rows this sequence takes in the step being formed (an upper bound while it is formed). */
-    int scheduledRows;
     /**
      * Prompt positions whose row has scored the next prompt token, [0, promptScored), when the request asks for the
      * prompt's log-probabilities: entry p of {@link #promptChosen} and {@link #promptTop} is token p + 1's.

@@ -1,5 +1,6 @@
 package dev.tessera.serving.http;
 
+import dev.tessera.models.sample.TokenLogprob;
 import dev.tessera.models.tokenizer.StreamingDecoder;
 import dev.tessera.models.tokenizer.Tokenizer;
 import dev.tessera.serving.ServedModel;
@@ -215,9 +216,7 @@ public final class CompletionsService implements HttpService {
             for (ChoiceStream.TokenInfo t : infos) {
                 tokens.add(text(t.token()));
                 tokenLogprobs.add(t.logprob());
-                Map<String, Float> alternatives = new LinkedHashMap<>();
-                for (var alt : t.top()) alternatives.putIfAbsent(text(alt.token()), alt.logprob());
-                top.add(alternatives);
+                top.add(alternatives(t.top()));
                 offsets.add(t.textOffset() + offsetShift);
             }
         }
@@ -235,15 +234,17 @@ public final class CompletionsService implements HttpService {
                 tokens.add(text(prompt[i]));
                 boolean scored = i > 0 && scores != null && i - 1 < scores.chosen().length;
                 tokenLogprobs.add(scored ? scores.chosen()[i - 1].logprob() : null);
-                Map<String, Float> alternatives = null;
-                if (scored) {
-                    alternatives = new LinkedHashMap<>();
-                    for (var alt : scores.top()[i - 1]) alternatives.putIfAbsent(text(alt.token()), alt.logprob());
-                }
-                top.add(alternatives);
+                top.add(scored ? alternatives(scores.top()[i - 1]) : null);
                 offsets.add(Math.min(offset, echoLength));
                 offset += decoder.feed(prompt[i]).length();
             }
+        }
+
+        /** Each alternative's text to its log-probability, most likely first (a text two tokens share keeps the first). */
+        private Map<String, Float> alternatives(TokenLogprob[] top) {
+            Map<String, Float> out = new LinkedHashMap<>();
+            for (TokenLogprob alt : top) out.putIfAbsent(text(alt.token()), alt.logprob());
+            return out;
         }
 
         private String text(int token) {
