@@ -1,5 +1,6 @@
 package dev.tessera.kernels.cpu;
 
+import dev.tessera.kernels.CorruptTensorException;
 import dev.tessera.kernels.TensorType;
 import dev.tessera.kernels.Weight;
 import dev.tessera.kernels.cpu.rows.PanelKernel;
@@ -37,7 +38,15 @@ public record CpuWeight(String name, TensorType type, MemorySegment data, int ro
         PanelKernel panelKernel = PanelKernel.forType(type, rows, cols);
         if (panelKernel != null) {
             // Arena.ofAuto: the copy lives as long as the weight, like the mapping it replaces.
-            MemorySegment panels = panelKernel.repack(data, rows, cols, Arena.ofAuto());
+            MemorySegment panels;
+            try {
+                panels = panelKernel.repack(data, rows, cols, Arena.ofAuto());
+            } catch (CorruptTensorException e) {
+                // The parallel repack may wrap its worker's exception in another of the same type.
+                Throwable first = e;
+                while (first.getCause() instanceof CorruptTensorException inner) first = inner;
+                throw new CorruptTensorException("tensor " + name + ": " + first.getMessage(), e);
+            }
             if (data.isMapped()) data.unload();
             return new CpuWeight(name, type, data, rows, cols, w.rowBytes, w.kernel, null, panels, panelKernel);
         }

@@ -40,6 +40,9 @@ final class Q4KGemm implements IntegerGemm.Kernel {
     private static final VectorSpecies<Short> S32 = ShortVector.SPECIES_512;
     private static final VectorSpecies<Integer> I32 = IntVector.SPECIES_512;
 
+    /** Per thread: one block's decoded d*sc and dmin*m. */
+    private static final ThreadLocal<float[]> SCALES_SCRATCH = ThreadLocal.withInitial(() -> new float[256]);
+
     private Q4KGemm() {}
 
     @Override
@@ -56,13 +59,12 @@ final class Q4KGemm implements IntegerGemm.Kernel {
     @Override
     public void unpack(MemorySegment w, long panelOffset, int k0, int kn, MemorySegment pack, int v) {
         long o = panelOffset + (long) (k0 / BLOCK) * Q4KPanels.PANEL_BLOCK_BYTES;
-        FloatVector d = FloatVector.fromMemorySegment(F, w, o + Q4KPanels.D, LE), dmin = FloatVector.fromMemorySegment(F, w, o + Q4KPanels.DMIN, LE);
+        float[] scales = SCALES_SCRATCH.get();
+        Q4KPanels.decodeScales(w, o, scales);
         for (int j = 0; j < 8; j++) {
             long sub = 64L * (VECTORS * j + v);
-            d.mul((FloatVector) ByteVector.fromMemorySegment(B16, w, o + Q4KPanels.SC + j * PanelKernel.ROWS, LE).convertShape(VectorOperators.B2F, F, 0))
-                    .intoMemorySegment(pack, SCALES + sub, NATIVE);
-            dmin.mul((FloatVector) ByteVector.fromMemorySegment(B16, w, o + Q4KPanels.MN + j * PanelKernel.ROWS, LE).convertShape(VectorOperators.B2F, F, 0))
-                    .intoMemorySegment(pack, MINS + sub, NATIVE);
+            FloatVector.fromArray(F, scales, 16 * j).intoMemorySegment(pack, SCALES + sub, NATIVE);
+            FloatVector.fromArray(F, scales, 128 + 16 * j).intoMemorySegment(pack, MINS + sub, NATIVE);
         }
         for (int m = 0; m < 64; m++) {
             // Pair slice 16c + l: low nibbles are columns 64c + 2l + p (pair 32c + l), high nibbles 32 more (pair 32c + 16 + l).

@@ -1,5 +1,6 @@
 package dev.tessera.kernels.cpu.rows;
 
+import dev.tessera.kernels.CorruptTensorException;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
@@ -10,26 +11,34 @@ import jdk.incubator.vector.VectorSpecies;
 import java.lang.foreign.MemorySegment;
 
 import static dev.tessera.kernels.cpu.rows.VectorLanes.F;
-import static dev.tessera.kernels.cpu.rows.VectorLanes.F32;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.I;
-import static dev.tessera.kernels.cpu.rows.VectorLanes.I16;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.I32;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.I;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.LE;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.NATIVE;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.U8;
-import static dev.tessera.kernels.cpu.rows.VectorLanes.rowSums;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.xPair;
 import static jdk.incubator.vector.VectorOperators.ASHR;
 import static jdk.incubator.vector.VectorOperators.I2F;
 import static jdk.incubator.vector.VectorOperators.LSHL;
+import static jdk.incubator.vector.VectorOperators.LSHR;
 
 /**
- * Q4_K panels: per 16-row panel and 256-column block, 2432 bytes: the 16 rows' d and dmin already as floats, their
- * 6-bit scales and mins of the 8 sub-blocks unpacked to one byte each ([sub-block][row]), then 64 pair slices of
- * 32 bytes where slice 16c + l holds, at byte 2i + p, qs byte 32c + 2l + p of row i: its low nibble is column
- * 64c + 2l + p, its high nibble column 64c + 32 + 2l + p. 5.6% over the GGUF block: decoding the f16 pair and the
- * packed 6-bit fields for every block of every panel took a third of the one-token dot's time when the weights
- * stream from memory (26.9 against 40.7 GMAC/s over the 8192×2048 ffn_gate matrices of a 1B model with the decode
- * skipped).
+ * Q4_K panels: per 16-row panel and 256-column block, 2304 bytes, the GGUF block's 144 a row: a header of four 32-bit
+ * words per row ([word][row], so one int vector holds a word of all 16 rows), then 64 pair slices of 32 bytes where
+ * slice 16c + l holds, at byte 2i + p, qs byte 32c + 2l + p of row i: its low nibble is column 64c + 2l + p, its high
+ * nibble column 64c + 32 + 2l + p. Header word 0 is the GGUF pair (f16 d, f16 dmin). Words 1-3 regroup the 6-bit scales
+ * sc and mins m of the eight sub-blocks by the dots' loop over c, the 64-column pairs of sub-blocks 2c and 2c + 1: bits
+ * 6c of word 1 hold sc of sub-block 2c, of word 2 sc of 2c + 1, of word 3 m of 2c, and the top bytes of words 1, 2
+ * and 3 together the 24 bits of the mins of 2c + 1. A shift and an and give any field in int lanes.
+ * <p>
+ * Earlier panels held d and dmin as floats and the scales and mins as bytes, 5.6% over the GGUF block, because decoding
+ * the header per block was thought to cost the dot its speed. Decoded from these words it does not: one thread with
+ * the matrix in cache ran 36.5 against 35.9 GMAC/s (8192×2048), and two threads streaming 24 such matrices from memory
+ * 55.9-62.9 against 51.9-58.5 GMAC/s (four runs each, interleaved, Zen 4). GGUF's own packing decodes sub-blocks
+ * 0-3 and 4-7 differently, and bytes per field (zero-extended, shifted, or-ed) ran 33.0 GMAC/s in cache. The f16
+ * pair widens by shifts alone, exact for every finite half, so a block with an Inf or NaN d or dmin is refused at
+ * repack ({@link CorruptTensorException}, as llama.cpp's row validation does).
  * <p>
  * The dots take x as int8 ({@link #needsInt8}, as llama.cpp's q8_K activations): a pair slice widens into 32 short
  * lanes (row i, column parity p) and multiplies a broadcast int holding the int8 x of the two columns, summed in
@@ -42,7 +51,8 @@ import static jdk.incubator.vector.VectorOperators.LSHL;
 public final class Q4KPanels extends SuperBlockPanels {
     static final PanelKernel INSTANCE = new Q4KPanels();
     static final int BLOCK_BYTES = 144;  // in the GGUF file
-    static final int D = 0, DMIN = 4 * ROWS, SC = 8 * ROWS, MN = SC + 8 * ROWS, QS = MN + 8 * ROWS;
+    /** Header words: (d, dmin) as f16, then the scale and min fields (see above). */
+    static final int DS = 0, W1 = 4 * ROWS, W2 = 8 * ROWS, W3 = 12 * ROWS, QS = 16 * ROWS;
     static final int PANEL_BLOCK_BYTES = QS + 128 * ROWS;
     private static final VectorSpecies<Byte> B16 = ByteVector.SPECIES_128, B32 = ByteVector.SPECIES_256;
     private static final VectorSpecies<Short> S32 = ShortVector.SPECIES_512;
@@ -66,17 +76,37 @@ public final class Q4KPanels extends SuperBlockPanels {
             }
     }
 
-    /**
-     * Row i's d and dmin as floats and its sub-blocks' 6-bit scales and mins as bytes, from the GGUF block at {@code r}
-     * (Q4_K's and Q5_K's headers are the same) into the panel block at {@code d}.
-     */
+    /** Row i's header words (see the class comment) from the GGUF block at {@code r} into the panel block at {@code d}. */
     static void repackHeader(MemorySegment src, long r, MemorySegment dst, long d, int i) {
-        dst.set(F32, d + D + 4L * i, Float.float16ToFloat(src.get(I16, r)));
-        dst.set(F32, d + DMIN + 4L * i, Float.float16ToFloat(src.get(I16, r + 2)));
-        for (int j = 0; j < 8; j++) {
-            dst.set(U8, d + SC + j * ROWS + i, (byte) Q4KRows.scale(src, r + 4, j));
-            dst.set(U8, d + MN + j * ROWS + i, (byte) Q4KRows.min(src, r + 4, j));
+        int ds = src.get(I32, r);
+        // The dots widen the f16 pair with shifts alone, which keeps a finite value finite and nothing else: a block
+        // whose d or dmin is Inf or NaN is corrupt (llama.cpp's quantizers never write one), so it is refused here.
+        if ((ds & 0x7c00) == 0x7c00 || (ds & 0x7c000000) == 0x7c000000)
+            throw new CorruptTensorException(String.format("Q4_K block with a non-finite d or dmin (f16 0x%04x, 0x%04x): the tensor data is corrupt",
+                    ds & 0xffff, ds >>> 16));
+        int w1 = 0, w2 = 0, w3 = 0, oddMins = 0;
+        for (int c = 0; c < 4; c++) {
+            w1 |= Q4KRows.scale(src, r + 4, 2 * c) << 6 * c;
+            w2 |= Q4KRows.scale(src, r + 4, 2 * c + 1) << 6 * c;
+            w3 |= Q4KRows.min(src, r + 4, 2 * c) << 6 * c;
+            oddMins |= Q4KRows.min(src, r + 4, 2 * c + 1) << 6 * c;
         }
+        dst.set(I32, d + DS + 4L * i, ds);
+        dst.set(I32, d + W1 + 4L * i, w1 | oddMins << 24);
+        dst.set(I32, d + W2 + 4L * i, w2 | (oddMins >>> 8) << 24);
+        dst.set(I32, d + W3 + 4L * i, w3 | (oddMins >>> 16) << 24);
+    }
+
+    /** Row i's 6-bit scale of sub-block j from the header of the panel block at {@code o}. */
+    static int scale(MemorySegment w, long o, int i, int j) {
+        return (w.get(I32, o + ((j & 1) == 0 ? W1 : W2) + 4L * i) >>> 6 * (j / 2)) & 63;
+    }
+
+    /** Row i's 6-bit min of sub-block j, as {@link #scale}. */
+    static int min(MemorySegment w, long o, int i, int j) {
+        if ((j & 1) == 0) return (w.get(I32, o + W3 + 4L * i) >>> 6 * (j / 2)) & 63;
+        int oddMins = w.get(I32, o + W1 + 4L * i) >>> 24 | (w.get(I32, o + W2 + 4L * i) >>> 24) << 8 | (w.get(I32, o + W3 + 4L * i) >>> 24) << 16;
+        return (oddMins >>> 6 * (j / 2)) & 63;
     }
 
     @Override
@@ -89,28 +119,35 @@ public final class Q4KPanels extends SuperBlockPanels {
         return (ShortVector) ByteVector.fromMemorySegment(B32, w, o + QS + 32L * m, LE).convertShape(VectorOperators.ZERO_EXTEND_B2S, S32, 0);
     }
 
-    /** Writes d*sc (at 16j) and dmin*m (at 128 + 16j) of sub-blocks j = 0..7 for the 16 rows into {@code scales}. */
+    /**
+     * Writes d*sc (at 16j) and dmin*m (at 128 + 16j) of sub-blocks j = 0..7 for the 16 rows into {@code scales}. The f16
+     * pair widens by shifts: the magnitude bits moved into a float's exponent and mantissa give a float 2^112 times too
+     * small, normal or subnormal, and an arithmetic shift carries the sign (repackHeader refuses Inf and NaN).
+     */
     static void decodeScales(MemorySegment w, long o, float[] scales) {
-        FloatVector d = FloatVector.fromMemorySegment(F, w, o + D, LE), dmin = FloatVector.fromMemorySegment(F, w, o + DMIN, LE);
-        for (int j = 0; j < 8; j++) {
-            d.mul(bytes(w, o + SC + j * ROWS)).intoArray(scales, 16 * j);
-            dmin.mul(bytes(w, o + MN + j * ROWS)).intoArray(scales, 128 + 16 * j);
+        IntVector ds = IntVector.fromMemorySegment(I, w, o + DS, LE);
+        FloatVector d = ds.lanewise(LSHL, 16).lanewise(ASHR, 3).and(0x8fffe000).reinterpretAsFloats().mul(0x1p112f);
+        FloatVector dmin = ds.lanewise(ASHR, 3).and(0x8fffe000).reinterpretAsFloats().mul(0x1p112f);
+        IntVector w1 = IntVector.fromMemorySegment(I, w, o + W1, LE), w2 = IntVector.fromMemorySegment(I, w, o + W2, LE);
+        IntVector w3 = IntVector.fromMemorySegment(I, w, o + W3, LE);
+        IntVector oddMins = w1.lanewise(LSHR, 24).or(w2.lanewise(LSHR, 16).and(0xff00)).or(w3.lanewise(LSHR, 8).and(0xff0000));
+        for (int c = 0; c < 4; c++) {
+            int shift = 6 * c;
+            d.mul((FloatVector) w1.lanewise(LSHR, shift).and(63).convert(I2F, 0)).intoArray(scales, 32 * c);
+            d.mul((FloatVector) w2.lanewise(LSHR, shift).and(63).convert(I2F, 0)).intoArray(scales, 32 * c + 16);
+            dmin.mul((FloatVector) w3.lanewise(LSHR, shift).and(63).convert(I2F, 0)).intoArray(scales, 128 + 32 * c);
+            dmin.mul((FloatVector) oddMins.lanewise(LSHR, shift).and(63).convert(I2F, 0)).intoArray(scales, 128 + 32 * c + 16);
         }
-    }
-
-    /** 16 bytes (0..63) as floats. */
-    private static FloatVector bytes(MemorySegment w, long at) {
-        return (FloatVector) ByteVector.fromMemorySegment(B16, w, at, LE).convertShape(VectorOperators.B2F, F, 0);
     }
 
     @Override
     public void unpack(MemorySegment w, long panelOffset, int k0, int kn, MemorySegment packed, int stride, int col0) {
+        float[] scales = SCALES.get();
         for (int k = k0; k < k0 + kn; k += 32) {
             long o = panelOffset + (long) (k / BLOCK) * PANEL_BLOCK_BYTES;
             int j = (k % BLOCK) / 32, c = j / 2, shift = 4 * (j & 1);
-            // d*sc and dmin*m of sub-block j, as decodeScales makes them.
-            FloatVector d = FloatVector.fromMemorySegment(F, w, o + D, LE).mul(bytes(w, o + SC + j * ROWS));
-            FloatVector m = FloatVector.fromMemorySegment(F, w, o + DMIN, LE).mul(bytes(w, o + MN + j * ROWS));
+            if (k == k0 || j == 0) decodeScales(w, o, scales);
+            FloatVector d = FloatVector.fromArray(F, scales, 16 * j), m = FloatVector.fromArray(F, scales, 128 + 16 * j);
             int at = (k - k0) * stride + col0;
             for (int l = 0; l < 16; l++, at += 2 * stride) {
                 IntVector q = pairSlice(w, o, 16 * c + l).reinterpretAsInts();
@@ -131,7 +168,13 @@ public final class Q4KPanels extends SuperBlockPanels {
         int touched = 0;
         for (int xb = xOffset, end = xOffset + cols; xb < end; xb += BLOCK, o += PANEL_BLOCK_BYTES) {
             touched += CacheLines.touch(w, o, o + PANEL_BLOCK_BYTES);
-            FloatVector d = FloatVector.fromMemorySegment(F, w, o + D, LE), dmin = FloatVector.fromMemorySegment(F, w, o + DMIN, LE);
+            // The header as decodeScales decodes it, spelled out.
+            IntVector ds = IntVector.fromMemorySegment(I, w, o + DS, LE);
+            FloatVector d = ds.lanewise(LSHL, 16).lanewise(ASHR, 3).and(0x8fffe000).reinterpretAsFloats().mul(0x1p112f);
+            FloatVector dmin = ds.lanewise(ASHR, 3).and(0x8fffe000).reinterpretAsFloats().mul(0x1p112f);
+            IntVector w1 = IntVector.fromMemorySegment(I, w, o + W1, LE), w2 = IntVector.fromMemorySegment(I, w, o + W2, LE);
+            IntVector w3 = IntVector.fromMemorySegment(I, w, o + W3, LE);
+            IntVector oddMins = w1.lanewise(LSHR, 24).or(w2.lanewise(LSHR, 16).and(0xff00)).or(w3.lanewise(LSHR, 8).and(0xff0000));
             for (int c = 0; c < 4; c++) {
                 ShortVector s = ShortVector.zero(S32), h = s;
                 int xc = xb + 64 * c, pl = xc / 2, ph = pl + 16;
@@ -140,15 +183,16 @@ public final class Q4KPanels extends SuperBlockPanels {
                     s = s.add(q.and((short) 15).mul(xPair(pairs[pl + l])));
                     h = h.add(q.lanewise(VectorOperators.LSHR, 4).mul(xPair(pairs[ph + l])));
                 }
-                // The scales as decodeScales makes them (d * sc, dmin * m), computed here: decodeScales inlined into this
-                // loop cost it a quarter of its speed, and out of line cost dot4 (where it inlines) 30%.
-                // A loop over the two sub-blocks, not two copies: C2 counts nodes as it parses and inlines, and a second
-                // copy of this tail pushed the method past its inlining budget (a call with the vectors boxed per c).
-                for (int half = 0; half < 2; half++) {
-                    int sb = xc / 32 + half, j = 2 * c + half;
-                    acc = rowSums(half == 0 ? s : h).fma(d.mul(bytes(w, o + SC + j * ROWS)).mul(xScales[sb]), acc);
-                    acc = dmin.mul(bytes(w, o + MN + j * ROWS)).fma(FloatVector.broadcast(F, -sums[sb]), acc);
-                }
+                // The tail of sub-blocks 2c and 2c + 1 as dot4's, without a helper method (see dot4).
+                int shift = 6 * c, sb = xc / 32;
+                IntVector i = s.reinterpretAsInts();
+                FloatVector sum = (FloatVector) i.lanewise(LSHL, 16).lanewise(ASHR, 16).add(i.lanewise(ASHR, 16)).convert(I2F, 0);
+                acc = sum.fma(d.mul((FloatVector) w1.lanewise(LSHR, shift).and(63).convert(I2F, 0)).mul(xScales[sb]), acc);
+                acc = dmin.mul((FloatVector) w3.lanewise(LSHR, shift).and(63).convert(I2F, 0)).fma(FloatVector.broadcast(F, -sums[sb]), acc);
+                i = h.reinterpretAsInts();
+                sum = (FloatVector) i.lanewise(LSHL, 16).lanewise(ASHR, 16).add(i.lanewise(ASHR, 16)).convert(I2F, 0);
+                acc = sum.fma(d.mul((FloatVector) w2.lanewise(LSHR, shift).and(63).convert(I2F, 0)).mul(xScales[sb + 1]), acc);
+                acc = dmin.mul((FloatVector) oddMins.lanewise(LSHR, shift).and(63).convert(I2F, 0)).fma(FloatVector.broadcast(F, -sums[sb + 1]), acc);
             }
         }
         acc.intoArray(out, outOffset);
@@ -232,11 +276,12 @@ public final class Q4KPanels extends SuperBlockPanels {
     public void dequantizeRow(MemorySegment w, long panelOffset, int i, int cols, float[] out, int outOffset) {
         for (int kb = 0; kb < cols; kb += BLOCK) {
             long o = panelOffset + (long) (kb / BLOCK) * PANEL_BLOCK_BYTES;
-            float d = w.get(F32, o + D + 4L * i), dmin = w.get(F32, o + DMIN + 4L * i);
+            int ds = w.get(I32, o + DS + 4L * i);
+            float d = Float.float16ToFloat((short) ds), dmin = Float.float16ToFloat((short) (ds >>> 16));
             for (int c = 0; c < 4; c++) {
                 // As Q4KRows.dequantize: d*sc * q - dmin*m per sub-block, so the values are equal.
-                float d1 = d * w.get(U8, o + SC + 2 * c * ROWS + i), m1 = dmin * w.get(U8, o + MN + 2 * c * ROWS + i);
-                float d2 = d * w.get(U8, o + SC + (2 * c + 1) * ROWS + i), m2 = dmin * w.get(U8, o + MN + (2 * c + 1) * ROWS + i);
+                float d1 = d * scale(w, o, i, 2 * c), m1 = dmin * min(w, o, i, 2 * c);
+                float d2 = d * scale(w, o, i, 2 * c + 1), m2 = dmin * min(w, o, i, 2 * c + 1);
                 int oc = outOffset + kb + 64 * c;
                 for (int l = 0; l < 32; l++) {
                     int q = w.get(U8, o + QS + 32L * (16 * c + l / 2) + 2 * i + (l & 1)) & 0xff;

@@ -10,12 +10,9 @@ import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
 
-import static dev.tessera.kernels.cpu.rows.Q4KPanels.D;
-import static dev.tessera.kernels.cpu.rows.Q4KPanels.DMIN;
-import static dev.tessera.kernels.cpu.rows.Q4KPanels.MN;
-import static dev.tessera.kernels.cpu.rows.Q4KPanels.SC;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.F;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.F32;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.I16;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.I64;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.LE;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.U8;
@@ -25,8 +22,8 @@ import static jdk.incubator.vector.VectorOperators.LSHL;
 import static jdk.incubator.vector.VectorOperators.LSHR;
 
 /**
- * Q5_K panels: {@link Q4KPanels}' header (d and dmin as floats, scales and mins as bytes) and its 64 pair slices of the
- * low nibbles, with the fifth bits as one long per pair slice: bit 2i + p is the high bit of the slice's low-nibble
+ * Q5_K panels: a header of the 16 rows' d and dmin as floats and their scales and mins as bytes, and {@link Q4KPanels}'
+ * 64 pair slices of the low nibbles, with the fifth bits as one long per pair slice: bit 2i + p is the high bit of the slice's low-nibble
  * value at lane 2i + p (row i, column parity p), bit 32 + 2i + p that of its high-nibble value. After the header come
  * eight groups of eight slices, each its eight longs (64 bytes) then its slices (256 bytes), so a dot reads the block
  * front to back: with the longs in one run after all the slices, a one-token dot streamed from memory at a third of
@@ -47,8 +44,9 @@ public final class Q5KPanels extends ValuePanels {
     static final PanelKernel INSTANCE = new Q5KPanels();
     static final int BLOCK_BYTES = 176;  // in the GGUF file: d, dmin, scales[12], qh[32], qs[128]
     private static final int GGUF_QH = 16, GGUF_QS = 48;
+    static final int D = 0, DMIN = 4 * ROWS, SC = 8 * ROWS, MN = SC + 8 * ROWS;
     /** The first group of slices, after the header; a group is 8 longs of fifth bits, then 8 pair slices. */
-    static final int GROUPS = Q4KPanels.QS, GROUP_BYTES = 8 * 8 + 8 * 32;
+    static final int GROUPS = MN + 8 * ROWS, GROUP_BYTES = 8 * 8 + 8 * 32;
     static final int PANEL_BLOCK_BYTES = GROUPS + 8 * GROUP_BYTES;
     private static final VectorSpecies<Byte> B16 = ByteVector.SPECIES_128, B32 = ByteVector.SPECIES_256;
     private static final VectorSpecies<Short> S32 = ShortVector.SPECIES_512;
@@ -67,7 +65,7 @@ public final class Q5KPanels extends ValuePanels {
         for (int p = p0; p < p1; p++)
             for (int b = 0; b < numBlocks; b++) {
                 long s = (long) p * ROWS * rowBytes + (long) b * BLOCK_BYTES, d = ((long) p * numBlocks + b) * PANEL_BLOCK_BYTES;
-                for (int i = 0; i < ROWS; i++) Q4KPanels.repackHeader(src, s + i * rowBytes, dst, d, i);
+                for (int i = 0; i < ROWS; i++) repackHeader(src, s + i * rowBytes, dst, d, i);
                 for (int g = 0; g < 8; g++) PanelRepack.pairSlices(src, s, rowBytes, GGUF_QS + 16 * g, 8, dst, d + slice(8 * g), x);
                 // Slice 16c + l holds qs byte 32c + 2l + p of each row: values 64c + 2l + p (low nibble) and 64c + 32 + 2l + p
                 // (high), whose fifth bits are bits 2c and 2c + 1 of the row's qh[2l + p].
@@ -136,7 +134,7 @@ public final class Q5KPanels extends ValuePanels {
         int[] pairs = xBlocks.pairs();
         long o = panelOffset;
         for (int kb = 0; kb < cols; kb += BLOCK, o += PANEL_BLOCK_BYTES) {
-            Q4KPanels.decodeScales(w, o, scales);
+            decodeScales(w, o, scales);
             for (int c = 0; c < 4; c++) {
                 ShortVector s0 = ShortVector.zero(S32), s1 = s0, s2 = s0, s3 = s0, h0 = s0, h1 = s0, h2 = s0, h3 = s0;
                 ShortVector t0 = s0, t1 = s0, t2 = s0, t3 = s0, u0 = s0, u1 = s0, u2 = s0, u3 = s0;
@@ -221,6 +219,27 @@ public final class Q5KPanels extends ValuePanels {
         if (numTokens > 1) a1.intoArray(out, o0 + outWidth);
         if (numTokens > 2) a2.intoArray(out, o0 + 2 * outWidth);
         if (numTokens > 3) a3.intoArray(out, o0 + 3 * outWidth);
+    }
+
+    /** Row i's d and dmin as floats and its sub-blocks' 6-bit scales and mins as bytes, from the GGUF block at {@code r}. */
+    private static void repackHeader(MemorySegment src, long r, MemorySegment dst, long d, int i) {
+        dst.set(F32, d + D + 4L * i, Float.float16ToFloat(src.get(I16, r)));
+        dst.set(F32, d + DMIN + 4L * i, Float.float16ToFloat(src.get(I16, r + 2)));
+        for (int j = 0; j < 8; j++) {
+            dst.set(U8, d + SC + j * ROWS + i, (byte) Q4KRows.scale(src, r + 4, j));
+            dst.set(U8, d + MN + j * ROWS + i, (byte) Q4KRows.min(src, r + 4, j));
+        }
+    }
+
+    /** Writes d*sc (at 16j) and dmin*m (at 128 + 16j) of sub-blocks j = 0..7 for the 16 rows into {@code scales}. */
+    private static void decodeScales(MemorySegment w, long o, float[] scales) {
+        FloatVector d = FloatVector.fromMemorySegment(F, w, o + D, LE), dmin = FloatVector.fromMemorySegment(F, w, o + DMIN, LE);
+        for (int j = 0; j < 8; j++) {
+            d.mul((FloatVector) ByteVector.fromMemorySegment(B16, w, o + SC + j * ROWS, LE).convertShape(VectorOperators.B2F, F, 0))
+                    .intoArray(scales, 16 * j);
+            dmin.mul((FloatVector) ByteVector.fromMemorySegment(B16, w, o + MN + j * ROWS, LE).convertShape(VectorOperators.B2F, F, 0))
+                    .intoArray(scales, 128 + 16 * j);
+        }
     }
 
     /** Offset in a panel block of pair slice m (0..63). */

@@ -1,7 +1,9 @@
 package dev.tessera.kernels.cpu.rows;
 
+import dev.tessera.kernels.CorruptTensorException;
 import dev.tessera.kernels.TensorType;
 import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -12,6 +14,7 @@ import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 
 /**
  * Panels decode to exactly the row layout's values (unpacked ones may turn -0 into +0, which no sum can tell apart),
@@ -44,9 +47,10 @@ class PanelKernelTest {
                 for (int h : halves)
                     data.set(ValueLayout.JAVA_SHORT_UNALIGNED, o + h, Float.floatToFloat16((float) random.nextGaussian() * 0.05f));
             MemorySegment panels = panelKernel.repack(data, rows, cols, arena);
-            // Panels keep the GGUF size, except the K-quants': their block headers are widened (d to floats, Q4_K's and
-            // Q5_K's 6-bit scales and mins to bytes, Q3_K's to bytes and its high bits to masks, Q2_K's d and dmin to floats, IQ4_XS's d to floats and scales to bytes).
-            boolean kQuant = type == TensorType.Q6_K || type == TensorType.Q4_K || type == TensorType.Q5_K || type == TensorType.Q3_K
+            // Panels keep the GGUF size (Q4_K's header regrouped, not widened), except other K-quants': their block headers
+            // are widened (d to floats, Q5_K's 6-bit scales and mins to bytes, Q3_K's to bytes and its high bits to masks,
+            // Q2_K's d and dmin to floats, IQ4_XS's d to floats and scales to bytes).
+            boolean kQuant = type == TensorType.Q6_K || type == TensorType.Q5_K || type == TensorType.Q3_K
                     || type == TensorType.Q2_K || type == TensorType.IQ4_XS;
             assertEquals(kQuant ? rows / 16 * panelBytes : data.byteSize(), panels.byteSize());
             float[] x = new float[3 * cols];
@@ -116,6 +120,50 @@ class PanelKernelTest {
                     assertEquals(expected, dots4[3 * rows + r], Math.abs(expected) * 1e-6f, "dot4 row " + r);
                     assertEquals(expected, gemm[4 * rows + r], Math.abs(expected) * 1e-6f, "gemm row " + r);
                 }
+            }
+        }
+    }
+
+    /**
+     * Q4_K panels widen d and dmin from f16 with shifts, which must give every finite half exactly (zeros, subnormals,
+     * the largest, negatives) in the one-token dot, the batched dot and the values; a non-finite one is refused.
+     */
+    @Test
+    void q4kHeadersWidenEveryFiniteHalfAndRefuseNonFiniteOnes() {
+        int rows = 16, cols = 256;
+        short[] halves = {0x0000, (short) 0x8000, 0x0001, (short) 0x83ff, 0x0400, 0x7bff, (short) 0xfbff, 0x3c00, (short) 0xbc00, 0x1234,
+                0x2e66, (short) 0xa000, 0x03ff, 0x7800, 0x0200, (short) 0x8001};
+        PanelKernel panelKernel = PanelKernel.forType(TensorType.Q4_K, rows, cols);
+        Assumptions.assumeTrue(panelKernel != null, "needs 16-lane float vectors");
+        Random random = new Random(5);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment data = arena.allocate(TensorType.Q4_K.byteSize(cols) * rows);
+            for (long i = 0; i < data.byteSize(); i++) data.set(ValueLayout.JAVA_BYTE, i, (byte) random.nextInt());
+            for (int r = 0; r < rows; r++) {
+                data.set(ValueLayout.JAVA_SHORT_UNALIGNED, 144L * r, halves[r]);
+                data.set(ValueLayout.JAVA_SHORT_UNALIGNED, 144L * r + 2, halves[(r + 5) % rows]);
+            }
+            MemorySegment panels = panelKernel.repack(data, rows, cols, arena);
+            float[] x = new float[2 * cols];
+            for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
+            ActivationBlocks xBlocks = new ActivationBlocks().compute(x, 2, cols);
+            float[] seen = int8Values(xBlocks, x.length), expected = new float[cols], got = new float[cols], dots = new float[rows];
+            float[] dots4 = new float[2 * rows];
+            panelKernel.dot(panels, 0, cols, x, 0, xBlocks, dots, 0);
+            panelKernel.dot4(panels, 0, cols, x, 0, cols, cols, cols, xBlocks, 2, dots4, 0, rows);
+            RowKernel plain = RowKernels.forType(TensorType.Q4_K);
+            for (int r = 0; r < rows; r++) {
+                plain.dequantize(data, 144L * r, expected, 0, cols);
+                panelKernel.dequantizeRow(panels, 0, r, cols, got, 0);
+                assertArrayEquals(expected, got, "row " + r);
+                double want = 0;
+                for (int k = 0; k < cols; k++) want += (double) expected[k] * seen[k];
+                assertEquals(want, dots[r], 1e-3 * (1 + Math.abs(want)), "dot row " + r);
+                assertEquals(dots[r], dots4[r], "dot4 row " + r);
+            }
+            for (short bad : new short[]{0x7c00, (short) 0xfc00, 0x7e00}) {
+                data.set(ValueLayout.JAVA_SHORT_UNALIGNED, 144L * 7 + 2, bad);
+                assertThrows(CorruptTensorException.class, () -> panelKernel.repack(data, rows, cols, arena));
             }
         }
     }
