@@ -11,8 +11,8 @@ import jdk.incubator.vector.VectorSpecies;
 import java.lang.foreign.MemorySegment;
 
 import static dev.tessera.kernels.cpu.rows.VectorLanes.F;
-import static dev.tessera.kernels.cpu.rows.VectorLanes.F32;
-import static dev.tessera.kernels.cpu.rows.VectorLanes.I16;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.I;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.I32;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.I64;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.LE;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.U8;
@@ -22,14 +22,14 @@ import static jdk.incubator.vector.VectorOperators.LSHL;
 import static jdk.incubator.vector.VectorOperators.LSHR;
 
 /**
- * Q5_K panels: a header of the 16 rows' d and dmin as floats and their scales and mins as bytes, and {@link Q4KPanels}'
+ * Q5_K panels: {@link Q4KPanels}' header (its four words per row: the f16 pair and the regrouped 6-bit fields) and its
  * 64 pair slices of the low nibbles, with the fifth bits as one long per pair slice: bit 2i + p is the high bit of the slice's low-nibble
  * value at lane 2i + p (row i, column parity p), bit 32 + 2i + p that of its high-nibble value. After the header come
  * eight groups of eight slices, each its eight longs (64 bytes) then its slices (256 bytes), so a dot reads the block
  * front to back: with the longs in one run after all the slices, a one-token dot streamed from memory at a third of
  * the speed (Zen 4: a 512-byte run of each block skipped and read apart left the prefetcher behind; Q4_K panels with
- * 512 unread bytes per block ran 7.7 against 16.9 GB/s on one thread). 2944 bytes per 16 rows and 256 columns, 4.5%
- * over the GGUF block (176 bytes a row).
+ * 512 unread bytes per block ran 7.7 against 16.9 GB/s on one thread). 2816 bytes per 16 rows and 256 columns, the
+ * GGUF block's 176 a row.
  * <p>
  * A value q = n + 16 h (n the nibble, h the fifth bit), so a sub-block's Σ q·qx is Σ n·qx, as Q4_K's dots form it in
  * 16-bit lanes, plus 16 Σ qx over the values whose h is set: the long of a slice is a 32-lane mask, and a masked add
@@ -44,15 +44,12 @@ public final class Q5KPanels extends ValuePanels {
     static final PanelKernel INSTANCE = new Q5KPanels();
     static final int BLOCK_BYTES = 176;  // in the GGUF file: d, dmin, scales[12], qh[32], qs[128]
     private static final int GGUF_QH = 16, GGUF_QS = 48;
-    static final int D = 0, DMIN = 4 * ROWS, SC = 8 * ROWS, MN = SC + 8 * ROWS;
     /** The first group of slices, after the header; a group is 8 longs of fifth bits, then 8 pair slices. */
-    static final int GROUPS = MN + 8 * ROWS, GROUP_BYTES = 8 * 8 + 8 * 32;
+    static final int GROUPS = Q4KPanels.QS, GROUP_BYTES = 8 * 8 + 8 * 32;
     static final int PANEL_BLOCK_BYTES = GROUPS + 8 * GROUP_BYTES;
-    private static final VectorSpecies<Byte> B16 = ByteVector.SPECIES_128, B32 = ByteVector.SPECIES_256;
+    private static final VectorSpecies<Byte> B32 = ByteVector.SPECIES_256;
     private static final VectorSpecies<Short> S32 = ShortVector.SPECIES_512;
     private static final VectorSpecies<Integer> I512 = IntVector.SPECIES_512;
-    /** Per thread: one block's decoded d*sc and dmin*m, [2][8 sub-blocks][16 rows]. */
-    private static final ThreadLocal<float[]> SCALES = ThreadLocal.withInitial(() -> new float[256]);
 
     private Q5KPanels() {
         super(PANEL_BLOCK_BYTES);
@@ -65,7 +62,7 @@ public final class Q5KPanels extends ValuePanels {
         for (int p = p0; p < p1; p++)
             for (int b = 0; b < numBlocks; b++) {
                 long s = (long) p * ROWS * rowBytes + (long) b * BLOCK_BYTES, d = ((long) p * numBlocks + b) * PANEL_BLOCK_BYTES;
-                for (int i = 0; i < ROWS; i++) repackHeader(src, s + i * rowBytes, dst, d, i);
+                for (int i = 0; i < ROWS; i++) Q4KPanels.repackHeader(src, s + i * rowBytes, dst, d, i);
                 for (int g = 0; g < 8; g++) PanelRepack.pairSlices(src, s, rowBytes, GGUF_QS + 16 * g, 8, dst, d + slice(8 * g), x);
                 // Slice 16c + l holds qs byte 32c + 2l + p of each row: values 64c + 2l + p (low nibble) and 64c + 32 + 2l + p
                 // (high), whose fifth bits are bits 2c and 2c + 1 of the row's qh[2l + p].
@@ -89,7 +86,13 @@ public final class Q5KPanels extends ValuePanels {
         int[] pairs = xBlocks.pairs();
         long o = panelOffset;
         for (int xb = xOffset, end = xOffset + cols; xb < end; xb += BLOCK, o += PANEL_BLOCK_BYTES) {
-            FloatVector d = FloatVector.fromMemorySegment(F, w, o + D, LE), dmin = FloatVector.fromMemorySegment(F, w, o + DMIN, LE);
+            // Q4KPanels.decodeScales' header decode, spelled out.
+            IntVector ds = IntVector.fromMemorySegment(I, w, o + Q4KPanels.DS, LE);
+            FloatVector d = ds.lanewise(LSHL, 16).lanewise(ASHR, 3).and(0x8fffe000).reinterpretAsFloats().mul(0x1p112f);
+            FloatVector dmin = ds.lanewise(ASHR, 3).and(0x8fffe000).reinterpretAsFloats().mul(0x1p112f);
+            IntVector w1 = IntVector.fromMemorySegment(I, w, o + Q4KPanels.W1, LE), w2 = IntVector.fromMemorySegment(I, w, o + Q4KPanels.W2, LE);
+            IntVector w3 = IntVector.fromMemorySegment(I, w, o + Q4KPanels.W3, LE);
+            IntVector oddMins = w1.lanewise(LSHR, 24).or(w2.lanewise(LSHR, 16).and(0xff00)).or(w3.lanewise(LSHR, 8).and(0xff0000));
             for (int c = 0; c < 4; c++) {
                 ShortVector s = ShortVector.zero(S32), h = s, sHigh = s, hHigh = s;
                 int xc = xb + 64 * c, pl = xc / 2, ph = pl + 16;
@@ -104,18 +107,19 @@ public final class Q5KPanels extends ValuePanels {
                     sHigh = sHigh.add(xl, VectorMask.fromLong(S32, bits));
                     hHigh = hHigh.add(xh, VectorMask.fromLong(S32, bits >>> 32));
                 }
-                // As Q4KPanels.dot's tail, on Σ n·qx + 16 Σ qx (fifth bit set) per row; a loop over the two sub-blocks
-                // keeps the method within C2's inlining budget.
-                for (int half = 0; half < 2; half++) {
-                    int sb = xc / 32 + half, j = 2 * c + half;
-                    IntVector i = (half == 0 ? s : h).reinterpretAsInts(), k = (half == 0 ? sHigh : hHigh).reinterpretAsInts();
-                    IntVector total = i.lanewise(LSHL, 16).lanewise(ASHR, 16).add(i.lanewise(ASHR, 16))
-                            .add(k.lanewise(LSHL, 16).lanewise(ASHR, 16).add(k.lanewise(ASHR, 16)).lanewise(LSHL, 4));
-                    FloatVector sc = (FloatVector) ByteVector.fromMemorySegment(B16, w, o + SC + j * ROWS, LE).convertShape(VectorOperators.B2F, F, 0);
-                    FloatVector mn = (FloatVector) ByteVector.fromMemorySegment(B16, w, o + MN + j * ROWS, LE).convertShape(VectorOperators.B2F, F, 0);
-                    acc = ((FloatVector) total.convert(I2F, 0)).fma(d.mul(sc).mul(xScales[sb]), acc);
-                    acc = dmin.mul(mn).fma(FloatVector.broadcast(F, -sums[sb]), acc);
-                }
+                // As Q4KPanels.dot's tail, on Σ n·qx + 16 Σ qx (fifth bit set) per row.
+                int shift = 6 * c, sb = xc / 32;
+                IntVector i = s.reinterpretAsInts(), k = sHigh.reinterpretAsInts();
+                FloatVector sum = (FloatVector) i.lanewise(LSHL, 16).lanewise(ASHR, 16).add(i.lanewise(ASHR, 16))
+                        .add(k.lanewise(LSHL, 16).lanewise(ASHR, 16).add(k.lanewise(ASHR, 16)).lanewise(LSHL, 4)).convert(I2F, 0);
+                acc = sum.fma(d.mul((FloatVector) w1.lanewise(LSHR, shift).and(63).convert(I2F, 0)).mul(xScales[sb]), acc);
+                acc = dmin.mul((FloatVector) w3.lanewise(LSHR, shift).and(63).convert(I2F, 0)).fma(FloatVector.broadcast(F, -sums[sb]), acc);
+                i = h.reinterpretAsInts();
+                k = hHigh.reinterpretAsInts();
+                sum = (FloatVector) i.lanewise(LSHL, 16).lanewise(ASHR, 16).add(i.lanewise(ASHR, 16))
+                        .add(k.lanewise(LSHL, 16).lanewise(ASHR, 16).add(k.lanewise(ASHR, 16)).lanewise(LSHL, 4)).convert(I2F, 0);
+                acc = sum.fma(d.mul((FloatVector) w2.lanewise(LSHR, shift).and(63).convert(I2F, 0)).mul(xScales[sb + 1]), acc);
+                acc = dmin.mul((FloatVector) oddMins.lanewise(LSHR, shift).and(63).convert(I2F, 0)).fma(FloatVector.broadcast(F, -sums[sb + 1]), acc);
             }
         }
         acc.intoArray(out, outOffset);
@@ -130,11 +134,13 @@ public final class Q5KPanels extends ValuePanels {
     public void dot4(MemorySegment w, long panelOffset, int cols, float[] x, int x0, int x1, int x2, int x3, ActivationBlocks xBlocks,
                      int numTokens, float[] out, int o0, int outWidth) {
         FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
-        float[] scales = SCALES.get(), sums = xBlocks.int8Sums(), xScales = xBlocks.scales();
+        float[] sums = xBlocks.int8Sums(), xScales = xBlocks.scales();
         int[] pairs = xBlocks.pairs();
         long o = panelOffset;
         for (int kb = 0; kb < cols; kb += BLOCK, o += PANEL_BLOCK_BYTES) {
-            decodeScales(w, o, scales);
+            IntVector ds = IntVector.fromMemorySegment(I, w, o + Q4KPanels.DS, LE);
+            FloatVector d = ds.lanewise(LSHL, 16).lanewise(ASHR, 3).and(0x8fffe000).reinterpretAsFloats().mul(0x1p112f);
+            FloatVector dmin = ds.lanewise(ASHR, 3).and(0x8fffe000).reinterpretAsFloats().mul(0x1p112f);
             for (int c = 0; c < 4; c++) {
                 ShortVector s0 = ShortVector.zero(S32), s1 = s0, s2 = s0, s3 = s0, h0 = s0, h1 = s0, h2 = s0, h3 = s0;
                 ShortVector t0 = s0, t1 = s0, t2 = s0, t3 = s0, u0 = s0, u1 = s0, u2 = s0, u3 = s0;
@@ -170,9 +176,17 @@ public final class Q5KPanels extends ValuePanels {
                     h3 = h3.add(hi.mul(xv));
                     u3 = u3.add(xv, hiHigh);
                 }
-                // d*sc and dmin*m of sub-blocks 2c and 2c + 1, loaded once for the four tokens; per token dot's order.
-                FloatVector dl = FloatVector.fromArray(F, scales, 32 * c), dh = FloatVector.fromArray(F, scales, 32 * c + 16);
-                FloatVector ml = FloatVector.fromArray(F, scales, 128 + 32 * c), mh = FloatVector.fromArray(F, scales, 128 + 32 * c + 16);
+                // d*sc and dmin*m of sub-blocks 2c and 2c + 1 as Q4KPanels.decodeScales makes them, once for the four
+                // tokens (decoded here from the header words: through decodeScales' array prefill ran 4% slower); per
+                // token dot's order.
+                int shift = 6 * c;
+                IntVector w1 = IntVector.fromMemorySegment(I, w, o + Q4KPanels.W1, LE), w2 = IntVector.fromMemorySegment(I, w, o + Q4KPanels.W2, LE);
+                IntVector w3 = IntVector.fromMemorySegment(I, w, o + Q4KPanels.W3, LE);
+                FloatVector dl = d.mul((FloatVector) w1.lanewise(LSHR, shift).and(63).convert(I2F, 0));
+                FloatVector dh = d.mul((FloatVector) w2.lanewise(LSHR, shift).and(63).convert(I2F, 0));
+                FloatVector ml = dmin.mul((FloatVector) w3.lanewise(LSHR, shift).and(63).convert(I2F, 0));
+                FloatVector mh = dmin.mul((FloatVector) w1.lanewise(LSHR, 24).or(w2.lanewise(LSHR, 16).and(0xff00)).or(w3.lanewise(LSHR, 8).and(0xff0000))
+                        .lanewise(LSHR, shift).and(63).convert(I2F, 0));
                 int b0 = (x0 + kc) / 32, b1 = (x1 + kc) / 32, b2 = (x2 + kc) / 32, b3 = (x3 + kc) / 32;
                 IntVector i = s0.reinterpretAsInts(), k = t0.reinterpretAsInts();
                 FloatVector sum = (FloatVector) i.lanewise(LSHL, 16).lanewise(ASHR, 16).add(i.lanewise(ASHR, 16))
@@ -221,27 +235,6 @@ public final class Q5KPanels extends ValuePanels {
         if (numTokens > 3) a3.intoArray(out, o0 + 3 * outWidth);
     }
 
-    /** Row i's d and dmin as floats and its sub-blocks' 6-bit scales and mins as bytes, from the GGUF block at {@code r}. */
-    private static void repackHeader(MemorySegment src, long r, MemorySegment dst, long d, int i) {
-        dst.set(F32, d + D + 4L * i, Float.float16ToFloat(src.get(I16, r)));
-        dst.set(F32, d + DMIN + 4L * i, Float.float16ToFloat(src.get(I16, r + 2)));
-        for (int j = 0; j < 8; j++) {
-            dst.set(U8, d + SC + j * ROWS + i, (byte) Q4KRows.scale(src, r + 4, j));
-            dst.set(U8, d + MN + j * ROWS + i, (byte) Q4KRows.min(src, r + 4, j));
-        }
-    }
-
-    /** Writes d*sc (at 16j) and dmin*m (at 128 + 16j) of sub-blocks j = 0..7 for the 16 rows into {@code scales}. */
-    private static void decodeScales(MemorySegment w, long o, float[] scales) {
-        FloatVector d = FloatVector.fromMemorySegment(F, w, o + D, LE), dmin = FloatVector.fromMemorySegment(F, w, o + DMIN, LE);
-        for (int j = 0; j < 8; j++) {
-            d.mul((FloatVector) ByteVector.fromMemorySegment(B16, w, o + SC + j * ROWS, LE).convertShape(VectorOperators.B2F, F, 0))
-                    .intoArray(scales, 16 * j);
-            dmin.mul((FloatVector) ByteVector.fromMemorySegment(B16, w, o + MN + j * ROWS, LE).convertShape(VectorOperators.B2F, F, 0))
-                    .intoArray(scales, 128 + 16 * j);
-        }
-    }
-
     /** Offset in a panel block of pair slice m (0..63). */
     private static long slice(long m) {
         return GROUPS + GROUP_BYTES * (m >> 3) + 64 + 32 * (m & 7);
@@ -261,7 +254,8 @@ public final class Q5KPanels extends ValuePanels {
         int lane = 2 * i + (l & 1), qs = w.get(U8, o + slice(m) + lane) & 0xff;
         long bits = w.get(I64, o + bits(m));
         int q = (high == 0 ? qs & 0x0f : qs >> 4) | (int) ((bits >>> (32 * high + lane)) & 1) << 4;
-        float d = w.get(F32, o + D + 4L * i), dmin = w.get(F32, o + DMIN + 4L * i);
-        return d * w.get(U8, o + SC + j * ROWS + i) * q - dmin * w.get(U8, o + MN + j * ROWS + i);
+        int ds = w.get(I32, o + Q4KPanels.DS + 4L * i);
+        float d = Float.float16ToFloat((short) ds), dmin = Float.float16ToFloat((short) (ds >>> 16));
+        return d * Q4KPanels.scale(w, o, i, j) * q - dmin * Q4KPanels.min(w, o, i, j);
     }
 }

@@ -47,10 +47,10 @@ class PanelKernelTest {
                 for (int h : halves)
                     data.set(ValueLayout.JAVA_SHORT_UNALIGNED, o + h, Float.floatToFloat16((float) random.nextGaussian() * 0.05f));
             MemorySegment panels = panelKernel.repack(data, rows, cols, arena);
-            // Panels keep the GGUF size (Q4_K's header regrouped, not widened), except other K-quants': their block headers
-            // are widened (d to floats, Q5_K's 6-bit scales and mins to bytes, Q3_K's to bytes and its high bits to masks,
-            // Q2_K's d and dmin to floats, IQ4_XS's d to floats and scales to bytes).
-            boolean kQuant = type == TensorType.Q6_K || type == TensorType.Q5_K || type == TensorType.Q3_K
+            // Panels keep the GGUF size (Q4_K's and Q5_K's headers regrouped, not widened), except other K-quants': their
+            // block headers are widened (d to floats, Q3_K's 6-bit scales to bytes and its high bits to masks, Q2_K's d and
+            // dmin to floats, IQ4_XS's d to floats and scales to bytes).
+            boolean kQuant = type == TensorType.Q6_K || type == TensorType.Q3_K
                     || type == TensorType.Q2_K || type == TensorType.IQ4_XS;
             assertEquals(kQuant ? rows / 16 * panelBytes : data.byteSize(), panels.byteSize());
             float[] x = new float[3 * cols];
