@@ -17,7 +17,7 @@ import java.lang.foreign.MemorySegment;
  * <p>
  * Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, IQ4_XS and K-quant (Q2_K to Q6_K) matrices are the exception to zero-copy: they
  * are repacked at load into 16-row panels ({@code panels}, read by {@code panelKernel}; the same size, Q2_K's 4.8%,
- * Q3_K's 5.5%, Q4_K's 5.6%, Q5_K's 4.5%, IQ4_XS's 2.9% and Q6_K's 1% larger), which every op then reads instead
+ * Q3_K's 5.5%, IQ4_XS's 2.9% and Q6_K's 1% larger), which every op then reads instead
  * of {@code data}. The mapped pages are released after the copy, so
  * resident memory stays about one copy of the tensor; they are read back from the file only if {@code data} is read.
  */

@@ -14,7 +14,7 @@ import static dev.tessera.kernels.cpu.rows.VectorLanes.U8;
  * the arithmetic; loading each line of the block up front puts all of its misses in flight at once (Java has no
  * prefetch instruction; these are plain loads whose sum is kept alive by {@link #keep}). Measured on 2-thread Q4_K_M
  * decodes, alternating builds: on a Sapphire Rapids VM 19.2-19.6 without, 20.1-20.9 tok/s with the current block
- * touched (the next block instead, 2432 or 4096 bytes ahead, was no better than none); on an AMD EPYC (Zen 5) VM
+ * touched (the next block instead, one 2432-byte panel block of the Q4_K layout then, or 4096 bytes ahead, was no better than none); on an AMD EPYC (Zen 5) VM
  * the touch cost instead, 37.9-47.7 without against 32.5-41.8 with over seven rounds (six won without), and one
  * thread 29.6 against 27.0.
  */
