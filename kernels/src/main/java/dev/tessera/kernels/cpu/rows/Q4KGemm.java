@@ -36,12 +36,9 @@ final class Q4KGemm implements IntegerGemm.Kernel {
     private static final int VECTORS = IntegerGemm.VECTORS;
     private static final long SCALES = 64L * VECTORS * (BLOCK / 2), MINS = SCALES + 64L * VECTORS * 8;
     static final long PACK_BYTES = MINS + 64L * VECTORS * 8;
-    private static final VectorSpecies<Byte> B16 = ByteVector.SPECIES_128, B32 = ByteVector.SPECIES_256;
+    private static final VectorSpecies<Byte> B32 = ByteVector.SPECIES_256;
     private static final VectorSpecies<Short> S32 = ShortVector.SPECIES_512;
     private static final VectorSpecies<Integer> I32 = IntVector.SPECIES_512;
-
-    /** Per thread: one block's decoded d*sc and dmin*m. */
-    private static final ThreadLocal<float[]> SCALES_SCRATCH = ThreadLocal.withInitial(() -> new float[256]);
 
     private Q4KGemm() {}
 
@@ -59,12 +56,21 @@ final class Q4KGemm implements IntegerGemm.Kernel {
     @Override
     public void unpack(MemorySegment w, long panelOffset, int k0, int kn, MemorySegment pack, int v) {
         long o = panelOffset + (long) (k0 / BLOCK) * Q4KPanels.PANEL_BLOCK_BYTES;
-        float[] scales = SCALES_SCRATCH.get();
-        Q4KPanels.decodeScales(w, o, scales);
-        for (int j = 0; j < 8; j++) {
-            long sub = 64L * (VECTORS * j + v);
-            FloatVector.fromArray(F, scales, 16 * j).intoMemorySegment(pack, SCALES + sub, NATIVE);
-            FloatVector.fromArray(F, scales, 128 + 16 * j).intoMemorySegment(pack, MINS + sub, NATIVE);
+        // The header as Q4KPanels.decodeScales decodes it, written straight into the pack.
+        IntVector ds = IntVector.fromMemorySegment(I32, w, o + Q4KPanels.DS, LE);
+        FloatVector d = ds.lanewise(LSHL, 16).lanewise(ASHR, 3).and(0x8fffe000).reinterpretAsFloats().mul(0x1p112f);
+        FloatVector dmin = ds.lanewise(ASHR, 3).and(0x8fffe000).reinterpretAsFloats().mul(0x1p112f);
+        IntVector w1 = IntVector.fromMemorySegment(I32, w, o + Q4KPanels.W1, LE), w2 = IntVector.fromMemorySegment(I32, w, o + Q4KPanels.W2, LE);
+        IntVector w3 = IntVector.fromMemorySegment(I32, w, o + Q4KPanels.W3, LE);
+        IntVector oddMins = w1.lanewise(VectorOperators.LSHR, 24).or(w2.lanewise(VectorOperators.LSHR, 16).and(0xff00))
+                .or(w3.lanewise(VectorOperators.LSHR, 8).and(0xff0000));
+        for (int c = 0; c < 4; c++) {
+            int shift = 6 * c;
+            long even = 64L * (VECTORS * 2 * c + v), odd = 64L * (VECTORS * (2 * c + 1) + v);
+            d.mul((FloatVector) w1.lanewise(VectorOperators.LSHR, shift).and(63).convert(I2F, 0)).intoMemorySegment(pack, SCALES + even, NATIVE);
+            d.mul((FloatVector) w2.lanewise(VectorOperators.LSHR, shift).and(63).convert(I2F, 0)).intoMemorySegment(pack, SCALES + odd, NATIVE);
+            dmin.mul((FloatVector) w3.lanewise(VectorOperators.LSHR, shift).and(63).convert(I2F, 0)).intoMemorySegment(pack, MINS + even, NATIVE);
+            dmin.mul((FloatVector) oddMins.lanewise(VectorOperators.LSHR, shift).and(63).convert(I2F, 0)).intoMemorySegment(pack, MINS + odd, NATIVE);
         }
         for (int m = 0; m < 64; m++) {
             // Pair slice 16c + l: low nibbles are columns 64c + 2l + p (pair 32c + l), high nibbles 32 more (pair 32c + 16 + l).
