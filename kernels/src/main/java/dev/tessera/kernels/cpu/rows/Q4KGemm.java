@@ -15,6 +15,7 @@ import static dev.tessera.kernels.cpu.rows.VectorLanes.NATIVE;
 import static jdk.incubator.vector.VectorOperators.ASHR;
 import static jdk.incubator.vector.VectorOperators.I2F;
 import static jdk.incubator.vector.VectorOperators.LSHL;
+import static jdk.incubator.vector.VectorOperators.LSHR;
 
 /**
  * The many-token (prefill) matmul of Q4_K panels in 16-bit integer lanes, shaped as {@link Q4_0Gemm}: a block of 256
@@ -62,15 +63,15 @@ final class Q4KGemm implements IntegerGemm.Kernel {
         FloatVector dmin = ds.lanewise(ASHR, 3).and(0x8fffe000).reinterpretAsFloats().mul(0x1p112f);
         IntVector w1 = IntVector.fromMemorySegment(I32, w, o + Q4KPanels.W1, LE), w2 = IntVector.fromMemorySegment(I32, w, o + Q4KPanels.W2, LE);
         IntVector w3 = IntVector.fromMemorySegment(I32, w, o + Q4KPanels.W3, LE);
-        IntVector oddMins = w1.lanewise(VectorOperators.LSHR, 24).or(w2.lanewise(VectorOperators.LSHR, 16).and(0xff00))
-                .or(w3.lanewise(VectorOperators.LSHR, 8).and(0xff0000));
+        IntVector oddMins = w1.lanewise(LSHR, 24).or(w2.lanewise(LSHR, 16).and(0xff00))
+                .or(w3.lanewise(LSHR, 8).and(0xff0000));
         for (int c = 0; c < 4; c++) {
             int shift = 6 * c;
             long even = 64L * (VECTORS * 2 * c + v), odd = 64L * (VECTORS * (2 * c + 1) + v);
-            d.mul((FloatVector) w1.lanewise(VectorOperators.LSHR, shift).and(63).convert(I2F, 0)).intoMemorySegment(pack, SCALES + even, NATIVE);
-            d.mul((FloatVector) w2.lanewise(VectorOperators.LSHR, shift).and(63).convert(I2F, 0)).intoMemorySegment(pack, SCALES + odd, NATIVE);
-            dmin.mul((FloatVector) w3.lanewise(VectorOperators.LSHR, shift).and(63).convert(I2F, 0)).intoMemorySegment(pack, MINS + even, NATIVE);
-            dmin.mul((FloatVector) oddMins.lanewise(VectorOperators.LSHR, shift).and(63).convert(I2F, 0)).intoMemorySegment(pack, MINS + odd, NATIVE);
+            d.mul((FloatVector) w1.lanewise(LSHR, shift).and(63).convert(I2F, 0)).intoMemorySegment(pack, SCALES + even, NATIVE);
+            d.mul((FloatVector) w2.lanewise(LSHR, shift).and(63).convert(I2F, 0)).intoMemorySegment(pack, SCALES + odd, NATIVE);
+            dmin.mul((FloatVector) w3.lanewise(LSHR, shift).and(63).convert(I2F, 0)).intoMemorySegment(pack, MINS + even, NATIVE);
+            dmin.mul((FloatVector) oddMins.lanewise(LSHR, shift).and(63).convert(I2F, 0)).intoMemorySegment(pack, MINS + odd, NATIVE);
         }
         for (int m = 0; m < 64; m++) {
             // Pair slice 16c + l: low nibbles are columns 64c + 2l + p (pair 32c + l), high nibbles 32 more (pair 32c + 16 + l).
@@ -78,7 +79,7 @@ final class Q4KGemm implements IntegerGemm.Kernel {
                     .convertShape(VectorOperators.ZERO_EXTEND_B2S, S32, 0);
             long c = 32L * (m / 16) + m % 16;
             q.and((short) 15).intoMemorySegment(pack, 64 * (VECTORS * c + v), NATIVE);
-            q.lanewise(VectorOperators.LSHR, 4).intoMemorySegment(pack, 64 * (VECTORS * (c + 16) + v), NATIVE);
+            q.lanewise(LSHR, 4).intoMemorySegment(pack, 64 * (VECTORS * (c + 16) + v), NATIVE);
         }
     }
 

@@ -12,8 +12,8 @@ import java.lang.foreign.MemorySegment;
 
 import static dev.tessera.kernels.cpu.rows.VectorLanes.F;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.I;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.I16;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.I32;
-import static dev.tessera.kernels.cpu.rows.VectorLanes.I;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.LE;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.NATIVE;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.U8;
@@ -95,6 +95,16 @@ public final class Q4KPanels extends SuperBlockPanels {
         dst.set(I32, d + W1 + 4L * i, w1 | oddMins << 24);
         dst.set(I32, d + W2 + 4L * i, w2 | (oddMins >>> 8) << 24);
         dst.set(I32, d + W3 + 4L * i, w3 | (oddMins >>> 16) << 24);
+    }
+
+    /** Row i's d (GGUF's f16, widened) from the header of the panel block at {@code o}. */
+    static float d(MemorySegment w, long o, int i) {
+        return Float.float16ToFloat(w.get(I16, o + DS + 4L * i));
+    }
+
+    /** Row i's dmin, as {@link #d}. */
+    static float dmin(MemorySegment w, long o, int i) {
+        return Float.float16ToFloat(w.get(I16, o + DS + 4L * i + 2));
     }
 
     /** Row i's 6-bit scale of sub-block j from the header of the panel block at {@code o}. */
@@ -276,8 +286,7 @@ public final class Q4KPanels extends SuperBlockPanels {
     public void dequantizeRow(MemorySegment w, long panelOffset, int i, int cols, float[] out, int outOffset) {
         for (int kb = 0; kb < cols; kb += BLOCK) {
             long o = panelOffset + (long) (kb / BLOCK) * PANEL_BLOCK_BYTES;
-            int ds = w.get(I32, o + DS + 4L * i);
-            float d = Float.float16ToFloat((short) ds), dmin = Float.float16ToFloat((short) (ds >>> 16));
+            float d = d(w, o, i), dmin = dmin(w, o, i);
             for (int c = 0; c < 4; c++) {
                 // As Q4KRows.dequantize: d*sc * q - dmin*m per sub-block, so the values are equal.
                 float d1 = d * scale(w, o, i, 2 * c), m1 = dmin * min(w, o, i, 2 * c);

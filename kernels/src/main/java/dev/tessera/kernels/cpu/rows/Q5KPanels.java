@@ -12,7 +12,6 @@ import java.lang.foreign.MemorySegment;
 
 import static dev.tessera.kernels.cpu.rows.VectorLanes.F;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.I;
-import static dev.tessera.kernels.cpu.rows.VectorLanes.I32;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.I64;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.LE;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.U8;
@@ -254,8 +253,6 @@ public final class Q5KPanels extends ValuePanels {
         int lane = 2 * i + (l & 1), qs = w.get(U8, o + slice(m) + lane) & 0xff;
         long bits = w.get(I64, o + bits(m));
         int q = (high == 0 ? qs & 0x0f : qs >> 4) | (int) ((bits >>> (32 * high + lane)) & 1) << 4;
-        int ds = w.get(I32, o + Q4KPanels.DS + 4L * i);
-        float d = Float.float16ToFloat((short) ds), dmin = Float.float16ToFloat((short) (ds >>> 16));
-        return d * Q4KPanels.scale(w, o, i, j) * q - dmin * Q4KPanels.min(w, o, i, j);
+        return Q4KPanels.d(w, o, i) * Q4KPanels.scale(w, o, i, j) * q - Q4KPanels.dmin(w, o, i) * Q4KPanels.min(w, o, i, j);
     }
 }
