@@ -1,8 +1,8 @@
-// rms_norm: out[t] = x[t] / sqrt(mean(x[t]^2) + eps) * gamma. One block per token row.
+// rms_norm: out[t] = x[t] / sqrt(mean(x[t]^2) + eps) * gamma. One block per row. out may be x (the per-head q/k norms
+// run in place): each thread reads its elements before it writes them, so x and out are not __restrict__.
 #include "common.cuh"
 
-extern "C" __global__ void rms_norm(const float* __restrict__ x, const float* __restrict__ gamma,
-                                    float* __restrict__ out, int width, float eps) {
+extern "C" __global__ void rms_norm(const float* x, const float* __restrict__ gamma, float* out, int width, float eps) {
     kernel_enter();
     __shared__ float partial[32];
     const float* xr = x + (long long) blockIdx.x * width;

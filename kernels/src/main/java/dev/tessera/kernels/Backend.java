@@ -62,6 +62,12 @@ public interface Backend extends AutoCloseable {
     /** out[t] = x[t] / rms(x[t]) * gamma. */
     void rmsNorm(Activations x, Weight gamma, float eps, int numTokens, Activations out);
 
+    /**
+     * Each of x[t]'s {@code numHeads} equal parts (heads) divided by its own rms and multiplied by gamma (one part's
+     * width), in place: the q/k norms of Qwen3 (per head) and OLMoE (numHeads 1, the whole row).
+     */
+    void rmsNormHeads(Activations x, Weight gamma, float eps, int numTokens, int numHeads);
+
     /** out[t] = W · x[t]: every weight row is read once for all tokens. */
     void matmul(Weight w, Activations x, int numTokens, Activations out);
 

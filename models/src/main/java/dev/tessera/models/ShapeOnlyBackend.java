@@ -23,6 +23,7 @@ final class ShapeOnlyBackend implements Backend {
     @Override public void download(Activations src, float[] dst, int numTokens) { throw new UnsupportedOperationException(); }
     @Override public void embed(Weight table, int[] tokens, int numTokens, Activations out) { throw new UnsupportedOperationException(); }
     @Override public void rmsNorm(Activations x, Weight gamma, float eps, int numTokens, Activations out) { throw new UnsupportedOperationException(); }
+    @Override public void rmsNormHeads(Activations x, Weight gamma, float eps, int numTokens, int numHeads) { throw new UnsupportedOperationException(); }
     @Override public void matmul(Weight w, Activations x, int numTokens, Activations out) { throw new UnsupportedOperationException(); }
     @Override public void addBias(Activations x, Weight bias, int numTokens) { throw new UnsupportedOperationException(); }
     @Override public void rope(Activations x, int numTokens, int numHeads, int headDim, int[] positions, RopeTable rope) { throw new UnsupportedOperationException(); }

@@ -13,7 +13,7 @@ import java.util.SplittableRandom;
 import static dev.tessera.kernels.conformance.CaseData.*;
 
 /**
- * The row-wise ops: embed for every computable format, rmsNorm, addBias, rope (normal and NeoX, full and partial
+ * The row-wise ops: embed for every computable format, rmsNorm (whole rows and per head, in place), addBias, rope (normal and NeoX, full and partial
  * rotary, positions up to 100,000), swiglu and add. Widths include stories260K's 172, which is not a multiple of a
  * warp or a vector.
  */
@@ -37,6 +37,12 @@ final class ElementwiseCases {
             cases.add(new ConformanceCase("swiglu width " + width, "swiglu", null, 1e-5, b -> swiglu(b, s3, width)));
             long s4 = seed++;
             cases.add(new ConformanceCase("add width " + width, "add", null, 1e-6, b -> add(b, s4, width)));
+        }
+        // Qwen3's per-head q/k norms (8 heads of 64; 4 of 43, stories260K's head width) and OLMoE's whole-row one.
+        for (int[] heads : new int[][] {{8, 64}, {4, 43}, {1, 512}}) {
+            long s = seed++;
+            cases.add(new ConformanceCase("rmsNormHeads " + heads[0] + "x" + heads[1], "rmsNormHeads", null, 1e-4,
+                    b -> rmsNormHeads(b, s, heads[0], heads[1])));
         }
         for (boolean neox : new boolean[] {false, true}) {
             for (int ropeDim : new int[] {64, 48}) {
@@ -66,6 +72,15 @@ final class ElementwiseCases {
         Activations x = upload(b, gaussian(random, n * width, 3f), n, width), out = b.allocate(n, width);
         b.rmsNorm(x, gamma, 1e-5f, n, out);
         return download(b, out, n);
+    }
+
+    static float[] rmsNormHeads(Backend b, long seed, int numHeads, int headDim) {
+        SplittableRandom random = new SplittableRandom(seed);
+        int n = 5, width = numHeads * headDim;
+        Weight gamma = f32(b, "q_norm", vector(Arena.ofAuto(), gaussian(random, headDim, 1f)), headDim);
+        Activations x = upload(b, gaussian(random, n * width, 3f), n, width);
+        b.rmsNormHeads(x, gamma, 1e-6f, n, numHeads);
+        return download(b, x, n);
     }
 
     private static float[] addBias(Backend b, long seed, int width) {

@@ -97,10 +97,21 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void rmsNorm(Activations x, Weight gamma, float eps, int numTokens, Activations out) {
-        float[] xs = a(x).data(), os = a(out).data();
+        normRows(a(x).data(), vector((CpuWeight) gamma), eps, numTokens, x.width(), a(out).data());
+    }
+
+    @Override
+    public void rmsNormHeads(Activations x, Weight gamma, float eps, int numTokens, int numHeads) {
         float[] g = vector((CpuWeight) gamma);
-        int n = x.width();
-        for (int t = 0; t < numTokens; t++) {
+        if (numHeads < 1 || x.width() % numHeads != 0 || g.length != x.width() / numHeads)
+            throw new IllegalStateException(gamma.name() + " of " + g.length + " applied to " + numHeads + " heads of a row of " + x.width());
+        // x[t] is numHeads rows of one head each: the rows of a [numTokens * numHeads][headDim] matrix.
+        normRows(a(x).data(), g, eps, numTokens * numHeads, g.length, a(x).data());
+    }
+
+    /** os[row] = xs[row] / rms(xs[row]) * g for rows of width n (in place when xs is os). */
+    private static void normRows(float[] xs, float[] g, float eps, int numRows, int n, float[] os) {
+        for (int t = 0; t < numRows; t++) {
             int off = t * n;
             FloatVector acc = FloatVector.zero(F);
             int i = 0;

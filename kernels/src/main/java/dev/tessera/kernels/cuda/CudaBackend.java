@@ -203,6 +203,20 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public void rmsNormHeads(Activations x, Weight gamma, float eps, int numTokens, int numHeads) {
+        if (numHeads < 1 || x.width() % numHeads != 0)
+            throw new IllegalStateException(gamma.name() + " applied to " + numHeads + " heads of a row of " + x.width());
+        int headDim = x.width() / numHeads;
+        CudaWeight g = f32Vector(gamma, headDim);
+        enter();
+        deferred.flushPending();
+        if (steps.replaying()) return;
+        // rms_norm reads its row before it writes it, so it runs in place; x[t] is numHeads rows of headDim.
+        kernels.args().ptr(a(x).pointer()).ptr(g.pointer()).ptr(a(x).pointer()).i32(headDim).f32(eps)
+                .launch(kernels.rmsNorm, "rms_norm", numTokens * numHeads, 1, 256);
+    }
+
+    @Override
     public void matmul(Weight w, Activations x, int numTokens, Activations out) {
         CudaWeight cw = (CudaWeight) w;
         if (cw.cols() != x.width() || cw.rows() != out.width())

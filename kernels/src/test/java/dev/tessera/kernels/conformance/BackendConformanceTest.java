@@ -43,7 +43,7 @@ class BackendConformanceTest {
             if (c.op().equals("matmul")) matmulTypes.add(c.weightType());
             if (c.op().equals("embed")) embedTypes.add(c.weightType());
         }
-        for (String op : List.of("embed", "rmsNorm", "matmul", "matmul fused", "addBias", "rope", "swiglu", "add", "attention",
+        for (String op : List.of("embed", "rmsNorm", "rmsNormHeads", "matmul", "matmul fused", "addBias", "rope", "swiglu", "add", "attention",
                 "attention paged", "argmax", "beginStep/endStep", "routeExperts", "matmulExperts", "matmulExperts layer",
                 "combineExperts", "addSigmoidGated"))
             assertTrue(ops.contains(op), "no case for " + op);

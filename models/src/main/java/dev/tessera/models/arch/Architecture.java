@@ -8,15 +8,18 @@ import java.util.List;
  * {@code experts} says whether the architecture has mixture-of-experts layers and by which rule (llama.cpp's
  * per-architecture {@code build_moe_ffn} arguments).
  */
-public record Architecture(String name, boolean neoxRope, boolean attentionBias, ExpertStyle experts) {
+public record Architecture(String name, boolean neoxRope, boolean attentionBias, QkNorm qkNorm, ExpertStyle experts) {
     public static final List<Architecture> SUPPORTED = List.of(
-            new Architecture("llama", false, false, ExpertStyle.MIXTRAL),
-            new Architecture("qwen2", true, true, ExpertStyle.NONE),
-            new Architecture("qwen2moe", true, true, ExpertStyle.QWEN2_MOE));
+            new Architecture("llama", false, false, QkNorm.NONE, ExpertStyle.MIXTRAL),
+            new Architecture("qwen2", true, true, QkNorm.NONE, ExpertStyle.NONE),
+            new Architecture("qwen2moe", true, true, QkNorm.NONE, ExpertStyle.QWEN2_MOE),
+            new Architecture("qwen3", true, false, QkNorm.PER_HEAD, ExpertStyle.NONE),
+            new Architecture("qwen3moe", true, false, QkNorm.PER_HEAD, ExpertStyle.QWEN3_MOE),
+            new Architecture("olmoe", true, false, QkNorm.WHOLE, ExpertStyle.OLMOE));
 
     /** The rows of the table before MoE: the architectures' dense shape, no experts allowed. */
     public Architecture(String name, boolean neoxRope, boolean attentionBias) {
-        this(name, neoxRope, attentionBias, ExpertStyle.NONE);
+        this(name, neoxRope, attentionBias, QkNorm.NONE, ExpertStyle.NONE);
     }
 
     public static Architecture find(String name) {
@@ -29,26 +32,45 @@ public record Architecture(String name, boolean neoxRope, boolean attentionBias,
     }
 
     /**
-     * How an architecture's MoE layers route and combine, as llama.cpp builds them: softmax gating over all experts,
-     * the top {@code expert_used_count}, renormalised when {@code normalize} (Mixtral's {@code norm_w}); Qwen2-MoE
-     * keeps the raw probabilities and adds a shared expert scaled by sigmoid(ffn_gate_inp_shexp · x).
+     * RMS norms of q and k after their projections, before rope ({@code attn_q_norm}, {@code attn_k_norm}): Qwen3's
+     * weight is one head wide and normalises every head on its own; OLMoE's is the whole projection wide.
+     */
+    public enum QkNorm { NONE, PER_HEAD, WHOLE }
+
+    /**
+     * How an architecture's MoE layers route and combine, as llama.cpp builds them (its {@code build_moe_ffn} arguments
+     * and tensor shapes): softmax gating over all experts, the top {@code expert_used_count}, renormalised when
+     * {@code normalize} (Mixtral's and Qwen3-MoE's {@code norm_w}); Qwen2-MoE adds a shared expert scaled by
+     * sigmoid(ffn_gate_inp_shexp · x). An expert's width is {@code feed_forward_length}, or where
+     * {@code expertWidthKey}, {@code expert_feed_forward_length} (default {@code feed_forward_length / expert_used_count}).
      */
     public enum ExpertStyle {
         /** No MoE layers: a file with {@code expert_count} is refused. */
-        NONE(false, false, false),
+        NONE(false, false, false, false),
         /** Optional: dense when {@code expert_count} is absent or 0 (llama), Mixtral-style MoE otherwise. */
-        MIXTRAL(false, true, false),
+        MIXTRAL(false, true, false, false),
         /** Every layer is MoE, with a gated shared expert. */
-        QWEN2_MOE(true, false, true);
+        QWEN2_MOE(true, false, true, true),
+        /** Every layer is MoE, renormalised top-k, no shared expert. */
+        QWEN3_MOE(true, true, false, true),
+        /** Every layer is MoE, raw top-k probabilities. */
+        OLMOE(true, false, false, false);
 
         public final boolean required;
         public final boolean normalize;
         public final boolean sharedExpert;
+        public final boolean expertWidthKey;
 
-        ExpertStyle(boolean required, boolean normalize, boolean sharedExpert) {
+        ExpertStyle(boolean required, boolean normalize, boolean sharedExpert, boolean expertWidthKey) {
             this.required = required;
             this.normalize = normalize;
             this.sharedExpert = sharedExpert;
+            this.expertWidthKey = expertWidthKey;
         }
+    }
+
+    /** The supported architectures with mixture-of-experts layers, for messages. */
+    public static String moeNames() {
+        return String.join(", ", SUPPORTED.stream().filter(a -> a.experts != ExpertStyle.NONE).map(Architecture::name).toList());
     }
 }

@@ -215,6 +215,11 @@ public final class LlamaModel implements AutoCloseable {
                     backend.addBias(k, w.bk(), n);
                     backend.addBias(v, w.bv(), n);
                 }
+                if (w.qNorm() != null) {
+                    boolean perHead = c.architecture().qkNorm() == Architecture.QkNorm.PER_HEAD;
+                    backend.rmsNormHeads(q, w.qNorm(), c.rmsNormEps(), n, perHead ? shape.numHeads() : 1);
+                    backend.rmsNormHeads(k, w.kNorm(), c.rmsNormEps(), n, perHead ? shape.numKvHeads() : 1);
+                }
                 backend.rope(q, n, shape.numHeads(), c.headDim(), batch.positions(), c.rope());
                 backend.rope(k, n, shape.numKvHeads(), c.headDim(), batch.positions(), c.rope());
                 attention.attend(l, q, k, v, batch, shape.numHeads(), shape.numKvHeads(), c.headDim(), att);

@@ -28,11 +28,11 @@ public record LlamaWeights(Weight tokenEmbedding, Weight outputNorm, Weight outp
     }
 
     /**
-     * One transformer block. Biases are null unless the architecture has them. A mixture-of-experts block has
-     * {@code moe} and no dense gate/up/down (null); a dense block has no {@code moe}.
+     * One transformer block. Biases and q/k norms are null unless the architecture has them. A mixture-of-experts block
+     * has {@code moe} and no dense gate/up/down (null); a dense block has no {@code moe}.
      */
     public record Layer(Weight attentionNorm, Weight wq, Weight wk, Weight wv, Weight wo,
-                        Weight bq, Weight bk, Weight bv,
+                        Weight bq, Weight bk, Weight bv, Weight qNorm, Weight kNorm,
                         Weight ffnNorm, Weight gate, Weight up, Weight down, MoeWeights moe) {}
 
     /** Which experts of which layer this process holds (expert parallelism loads a subset). */
@@ -53,6 +53,9 @@ public record LlamaWeights(Weight tokenEmbedding, Weight outputNorm, Weight outp
         Layer[] layers = new Layer[c.numLayers()];
         boolean bias = c.architecture().attentionBias();
         int qDim = c.numHeads() * c.headDim();
+        Architecture.QkNorm qkNorm = c.architecture().qkNorm();
+        int qNormWidth = qkNorm == Architecture.QkNorm.PER_HEAD ? c.headDim() : qDim;
+        int kNormWidth = qkNorm == Architecture.QkNorm.PER_HEAD ? c.headDim() : c.kvDim();
         for (int i = 0; i < layers.length; i++) {
             String b = "blk." + i + ".";
             int layer = i;
@@ -66,6 +69,8 @@ public record LlamaWeights(Weight tokenEmbedding, Weight outputNorm, Weight outp
                     bias ? l.vector(b + "attn_q.bias", qDim) : null,
                     bias ? l.vector(b + "attn_k.bias", c.kvDim()) : null,
                     bias ? l.vector(b + "attn_v.bias", c.kvDim()) : null,
+                    qkNorm != Architecture.QkNorm.NONE ? l.vector(b + "attn_q_norm.weight", qNormWidth) : null,
+                    qkNorm != Architecture.QkNorm.NONE ? l.vector(b + "attn_k_norm.weight", kNormWidth) : null,
                     l.vector(b + "ffn_norm.weight", c.dim()),
                     moe ? null : l.matrix(b + "ffn_gate.weight", c.hiddenDim(), c.dim()),
                     moe ? null : l.matrix(b + "ffn_up.weight", c.hiddenDim(), c.dim()),

@@ -46,6 +46,9 @@ public record ModelConfig(Architecture architecture, int dim, int hiddenDim, int
             throw file.fail("embedding_length " + dim + " is not a multiple of head_count " + numHeads);
         if (keyLength <= 0 || keyLength > 1024 || keyLength % 2 != 0) throw file.fail("absurd head dimension " + keyLength);
         int headDim = (int) keyLength;
+        long valueLength = file.getLong(p + "attention.value_length", keyLength);
+        if (valueLength != keyLength)
+            throw file.fail("unsupported: attention.value_length " + valueLength + " differs from key_length " + keyLength);
         long contextLength = file.getLong(p + "context_length", 2048);
         if (contextLength <= 0 || contextLength > (1 << 24)) throw file.fail("absurd context_length " + contextLength);
         double eps = file.getDouble(p + "attention.layer_norm_rms_epsilon", 1e-5);

@@ -1,6 +1,7 @@
 package dev.tessera.models.synth;
 
 import dev.tessera.kernels.TensorType;
+import dev.tessera.models.arch.Architecture;
 import dev.tessera.models.gguf.GgufFile;
 import dev.tessera.models.gguf.GgufTensorInfo;
 import dev.tessera.models.gguf.GgufValue;
@@ -18,16 +19,18 @@ import java.util.stream.IntStream;
 
 /**
  * A Llama-shaped model with random weights and a real tokenizer, written as GGUF exactly as llama.cpp names and lays
- * out its tensors. Weights are deterministic in {@code seed}: each row has its own generator seeded from
+ * out its tensors, for any architecture of the table ({@link Architecture}): llama by default; qwen2 and qwen2moe add
+ * attention biases (qwen2moe also a gated shared expert as wide as an expert); qwen3, qwen3moe and olmoe add q/k norms. Weights are deterministic in {@code seed}: each row has its own generator seeded from
  * (seed, tensor, row), so the bytes do not depend on how rows are spread over threads.
  */
 public record SynthModel(String name, int dim, int numLayers, int numHeads, int numKvHeads, int hiddenDim,
-                         TensorType type, long seed, int numExperts, int numExpertsUsed, float affinity, SynthMix mix) {
+                         TensorType type, long seed, int numExperts, int numExpertsUsed, float affinity, SynthMix mix,
+                         String architecture, int keyLength) {
 
     /** Every 2-D tensor in {@code type}. */
     public SynthModel(String name, int dim, int numLayers, int numHeads, int numKvHeads, int hiddenDim,
                       TensorType type, long seed, int numExperts, int numExpertsUsed, float affinity) {
-        this(name, dim, numLayers, numHeads, numKvHeads, hiddenDim, type, seed, numExperts, numExpertsUsed, affinity, SynthMix.PURE);
+        this(name, dim, numLayers, numHeads, numKvHeads, hiddenDim, type, seed, numExperts, numExpertsUsed, affinity, SynthMix.PURE, "llama", 0);
     }
 
     /** A dense model. */
@@ -53,16 +56,29 @@ public record SynthModel(String name, int dim, int numLayers, int numHeads, int 
 
     /** This model with inter-layer expert affinity {@code s} (0..1) planted in its routers. */
     public SynthModel withAffinity(float s) {
-        return new SynthModel(name, dim, numLayers, numHeads, numKvHeads, hiddenDim, type, seed, numExperts, numExpertsUsed, s, mix);
+        return new SynthModel(name, dim, numLayers, numHeads, numKvHeads, hiddenDim, type, seed, numExperts, numExpertsUsed, s, mix, architecture, keyLength);
     }
 
     public SynthModel withName(String newName) {
-        return new SynthModel(newName, dim, numLayers, numHeads, numKvHeads, hiddenDim, type, seed, numExperts, numExpertsUsed, affinity, mix);
+        return new SynthModel(newName, dim, numLayers, numHeads, numKvHeads, hiddenDim, type, seed, numExperts, numExpertsUsed, affinity, mix, architecture, keyLength);
     }
 
     /** This model with its tensors' types chosen by {@code newMix} (Q4_K_M needs a Q4_K model). */
     public SynthModel withMix(SynthMix newMix) {
-        return new SynthModel(name, dim, numLayers, numHeads, numKvHeads, hiddenDim, type, seed, numExperts, numExpertsUsed, affinity, newMix);
+        return new SynthModel(name, dim, numLayers, numHeads, numKvHeads, hiddenDim, type, seed, numExperts, numExpertsUsed, affinity, newMix, architecture, keyLength);
+    }
+
+    /** This model as architecture {@code name} of {@link Architecture#SUPPORTED} (a MoE one needs experts, a dense one none). */
+    public SynthModel withArchitecture(String name) {
+        return new SynthModel(this.name, dim, numLayers, numHeads, numKvHeads, hiddenDim, type, seed, numExperts, numExpertsUsed, affinity, mix, name, keyLength);
+    }
+
+    /**
+     * This model with heads {@code length} wide instead of dim / heads (attention.key_length and value_length, as
+     * Qwen3's small models have: 16 heads of 128 on a width of 1024); q is then heads × length wide.
+     */
+    public SynthModel withHeadDim(int length) {
+        return new SynthModel(name, dim, numLayers, numHeads, numKvHeads, hiddenDim, type, seed, numExperts, numExpertsUsed, affinity, mix, architecture, length);
     }
 
     public boolean isMoe() {
@@ -70,11 +86,15 @@ public record SynthModel(String name, int dim, int numLayers, int numHeads, int 
     }
 
     public int headDim() {
-        return dim / numHeads;
+        return keyLength > 0 ? keyLength : dim / numHeads;
     }
 
     public int kvDim() {
         return numKvHeads * headDim();
+    }
+
+    public int qDim() {
+        return numHeads * headDim();
     }
 
     /** ggml's LLAMA_FTYPE for a model whose 2-D weights are all {@code type}; -1 if synth cannot write it. */
@@ -99,17 +119,30 @@ public record SynthModel(String name, int dim, int numLayers, int numHeads, int 
     public void validate() {
         if (dim <= 0 || numLayers <= 0 || numHeads <= 0 || numKvHeads <= 0 || hiddenDim <= 0)
             throw new IllegalArgumentException("dimensions must be positive: dim " + dim + ", layers " + numLayers + ", heads " + numHeads + ", kv heads " + numKvHeads + ", ffn " + hiddenDim);
-        if (dim % numHeads != 0) throw new IllegalArgumentException("dim " + dim + " is not a multiple of heads " + numHeads);
+        if (keyLength < 0 || keyLength > 1024) throw new IllegalArgumentException("head dimension " + keyLength + " is outside 1..1024");
+        if (keyLength == 0 && dim % numHeads != 0) throw new IllegalArgumentException("dim " + dim + " is not a multiple of heads " + numHeads);
         if (numHeads % numKvHeads != 0) throw new IllegalArgumentException("heads " + numHeads + " is not a multiple of kv heads " + numKvHeads);
-        if (headDim() % 2 != 0) throw new IllegalArgumentException("head dimension " + headDim() + " (dim / heads) must be even for RoPE");
+        if (headDim() % 2 != 0) throw new IllegalArgumentException("head dimension " + headDim() + " must be even for RoPE");
         if (fileType(type) < 0) throw new IllegalArgumentException("synth cannot write " + type.ggmlName() + " weights");
         if (mix == null) throw new IllegalArgumentException("no type mix given (SynthMix.PURE for one type)");
+        Architecture arch = Architecture.find(architecture);
+        if (arch == null) throw new IllegalArgumentException("unknown architecture '" + architecture + "' (" + Architecture.supportedNames() + ")");
+        if (arch.experts() == Architecture.ExpertStyle.NONE && numExperts > 0)
+            throw new IllegalArgumentException(architecture + " has no mixture-of-experts layers (MoE architectures: " + Architecture.moeNames() + ")");
+        if (arch.experts().required && numExperts == 0)
+            throw new IllegalArgumentException(architecture + " is a mixture-of-experts architecture: give experts");
+        if (arch.qkNorm() == Architecture.QkNorm.WHOLE && qDim() != dim)
+            throw new IllegalArgumentException(architecture + "'s q norm is as wide as the model: heads x head dimension must be dim " + dim + ", got " + qDim());
+        if (arch.qkNorm() == Architecture.QkNorm.WHOLE && numKvHeads != numHeads)
+            throw new IllegalArgumentException(architecture + "'s k norm is as wide as the model: kv heads must equal heads, got " + numKvHeads + " of " + numHeads);
         if (mix == SynthMix.Q4_K_M && type != TensorType.Q4_K)
             throw new IllegalArgumentException("the q4_k_m mix is made of Q4_K, Q5_K and Q6_K tensors; its base type must be q4_k, not " + type.ggmlName());
         if (numExperts < 0 || numExperts > 256 || (numExperts > 0 && (numExpertsUsed < 1 || numExpertsUsed > numExperts)) || (numExperts == 0 && numExpertsUsed != 0))
             throw new IllegalArgumentException("experts " + numExperts + ", used " + numExpertsUsed + ": need 1 <= used <= experts <= 256, or no experts");
         if (!(affinity >= 0 && affinity <= 1)) throw new IllegalArgumentException("affinity " + affinity + " is outside 0..1");
         if (affinity > 0 && numExperts == 0) throw new IllegalArgumentException("affinity needs a mixture-of-experts model");
+        if (qDim() % type.blockSize != 0)
+            throw new IllegalArgumentException(type.ggmlName() + " needs heads x head dimension to be a multiple of " + type.blockSize + ", got " + qDim());
         if (dim % type.blockSize != 0 || hiddenDim % type.blockSize != 0)
             throw new IllegalArgumentException(type.ggmlName() + " needs dim and ffn to be multiples of " + type.blockSize + ", got dim " + dim + ", ffn " + hiddenDim);
     }
@@ -129,26 +162,35 @@ public record SynthModel(String name, int dim, int numLayers, int numHeads, int 
             vocab.metadata().forEach((k, v) -> { if (k.startsWith("tokenizer.")) tokenizer.put(k, v); });
         }
 
+        Architecture arch = Architecture.find(architecture);
+        String p = architecture + ".";
         GgufWriter w = new GgufWriter();
-        w.metadata("general.architecture", GgufValue.ofString("llama"));
+        w.metadata("general.architecture", GgufValue.ofString(architecture));
         w.metadata("general.name", GgufValue.ofString(name));
         w.metadata("general.file_type", GgufValue.ofUint32(fileType(type)));
         w.metadata("general.quantization_version", GgufValue.ofUint32(2));
         w.metadata("general.alignment", GgufValue.ofUint32(32));
-        w.metadata("llama.context_length", GgufValue.ofUint32(CONTEXT_LENGTH));
-        w.metadata("llama.embedding_length", GgufValue.ofUint32(dim));
-        w.metadata("llama.feed_forward_length", GgufValue.ofUint32(hiddenDim));
-        w.metadata("llama.block_count", GgufValue.ofUint32(numLayers));
-        w.metadata("llama.attention.head_count", GgufValue.ofUint32(numHeads));
-        w.metadata("llama.attention.head_count_kv", GgufValue.ofUint32(numKvHeads));
-        w.metadata("llama.rope.dimension_count", GgufValue.ofUint32(headDim()));
-        w.metadata("llama.rope.freq_base", GgufValue.ofFloat32(10000f));
-        w.metadata("llama.attention.layer_norm_rms_epsilon", GgufValue.ofFloat32(1e-5f));
-        w.metadata("llama.vocab_size", GgufValue.ofUint32(vocabSize));
+        w.metadata(p + "context_length", GgufValue.ofUint32(CONTEXT_LENGTH));
+        w.metadata(p + "embedding_length", GgufValue.ofUint32(dim));
+        w.metadata(p + "feed_forward_length", GgufValue.ofUint32(hiddenDim));
+        w.metadata(p + "block_count", GgufValue.ofUint32(numLayers));
+        w.metadata(p + "attention.head_count", GgufValue.ofUint32(numHeads));
+        w.metadata(p + "attention.head_count_kv", GgufValue.ofUint32(numKvHeads));
+        w.metadata(p + "rope.dimension_count", GgufValue.ofUint32(headDim()));
+        if (keyLength > 0) {
+            w.metadata(p + "attention.key_length", GgufValue.ofUint32(keyLength));
+            w.metadata(p + "attention.value_length", GgufValue.ofUint32(keyLength));
+        }
+        w.metadata(p + "rope.freq_base", GgufValue.ofFloat32(10000f));
+        w.metadata(p + "attention.layer_norm_rms_epsilon", GgufValue.ofFloat32(1e-5f));
+        w.metadata(p + "vocab_size", GgufValue.ofUint32(vocabSize));
         if (isMoe()) {
-            // Mixtral's keys, as llama.cpp's converter writes them; feed_forward_length is each expert's width.
-            w.metadata("llama.expert_count", GgufValue.ofUint32(numExperts));
-            w.metadata("llama.expert_used_count", GgufValue.ofUint32(numExpertsUsed));
+            // The keys llama.cpp's converter writes; feed_forward_length is each expert's width (written again as
+            // expert_feed_forward_length where the architecture reads that key).
+            w.metadata(p + "expert_count", GgufValue.ofUint32(numExperts));
+            w.metadata(p + "expert_used_count", GgufValue.ofUint32(numExpertsUsed));
+            if (arch.experts().expertWidthKey) w.metadata(p + "expert_feed_forward_length", GgufValue.ofUint32(hiddenDim));
+            if (arch.experts().sharedExpert) w.metadata(p + "expert_shared_feed_forward_length", GgufValue.ofUint32(hiddenDim));
         }
         w.metadata(tokenizer);
 
@@ -156,13 +198,23 @@ public record SynthModel(String name, int dim, int numLayers, int numHeads, int 
         weight(w, "token_embd.weight", -1, dim, vocabSize);
         w.tensor("output_norm.weight", new long[] {dim}, TensorType.F32);
         weight(w, "output.weight", -1, dim, vocabSize);
+        boolean perHead = arch.qkNorm() == Architecture.QkNorm.PER_HEAD;
         for (int i = 0; i < numLayers; i++) {
             String b = "blk." + i + ".";
             w.tensor(b + "attn_norm.weight", new long[] {dim}, TensorType.F32);
-            weight(w, b + "attn_q.weight", i, dim, dim);
+            weight(w, b + "attn_q.weight", i, dim, qDim());
             weight(w, b + "attn_k.weight", i, dim, kvDim());
             weight(w, b + "attn_v.weight", i, dim, kvDim());
-            weight(w, b + "attn_output.weight", i, dim, dim);
+            if (arch.attentionBias()) {
+                w.tensor(b + "attn_q.bias", new long[] {qDim()}, TensorType.F32);
+                w.tensor(b + "attn_k.bias", new long[] {kvDim()}, TensorType.F32);
+                w.tensor(b + "attn_v.bias", new long[] {kvDim()}, TensorType.F32);
+            }
+            if (arch.qkNorm() != Architecture.QkNorm.NONE) {
+                w.tensor(b + "attn_q_norm.weight", new long[] {perHead ? headDim() : qDim()}, TensorType.F32);
+                w.tensor(b + "attn_k_norm.weight", new long[] {perHead ? headDim() : kvDim()}, TensorType.F32);
+            }
+            weight(w, b + "attn_output.weight", i, qDim(), dim);
             w.tensor(b + "ffn_norm.weight", new long[] {dim}, TensorType.F32);
             if (isMoe()) {
                 // The router stays F32 (llama-quantize leaves ffn_gate_inp unquantized); experts are 3-D, expert last.
@@ -170,6 +222,12 @@ public record SynthModel(String name, int dim, int numLayers, int numHeads, int 
                 weight(w, b + "ffn_gate_exps.weight", i, dim, hiddenDim, numExperts);
                 weight(w, b + "ffn_up_exps.weight", i, dim, hiddenDim, numExperts);
                 weight(w, b + "ffn_down_exps.weight", i, hiddenDim, dim, numExperts);
+                if (arch.experts().sharedExpert) {
+                    w.tensor(b + "ffn_gate_inp_shexp.weight", new long[] {dim}, TensorType.F32);
+                    weight(w, b + "ffn_gate_shexp.weight", i, dim, hiddenDim);
+                    weight(w, b + "ffn_up_shexp.weight", i, dim, hiddenDim);
+                    weight(w, b + "ffn_down_shexp.weight", i, hiddenDim, dim);
+                }
             } else {
                 weight(w, b + "ffn_gate.weight", i, dim, hiddenDim);
                 weight(w, b + "ffn_up.weight", i, dim, hiddenDim);
@@ -199,7 +257,8 @@ public record SynthModel(String name, int dim, int numLayers, int numHeads, int 
     private void fill(GgufTensorInfo info, int tensorIndex, MemorySegment dst, ProgressBar bar, float[][] routers) {
         int cols = info.cols();
         int rows = info.rows();
-        boolean norm = info.dims().length == 1;
+        // Norm weights (1-D) center on 1; biases and the shared expert's gate are 1-D too but center on 0.
+        boolean norm = info.dims().length == 1 && info.name().endsWith("norm.weight");
         if (info.name().endsWith(".ffn_gate_inp.weight")) {
             float[] router = routers[Integer.parseInt(info.name().split("\\.")[1])];
             MemorySegment.copy(router, 0, dst, java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN), 0, router.length);

@@ -253,6 +253,7 @@ class MoeModelTest {
         @Override public void download(Activations src, float[] dst, int numTokens) { cpu.download(src, dst, numTokens); }
         @Override public void embed(Weight table, int[] tokens, int numTokens, Activations out) { cpu.embed(table, tokens, numTokens, out); }
         @Override public void rmsNorm(Activations x, Weight gamma, float eps, int numTokens, Activations out) { cpu.rmsNorm(x, gamma, eps, numTokens, out); }
+        @Override public void rmsNormHeads(Activations x, Weight gamma, float eps, int numTokens, int numHeads) { cpu.rmsNormHeads(x, gamma, eps, numTokens, numHeads); }
         @Override public void matmul(Weight w, Activations x, int numTokens, Activations out) { cpu.matmul(w, x, numTokens, out); }
         @Override public void addBias(Activations x, Weight bias, int numTokens) { cpu.addBias(x, bias, numTokens); }
         @Override public void rope(Activations x, int numTokens, int numHeads, int headDim, int[] positions, RopeTable rope) { cpu.rope(x, numTokens, numHeads, headDim, positions, rope); }

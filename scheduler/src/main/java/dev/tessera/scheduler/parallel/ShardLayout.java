@@ -1,5 +1,6 @@
 package dev.tessera.scheduler.parallel;
 
+import dev.tessera.models.arch.Architecture;
 import dev.tessera.models.arch.ModelConfig;
 import dev.tessera.models.gguf.GgufFile;
 import dev.tessera.models.gguf.GgufTensorInfo;
@@ -32,6 +33,9 @@ public final class ShardLayout {
     private final List<Slice> resident = new ArrayList<>();
 
     public ShardLayout(ModelConfig c, ShardPlan plan, int rank) {
+        // A whole-projection q/k norm (OLMoE) needs every rank's heads for its rms: no split of it is exact.
+        if (c.architecture().qkNorm() == Architecture.QkNorm.WHOLE)
+            throw new IllegalArgumentException(c.architecture().name() + " normalises q and k over all heads: its attention cannot be split by heads");
         int hd = c.headDim();
         int q0 = plan.headStart(rank) * hd, q1 = q0 + plan.numHeads(rank) * hd;
         int k0 = plan.kvHeadStart()[rank] * hd, k1 = k0 + plan.numKvHeads(rank) * hd;
@@ -52,6 +56,11 @@ public final class ShardLayout {
                     resident.add(vector(b + "attn_q.bias", q0, q1));
                     resident.add(vector(b + "attn_k.bias", k0, k1));
                     resident.add(vector(b + "attn_v.bias", k0, k1));
+                }
+                if (c.architecture().qkNorm() == Architecture.QkNorm.PER_HEAD) {
+                    // One head wide, the same for every head: each rank holds it whole.
+                    resident.add(vector(b + "attn_q_norm.weight", 0, hd));
+                    resident.add(vector(b + "attn_k_norm.weight", 0, hd));
                 }
             }
             List<Slice> ffn = new ArrayList<>();

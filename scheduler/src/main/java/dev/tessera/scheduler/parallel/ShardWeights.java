@@ -36,7 +36,7 @@ public final class ShardWeights implements LayerSource, AutoCloseable {
     private final TpStats stats;
     private final FileChannel channel;
     private final Arena residentArena = Arena.ofShared();
-    private final Weight[] attentionNorm, ffnNorm, bq, bk, bv;
+    private final Weight[] attentionNorm, ffnNorm, bq, bk, bv, qNorm, kNorm;
     private final long[] acquiredNanos;
 
     /** A resident or windowed set of weights; empty when this rank has no part of that half of the layer. */
@@ -70,6 +70,8 @@ public final class ShardWeights implements LayerSource, AutoCloseable {
         bq = new Weight[layers];
         bk = new Weight[layers];
         bv = new Weight[layers];
+        qNorm = new Weight[layers];
+        kNorm = new Weight[layers];
         for (ShardLayout.Slice s : layout.resident()) {
             Weight w = load(file, shardFile, s, residentArena);
             int l = Integer.parseInt(s.name().substring(4, s.name().indexOf('.', 4)));
@@ -80,6 +82,8 @@ public final class ShardWeights implements LayerSource, AutoCloseable {
                 case "attn_q.bias" -> bq[l] = w;
                 case "attn_k.bias" -> bk[l] = w;
                 case "attn_v.bias" -> bv[l] = w;
+                case "attn_q_norm.weight" -> qNorm[l] = w;
+                case "attn_k_norm.weight" -> kNorm[l] = w;
                 default -> throw new IllegalStateException("unexpected resident tensor " + s.name());
             }
         }
@@ -139,10 +143,10 @@ public final class ShardWeights implements LayerSource, AutoCloseable {
         if (half == Half.ATTENTION) {
             if (w.length == 0) return null;
             return new LlamaWeights.Layer(attentionNorm[layer], w[0], w[1], w[2], w[3], bq[layer], bk[layer], bv[layer],
-                    null, null, null, null, null);
+                    qNorm[layer], kNorm[layer], null, null, null, null, null);
         }
         if (w.length == 0) return null;
-        return new LlamaWeights.Layer(null, null, null, null, null, null, null, null, ffnNorm[layer], w[0], w[1], w[2], null);
+        return new LlamaWeights.Layer(null, null, null, null, null, null, null, null, null, null, ffnNorm[layer], w[0], w[1], w[2], null);
     }
 
     @Override

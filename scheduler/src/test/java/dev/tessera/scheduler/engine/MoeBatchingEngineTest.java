@@ -7,7 +7,8 @@ import dev.tessera.models.ModelLoader;
 import dev.tessera.models.sample.SamplingParams;
 import dev.tessera.models.synth.SynthModel;
 import dev.tessera.models.synth.SynthPreset;
-import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Path;
@@ -18,7 +19,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * A mixture-of-experts model (synthetic, Mixtral layout, Q8_0) under the batching engine: 16 concurrent greedy
+ * A mixture-of-experts model (synthetic, Q8_0; Mixtral, Qwen2-MoE, Qwen3-MoE and OLMoE) under the batching engine: 16 concurrent greedy
  * requests over the paged KV cache, with prefix caching on and shared prompt prefixes, each give exactly the tokens
  * the request gives alone.
  */
@@ -26,10 +27,14 @@ class MoeBatchingEngineTest {
     @TempDir
     Path tmp;
 
-    @Test
-    void sixteenConcurrentRequestsMatchTheirSoloRuns() throws Exception {
-        Path moe = tmp.resolve("moe-tiny.gguf");
-        SynthModel.of(SynthPreset.MOE_TINY, TensorType.Q8_0, 21).withAffinity(0.5f).write(SingleRequestTest.models().resolve(SynthPreset.DEFAULT_VOCAB), moe, null);
+    @ParameterizedTest
+    @ValueSource(strings = {"llama", "qwen2moe", "qwen3moe", "olmoe"})
+    void sixteenConcurrentRequestsMatchTheirSoloRuns(String architecture) throws Exception {
+        Path moe = tmp.resolve("moe-tiny-" + architecture + ".gguf");
+        // OLMoE's k norm is as wide as the model, so its kv heads are all its heads.
+        SynthModel model = architecture.equals("olmoe") ? new SynthModel("olmoe-tiny", 256, 4, 8, 8, 256, TensorType.Q8_0, 21, 8, 2, 0f)
+                : SynthModel.of(SynthPreset.MOE_TINY, TensorType.Q8_0, 21);
+        model.withAffinity(0.5f).withArchitecture(architecture).write(SingleRequestTest.models().resolve(SynthPreset.DEFAULT_VOCAB), moe, null);
         try (LoadedModel m = ModelLoader.load(moe, new CpuBackend(2), 64, 16)) {
             int n = 16;
             int[][] prompts = new int[n][];

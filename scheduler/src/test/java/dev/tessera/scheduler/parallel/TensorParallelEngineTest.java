@@ -64,7 +64,7 @@ class TensorParallelEngineTest {
 
     @TempDir
     static Path temp;
-    static Path stories, synth, shards;
+    static Path stories, synth, qwen3, shards;
     static int[] storiesPrompt, synthPrompt, storiesReference, synthReference;
     static int[][] storiesPrompts, synthPrompts, storiesAlone, synthAlone;
     static float[][] synthGaps;
@@ -76,8 +76,11 @@ class TensorParallelEngineTest {
         assertTrue(Files.exists(stories), "missing test model " + stories);
         synth = temp.resolve("tiny-q8_0.gguf");
         SynthModel.of(SynthPreset.TINY, TensorType.Q8_0, 11).write(MODELS.resolve(SynthPreset.DEFAULT_VOCAB), synth, null);
+        // Qwen3's per-head q/k norms: every rank normalises its own heads with the one shared weight.
+        qwen3 = temp.resolve("tiny-qwen3-f32.gguf");
+        SynthModel.of(SynthPreset.TINY, TensorType.F32, 12).withArchitecture("qwen3").write(MODELS.resolve(SynthPreset.DEFAULT_VOCAB), qwen3, null);
         shards = Files.createDirectories(temp.resolve("shards"));
-        for (Path model : List.of(stories, synth)) {
+        for (Path model : List.of(stories, synth, qwen3)) {
             try (GgufFile f = GgufFile.open(model)) {
                 ModelConfig c = ModelConfig.fromGguf(f);
                 for (int[] w : WEIGHTS) if (w.length > 1) ShardWriter.writeAll(f, c, TensorParallelRunner.plan(f, c, w), shards, null);
@@ -229,6 +232,34 @@ class TensorParallelEngineTest {
     @Test
     void synthQ8MatchesSingleProcessWithEverythingResident() throws Exception {
         checkDeviceCounts(synth, synthPrompts, synthAlone, synthGaps, whole, 0, WEIGHTS);
+    }
+
+    /**
+     * Qwen3's per-head q/k norms split with the heads: each prompt token's log-probability over two and three devices is
+     * one process's. The model is F32: with Q8_0 weights the ranks' other summation order sometimes moves an activation
+     * across an int8 rounding step, which moved one log-probability by 2e-3.
+     */
+    @Test
+    void qwen3PromptLogprobsOverSeveralDevicesAreOneProcesss() throws Exception {
+        double[][] expected = new double[4][];
+        try (LoadedModel m = ModelLoader.load(qwen3, new CpuBackend(1), 64)) {
+            for (int i = 0; i < expected.length; i++) expected[i] = PromptLogprobsTest.reference(m.model(), synthPrompts[i]);
+        }
+        try (GgufFile f = GgufFile.open(qwen3)) {
+            for (int[] w : new int[][] {WEIGHTS[1], WEIGHTS[2]}) {
+                try (TensorParallelRunner runner = master(f, whole.addresses(w.length - 1), w, CollectiveKind.STAR, 0);
+                     BatchingEngine engine = engine(runner, 0)) {
+                    List<RequestHandle> scored = new ArrayList<>();
+                    for (int i = 0; i < expected.length; i++)
+                        scored.add(engine.submit(new EngineRequest("q" + i, synthPrompts[i], SamplingParams.greedy(), 1, t -> false, false, 1)));
+                    for (int i = 0; i < expected.length; i++) {
+                        PromptLogprobsTest.Output out = PromptLogprobsTest.collect(scored.get(i));
+                        for (int p = 0; p < expected[i].length; p++)
+                            assertEquals(expected[i][p], out.prompt().chosen()[p].logprob(), 1e-4, Arrays.toString(w) + ", prompt " + i + ", position " + p);
+                    }
+                }
+            }
+        }
     }
 
     @Test

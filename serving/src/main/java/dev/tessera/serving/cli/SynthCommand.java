@@ -1,6 +1,7 @@
 package dev.tessera.serving.cli;
 
 import dev.tessera.kernels.TensorType;
+import dev.tessera.models.arch.Architecture;
 import dev.tessera.models.synth.SynthMix;
 import dev.tessera.models.synth.SynthModel;
 import dev.tessera.models.synth.SynthPreset;
@@ -17,7 +18,7 @@ public final class SynthCommand implements Command {
             TensorType.BF16, TensorType.Q4_1, TensorType.Q5_0, TensorType.Q5_1, TensorType.Q4_K, TensorType.Q5_K, TensorType.Q6_K);
     private static final Set<String> SHAPE_FLAGS = Set.of("dim", "layers", "heads", "kv-heads", "ffn");
     private static final Set<String> KNOWN = Set.of("preset", "dim", "layers", "heads", "kv-heads", "ffn", "vocab-from",
-            "type", "out", "seed", "name", "experts", "experts-used", "affinity");
+            "type", "out", "seed", "name", "experts", "experts-used", "affinity", "arch", "head-dim");
     private static final int MAX_DIM = 1 << 16;
 
     @Override public String name() { return "synth"; }
@@ -28,9 +29,10 @@ public final class SynthCommand implements Command {
     public String usage() {
         return """
                 usage: tessera synth --preset NAME --type TYPE --out FILE [--seed S] [--vocab-from VOCAB.gguf] [--name NAME]
-                                     [--affinity S]
+                                     [--affinity S] [--arch ARCH] [--head-dim N]
                        tessera synth --dim N --layers N --heads N --kv-heads N --ffn N --vocab-from VOCAB.gguf
                                      --type TYPE --out FILE [--seed S] [--name NAME] [--experts E --experts-used K] [--affinity S]
+                                     [--arch ARCH] [--head-dim N]
 
                 Writes a Llama model with random weights (std 0.02, norms 1.0) and the tokenizer of VOCAB.gguf
                 (every tokenizer.* key is copied; the vocabulary size is its token count). Prints FILE on stdout.
@@ -57,11 +59,17 @@ public final class SynthCommand implements Command {
                                       or q4_k_m: the types llama-quantize's Q4_K_M preset gives each tensor (Q4_K;
                                       Q6_K for output, and for attn_v and ffn_down in some layers; Q5_K attn_output
                                       with 8 experts)
+                  --arch ARCH         general.architecture (default llama): %s; the same shape with that
+                                      architecture's extra tensors: attention biases (qwen2, qwen2moe), a gated shared
+                                      expert as wide as an expert (qwen2moe), q/k norms (qwen3, qwen3moe, olmoe); the
+                                      MoE ones (%s) need experts, olmoe as many kv heads as heads
+                  --head-dim N        each head's width (default dim / heads; attention.key_length and value_length),
+                                      as Qwen3's small models have (16 heads of 128 on a width of 1024)
                   --out FILE          output GGUF (replaced if it exists)
                   --seed S            random seed (default 0); the same seed gives the same bytes
                   --name NAME         general.name (default synth-PRESET or synth-custom)""".formatted(
                 SynthPreset.names(), SynthPreset.DEFAULT_VOCAB,
-                String.join("|", TYPES.stream().map(TensorType::ggmlName).toList()));
+                String.join("|", TYPES.stream().map(TensorType::ggmlName).toList()), Architecture.supportedNames(), Architecture.moeNames());
     }
 
     @Override
@@ -95,6 +103,8 @@ public final class SynthCommand implements Command {
         }
         if (q4km) model = model.withMix(SynthMix.Q4_K_M);
         if (args.has("name")) model = model.withName(args.get("name", null));
+        if (args.has("arch")) model = model.withArchitecture(args.get("arch", null).trim());
+        if (args.has("head-dim")) model = model.withHeadDim(args.getInt("head-dim", 0, 2, 1024));
         if (args.has("affinity")) {
             double s = args.getDouble("affinity", 0, 0, 1);
             if (!(s >= 0 && s <= 1)) throw new CliArgs.UsageException("--affinity " + s + " is outside 0..1");
@@ -110,8 +120,8 @@ public final class SynthCommand implements Command {
         if (parent != null && !Files.isDirectory(parent)) throw new CliArgs.UsageException("--out: directory " + parent + " does not exist");
         if (Files.isDirectory(out)) throw new CliArgs.UsageException("--out: " + out + " is a directory");
 
-        System.err.printf("synth: %s, dim %d, %d layers, %d/%d heads, ffn %d, %s%s weights, seed %d -> %s%n", model.name(),
-                model.dim(), model.numLayers(), model.numHeads(), model.numKvHeads(), model.hiddenDim(),
+        System.err.printf("synth: %s, %s, dim %d, %d layers, %d/%d heads, ffn %d, %s%s weights, seed %d -> %s%n", model.name(),
+                model.architecture(), model.dim(), model.numLayers(), model.numHeads(), model.numKvHeads(), model.hiddenDim(),
                 model.isMoe() ? model.numExperts() + " experts (top-" + model.numExpertsUsed() + ", affinity " + model.affinity() + "), " : "",
                 model.mix().typeName(type), seed, out);
         model.write(vocab, out, System.err);

@@ -2,6 +2,7 @@ package dev.tessera.serving.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.tessera.models.gguf.GgufFile;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -121,5 +122,30 @@ class CommandLineTest {
         Run unknown = tessera("synth", "--preset", "tiny", "--type", "q4_k_x", "--out", dir.resolve("x.gguf").toString());
         assertEquals(2, unknown.exitCode(), unknown.stderr());
         assertTrue(unknown.stderr().contains("unknown --type 'q4_k_x'") && unknown.stderr().contains("q4_k_m"), unknown.stderr());
+    }
+
+    @Test
+    void synthWritesQwen3WithWideHeadsAndItRuns(@TempDir Path dir) throws Exception {
+        Path model = dir.resolve("tiny-qwen3.gguf");
+        String vocab = models().resolve("llama.cpp-vocab/ggml-vocab-llama-spm.gguf").toString();
+        // Qwen3-0.6B's proportions: heads twice as wide as dim / heads.
+        Run synth = tessera("synth", "--dim", "128", "--layers", "2", "--heads", "4", "--kv-heads", "2", "--ffn", "256", "--head-dim", "64",
+                "--arch", "qwen3", "--type", "q8_0", "--vocab-from", vocab, "--out", model.toString());
+        assertEquals(0, synth.exitCode(), synth.stderr());
+        assertTrue(synth.stderr().contains("qwen3"), synth.stderr());
+        try (GgufFile f = GgufFile.open(model)) {
+            assertEquals("qwen3", f.requireString("general.architecture"));
+            assertEquals(64, f.getLong("qwen3.attention.key_length", 0));
+            assertEquals(256, f.tensor("blk.0.attn_q.weight").rows());
+            assertEquals(64, f.tensor("blk.1.attn_k_norm.weight").cols());
+        }
+        Run generate = tessera("generate", "--model", model.toString(), "--prompt", "Once", "--max-tokens", "4", "--temperature", "0", "--device", "cpu");
+        assertEquals(0, generate.exitCode(), generate.stderr());
+        Run unknown = tessera("synth", "--preset", "tiny", "--type", "q8_0", "--arch", "gemma9", "--vocab-from", vocab, "--out", dir.resolve("x.gguf").toString());
+        assertEquals(2, unknown.exitCode(), unknown.stderr());
+        assertTrue(unknown.stderr().contains("unknown architecture 'gemma9'") && unknown.stderr().contains("qwen3moe"), unknown.stderr());
+        Run denseMoe = tessera("synth", "--preset", "tiny", "--type", "q8_0", "--arch", "olmoe", "--vocab-from", vocab, "--out", dir.resolve("y.gguf").toString());
+        assertEquals(2, denseMoe.exitCode(), denseMoe.stderr());
+        assertTrue(denseMoe.stderr().contains("olmoe is a mixture-of-experts architecture"), denseMoe.stderr());
     }
 }
