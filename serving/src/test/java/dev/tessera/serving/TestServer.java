@@ -63,6 +63,13 @@ public final class TestServer implements AutoCloseable {
         return loaded(new ServingConfig(MODEL_NAME, null, ServingConfig.DEFAULT_MAX_BODY_BYTES), 64);
     }
 
+    /** A server with {@code model} loaded under the name stories260K (a copy of it with other metadata, say). */
+    public static TestServer loaded(Path model) {
+        TestServer s = unloaded(new ServingConfig(MODEL_NAME, null, ServingConfig.DEFAULT_MAX_BODY_BYTES));
+        s.context.ready(ServedModel.load(model, MODEL_NAME, new CpuBackend(1), 64, ServedModel.DEFAULT_MAX_NUM_SEQS));
+        return s;
+    }
+
     public void load(int maxQueue) {
         context.ready(ServedModel.load(modelPath(), context.config().servedModelName(), new CpuBackend(1), maxQueue));
     }

@@ -43,7 +43,7 @@ public final class ChatCompletionsService implements HttpService {
             ChatCompletionRequest r = ChatCompletionRequest.parse(JsonBody.read(req, context.config().maxBodyBytes()));
             ModelsService.requireModelName(model, r.model());
             Generation.checkLogitBias(model, r.sampling());
-            String conversation = model.chat().render(r.messages());
+            String conversation = model.chat().render(r.messages(), r.templateVariables());
             Generation.checkTextFits(model, conversation, "messages");
             int[] ids = model.chat().encode(conversation);
             if (ids.length == 0) throw ApiException.invalid("messages", "the rendered conversation has no tokens");

@@ -6,7 +6,10 @@ import dev.tessera.models.sample.SamplingParams;
 import dev.tessera.serving.chat.ChatMessage;
 
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.Set;
 
 import static dev.tessera.serving.openai.RequestValidator.*;
 
@@ -14,12 +17,20 @@ import static dev.tessera.serving.openai.RequestValidator.*;
  * {@code POST /v1/chat/completions}, parsed and range-checked. Tools, functions and structured output are refused
  * with a 400 that says so.
  *
+ * @param templateVariables {@code chat_template_kwargs}, as vLLM and llama-server take them: extra variables of the chat
+ *                          template ({@code {"enable_thinking": false}} for Qwen3), JSON values as Java ones
+ *
  * @param maxTokens   max_completion_tokens, else max_tokens; null = up to the end of the context
  * @param topLogprobs alternatives per token, 0..20 (only with logprobs)
  */
 public record ChatCompletionRequest(String model, List<ChatMessage> messages, Integer maxTokens,
                                     SamplingParams sampling, int n, List<String> stop, boolean stream,
-                                    boolean includeUsage, boolean logprobs, int topLogprobs, String user) {
+                                    boolean includeUsage, boolean logprobs, int topLogprobs, String user,
+                                    Map<String, Object> templateVariables) {
+
+    /** Variables the server sets itself, or that would ask for function calling. */
+    static final Set<String> RESERVED_TEMPLATE_VARIABLES = Set.of("messages", "add_generation_prompt", "bos_token", "eos_token",
+            "raise_exception", "strftime_now", "tools", "functions", "documents");
 
     public static ChatCompletionRequest parse(JsonNode root) {
         ObjectNode o = requireObject(root);
@@ -50,7 +61,39 @@ public record ChatCompletionRequest(String model, List<ChatMessage> messages, In
         int numTop = topLogprobs == null ? 0 : topLogprobs;
         boolean stream = optBoolean(o, "stream", false);
         return new ChatCompletionRequest(model, messages, maxTokens, samplingParams(o, numTop), n == null ? 1 : n,
-                RequestValidator.stop(o), stream, RequestValidator.includeUsage(o, stream), logprobs, numTop, optString(o, "user"));
+                RequestValidator.stop(o), stream, RequestValidator.includeUsage(o, stream), logprobs, numTop, optString(o, "user"),
+                templateVariables(o.get("chat_template_kwargs")));
+    }
+
+    static Map<String, Object> templateVariables(JsonNode v) {
+        if (absent(v)) return Map.of();
+        if (!v.isObject()) throw wrongType("chat_template_kwargs", "an object", v);
+        Map<String, Object> out = new LinkedHashMap<>();
+        for (Map.Entry<String, JsonNode> e : v.properties()) {
+            if (RESERVED_TEMPLATE_VARIABLES.contains(e.getKey()))
+                throw ApiException.invalid("chat_template_kwargs", "'chat_template_kwargs." + e.getKey() + "' cannot be set: "
+                        + (e.getKey().equals("tools") || e.getKey().equals("functions") ? "function calling is not supported by this server"
+                        : "the server sets it"));
+            out.put(e.getKey(), plain(e.getValue()));
+        }
+        return out;
+    }
+
+    /** A JSON value as the Java value a template sees: String, Boolean, Long or Double, List, Map, or null. */
+    private static Object plain(JsonNode v) {
+        if (v.isNull()) return null;
+        if (v.isTextual()) return v.textValue();
+        if (v.isBoolean()) return v.booleanValue();
+        if (v.isIntegralNumber()) return v.canConvertToLong() ? (Object) v.longValue() : (Object) v.doubleValue();
+        if (v.isNumber()) return v.doubleValue();
+        if (v.isArray()) {
+            List<Object> list = new ArrayList<>();
+            for (JsonNode x : v) list.add(plain(x));
+            return list;
+        }
+        Map<String, Object> map = new LinkedHashMap<>();
+        for (Map.Entry<String, JsonNode> e : v.properties()) map.put(e.getKey(), plain(e.getValue()));
+        return map;
     }
 
     static List<ChatMessage> messages(JsonNode v) {

@@ -8,6 +8,7 @@ import dev.tessera.serving.chat.ChatTemplateException;
 import dev.tessera.serving.openai.ApiException;
 
 import java.util.List;
+import java.util.Map;
 
 /** A conversation to prompt token ids: the model's chat template, then the tokenizer, with BOS added at most once. */
 public final class ChatPrompts {
@@ -30,8 +31,13 @@ public final class ChatPrompts {
 
     /** The rendered prompt text, ending with the header of the assistant's turn. */
     public String render(List<ChatMessage> messages) {
+        return render(messages, Map.of());
+    }
+
+    /** As {@link #render(List)}, with the request's extra template variables ({@code chat_template_kwargs}). */
+    public String render(List<ChatMessage> messages, Map<String, ?> templateVariables) {
         try {
-            return template.render(messages, true);
+            return template.render(messages, true, templateVariables);
         } catch (ChatTemplateException e) {
             // raise_exception in the template: the conversation is the client's mistake; anything else is ours.
             if (e.raisedByTemplate()) throw ApiException.invalid("messages", e.getMessage());

@@ -1,13 +1,22 @@
 package dev.tessera.serving.http;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.tessera.models.gguf.GgufFile;
+import dev.tessera.models.gguf.GgufTensorInfo;
+import dev.tessera.models.gguf.GgufValue;
+import dev.tessera.models.gguf.GgufWriter;
 import dev.tessera.serving.TestServer;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -86,5 +95,41 @@ class ChatCompletionsServiceTest {
         for (JsonNode c : j.get("choices")) {
             assertFalse(c.get("message").get("content").asText().contains(" "), c.toString());
         }
+    }
+
+    @Test
+    void chatTemplateKwargsReachTheTemplate(@TempDir Path dir) throws Exception {
+        // stories260K with Qwen3's template, which closes an empty think block when enable_thinking is false.
+        Path model = dir.resolve("stories-qwen3-template.gguf");
+        Path templates = TestServer.modelPath().getParent().resolve("chat-templates");
+        try (GgufFile src = GgufFile.open(TestServer.modelPath())) {
+            Map<String, GgufValue> meta = new LinkedHashMap<>(src.metadata());
+            meta.put("tokenizer.chat_template", GgufValue.ofString(Files.readString(templates.resolve("Qwen-Qwen3-0.6B.jinja"))));
+            GgufWriter w = new GgufWriter().version(src.version()).metadata(meta);
+            for (GgufTensorInfo t : src.tensors().values()) w.tensor(t.name(), t.dims(), t.type());
+            w.write(model, (info, dst) -> dst.copyFrom(src.data(src.tensor(info.name()))));
+        }
+        try (TestServer qwen = TestServer.loaded(model)) {
+            String base = "{\"model\":\"stories260K\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"max_tokens\":1";
+            int plain = promptTokens(qwen.post("/v1/chat/completions", base + "}"));
+            int thinking = promptTokens(qwen.post("/v1/chat/completions", base + ",\"chat_template_kwargs\":{\"enable_thinking\":true}}"));
+            int notThinking = promptTokens(qwen.post("/v1/chat/completions", base + ",\"chat_template_kwargs\":{\"enable_thinking\":false}}"));
+            assertEquals(plain, thinking);
+            assertTrue(notThinking > plain + 4, "the empty think block adds tokens: " + notThinking + " against " + plain);
+
+            HttpResponse<String> notObject = qwen.post("/v1/chat/completions", base + ",\"chat_template_kwargs\":[1]}");
+            assertEquals(400, notObject.statusCode(), notObject.body());
+            assertEquals("chat_template_kwargs", TestServer.json(notObject).get("error").get("param").asText());
+            HttpResponse<String> reserved = qwen.post("/v1/chat/completions", base + ",\"chat_template_kwargs\":{\"messages\":[]}}");
+            assertEquals(400, reserved.statusCode(), reserved.body());
+            assertTrue(reserved.body().contains("chat_template_kwargs.messages"), reserved.body());
+            HttpResponse<String> after = qwen.post("/v1/chat/completions", base + "}");
+            assertEquals(200, after.statusCode(), after.body());
+        }
+    }
+
+    private static int promptTokens(HttpResponse<String> res) throws Exception {
+        assertEquals(200, res.statusCode(), res.body());
+        return TestServer.json(res).get("usage").get("prompt_tokens").asInt();
     }
 }
