@@ -51,7 +51,8 @@ public record SynthModel(String name, int dim, int numLayers, int numHeads, int 
 
     public static SynthModel of(SynthPreset preset, TensorType type, long seed) {
         return new SynthModel("synth-" + preset.presetName, preset.dim, preset.numLayers, preset.numHeads,
-                preset.numKvHeads, preset.hiddenDim, type, seed, preset.numExperts, preset.numExpertsUsed, 0f);
+                preset.numKvHeads, preset.hiddenDim, type, seed, preset.numExperts, preset.numExpertsUsed, 0f, SynthMix.PURE,
+                preset.architecture, preset.headDim);
     }
 
     /** This model with inter-layer expert affinity {@code s} (0..1) planted in its routers. */

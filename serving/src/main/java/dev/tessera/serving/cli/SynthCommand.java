@@ -42,7 +42,9 @@ public final class SynthCommand implements Command {
                                        llama-7b: 4096, 32, 32/32, 11008; mixture-of-experts, Mixtral layout:
                                        moe-tiny: 256, 4, 8/4, expert ffn 256, 8 experts top-2;
                                        moe-16x: 512, 12, 8/4, 512, 16 experts top-2;
-                                       moe-8x1b: 2048, 16, 32/8, 2816, 8 experts top-2)
+                                       moe-8x1b: 2048, 16, 32/8, 2816, 8 experts top-2;
+                                       qwen3moe-a3b-4l: Qwen3-30B-A3B's layers, 4 of them: qwen3moe, 2048,
+                                       32/4 heads of 128, expert ffn 768, 128 experts top-8)
                   --dim N             embedding width (a multiple of --heads)
                   --layers N          transformer blocks
                   --heads N           attention heads

@@ -11,6 +11,7 @@ import dev.tessera.serving.openai.ChatCompletionResponse;
 import dev.tessera.serving.openai.ChatLogprobs;
 import dev.tessera.serving.openai.Usage;
 import dev.tessera.serving.text.ChoiceStream;
+import dev.tessera.serving.text.ReasoningSplitter;
 import dev.tessera.serving.http.edge.ClientDisconnects;
 import io.helidon.http.HeaderNames;
 import io.helidon.webserver.http.HttpRules;
@@ -53,19 +54,29 @@ public final class ChatCompletionsService implements HttpService {
             String id = Generation.newId("chatcmpl-");
             Generation g = Generation.start(model, context, startNanos,
                     List.of(new Generation.Prompt(ids, maxTokens)), r.n(), r.sampling(), r.stop(), r.logprobs(), id, "messages");
+            boolean split = r.splitReasoning() != null ? r.splitReasoning() : context.config().splitReasoning();
+            // DeepSeek-R1's template opens the think block itself: the answer starts inside it.
+            Reasoning reasoning = split ? new Reasoning(ReasoningSplitter.promptOpensReasoning(conversation)) : null;
             RequestOutcome outcome = RequestOutcome.of(req);
             String tag = req.headers().first(HeaderNames.create(ClientDisconnects.HEADER)).orElse(null);
             // A whole response writes nothing until it ends, so only the edge sees its client leave.
             try (ClientDisconnects.Registration watch = ClientDisconnects.watch(tag, g::clientGone)) {
-                if (r.stream()) stream(res, r, g, id, outcome);
-                else respond(res, r, g, id, outcome);
+                if (r.stream()) stream(res, r, g, id, outcome, reasoning);
+                else respond(res, r, g, id, outcome, reasoning);
             } finally {
                 g.abort();
             }
         });
     }
 
-    private void respond(ServerResponse res, ChatCompletionRequest r, Generation g, String id, RequestOutcome outcome)
+    /** Whether chat answers split off their reasoning, and whether the prompt already opened it. null: no split. */
+    private record Reasoning(boolean startsInside) {
+        ReasoningSplitter splitter() {
+            return new ReasoningSplitter(startsInside);
+        }
+    }
+
+    private void respond(ServerResponse res, ChatCompletionRequest r, Generation g, String id, RequestOutcome outcome, Reasoning reasoning)
             throws InterruptedException {
         Tokenizer tokenizer = g.model().tokenizer();
         List<ChatCompletionResponse.Choice> out = new ArrayList<>();
@@ -80,8 +91,14 @@ public final class ChatCompletionsService implements HttpService {
             } while (d.finishReason() == null);
             g.finished(c);
             if (g.isClientGone() || g.endedForShutdown()) break;
-            out.add(new ChatCompletionResponse.Choice(c.index(), new ChatCompletionResponse.Message("assistant", text.toString()),
-                    entries == null ? null : new ChatLogprobs(entries), d.finishReason()));
+            ChatCompletionResponse.Message message = new ChatCompletionResponse.Message("assistant", text.toString(), null);
+            if (reasoning != null) {
+                ReasoningSplitter splitter = reasoning.splitter();
+                ReasoningSplitter.Parts whole = splitter.feed(text.toString()), rest = splitter.finish();
+                String thoughts = whole.reasoning() + rest.reasoning();
+                message = new ChatCompletionResponse.Message("assistant", whole.content() + rest.content(), thoughts.isEmpty() ? null : thoughts);
+            }
+            out.add(new ChatCompletionResponse.Choice(c.index(), message, entries == null ? null : new ChatLogprobs(entries), d.finishReason()));
         }
         // Helidon needs an answer even for a client that left; writing it fails quietly (Responses.guarded).
         if (g.isClientGone()) outcome.note("client closed the connection; generation cancelled");
@@ -93,7 +110,7 @@ public final class ChatCompletionsService implements HttpService {
                 g.model().name(), out, Usage.of(g.numPromptTokens(), g.numCompletionTokens())));
     }
 
-    private void stream(ServerResponse res, ChatCompletionRequest r, Generation g, String id, RequestOutcome outcome) {
+    private void stream(ServerResponse res, ChatCompletionRequest r, Generation g, String id, RequestOutcome outcome, Reasoning reasoning) {
         Tokenizer tokenizer = g.model().tokenizer();
         long created = CompletionsService.nowSeconds();
         String name = g.model().name();
@@ -101,6 +118,7 @@ public final class ChatCompletionsService implements HttpService {
         try {
             for (ChoiceStream c : g.choices()) {
                 if (!sse.send(chunk(id, created, name, c.index(), new ChatCompletionChunk.Delta("assistant", ""), null, null))) return;
+                ReasoningSplitter splitter = reasoning == null ? null : reasoning.splitter();
                 ChoiceStream.Delta d;
                 do {
                     try {
@@ -117,7 +135,13 @@ public final class ChatCompletionsService implements HttpService {
                     if (d.isEmpty()) continue;
                     ChatLogprobs logprobs = r.logprobs() ? new ChatLogprobs(entries(tokenizer, d.tokens())) : null;
                     if (!d.text().isEmpty() || !d.tokens().isEmpty()) {
-                        if (!sse.send(chunk(id, created, name, c.index(), new ChatCompletionChunk.Delta(null, d.text()), logprobs, null))) return;
+                        if (!sse.send(chunk(id, created, name, c.index(), delta(splitter, d.text()), logprobs, null))) return;
+                    }
+                    if (d.finishReason() != null && splitter != null) {
+                        // Text held back as a possible tag: the last of the side it was on.
+                        ReasoningSplitter.Parts rest = splitter.finish();
+                        if (!rest.reasoning().isEmpty() || !rest.content().isEmpty())
+                            if (!sse.send(chunk(id, created, name, c.index(), delta(rest), null, null))) return;
                     }
                     if (d.finishReason() != null) {
                         // The finish reason travels alone in the choice's last chunk, with an empty delta, as OpenAI's.
@@ -144,8 +168,15 @@ public final class ChatCompletionsService implements HttpService {
         }
     }
 
-    /** The shutdown's grace period ran out: an error event and [DONE], so the client sees the answer is cut off. */
+    /** A text delta, split into reasoning and content when the answer's reasoning is split off. */
+    private static ChatCompletionChunk.Delta delta(ReasoningSplitter splitter, String text) {
+        return splitter == null ? new ChatCompletionChunk.Delta(null, text) : delta(splitter.feed(text));
+    }
 
+    private static ChatCompletionChunk.Delta delta(ReasoningSplitter.Parts p) {
+        return new ChatCompletionChunk.Delta(null, p.content().isEmpty() && !p.reasoning().isEmpty() ? null : p.content(),
+                p.reasoning().isEmpty() ? null : p.reasoning());
+    }
 
     private static ChatCompletionChunk chunk(String id, long created, String model, int index, ChatCompletionChunk.Delta delta,
                                              ChatLogprobs logprobs, String finishReason) {

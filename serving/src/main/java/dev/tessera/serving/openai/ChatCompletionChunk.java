@@ -17,5 +17,9 @@ public record ChatCompletionChunk(String id, String object, long created, String
 
     /** Only the fields that changed. */
     @JsonInclude(JsonInclude.Include.NON_NULL)
-    public record Delta(String role, String content) {}
+    public record Delta(String role, String content, String reasoningContent) {
+        public Delta(String role, String content) {
+            this(role, content, null);
+        }
+    }
 }

@@ -17,6 +17,8 @@ import static dev.tessera.serving.openai.RequestValidator.*;
  * {@code POST /v1/chat/completions}, parsed and range-checked. Tools, functions and structured output are refused
  * with a 400 that says so.
  *
+ * @param splitReasoning    {@code reasoning_format}: "deepseek" (or "auto") puts the text of {@code <think>} blocks in
+ *                          {@code reasoning_content}, "none" leaves it in the content; null: the server's default
  * @param templateVariables {@code chat_template_kwargs}, as vLLM and llama-server take them: extra variables of the chat
  *                          template ({@code {"enable_thinking": false}} for Qwen3), JSON values as Java ones
  *
@@ -26,7 +28,7 @@ import static dev.tessera.serving.openai.RequestValidator.*;
 public record ChatCompletionRequest(String model, List<ChatMessage> messages, Integer maxTokens,
                                     SamplingParams sampling, int n, List<String> stop, boolean stream,
                                     boolean includeUsage, boolean logprobs, int topLogprobs, String user,
-                                    Map<String, Object> templateVariables) {
+                                    Map<String, Object> templateVariables, Boolean splitReasoning) {
 
     /** Variables the server sets itself, or that would ask for function calling. */
     static final Set<String> RESERVED_TEMPLATE_VARIABLES = Set.of("messages", "add_generation_prompt", "bos_token", "eos_token",
@@ -62,7 +64,18 @@ public record ChatCompletionRequest(String model, List<ChatMessage> messages, In
         boolean stream = optBoolean(o, "stream", false);
         return new ChatCompletionRequest(model, messages, maxTokens, samplingParams(o, numTop), n == null ? 1 : n,
                 RequestValidator.stop(o), stream, RequestValidator.includeUsage(o, stream), logprobs, numTop, optString(o, "user"),
-                templateVariables(o.get("chat_template_kwargs")));
+                templateVariables(o.get("chat_template_kwargs")), reasoningFormat(o.get("reasoning_format")));
+    }
+
+    /** llama-server's names: "none" keeps thoughts in the content, "deepseek" and "auto" split them off. */
+    static Boolean reasoningFormat(JsonNode v) {
+        if (absent(v)) return null;
+        if (!v.isTextual()) throw wrongType("reasoning_format", "a string", v);
+        return switch (v.textValue()) {
+            case "none" -> false;
+            case "deepseek", "auto" -> true;
+            default -> throw ApiException.invalid("reasoning_format", "'reasoning_format' must be none, deepseek or auto, found '" + v.textValue() + "'");
+        };
     }
 
     static Map<String, Object> templateVariables(JsonNode v) {

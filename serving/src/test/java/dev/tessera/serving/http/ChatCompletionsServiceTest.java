@@ -100,15 +100,7 @@ class ChatCompletionsServiceTest {
     @Test
     void chatTemplateKwargsReachTheTemplate(@TempDir Path dir) throws Exception {
         // stories260K with Qwen3's template, which closes an empty think block when enable_thinking is false.
-        Path model = dir.resolve("stories-qwen3-template.gguf");
-        Path templates = TestServer.modelPath().getParent().resolve("chat-templates");
-        try (GgufFile src = GgufFile.open(TestServer.modelPath())) {
-            Map<String, GgufValue> meta = new LinkedHashMap<>(src.metadata());
-            meta.put("tokenizer.chat_template", GgufValue.ofString(Files.readString(templates.resolve("Qwen-Qwen3-0.6B.jinja"))));
-            GgufWriter w = new GgufWriter().version(src.version()).metadata(meta);
-            for (GgufTensorInfo t : src.tensors().values()) w.tensor(t.name(), t.dims(), t.type());
-            w.write(model, (info, dst) -> dst.copyFrom(src.data(src.tensor(info.name()))));
-        }
+        Path model = withTemplate(dir, "Qwen-Qwen3-0.6B.jinja");
         try (TestServer qwen = TestServer.loaded(model)) {
             String base = "{\"model\":\"stories260K\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"max_tokens\":1";
             int plain = promptTokens(qwen.post("/v1/chat/completions", base + "}"));
@@ -126,6 +118,57 @@ class ChatCompletionsServiceTest {
             HttpResponse<String> after = qwen.post("/v1/chat/completions", base + "}");
             assertEquals(200, after.statusCode(), after.body());
         }
+    }
+
+    @Test
+    void reasoningFormatDeepseekPutsTheOpenThinkBlockInReasoningContent(@TempDir Path dir) throws Exception {
+        // DeepSeek-R1's template ends the prompt inside <think>: stories260K never closes it, so all it says is reasoning.
+        try (TestServer r1 = TestServer.loaded(withTemplate(dir, "deepseek-ai-DeepSeek-R1-Distill-Llama-8B.jinja"))) {
+            String base = "{\"model\":\"stories260K\",\"messages\":[{\"role\":\"user\",\"content\":\"Once upon a time\"}],"
+                    + "\"max_tokens\":12,\"temperature\":0";
+            JsonNode plain = TestServer.json(r1.post("/v1/chat/completions", base + "}")).get("choices").get(0).get("message");
+            String text = plain.get("content").asText();
+            assertFalse(text.isEmpty());
+            assertFalse(plain.has("reasoning_content"), plain.toString());
+
+            HttpResponse<String> res = r1.post("/v1/chat/completions", base + ",\"reasoning_format\":\"deepseek\"}");
+            assertEquals(200, res.statusCode(), res.body());
+            JsonNode split = TestServer.json(res).get("choices").get(0).get("message");
+            assertEquals("", split.get("content").asText());
+            assertEquals(text, split.get("reasoning_content").asText());
+
+            HttpResponse<String> stream = r1.post("/v1/chat/completions", base + ",\"reasoning_format\":\"deepseek\",\"stream\":true}");
+            assertEquals(200, stream.statusCode(), stream.body());
+            StringBuilder thoughts = new StringBuilder(), content = new StringBuilder();
+            for (String line : stream.body().split("\n")) {
+                if (!line.startsWith("data: {")) continue;
+                JsonNode choices = Json.MAPPER.readTree(line.substring(6)).get("choices");
+                if (choices.isEmpty()) continue;
+                JsonNode delta = choices.get(0).get("delta");
+                if (delta.has("reasoning_content")) thoughts.append(delta.get("reasoning_content").asText());
+                if (delta.has("content") && !delta.get("content").isNull()) content.append(delta.get("content").asText());
+            }
+            assertEquals(text, thoughts.toString());
+            assertEquals("", content.toString());
+
+            HttpResponse<String> bad = r1.post("/v1/chat/completions", base + ",\"reasoning_format\":\"r1\"}");
+            assertEquals(400, bad.statusCode(), bad.body());
+            assertEquals("reasoning_format", TestServer.json(bad).get("error").get("param").asText());
+        }
+    }
+
+    /** A copy of stories260K whose tokenizer.chat_template is one of the shared real templates. */
+    private static Path withTemplate(Path dir, String template) throws Exception {
+        Path model = dir.resolve("stories-" + template.replace(".jinja", ".gguf"));
+        Path templates = TestServer.modelPath().getParent().resolve("chat-templates");
+        try (GgufFile src = GgufFile.open(TestServer.modelPath())) {
+            Map<String, GgufValue> meta = new LinkedHashMap<>(src.metadata());
+            meta.put("tokenizer.chat_template", GgufValue.ofString(Files.readString(templates.resolve(template))));
+            GgufWriter w = new GgufWriter().version(src.version()).metadata(meta);
+            for (GgufTensorInfo t : src.tensors().values()) w.tensor(t.name(), t.dims(), t.type());
+            w.write(model, (info, dst) -> dst.copyFrom(src.data(src.tensor(info.name()))));
+        }
+        return model;
     }
 
     private static int promptTokens(HttpResponse<String> res) throws Exception {
