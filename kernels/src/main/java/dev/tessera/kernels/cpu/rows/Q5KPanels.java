@@ -84,13 +84,19 @@ public final class Q5KPanels extends ValuePanels {
         float[] sums = xBlocks.int8Sums(), xScales = xBlocks.scales();
         int[] pairs = xBlocks.pairs();
         long o = panelOffset;
+        // Each block's header loaded one block ahead, as in Q4KPanels.dot.
+        IntVector nextDs = IntVector.fromMemorySegment(I, w, o + Q4KPanels.DS, LE), nextW1 = IntVector.fromMemorySegment(I, w, o + Q4KPanels.W1, LE);
+        IntVector nextW2 = IntVector.fromMemorySegment(I, w, o + Q4KPanels.W2, LE), nextW3 = IntVector.fromMemorySegment(I, w, o + Q4KPanels.W3, LE);
         for (int xb = xOffset, end = xOffset + cols; xb < end; xb += BLOCK, o += PANEL_BLOCK_BYTES) {
+            IntVector ds = nextDs, w1 = nextW1, w2 = nextW2, w3 = nextW3;
+            long next = xb + BLOCK < end ? o + PANEL_BLOCK_BYTES : o;
+            nextDs = IntVector.fromMemorySegment(I, w, next + Q4KPanels.DS, LE);
+            nextW1 = IntVector.fromMemorySegment(I, w, next + Q4KPanels.W1, LE);
+            nextW2 = IntVector.fromMemorySegment(I, w, next + Q4KPanels.W2, LE);
+            nextW3 = IntVector.fromMemorySegment(I, w, next + Q4KPanels.W3, LE);
             // Q4KPanels.decodeScales' header decode, spelled out.
-            IntVector ds = IntVector.fromMemorySegment(I, w, o + Q4KPanels.DS, LE);
             FloatVector d = ds.lanewise(LSHL, 16).lanewise(ASHR, 3).and(0x8fffe000).reinterpretAsFloats().mul(0x1p112f);
             FloatVector dmin = ds.lanewise(ASHR, 3).and(0x8fffe000).reinterpretAsFloats().mul(0x1p112f);
-            IntVector w1 = IntVector.fromMemorySegment(I, w, o + Q4KPanels.W1, LE), w2 = IntVector.fromMemorySegment(I, w, o + Q4KPanels.W2, LE);
-            IntVector w3 = IntVector.fromMemorySegment(I, w, o + Q4KPanels.W3, LE);
             IntVector oddMins = w1.lanewise(LSHR, 24).or(w2.lanewise(LSHR, 16).and(0xff00)).or(w3.lanewise(LSHR, 8).and(0xff0000));
             for (int c = 0; c < 4; c++) {
                 ShortVector s = ShortVector.zero(S32), h = s, sHigh = s, hHigh = s;
