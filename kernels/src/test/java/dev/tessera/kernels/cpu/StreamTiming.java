@@ -10,7 +10,7 @@ import java.util.List;
 import java.util.Random;
 
 /**
- * One-token matmuls as a decode runs them: many matrices, together far larger than the last-level cache, called in
+ * Decode matmuls as the engine runs them (one token, or a batch of a few with TYPE:ROWS:COLS:COPIES:TOKENS): many matrices, together far larger than the last-level cache, called in
  * turn on a pool of threads, so every weight byte comes from DRAM. Several kinds may be mixed, as in a model (the
  * JIT then sees both kernels at the matmul's call site). Not a test; run its main from the test classpath:
  * {@code ... dev.tessera.kernels.cpu.StreamTiming THREADS SECONDS TYPE:ROWS:COLS:COPIES ...}, e.g.
@@ -18,7 +18,7 @@ import java.util.Random;
  * read (panel bytes where the type has panels), over all rounds after a warm-up.
  */
 public final class StreamTiming {
-    private record Kind(String spec, CpuWeight[] ws, long bytes, long macs, float[] x, float[] out) {}
+    private record Kind(String spec, CpuWeight[] ws, long bytes, long macs, float[] x, float[] out, int tokens) {}
 
     public static void main(String[] args) {
         int threads = Integer.parseInt(args[0]);
@@ -30,6 +30,7 @@ public final class StreamTiming {
                 String[] p = args[a].split(":");
                 TensorType type = TensorType.valueOf(p[0]);
                 int rows = Integer.parseInt(p[1]), cols = Integer.parseInt(p[2]), copies = Integer.parseInt(p[3]);
+                int tokens = p.length > 4 ? Integer.parseInt(p[4]) : 1;
                 CpuWeight[] ws = new CpuWeight[copies];
                 long bytes = 0;
                 for (int c = 0; c < copies; c++) {
@@ -45,9 +46,9 @@ public final class StreamTiming {
                     ws[c] = CpuWeight.of("w" + c, type, data, rows, cols);
                     bytes += ws[c].panels() != null ? ws[c].panels().byteSize() : data.byteSize();
                 }
-                float[] x = new float[cols];
-                for (int i = 0; i < cols; i++) x[i] = (float) random.nextGaussian();
-                kinds.add(new Kind(args[a], ws, bytes, (long) rows * cols * copies, x, new float[rows]));
+                float[] x = new float[tokens * cols];
+                for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
+                kinds.add(new Kind(args[a], ws, bytes, (long) rows * cols * copies * tokens, x, new float[tokens * rows], tokens));
             }
             MatMul mm = new MatMul(pool);
             long[] nanos = new long[kinds.size()];
@@ -66,7 +67,7 @@ public final class StreamTiming {
                         Kind kind = kinds.get(k);
                         if (c >= kind.ws.length) continue;
                         long t0 = System.nanoTime();
-                        mm.run(kind.ws[c], kind.x, 1, kind.out, kind.ws[c].rows());
+                        mm.run(kind.ws[c], kind.x, kind.tokens, kind.out, kind.ws[c].rows());
                         nanos[k] += System.nanoTime() - t0;
                     }
             }
