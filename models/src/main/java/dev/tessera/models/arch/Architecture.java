@@ -17,11 +17,6 @@ public record Architecture(String name, boolean neoxRope, boolean attentionBias,
             new Architecture("qwen3moe", true, false, QkNorm.PER_HEAD, ExpertStyle.QWEN3_MOE),
             new Architecture("olmoe", true, false, QkNorm.WHOLE, ExpertStyle.OLMOE));
 
-    /** The rows of the table before MoE: the architectures' dense shape, no experts allowed. */
-    public Architecture(String name, boolean neoxRope, boolean attentionBias) {
-        this(name, neoxRope, attentionBias, QkNorm.NONE, ExpertStyle.NONE);
-    }
-
     public static Architecture find(String name) {
         for (Architecture a : SUPPORTED) if (a.name.equals(name)) return a;
         return null;
@@ -35,7 +30,19 @@ public record Architecture(String name, boolean neoxRope, boolean attentionBias,
      * RMS norms of q and k after their projections, before rope ({@code attn_q_norm}, {@code attn_k_norm}): Qwen3's
      * weight is one head wide and normalises every head on its own; OLMoE's is the whole projection wide.
      */
-    public enum QkNorm { NONE, PER_HEAD, WHOLE }
+    public enum QkNorm {
+        NONE, PER_HEAD, WHOLE;
+
+        /** Into how many parts, each normalised on its own, the norm divides a projection of {@code numHeads} heads. */
+        public int parts(int numHeads) {
+            return this == PER_HEAD ? numHeads : 1;
+        }
+
+        /** The width of the norm's weight for a projection of {@code numHeads} heads of {@code headDim}. */
+        public int weightWidth(int numHeads, int headDim) {
+            return numHeads * headDim / parts(numHeads);
+        }
+    }
 
     /**
      * How an architecture's MoE layers route and combine, as llama.cpp builds them (its {@code build_moe_ffn} arguments

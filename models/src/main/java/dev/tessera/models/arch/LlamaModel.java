@@ -216,9 +216,9 @@ public final class LlamaModel implements AutoCloseable {
                     backend.addBias(v, w.bv(), n);
                 }
                 if (w.qNorm() != null) {
-                    boolean perHead = c.architecture().qkNorm() == Architecture.QkNorm.PER_HEAD;
-                    backend.rmsNormHeads(q, w.qNorm(), c.rmsNormEps(), n, perHead ? shape.numHeads() : 1);
-                    backend.rmsNormHeads(k, w.kNorm(), c.rmsNormEps(), n, perHead ? shape.numKvHeads() : 1);
+                    Architecture.QkNorm norm = c.architecture().qkNorm();
+                    backend.rmsNormHeads(q, w.qNorm(), c.rmsNormEps(), n, norm.parts(shape.numHeads()));
+                    backend.rmsNormHeads(k, w.kNorm(), c.rmsNormEps(), n, norm.parts(shape.numKvHeads()));
                 }
                 backend.rope(q, n, shape.numHeads(), c.headDim(), batch.positions(), c.rope());
                 backend.rope(k, n, shape.numKvHeads(), c.headDim(), batch.positions(), c.rope());

@@ -54,8 +54,7 @@ public record LlamaWeights(Weight tokenEmbedding, Weight outputNorm, Weight outp
         boolean bias = c.architecture().attentionBias();
         int qDim = c.numHeads() * c.headDim();
         Architecture.QkNorm qkNorm = c.architecture().qkNorm();
-        int qNormWidth = qkNorm == Architecture.QkNorm.PER_HEAD ? c.headDim() : qDim;
-        int kNormWidth = qkNorm == Architecture.QkNorm.PER_HEAD ? c.headDim() : c.kvDim();
+        int qNormWidth = qkNorm.weightWidth(c.numHeads(), c.headDim()), kNormWidth = qkNorm.weightWidth(c.numKvHeads(), c.headDim());
         for (int i = 0; i < layers.length; i++) {
             String b = "blk." + i + ".";
             int layer = i;

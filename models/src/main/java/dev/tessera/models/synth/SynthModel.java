@@ -199,7 +199,6 @@ public record SynthModel(String name, int dim, int numLayers, int numHeads, int 
         weight(w, "token_embd.weight", -1, dim, vocabSize);
         w.tensor("output_norm.weight", new long[] {dim}, TensorType.F32);
         weight(w, "output.weight", -1, dim, vocabSize);
-        boolean perHead = arch.qkNorm() == Architecture.QkNorm.PER_HEAD;
         for (int i = 0; i < numLayers; i++) {
             String b = "blk." + i + ".";
             w.tensor(b + "attn_norm.weight", new long[] {dim}, TensorType.F32);
@@ -212,8 +211,8 @@ public record SynthModel(String name, int dim, int numLayers, int numHeads, int 
                 w.tensor(b + "attn_v.bias", new long[] {kvDim()}, TensorType.F32);
             }
             if (arch.qkNorm() != Architecture.QkNorm.NONE) {
-                w.tensor(b + "attn_q_norm.weight", new long[] {perHead ? headDim() : qDim()}, TensorType.F32);
-                w.tensor(b + "attn_k_norm.weight", new long[] {perHead ? headDim() : kvDim()}, TensorType.F32);
+                w.tensor(b + "attn_q_norm.weight", new long[] {arch.qkNorm().weightWidth(numHeads, headDim())}, TensorType.F32);
+                w.tensor(b + "attn_k_norm.weight", new long[] {arch.qkNorm().weightWidth(numKvHeads, headDim())}, TensorType.F32);
             }
             weight(w, b + "attn_output.weight", i, qDim(), dim);
             w.tensor(b + "ffn_norm.weight", new long[] {dim}, TensorType.F32);

@@ -17,13 +17,12 @@ import static dev.tessera.serving.openai.RequestValidator.*;
  * {@code POST /v1/chat/completions}, parsed and range-checked. Tools, functions and structured output are refused
  * with a 400 that says so.
  *
- * @param splitReasoning    {@code reasoning_format}: "deepseek" (or "auto") puts the text of {@code <think>} blocks in
- *                          {@code reasoning_content}, "none" leaves it in the content; null: the server's default
+ * @param maxTokens         max_completion_tokens, else max_tokens; null = up to the end of the context
+ * @param topLogprobs       alternatives per token, 0..20 (only with logprobs)
  * @param templateVariables {@code chat_template_kwargs}, as vLLM and llama-server take them: extra variables of the chat
  *                          template ({@code {"enable_thinking": false}} for Qwen3), JSON values as Java ones
- *
- * @param maxTokens   max_completion_tokens, else max_tokens; null = up to the end of the context
- * @param topLogprobs alternatives per token, 0..20 (only with logprobs)
+ * @param splitReasoning    {@code reasoning_format}: "deepseek" (or "auto") puts the text of {@code <think>} blocks in
+ *                          {@code reasoning_content}, "none" leaves it in the content; null: the server's default
  */
 public record ChatCompletionRequest(String model, List<ChatMessage> messages, Integer maxTokens,
                                     SamplingParams sampling, int n, List<String> stop, boolean stream,
