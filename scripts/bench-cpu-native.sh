@@ -8,7 +8,8 @@
 #                               [--preset llama-1b|moe-8x1b|...]   (any 'tessera synth' preset; moe-* are MoE models)
 #
 # Results: a markdown table on stdout (prefill and decode tok/s and ratios, peak RSS of `tessera generate`
-# against the file size); raw outputs under OUT_DIR/raw/. With --rounds N, each round runs both engines back to
+# against the file size); raw outputs under OUT_DIR/raw/. `tessera bench` decodes after its prompt, so the decode
+# ratio is against llama-bench's tg at the same depth (-d PROMPT_TOKENS); its tg from an empty cache is shown too. With --rounds N, each round runs both engines back to
 # back on every file, and a ratio is the median of the N per-round ratios, with their range.
 # Exits 1 when a step fails, 2 on bad usage.
 set -euo pipefail
@@ -92,7 +93,8 @@ done
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 run_llamacpp() {  # file round
     log "llama.cpp  $1 round $2"
-    "$BIN/llama-bench" -m "$OUT_DIR/$PRESET-$1.gguf" -t "$THREADS" -p "$PROMPT_TOKENS" -n "$GEN_TOKENS" -r "$REPS" -o json \
+    # -d 0,P: prefill from an empty cache, decode both from an empty cache and after P tokens (where tessera's is).
+    "$BIN/llama-bench" -m "$OUT_DIR/$PRESET-$1.gguf" -t "$THREADS" -p "$PROMPT_TOKENS" -n "$GEN_TOKENS" -d "0,$PROMPT_TOKENS" -r "$REPS" -o json \
         > "$RAW/llamacpp-$1-round$2.json" 2> "$RAW/llamacpp-$1-round$2.log" || fail "llama-bench failed on $1, see $RAW/llamacpp-$1-round$2.log"
 }
 run_tessera() {  # file round

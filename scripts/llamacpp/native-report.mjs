@@ -3,8 +3,9 @@
 //   node native-report.mjs --raw DIR --dir MODELS --files "q4_k_m q8_0" --threads N --prompt-tokens P --gen-tokens G
 //                          [--rounds R] [--load-before L] [--load-after L]
 //
-// Markdown on stdout. llama-bench -o json gives one record per test (n_prompt > 0: prefill, n_gen > 0: decode),
-// avg_ts in tokens/s; tessera bench --json gives prefill_tokens_per_s and decode_tokens_per_s (medians). Raw files
+// Markdown on stdout. llama-bench -o json gives one record per test (n_prompt > 0: prefill, n_gen > 0: decode, n_depth:
+// tokens already in the cache), avg_ts in tokens/s. Prefill is compared at depth 0; decode at depth --prompt-tokens,
+// where tessera bench decodes (after its prompt), with llama.cpp's decode from an empty cache shown beside it; tessera bench --json gives prefill_tokens_per_s and decode_tokens_per_s (medians). Raw files
 // are ENGINE-FILE-roundK.json. Each round's two runs were made back to back, so a ratio is taken within a round; over
 // several rounds the table gives each engine's median tok/s and the median of the per-round ratios, with their range.
 import { readFileSync, existsSync, statSync } from "node:fs";
@@ -32,24 +33,27 @@ const ratio = (values) => {
 
 const rows = [];
 for (const file of args.files.split(/\s+/).filter(Boolean)) {
-    const lp = [], lg = [], tp = [], tg = [];
+    const lp = [], lg = [], lg0 = [], tp = [], tg = [];
+    const depth = Number(args["prompt-tokens"]);
     for (let round = 1; round <= rounds; round++) {
         const llama = JSON.parse(readFileSync(`${args.raw}/llamacpp-${file}-round${round}.json`, "utf8"));
         const tessera = JSON.parse(readFileSync(`${args.raw}/tessera-${file}-round${round}.json`, "utf8"));
-        lp.push(llama.find((r) => r.n_prompt > 0 && r.n_gen === 0)?.avg_ts);
-        lg.push(llama.find((r) => r.n_gen > 0 && r.n_prompt === 0)?.avg_ts);
+        lp.push(llama.find((r) => r.n_prompt > 0 && r.n_gen === 0 && (r.n_depth ?? 0) === 0)?.avg_ts);
+        lg0.push(llama.find((r) => r.n_gen > 0 && r.n_prompt === 0 && (r.n_depth ?? 0) === 0)?.avg_ts);
+        lg.push(llama.find((r) => r.n_gen > 0 && r.n_prompt === 0 && r.n_depth === depth)?.avg_ts);
         tp.push(tessera.prefill_tokens_per_s);
         tg.push(tessera.decode_tokens_per_s);
     }
-    const prefillRatios = tp.map((t, i) => t / lp[i]), decodeRatios = tg.map((t, i) => t / lg[i]);
+    const prefillRatios = tp.map((t, i) => t / lp[i]), decodeRatios = tg.map((t, i) => t / lg[i]), emptyRatios = tg.map((t, i) => t / lg0[i]);
     const size = statSync(`${args.dir}/${args.preset ?? "llama-1b"}-${file}.gguf`).size;
     const rssFile = `${args.raw}/rss-${file}.txt`;
     const rss = existsSync(rssFile) ? Number(readFileSync(rssFile, "utf8").trim()) : undefined;
     rows.push(`| ${file} | ${fmt(median(tp))} | ${fmt(median(lp))} | ${ratio(prefillRatios)} | ${fmt(median(tg))} | ${fmt(median(lg))} | `
-        + `**${ratio(decodeRatios)}** | ${mb(size)} | ${rss === undefined ? "n/a" : mb(rss)} |`);
+        + `**${ratio(decodeRatios)}** | ${fmt(median(lg0))} | ${ratio(emptyRatios)} | ${mb(size)} | ${rss === undefined ? "n/a" : mb(rss)} |`);
 }
 console.log(`threads ${args.threads}, ${args["prompt-tokens"]} prompt tokens, ${args["gen-tokens"]} generated, ${rounds} round(s); `
     + `load average before ${args["load-before"] ?? "?"}, after ${args["load-after"] ?? "?"}\n`);
-console.log("| file | Tessera prefill | llama.cpp prefill | ratio | Tessera decode | llama.cpp decode | ratio | file MB | Tessera peak RSS MB |");
-console.log("|---|---|---|---|---|---|---|---|---|");
+console.log(`Decode at depth ${args["prompt-tokens"]} (after the prompt) on both engines; the last decode columns are llama.cpp from an empty cache.\n`);
+console.log("| file | Tessera prefill | llama.cpp prefill | ratio | Tessera decode | llama.cpp decode | ratio | llama.cpp decode, empty cache | ratio | file MB | Tessera peak RSS MB |");
+console.log("|---|---|---|---|---|---|---|---|---|---|---|");
 for (const row of rows) console.log(row);
