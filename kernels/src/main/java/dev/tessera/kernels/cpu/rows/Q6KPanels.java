@@ -215,41 +215,63 @@ public final class Q6KPanels extends SuperBlockPanels {
     }
 
     /**
-     * As {@link #dot} for four tokens: each decoded quad's four vectors multiply the four tokens' x pairs in 16-bit
-     * lanes, with dot's integer group sums and dot's arithmetic after them, so results are the same bits as dot's.
+     * As {@link #dot} for four tokens: a group's eight decoded vectors multiply each token's x pairs in 16-bit lanes, with
+     * dot's integer group sums and dot's arithmetic after them, so results are the same bits as dot's. Spelled out, not
+     * as loops over the group's halves and quads: 63 → 90 GMAC/s on one thread in cache (512×2048, Zen 5 VM).
      */
     @Override
     public void dot4(MemorySegment w, long panelOffset, int cols, float[] x, int x0, int x1, int x2, int x3, ActivationBlocks xBlocks,
                      int numTokens, float[] out, int o0, int outWidth) {
         FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0, p0 = a0, p1 = a0, p2 = a0, p3 = a0;
-        float[] scales = GROUP_SCALES.get(), xScales = xBlocks.scales();
+        float[] xScales = xBlocks.scales();
         int[] pairs = xBlocks.pairs();
         long o = panelOffset;
         for (int kb = 0; kb < cols; kb += BLOCK, o += PANEL_BLOCK_BYTES) {
-            decodeScales(w, o, scales);
+            FloatVector d = FloatVector.fromMemorySegment(F, w, o + D, LE);
             for (int g = 0; g < 16; g++) {
-                ShortVector q0 = ShortVector.zero(S32), q1 = q0, q2 = q0, q3 = q0;
                 int pp = (kb + 16 * g) / 2, m0 = x0 / 2 + pp, m1 = x1 / 2 + pp, m2 = x2 / 2 + pp, m3 = x3 / 2 + pp;
                 long group = o + QS + (long) g * GROUP_BYTES;
-                for (int t = 0; t < 2; t++) {
-                    ShortVector wv = ShortVector.fromMemorySegment(S32, w, group + WORDS * t, LE);
-                    ShortVector bv = (ShortVector) ByteVector.fromMemorySegment(B32, w, group + BYTES + 32L * t, LE)
-                            .convertShape(VectorOperators.B2S, S32, 0);
-                    for (int s = 0; s < 4; s++) {
-                        ShortVector v = s == 0 ? wv.lanewise(ASHR, 10)
-                                : s == 1 ? wv.lanewise(LSHL, 6).lanewise(ASHR, 10)
-                                : s == 2 ? bv.lanewise(LSHL, 14).lanewise(ASHR, 10).or(wv.and((short) 15))
-                                : bv.lanewise(ASHR, 2);
-                        int l = 4 * t + s;
-                        q0 = q0.add(v.mul(IntVector.broadcast(I512, pairs[m0 + l]).reinterpretAsShorts()));
-                        q1 = q1.add(v.mul(IntVector.broadcast(I512, pairs[m1 + l]).reinterpretAsShorts()));
-                        q2 = q2.add(v.mul(IntVector.broadcast(I512, pairs[m2 + l]).reinterpretAsShorts()));
-                        q3 = q3.add(v.mul(IntVector.broadcast(I512, pairs[m3 + l]).reinterpretAsShorts()));
-                    }
-                }
+                ShortVector w0 = ShortVector.fromMemorySegment(S32, w, group, LE), w1 = ShortVector.fromMemorySegment(S32, w, group + WORDS, LE);
+                ShortVector b0 = (ShortVector) ByteVector.fromMemorySegment(B32, w, group + BYTES, LE).convertShape(VectorOperators.B2S, S32, 0);
+                ShortVector b1 = (ShortVector) ByteVector.fromMemorySegment(B32, w, group + BYTES + 32, LE).convertShape(VectorOperators.B2S, S32, 0);
+                ShortVector v0 = w0.lanewise(ASHR, 10), v1 = w0.lanewise(LSHL, 6).lanewise(ASHR, 10);
+                ShortVector v2 = b0.lanewise(LSHL, 14).lanewise(ASHR, 10).or(w0.and((short) 15)), v3 = b0.lanewise(ASHR, 2);
+                ShortVector v4 = w1.lanewise(ASHR, 10), v5 = w1.lanewise(LSHL, 6).lanewise(ASHR, 10);
+                ShortVector v6 = b1.lanewise(LSHL, 14).lanewise(ASHR, 10).or(w1.and((short) 15)), v7 = b1.lanewise(ASHR, 2);
+                ShortVector q0 = v0.mul(IntVector.broadcast(I512, pairs[m0]).reinterpretAsShorts())
+                        .add(v1.mul(IntVector.broadcast(I512, pairs[m0 + 1]).reinterpretAsShorts()))
+                        .add(v2.mul(IntVector.broadcast(I512, pairs[m0 + 2]).reinterpretAsShorts()))
+                        .add(v3.mul(IntVector.broadcast(I512, pairs[m0 + 3]).reinterpretAsShorts()))
+                        .add(v4.mul(IntVector.broadcast(I512, pairs[m0 + 4]).reinterpretAsShorts()))
+                        .add(v5.mul(IntVector.broadcast(I512, pairs[m0 + 5]).reinterpretAsShorts()))
+                        .add(v6.mul(IntVector.broadcast(I512, pairs[m0 + 6]).reinterpretAsShorts()))
+                        .add(v7.mul(IntVector.broadcast(I512, pairs[m0 + 7]).reinterpretAsShorts()));
+                ShortVector q1 = v0.mul(IntVector.broadcast(I512, pairs[m1]).reinterpretAsShorts())
+                        .add(v1.mul(IntVector.broadcast(I512, pairs[m1 + 1]).reinterpretAsShorts()))
+                        .add(v2.mul(IntVector.broadcast(I512, pairs[m1 + 2]).reinterpretAsShorts()))
+                        .add(v3.mul(IntVector.broadcast(I512, pairs[m1 + 3]).reinterpretAsShorts()))
+                        .add(v4.mul(IntVector.broadcast(I512, pairs[m1 + 4]).reinterpretAsShorts()))
+                        .add(v5.mul(IntVector.broadcast(I512, pairs[m1 + 5]).reinterpretAsShorts()))
+                        .add(v6.mul(IntVector.broadcast(I512, pairs[m1 + 6]).reinterpretAsShorts()))
+                        .add(v7.mul(IntVector.broadcast(I512, pairs[m1 + 7]).reinterpretAsShorts()));
+                ShortVector q2 = v0.mul(IntVector.broadcast(I512, pairs[m2]).reinterpretAsShorts())
+                        .add(v1.mul(IntVector.broadcast(I512, pairs[m2 + 1]).reinterpretAsShorts()))
+                        .add(v2.mul(IntVector.broadcast(I512, pairs[m2 + 2]).reinterpretAsShorts()))
+                        .add(v3.mul(IntVector.broadcast(I512, pairs[m2 + 3]).reinterpretAsShorts()))
+                        .add(v4.mul(IntVector.broadcast(I512, pairs[m2 + 4]).reinterpretAsShorts()))
+                        .add(v5.mul(IntVector.broadcast(I512, pairs[m2 + 5]).reinterpretAsShorts()))
+                        .add(v6.mul(IntVector.broadcast(I512, pairs[m2 + 6]).reinterpretAsShorts()))
+                        .add(v7.mul(IntVector.broadcast(I512, pairs[m2 + 7]).reinterpretAsShorts()));
+                ShortVector q3 = v0.mul(IntVector.broadcast(I512, pairs[m3]).reinterpretAsShorts())
+                        .add(v1.mul(IntVector.broadcast(I512, pairs[m3 + 1]).reinterpretAsShorts()))
+                        .add(v2.mul(IntVector.broadcast(I512, pairs[m3 + 2]).reinterpretAsShorts()))
+                        .add(v3.mul(IntVector.broadcast(I512, pairs[m3 + 3]).reinterpretAsShorts()))
+                        .add(v4.mul(IntVector.broadcast(I512, pairs[m3 + 4]).reinterpretAsShorts()))
+                        .add(v5.mul(IntVector.broadcast(I512, pairs[m3 + 5]).reinterpretAsShorts()))
+                        .add(v6.mul(IntVector.broadcast(I512, pairs[m3 + 6]).reinterpretAsShorts()))
+                        .add(v7.mul(IntVector.broadcast(I512, pairs[m3 + 7]).reinterpretAsShorts()));
                 // dot's order: the two groups of an x block as sum * (d * scale), then times the x scale into the sum.
-                // Row sums (lanes 2i and 2i + 1 added) spelled out per token.
-                FloatVector sc = FloatVector.fromArray(F, scales, 16 * g);
+                FloatVector sc = d.mul((FloatVector) ByteVector.fromMemorySegment(B16, w, o + SCALES + (long) g * ROWS, LE).convertShape(VectorOperators.B2F, F, 0));
                 IntVector i0 = q0.reinterpretAsInts(), i1 = q1.reinterpretAsInts(), i2 = q2.reinterpretAsInts(), i3 = q3.reinterpretAsInts();
                 FloatVector s0 = (FloatVector) i0.lanewise(LSHL, 16).lanewise(ASHR, 16).add(i0.lanewise(ASHR, 16)).convert(I2F, 0);
                 FloatVector s1 = (FloatVector) i1.lanewise(LSHL, 16).lanewise(ASHR, 16).add(i1.lanewise(ASHR, 16)).convert(I2F, 0);
