@@ -41,6 +41,7 @@ public final class BenchCommand implements Command {
                         the median is reported (default 3)
                   --threads N           CPU threads (default: physical cores)
                   --device auto|cpu|cuda[:N]  compute device (default auto)
+                  --kv-cache-type f32|f16   element type of cached keys and values (default f32, as serve; llama.cpp's is f16)
                   --json                print one JSON object instead of a table""" + TensorParallelOptions.USAGE + AttentionOffloadOptions.USAGE + ExpertParallelOptions.USAGE
                 + "\n\n'tessera bench serve' load-tests a running OpenAI-compatible server instead:\n" + BenchServeCommand.USAGE;
     }
@@ -48,7 +49,7 @@ public final class BenchCommand implements Command {
     @Override
     public int run(List<String> argList) throws Exception {
         if (!argList.isEmpty() && argList.getFirst().equals("serve")) return new BenchServeCommand().run(argList.subList(1, argList.size()));
-        CliArgs args = new CliArgs(argList, ModelEngines.withRunnerOptions(java.util.Set.of("model", "prompt-tokens", "gen-tokens", "reps", "threads", "device")),
+        CliArgs args = new CliArgs(argList, ModelEngines.withRunnerOptions(java.util.Set.of("model", "prompt-tokens", "gen-tokens", "reps", "threads", "device", "kv-cache-type")),
                 java.util.Set.of("json"));
         Path path = Path.of(args.require("model"));
         int promptTokens = args.getInt("prompt-tokens", 128, 1, 1 << 20);
@@ -57,7 +58,8 @@ public final class BenchCommand implements Command {
         int threads = args.getInt("threads", CpuTopology.physicalCores(), 1, 1024);
         // The same batching engine the server runs, one request at a time, local or tensor-parallel (--tp-workers).
         // No prefix caching: every rep must compute its whole prompt.
-        EngineConfig config = EngineConfig.defaults(1, ModelLoader.DEFAULT_MAX_BATCH_TOKENS, 1).withPrefixCaching(false);
+        EngineConfig config = EngineConfig.defaults(1, ModelLoader.DEFAULT_MAX_BATCH_TOKENS, 1).withPrefixCaching(false)
+                .withKvCache(0, ServeCommand.kvCacheType(args.get("kv-cache-type", "f32")));
         long t0 = System.nanoTime();
         try (ModelEngines.Opened m = ModelEngines.open(args, path, config, threads)) {
             double loadSeconds = (System.nanoTime() - t0) / 1e9;

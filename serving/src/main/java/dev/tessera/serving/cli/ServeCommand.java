@@ -181,7 +181,7 @@ public final class ServeCommand implements Command {
         return 0;
     }
 
-    private static KvCacheType kvCacheType(String name) {
+    static KvCacheType kvCacheType(String name) {
         try {
             return KvCacheType.parse(name);
         } catch (IllegalArgumentException e) {
