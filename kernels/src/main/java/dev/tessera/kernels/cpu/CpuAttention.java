@@ -98,7 +98,10 @@ final class CpuAttention {
     private static void blockScores(float[] kt, int base, int bs, int n, float[] qs, int qo, int group, int headDim, float scale,
                                     float[] s, int len, int j0) {
         int w = F.length();
-        for (int g = 0; g < group; g++) {
+        int g = 0;
+        if (bs % w == 0)
+            for (; g + 4 <= group; g += 4) blockScores4(kt, base, bs, n, qs, qo + g * headDim, headDim, scale, s, g * len + j0, len);
+        for (; g < group; g++) {
             int qg = qo + g * headDim, to = g * len + j0;
             if (bs % w != 0) {
                 for (int i = 0; i < n; i++) {
@@ -131,6 +134,52 @@ final class CpuAttention {
     }
 
     /**
+     * {@link #blockScores}' vector path for four query heads at once (q at qg, headDim apart; scores at to, len apart):
+     * each key vector is loaded once for the four, and the 16 running sums are 16 chains where one head had four. Each
+     * head's sums are the same operations in the same order as alone, so the bits are blockScores'.
+     */
+    private static void blockScores4(float[] kt, int base, int bs, int n, float[] qs, int qg, int headDim, float scale, float[] s, int to, int len) {
+        int w = F.length(), q1 = qg + headDim, q2 = q1 + headDim, q3 = q2 + headDim;
+        for (int i = 0; i < n; i += w) {
+            FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+            FloatVector c0 = a0, c1 = a0, c2 = a0, c3 = a0, e0 = a0, e1 = a0, e2 = a0, e3 = a0;
+            int at = base + i, d = 0;
+            for (; d + 4 <= headDim; d += 4, at += 4 * bs) {
+                FloatVector k0 = FloatVector.fromArray(F, kt, at), k1 = FloatVector.fromArray(F, kt, at + bs);
+                FloatVector k2 = FloatVector.fromArray(F, kt, at + 2 * bs), k3 = FloatVector.fromArray(F, kt, at + 3 * bs);
+                a0 = k0.fma(FloatVector.broadcast(F, qs[qg + d]), a0);
+                a1 = k1.fma(FloatVector.broadcast(F, qs[qg + d + 1]), a1);
+                a2 = k2.fma(FloatVector.broadcast(F, qs[qg + d + 2]), a2);
+                a3 = k3.fma(FloatVector.broadcast(F, qs[qg + d + 3]), a3);
+                b0 = k0.fma(FloatVector.broadcast(F, qs[q1 + d]), b0);
+                b1 = k1.fma(FloatVector.broadcast(F, qs[q1 + d + 1]), b1);
+                b2 = k2.fma(FloatVector.broadcast(F, qs[q1 + d + 2]), b2);
+                b3 = k3.fma(FloatVector.broadcast(F, qs[q1 + d + 3]), b3);
+                c0 = k0.fma(FloatVector.broadcast(F, qs[q2 + d]), c0);
+                c1 = k1.fma(FloatVector.broadcast(F, qs[q2 + d + 1]), c1);
+                c2 = k2.fma(FloatVector.broadcast(F, qs[q2 + d + 2]), c2);
+                c3 = k3.fma(FloatVector.broadcast(F, qs[q2 + d + 3]), c3);
+                e0 = k0.fma(FloatVector.broadcast(F, qs[q3 + d]), e0);
+                e1 = k1.fma(FloatVector.broadcast(F, qs[q3 + d + 1]), e1);
+                e2 = k2.fma(FloatVector.broadcast(F, qs[q3 + d + 2]), e2);
+                e3 = k3.fma(FloatVector.broadcast(F, qs[q3 + d + 3]), e3);
+            }
+            for (; d < headDim; d++, at += bs) {
+                FloatVector k0 = FloatVector.fromArray(F, kt, at);
+                a0 = k0.fma(FloatVector.broadcast(F, qs[qg + d]), a0);
+                b0 = k0.fma(FloatVector.broadcast(F, qs[q1 + d]), b0);
+                c0 = k0.fma(FloatVector.broadcast(F, qs[q2 + d]), c0);
+                e0 = k0.fma(FloatVector.broadcast(F, qs[q3 + d]), e0);
+            }
+            VectorMask<Float> in = F.indexInRange(i, n);
+            a0.add(a1).add(a2.add(a3)).mul(scale).intoArray(s, to + i, in);
+            b0.add(b1).add(b2.add(b3)).mul(scale).intoArray(s, to + len + i, in);
+            c0.add(c1).add(c2.add(c3)).mul(scale).intoArray(s, to + 2 * len + i, in);
+            e0.add(e1).add(e2.add(e3)).mul(scale).intoArray(s, to + 3 * len + i, in);
+        }
+    }
+
+    /**
      * One key row's score, one position at a time with a lane's arithmetic in {@link #blockScores}, so a private cache
      * and a paged one give the same bits (a private cache serves checks and tools, not the engine).
      */
@@ -156,7 +205,10 @@ final class CpuAttention {
     private static void weightedSum(float[] rows, int[] table, int bs, int blockStride, int offset, int rowStride, int len,
                                     float[] s, int group, int headDim, float[] os, int oo) {
         int w = F.length();
-        for (int g = 0; g < group; g++) {
+        int g = 0;
+        if (headDim % (4 * w) == 0)
+            for (; g + 4 <= group; g += 4) weightedSum4(rows, table, bs, blockStride, offset, rowStride, len, s, g * len, headDim, os, oo + g * headDim);
+        for (; g < group; g++) {
             int from = g * len, out = oo + g * headDim;
             if (headDim % (4 * w) != 0) {
                 java.util.Arrays.fill(os, out, out + headDim, 0f);
@@ -183,6 +235,52 @@ final class CpuAttention {
                 a2.intoArray(os, out + c + 2 * w);
                 a3.intoArray(os, out + c + 3 * w);
             }
+        }
+    }
+
+    /**
+     * {@link #weightedSum}'s register path for four heads at once (scores at from, len apart; outputs at out, headDim
+     * apart): each value vector is loaded once for the four heads. Every output lane sums the same products in the same
+     * row order as alone, so the bits are weightedSum's.
+     */
+    private static void weightedSum4(float[] rows, int[] table, int bs, int blockStride, int offset, int rowStride, int len,
+                                     float[] s, int from, int headDim, float[] os, int out) {
+        int w = F.length(), f1 = from + len, f2 = f1 + len, f3 = f2 + len;
+        for (int c = 0; c < headDim; c += 4 * w) {
+            FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+            FloatVector c0 = a0, c1 = a0, c2 = a0, c3 = a0, e0 = a0, e1 = a0, e2 = a0, e3 = a0;
+            for (int j0 = 0, b = 0; j0 < len; j0 += bs, b++) {
+                int at = (table == null ? 0 : table[b] * blockStride) + offset + c;
+                for (int j = j0, end = Math.min(len, j0 + bs); j < end; j++, at += rowStride) {
+                    FloatVector v0 = FloatVector.fromArray(F, rows, at), v1 = FloatVector.fromArray(F, rows, at + w);
+                    FloatVector v2 = FloatVector.fromArray(F, rows, at + 2 * w), v3 = FloatVector.fromArray(F, rows, at + 3 * w);
+                    FloatVector p = FloatVector.broadcast(F, s[from + j]);
+                    a0 = v0.fma(p, a0);
+                    a1 = v1.fma(p, a1);
+                    a2 = v2.fma(p, a2);
+                    a3 = v3.fma(p, a3);
+                    p = FloatVector.broadcast(F, s[f1 + j]);
+                    b0 = v0.fma(p, b0);
+                    b1 = v1.fma(p, b1);
+                    b2 = v2.fma(p, b2);
+                    b3 = v3.fma(p, b3);
+                    p = FloatVector.broadcast(F, s[f2 + j]);
+                    c0 = v0.fma(p, c0);
+                    c1 = v1.fma(p, c1);
+                    c2 = v2.fma(p, c2);
+                    c3 = v3.fma(p, c3);
+                    p = FloatVector.broadcast(F, s[f3 + j]);
+                    e0 = v0.fma(p, e0);
+                    e1 = v1.fma(p, e1);
+                    e2 = v2.fma(p, e2);
+                    e3 = v3.fma(p, e3);
+                }
+            }
+            int o1 = out + headDim, o2 = o1 + headDim, o3 = o2 + headDim;
+            a0.intoArray(os, out + c); a1.intoArray(os, out + c + w); a2.intoArray(os, out + c + 2 * w); a3.intoArray(os, out + c + 3 * w);
+            b0.intoArray(os, o1 + c); b1.intoArray(os, o1 + c + w); b2.intoArray(os, o1 + c + 2 * w); b3.intoArray(os, o1 + c + 3 * w);
+            c0.intoArray(os, o2 + c); c1.intoArray(os, o2 + c + w); c2.intoArray(os, o2 + c + 2 * w); c3.intoArray(os, o2 + c + 3 * w);
+            e0.intoArray(os, o3 + c); e1.intoArray(os, o3 + c + w); e2.intoArray(os, o3 + c + 2 * w); e3.intoArray(os, o3 + c + 3 * w);
         }
     }
 
