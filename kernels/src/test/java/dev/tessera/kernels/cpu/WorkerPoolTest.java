@@ -46,6 +46,30 @@ class WorkerPoolTest {
     }
 
     @Test
+    void eachThreadRunsItsOwnShareFrontToBack() {
+        try (WorkerPool pool = new WorkerPool(2)) {
+            for (int round = 0; round < 20; round++) {
+                java.util.List<int[]> callerChunks = new java.util.ArrayList<>();
+                AtomicIntegerArray hits = new AtomicIntegerArray(64);
+                pool.parallelFor(64, 1, Long.MAX_VALUE, (thread, start, end) -> {
+                    if (thread == 0) callerChunks.add(new int[]{start, end});
+                    for (int i = start; i < end; i++) hits.incrementAndGet(i);
+                });
+                for (int i = 0; i < 64; i++) assertEquals(1, hits.get(i));
+                // The caller's share is [0, 32): its chunks there run in order, each starting where the last ended, so it
+                // reads one run of rows; only after that may it take from the worker's share.
+                int next = 0;
+                for (int[] c : callerChunks) {
+                    if (c[0] >= 32) break;
+                    assertEquals(next, c[0], "round " + round);
+                    next = c[1];
+                }
+                assertTrue(next > 0, "the caller ran none of its own share first");
+            }
+        }
+    }
+
+    @Test
     void aSlowThreadTakesFewerChunks() {
         try (WorkerPool pool = new WorkerPool(2)) {
             AtomicIntegerArray byThread = new AtomicIntegerArray(2);

@@ -1,5 +1,6 @@
 package dev.tessera.serving.cli;
 
+import dev.tessera.kernels.KvCacheType;
 import dev.tessera.kernels.cpu.CpuTopology;
 import dev.tessera.models.ModelLoader;
 import dev.tessera.models.sample.SamplingParams;
@@ -58,8 +59,9 @@ public final class BenchCommand implements Command {
         int threads = args.getInt("threads", CpuTopology.physicalCores(), 1, 1024);
         // The same batching engine the server runs, one request at a time, local or tensor-parallel (--tp-workers).
         // No prefix caching: every rep must compute its whole prompt.
+        KvCacheType kvType = ServeCommand.kvCacheType(args.get("kv-cache-type", "f32"));
         EngineConfig config = EngineConfig.defaults(1, ModelLoader.DEFAULT_MAX_BATCH_TOKENS, 1).withPrefixCaching(false)
-                .withKvCache(0, ServeCommand.kvCacheType(args.get("kv-cache-type", "f32")));
+                .withKvCache(0, kvType);
         long t0 = System.nanoTime();
         try (ModelEngines.Opened m = ModelEngines.open(args, path, config, threads)) {
             double loadSeconds = (System.nanoTime() - t0) / 1e9;
@@ -78,9 +80,9 @@ public final class BenchCommand implements Command {
             double p = median(prefill), d = median(decode);
             if (args.has("json")) {
                 System.out.printf(Locale.ROOT, "{\"engine\":\"tessera\",\"model\":\"%s\",\"model_bytes\":%d,\"backend\":\"%s\",\"threads\":%d,"
-                                + "\"prompt_tokens\":%d,\"gen_tokens\":%d,\"reps\":%d,\"load_s\":%.3f,"
+                                + "\"kv_cache_type\":\"%s\",\"prompt_tokens\":%d,\"gen_tokens\":%d,\"reps\":%d,\"load_s\":%.3f,"
                                 + "\"prefill_tokens_per_s\":%.3f,\"decode_tokens_per_s\":%.3f,\"prefill_runs\":%s,\"decode_runs\":%s}%n",
-                        path.getFileName(), Files.size(path), m.where(), threads, promptTokens, genTokens, reps, loadSeconds,
+                        path.getFileName(), Files.size(path), m.where(), threads, kvType.name().toLowerCase(Locale.ROOT), promptTokens, genTokens, reps, loadSeconds,
                         p, d, json(prefill), json(decode));
             } else {
                 System.out.printf(Locale.ROOT, "model %s, %s%nprefill %d tokens: %.1f tok/s (median of %d)%ndecode %d tokens: %.2f tok/s (median of %d)%n",

@@ -108,6 +108,15 @@ class CommandLineTest {
         assertTrue(j.get("prefill_tokens_per_s").asDouble() > 0);
         assertTrue(j.get("decode_tokens_per_s").asDouble() > 0);
         assertEquals(16, j.get("prompt_tokens").asInt());
+        assertEquals("f32", j.get("kv_cache_type").asText());
+        // llama-bench's default cache type, for a like-for-like comparison.
+        Run f16 = tessera("bench", "--model", model.toString(), "--prompt-tokens", "16", "--gen-tokens", "8", "--reps", "1", "--json", "--device", "cpu",
+                "--kv-cache-type", "f16");
+        assertEquals(0, f16.exitCode(), f16.stderr());
+        assertEquals("f16", new ObjectMapper().readTree(f16.stdout()).get("kv_cache_type").asText());
+        Run bad = tessera("bench", "--model", model.toString(), "--kv-cache-type", "q8");
+        assertEquals(2, bad.exitCode(), bad.stderr());
+        assertTrue(bad.stderr().contains("--kv-cache-type"), bad.stderr());
     }
 
     @Test
