@@ -66,8 +66,8 @@ public final class WorkerPool implements AutoCloseable {
 
     /**
      * Runs task over [0, n) in contiguous chunks aligned to {@code granule}, each thread's own share first, then what
-     * others have left; returns when all are done. A thread may run several chunks (per-thread scratch stays its own). {@code work} estimates
-     * the total multiply-adds: small jobs run on the calling thread alone.
+     * others have left; returns when all are done. A thread may run several chunks (per-thread scratch stays its own).
+     * {@code work} estimates the total multiply-adds: small jobs run on the calling thread alone.
      */
     public void parallelFor(int n, int granule, long work, RangeTask task) {
         if (n <= 0) return;

@@ -69,10 +69,10 @@ public final class ServeCommand implements Command {
                                             requests then run while the JIT compiles: seconds slower)
                   --threads N               CPU threads (default: physical cores)
                   --max-body-bytes N        largest request body; larger gets 413 (default 4194304)
-                  --reasoning-format none|deepseek  deepseek: chat answers carry the text of <think> blocks (Qwen3,
-                                            DeepSeek-R1) in message.reasoning_content / delta.reasoning_content
-                                            instead of the content, as llama-server's option; a request's
-                                            "reasoning_format" overrides it (default none)
+                  --reasoning-format none|deepseek|auto  deepseek (or auto): chat answers carry the text of <think>
+                                            blocks (Qwen3, DeepSeek-R1) in message.reasoning_content /
+                                            delta.reasoning_content instead of the content, as llama-server's option;
+                                            a request's "reasoning_format" overrides it (default none)
                   --device auto|cpu|cuda    compute device (default auto)
                   --max-connections N       open client connections; one more gets 503 and is closed (default:
                                             from the open-file limit, at most 1024)
@@ -120,11 +120,12 @@ public final class ServeCommand implements Command {
                 .withTimeouts(Math.round(headerTimeout * 1000), Math.round(idleTimeout * 1000));
 
         String reasoningFormat = args.get("reasoning-format", "none");
-        if (!reasoningFormat.equals("none") && !reasoningFormat.equals("deepseek"))
-            throw new CliArgs.UsageException("--reasoning-format must be none or deepseek, got '" + reasoningFormat + "'");
+        // The request field's values: auto splits as deepseek does (the only reasoning format served).
+        if (!reasoningFormat.equals("none") && !reasoningFormat.equals("deepseek") && !reasoningFormat.equals("auto"))
+            throw new CliArgs.UsageException("--reasoning-format must be none, deepseek or auto, got '" + reasoningFormat + "'");
 
         long t0 = System.nanoTime();
-        ServingContext context = new ServingContext(new ServingConfig(name, apiKey, maxBodyBytes, reasoningFormat.equals("deepseek")));
+        ServingContext context = new ServingContext(new ServingConfig(name, apiKey, maxBodyBytes, !reasoningFormat.equals("none")));
         context.maxQueue(maxQueue);
         // The routes listen on loopback only; clients reach them through the edge, which owns the connection rules.
         WebServer server = Main.server("127.0.0.1", 0, context, System.err);

@@ -71,6 +71,9 @@ class CommandLineTest {
         assertTrue(r.stderr().contains("--max-tokens expects an integer, got 'zero'"), r.stderr());
         Run device = tessera("generate", "--model", "x.gguf", "--prompt", "hi", "--device", "tpu");
         assertEquals(2, device.exitCode(), device.stderr());
+        Run reasoning = tessera("serve", "--model", models().resolve("stories260K.gguf").toString(), "--reasoning-format", "r1");
+        assertEquals(2, reasoning.exitCode(), reasoning.stderr());
+        assertTrue(reasoning.stderr().contains("--reasoning-format must be none, deepseek or auto, got 'r1'"), reasoning.stderr());
     }
 
     @Test
