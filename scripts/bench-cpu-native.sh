@@ -9,14 +9,15 @@
 #
 # Results: a markdown table on stdout (prefill and decode tok/s and ratios, peak RSS of `tessera generate`
 # against the file size); raw outputs under OUT_DIR/raw/. `tessera bench` decodes after its prompt, so the decode
-# ratio is against llama-bench's tg at the same depth (-d PROMPT_TOKENS); its tg from an empty cache is shown too. With --rounds N, each round runs both engines back to
-# back on every file, and a ratio is the median of the N per-round ratios, with their range.
+# ratio is against llama-bench's tg at the same depth (-d PROMPT_TOKENS); its tg from an empty cache is shown too.
+# With --rounds N, each round runs both engines back to back on every file, and a ratio is the median of the N
+# per-round ratios, with their range.
 # Exits 1 when a step fails, 2 on bad usage.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-usage() { sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 log() { printf '[bench-cpu-native] %s\n' "$*" >&2; }
 fail() { printf 'bench-cpu-native: %s\n' "$*" >&2; exit 1; }
 
