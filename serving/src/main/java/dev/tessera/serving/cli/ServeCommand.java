@@ -11,6 +11,7 @@ import dev.tessera.serving.ServingConfig;
 import dev.tessera.serving.ServingContext;
 import dev.tessera.serving.http.edge.EdgeLimits;
 import dev.tessera.serving.http.edge.EdgeServer;
+import dev.tessera.serving.text.ReasoningSplitter;
 import io.helidon.webserver.WebServer;
 
 import java.nio.file.Files;
@@ -120,12 +121,13 @@ public final class ServeCommand implements Command {
                 .withTimeouts(Math.round(headerTimeout * 1000), Math.round(idleTimeout * 1000));
 
         String reasoningFormat = args.get("reasoning-format", "none");
-        // The request field's values: auto splits as deepseek does (the only reasoning format served).
-        if (!reasoningFormat.equals("none") && !reasoningFormat.equals("deepseek") && !reasoningFormat.equals("auto"))
+        // The request field's names: auto splits as deepseek does (the only reasoning format served).
+        Boolean splitReasoning = ReasoningSplitter.splits(reasoningFormat);
+        if (splitReasoning == null)
             throw new CliArgs.UsageException("--reasoning-format must be none, deepseek or auto, got '" + reasoningFormat + "'");
 
         long t0 = System.nanoTime();
-        ServingContext context = new ServingContext(new ServingConfig(name, apiKey, maxBodyBytes, !reasoningFormat.equals("none")));
+        ServingContext context = new ServingContext(new ServingConfig(name, apiKey, maxBodyBytes, splitReasoning));
         context.maxQueue(maxQueue);
         // The routes listen on loopback only; clients reach them through the edge, which owns the connection rules.
         WebServer server = Main.server("127.0.0.1", 0, context, System.err);

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tessera.models.sample.SamplingParams;
 import dev.tessera.serving.chat.ChatMessage;
+import dev.tessera.serving.text.ReasoningSplitter;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -66,15 +67,14 @@ public record ChatCompletionRequest(String model, List<ChatMessage> messages, In
                 templateVariables(o.get("chat_template_kwargs")), reasoningFormat(o.get("reasoning_format")));
     }
 
-    /** llama-server's names: "none" keeps thoughts in the content, "deepseek" and "auto" split them off. */
+    /** llama-server's names ({@link ReasoningSplitter#splits}). */
     static Boolean reasoningFormat(JsonNode v) {
         if (absent(v)) return null;
         if (!v.isTextual()) throw wrongType("reasoning_format", "a string", v);
-        return switch (v.textValue()) {
-            case "none" -> false;
-            case "deepseek", "auto" -> true;
-            default -> throw ApiException.invalid("reasoning_format", "'reasoning_format' must be none, deepseek or auto, found '" + v.textValue() + "'");
-        };
+        Boolean splits = ReasoningSplitter.splits(v.textValue());
+        if (splits == null)
+            throw ApiException.invalid("reasoning_format", "'reasoning_format' must be none, deepseek or auto, found '" + v.textValue() + "'");
+        return splits;
     }
 
     static Map<String, Object> templateVariables(JsonNode v) {

@@ -23,6 +23,18 @@ public final class ReasoningSplitter {
     /** False right after {@code </think>}, until the reply's first non-whitespace. */
     private boolean contentStarted = true;
 
+    /**
+     * Whether llama-server's reasoning format {@code name} splits thoughts off: "none" keeps them in the content,
+     * "deepseek" and "auto" split them; null for any other name (the caller words the error for its input).
+     */
+    public static Boolean splits(String name) {
+        return switch (name) {
+            case "none" -> false;
+            case "deepseek", "auto" -> true;
+            default -> null;
+        };
+    }
+
     public ReasoningSplitter(boolean startsInReasoning) {
         state = startsInReasoning ? State.REASONING : State.BEFORE;
     }
