@@ -5,8 +5,9 @@
 //
 // Markdown on stdout. llama-bench -o json gives one record per test (n_prompt > 0: prefill, n_gen > 0: decode, n_depth:
 // tokens already in the cache), avg_ts in tokens/s. Prefill is compared at depth 0; decode at depth --prompt-tokens,
-// where tessera bench decodes (after its prompt), with llama.cpp's decode from an empty cache shown beside it; tessera bench --json gives prefill_tokens_per_s and decode_tokens_per_s (medians). Raw files
-// are ENGINE-FILE-roundK.json. Each round's two runs were made back to back, so a ratio is taken within a round; over
+// where tessera bench decodes (after its prompt), with llama.cpp's decode from an empty cache shown beside it.
+// tessera bench --json gives prefill_tokens_per_s and decode_tokens_per_s (medians). Raw files are
+// ENGINE-FILE-roundK.json. Each round's two runs were made back to back, so a ratio is taken within a round; over
 // several rounds the table gives each engine's median tok/s and the median of the per-round ratios, with their range.
 import { readFileSync, existsSync, statSync } from "node:fs";
 

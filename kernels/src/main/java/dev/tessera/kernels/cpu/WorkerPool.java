@@ -83,7 +83,8 @@ public final class WorkerPool implements AutoCloseable {
         this.task = task;
         this.rangeEnd = n;
         this.granule = granule;
-        for (int t = 0; t < numThreads; t++) shares.set(SLOT * t, share((long) units * t / numThreads, (long) units * (t + 1) / numThreads));
+        for (int t = 0; t < numThreads; t++)
+            shares.set(SLOT * t, share((long) units * t / numThreads, (long) units * (t + 1) / numThreads));
         waiting[0] = Thread.currentThread();
         pending.set(threads.length);
         generation++;
@@ -152,18 +153,19 @@ public final class WorkerPool implements AutoCloseable {
         }
         while (true) {
             int victim = -1, most = 0;
+            long r = 0;
             for (int v = 0; v < numThreads; v++) {
-                long r = shares.get(SLOT * v);
-                if (back(r) - front(r) > most) {
-                    most = back(r) - front(r);
+                long sv = shares.get(SLOT * v);
+                if (back(sv) - front(sv) > most) {
+                    most = back(sv) - front(sv);
                     victim = v;
+                    r = sv;
                 }
             }
             if (victim < 0) return;
-            long r = shares.get(SLOT * victim);
-            int front = front(r), back = back(r), size = (back - front + 1) / 2;
-            if (size > 0 && shares.compareAndSet(SLOT * victim, r, share(front, back - size)))
-                t.run(threadIndex, (back - size) * g, Math.min(back * g, n));
+            // The share as scanned: if its owner or another thread took from it since, the swap fails and the scan repeats.
+            int back = back(r), size = (most + 1) / 2;
+            if (shares.compareAndSet(SLOT * victim, r, share(front(r), back - size))) t.run(threadIndex, (back - size) * g, Math.min(back * g, n));
         }
     }
 

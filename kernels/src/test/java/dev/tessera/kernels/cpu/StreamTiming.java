@@ -10,8 +10,9 @@ import java.util.List;
 import java.util.Random;
 
 /**
- * Decode matmuls as the engine runs them (one token, or a batch of a few with TYPE:ROWS:COLS:COPIES:TOKENS): many matrices, together far larger than the last-level cache, called in
- * turn on a pool of threads, so every weight byte comes from DRAM. Several kinds may be mixed, as in a model (the
+ * Decode matmuls as the engine runs them (one token, or a batch of a few with TYPE:ROWS:COLS:COPIES:TOKENS): many
+ * matrices, together far larger than the last-level cache, called in turn on a pool of threads, so every weight byte
+ * comes from DRAM. Several kinds may be mixed, as in a model (the
  * JIT then sees both kernels at the matmul's call site). Not a test; run its main from the test classpath:
  * {@code ... dev.tessera.kernels.cpu.StreamTiming THREADS SECONDS TYPE:ROWS:COLS:COPIES ...}, e.g.
  * {@code 2 6 Q4_K:8192:2048:24 Q6_K:2048:8192:8}. Prints per kind the wall-clock GMAC/s and the GB/s of weight bytes
