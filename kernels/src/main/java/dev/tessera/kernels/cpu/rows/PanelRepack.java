@@ -68,9 +68,10 @@ final class PanelRepack {
 
     /**
      * Panels of Q5_0 or Q5_1 (32-value blocks: {@code halves} f16 values, u32 qh, u8 qs[16]): per 16-row panel and block,
-     * the rows' halves as {@link #halvesAndPairSlices} writes them, then 8 longs, then the 8 pair slices of qs. Long j
-     * holds the fifth bits of slice j: bit 2i + p that of its low-nibble value at lane 2i + p (row i, column 2j + p),
-     * bit 32 + 2i + p that of its high-nibble value (column 16 + 2j + p). The same bytes as GGUF.
+     * the rows' halves as {@link #halvesAndPairSlices} writes them, then a plane of fifth bits, then the 8 pair slices of
+     * qs. The plane is 32 shorts, one per lane 2i + p (row i, column parity p): its bit j is the fifth bit of slice j's
+     * low-nibble value there (column 2j + p), bit 8 + j that of the high-nibble value (column 16 + 2j + p), so one vector
+     * load gives a block's bits and an and and a compare make each slice's mask. The same bytes as GGUF.
      */
     static MemorySegment halvesFifthBitsAndPairSlices(MemorySegment src, int rows, int cols, int blockBytes, int halves, Arena arena) {
         int numBlocks = cols / 32, panelBlockBytes = ROWS * blockBytes, qh = 2 * halves;
@@ -83,16 +84,13 @@ final class PanelRepack {
                     for (int h = 0; h < halves; h++)
                         for (int i = 0; i < ROWS; i++) dst.set(I16, d + 2L * ROWS * h + 2 * i, src.get(I16, s + i * rowBytes + 2 * h));
                     long bitsAt = d + 2L * ROWS * halves;
-                    for (int j = 0; j < 8; j++) {
-                        long bits = 0;
-                        for (int i = 0; i < ROWS; i++) {
-                            int high = src.get(I32, s + i * rowBytes + qh);
-                            for (int c = 0; c < 2; c++) {
-                                bits |= (long) (high >>> (2 * j + c) & 1) << (2 * i + c);
-                                bits |= (long) (high >>> (16 + 2 * j + c) & 1) << (32 + 2 * i + c);
-                            }
+                    for (int i = 0; i < ROWS; i++) {
+                        int high = src.get(I32, s + i * rowBytes + qh);
+                        for (int c = 0; c < 2; c++) {
+                            int plane = 0;
+                            for (int j = 0; j < 8; j++) plane |= (high >>> (2 * j + c) & 1) << j | (high >>> (16 + 2 * j + c) & 1) << (8 + j);
+                            dst.set(I16, bitsAt + 2L * (2 * i + c), (short) plane);
                         }
-                        dst.set(I64, bitsAt + 8L * j, bits);
                     }
                     pairSlices(src, s, rowBytes, qh + 4, 8, dst, bitsAt + 64, x);
                 }

@@ -12,29 +12,33 @@ import java.lang.foreign.MemorySegment;
 
 import static dev.tessera.kernels.cpu.rows.VectorLanes.F;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.I;
-import static dev.tessera.kernels.cpu.rows.VectorLanes.I64;
+import static dev.tessera.kernels.cpu.rows.VectorLanes.I16;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.LE;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.U8;
 import static jdk.incubator.vector.VectorOperators.ASHR;
 import static jdk.incubator.vector.VectorOperators.I2F;
 import static jdk.incubator.vector.VectorOperators.LSHL;
 import static jdk.incubator.vector.VectorOperators.LSHR;
+import static jdk.incubator.vector.VectorOperators.NE;
 
 /**
  * Q5_K panels: {@link Q4KPanels}' header (its four words per row: the f16 pair and the regrouped 6-bit fields) and its
- * 64 pair slices of the low nibbles, with the fifth bits as one long per pair slice: bit 2i + p is the high bit of the slice's low-nibble
- * value at lane 2i + p (row i, column parity p), bit 32 + 2i + p that of its high-nibble value. After the header come
- * eight groups of eight slices, each its eight longs (64 bytes) then its slices (256 bytes), so a dot reads the block
- * front to back: with the longs in one run after all the slices, a one-token dot streamed from memory at a third of
- * the speed (Zen 4: a 512-byte run of each block skipped and read apart left the prefetcher behind; Q4_K panels with
- * 512 unread bytes per block ran 7.7 against 16.9 GB/s on one thread). 2816 bytes per 16 rows and 256 columns, the
- * GGUF block's 176 a row.
+ * 64 pair slices of the low nibbles, with the fifth bits in one plane per eight slices: 32 shorts, one per lane 2i + p
+ * (row i, column parity p), whose bit k is the fifth bit of the k-th slice's low-nibble value there and bit 8 + k
+ * that of its high-nibble value. After the header come eight groups of eight slices, each its plane (64 bytes) then
+ * its slices (256 bytes), so a dot reads the block front to back: with the bits in one run after all the slices, a
+ * one-token dot streamed from memory at a third of the speed (Zen 4: a 512-byte run of each block skipped and read
+ * apart left the prefetcher behind; Q4_K panels with 512 unread bytes per block ran 7.7 against 16.9 GB/s on one
+ * thread). 2816 bytes per 16 rows and 256 columns, the GGUF block's 176 a row.
  * <p>
  * A value q = n + 16 h (n the nibble, h the fifth bit), so a sub-block's Σ q·qx is Σ n·qx, as Q4_K's dots form it in
- * 16-bit lanes, plus 16 Σ qx over the values whose h is set: the long of a slice is a 32-lane mask, and a masked add
- * of the broadcast x pair sums those x, at most 16 * 127 per lane. Both sums are added per row in 32-bit lanes before
- * the float tail, which is Q4_K's ({@code d*sc * x scale}, then {@code dmin*m} times -Σx). Widening each value with its
- * bit instead takes a shift, an and and an or per value where the mask takes one masked add.
+ * 16-bit lanes, plus 16 Σ qx over the values whose h is set: an and and a compare of the plane give a slice's 32-lane
+ * mask, and a masked add of the broadcast x pair sums those x, at most 16 * 127 per lane. Both sums are added per row
+ * in 32-bit lanes before the float tail, which is Q4_K's ({@code d*sc * x scale}, then {@code dmin*m} times -Σx).
+ * Widening each value with its bit instead takes a shift, an and and an or per value where the mask takes one masked
+ * add. The plane replaced one long per slice (bit 2i + p low, 32 + 2i + p high), read as a scalar and moved into a
+ * mask register: on Zen 5 a one-token dot ran 27 against 33 GMAC/s in cache, and two threads streaming from memory 37
+ * against 43.5 (a 64-bit vector load of the long instead was slower from memory, 8 GMAC/s on one thread).
  * <p>
  * Many tokens go through {@link #dot4} too, not a float GEMM on {@link #unpack}ed values: a prefill's rows are then the
  * bits its tokens get in a decode step, so a sequence's output does not depend on how its prompt was batched.
@@ -43,7 +47,7 @@ public final class Q5KPanels extends ValuePanels {
     static final PanelKernel INSTANCE = new Q5KPanels();
     static final int BLOCK_BYTES = 176;  // in the GGUF file: d, dmin, scales[12], qh[32], qs[128]
     private static final int GGUF_QH = 16, GGUF_QS = 48;
-    /** The first group of slices, after the header; a group is 8 longs of fifth bits, then 8 pair slices. */
+    /** The first group of slices, after the header; a group is a plane of fifth bits (64 bytes), then 8 pair slices. */
     static final int GROUPS = Q4KPanels.QS, GROUP_BYTES = 8 * 8 + 8 * 32;
     static final int PANEL_BLOCK_BYTES = GROUPS + 8 * GROUP_BYTES;
     private static final VectorSpecies<Byte> B32 = ByteVector.SPECIES_256;
@@ -64,17 +68,18 @@ public final class Q5KPanels extends ValuePanels {
                 for (int i = 0; i < ROWS; i++) Q4KPanels.repackHeader(src, s + i * rowBytes, dst, d, i);
                 for (int g = 0; g < 8; g++) PanelRepack.pairSlices(src, s, rowBytes, GGUF_QS + 16 * g, 8, dst, d + slice(8 * g), x);
                 // Slice 16c + l holds qs byte 32c + 2l + p of each row: values 64c + 2l + p (low nibble) and 64c + 32 + 2l + p
-                // (high), whose fifth bits are bits 2c and 2c + 1 of the row's qh[2l + p].
-                for (int m = 0; m < 64; m++) {
-                    int c = m / 16, l = m % 16;
-                    long bits = 0;
-                    for (int i = 0; i < ROWS; i++)
-                        for (int q = 0; q < 2; q++) {
-                            int h = src.get(U8, s + i * rowBytes + GGUF_QH + 2 * l + q) & 0xff, lane = 2 * i + q;
-                            bits |= (long) ((h >> (2 * c)) & 1) << lane | (long) ((h >> (2 * c + 1)) & 1) << (32 + lane);
+                // (high), whose fifth bits are bits 2c and 2c + 1 of the row's qh[2l + p]. They go to bits k and 8 + k of the
+                // lane's short in the plane of the slice's group, k = l % 8.
+                for (int g = 0; g < 8; g++)
+                    for (int lane = 0; lane < 2 * ROWS; lane++) {
+                        int i = lane / 2, q = lane % 2, plane = 0;
+                        for (int k = 0; k < 8; k++) {
+                            int m = 8 * g + k, c = m / 16, l = m % 16;
+                            int h = src.get(U8, s + i * rowBytes + GGUF_QH + 2 * l + q) & 0xff;
+                            plane |= ((h >> (2 * c)) & 1) << k | ((h >> (2 * c + 1)) & 1) << (8 + k);
                         }
-                    dst.set(I64, d + bits(m), bits);
-                }
+                        dst.set(I16, d + plane(g) + 2L * lane, (short) plane);
+                    }
             }
     }
 
@@ -101,16 +106,18 @@ public final class Q5KPanels extends ValuePanels {
             for (int c = 0; c < 4; c++) {
                 ShortVector s = ShortVector.zero(S32), h = s, sHigh = s, hHigh = s;
                 int xc = xb + 64 * c, pl = xc / 2, ph = pl + 16;
+                ShortVector plane = ShortVector.zero(S32);
                 for (int l = 0; l < 16; l++) {
-                    long m = 16L * c + l, bits = w.get(I64, o + bits(m));
+                    long m = 16L * c + l;
+                    if ((l & 7) == 0) plane = ShortVector.fromMemorySegment(S32, w, o + plane(m >> 3), LE);
                     ShortVector q = (ShortVector) ByteVector.fromMemorySegment(B32, w, o + slice(m), LE)
                             .convertShape(VectorOperators.ZERO_EXTEND_B2S, S32, 0);
                     ShortVector xl = IntVector.broadcast(I512, pairs[pl + l]).reinterpretAsShorts();
                     ShortVector xh = IntVector.broadcast(I512, pairs[ph + l]).reinterpretAsShorts();
                     s = s.add(q.and((short) 15).mul(xl));
                     h = h.add(q.lanewise(LSHR, 4).mul(xh));
-                    sHigh = sHigh.add(xl, VectorMask.fromLong(S32, bits));
-                    hHigh = hHigh.add(xh, VectorMask.fromLong(S32, bits >>> 32));
+                    sHigh = sHigh.add(xl, plane.and((short) (1 << (l & 7))).compare(NE, 0));
+                    hHigh = hHigh.add(xh, plane.and((short) (0x100 << (l & 7))).compare(NE, 0));
                 }
                 // As Q4KPanels.dot's tail, on Σ n·qx + 16 Σ qx (fifth bit set) per row.
                 int shift = 6 * c, sb = xc / 32;
@@ -150,12 +157,15 @@ public final class Q5KPanels extends ValuePanels {
                 ShortVector s0 = ShortVector.zero(S32), s1 = s0, s2 = s0, s3 = s0, h0 = s0, h1 = s0, h2 = s0, h3 = s0;
                 ShortVector t0 = s0, t1 = s0, t2 = s0, t3 = s0, u0 = s0, u1 = s0, u2 = s0, u3 = s0;
                 int kc = kb + 64 * c, p0 = (x0 + kc) / 2, p1 = (x1 + kc) / 2, p2 = (x2 + kc) / 2, p3 = (x3 + kc) / 2;
+                ShortVector plane = ShortVector.zero(S32);
                 for (int l = 0; l < 16; l++) {
-                    long m = 16L * c + l, bits = w.get(I64, o + bits(m));
+                    long m = 16L * c + l;
+                    if ((l & 7) == 0) plane = ShortVector.fromMemorySegment(S32, w, o + plane(m >> 3), LE);
                     ShortVector q = (ShortVector) ByteVector.fromMemorySegment(B32, w, o + slice(m), LE)
                             .convertShape(VectorOperators.ZERO_EXTEND_B2S, S32, 0);
                     ShortVector lo = q.and((short) 15), hi = q.lanewise(LSHR, 4);
-                    VectorMask<Short> loHigh = VectorMask.fromLong(S32, bits), hiHigh = VectorMask.fromLong(S32, bits >>> 32);
+                    VectorMask<Short> loHigh = plane.and((short) (1 << (l & 7))).compare(NE, 0);
+                    VectorMask<Short> hiHigh = plane.and((short) (0x100 << (l & 7))).compare(NE, 0);
                     ShortVector xv = IntVector.broadcast(I512, pairs[p0 + l]).reinterpretAsShorts();
                     s0 = s0.add(lo.mul(xv));
                     t0 = t0.add(xv, loHigh);
@@ -245,9 +255,9 @@ public final class Q5KPanels extends ValuePanels {
         return GROUPS + GROUP_BYTES * (m >> 3) + 64 + 32 * (m & 7);
     }
 
-    /** Offset in a panel block of pair slice m's long of fifth bits. */
-    private static long bits(long m) {
-        return GROUPS + GROUP_BYTES * (m >> 3) + 8 * (m & 7);
+    /** Offset in a panel block of the fifth-bit plane of slice group g (0..7). */
+    private static long plane(long g) {
+        return GROUPS + GROUP_BYTES * g;
     }
 
     /** Row i's value at column k, as Q5KRows.dequantize computes it (d*sc * q - dmin*m), so the two are equal. */
@@ -257,8 +267,8 @@ public final class Q5KPanels extends ValuePanels {
         int col = k % BLOCK, c = col / 64, high = (col % 64) / 32, l = col % 32, j = 2 * c + high;
         long m = 16L * c + l / 2;
         int lane = 2 * i + (l & 1), qs = w.get(U8, o + slice(m) + lane) & 0xff;
-        long bits = w.get(I64, o + bits(m));
-        int q = (high == 0 ? qs & 0x0f : qs >> 4) | (int) ((bits >>> (32 * high + lane)) & 1) << 4;
+        int plane = w.get(I16, o + plane(m >> 3) + 2L * lane);
+        int q = (high == 0 ? qs & 0x0f : qs >> 4) | (plane >> (8 * high + (int) (m & 7)) & 1) << 4;
         return Q4KPanels.d(w, o, i) * Q4KPanels.scale(w, o, i, j) * q - Q4KPanels.dmin(w, o, i) * Q4KPanels.min(w, o, i, j);
     }
 }

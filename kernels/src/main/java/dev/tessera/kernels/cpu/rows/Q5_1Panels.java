@@ -15,22 +15,22 @@ import java.lang.foreign.ValueLayout;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.F;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.I;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.I16;
-import static dev.tessera.kernels.cpu.rows.VectorLanes.I64;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.U8;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.LE;
 import static jdk.incubator.vector.VectorOperators.ASHR;
 import static jdk.incubator.vector.VectorOperators.I2F;
 import static jdk.incubator.vector.VectorOperators.LSHL;
 import static jdk.incubator.vector.VectorOperators.LSHR;
+import static jdk.incubator.vector.VectorOperators.NE;
 import static jdk.incubator.vector.VectorOperators.ZERO_EXTEND_B2S;
 
 /**
- * block_q5_1 panels: per 16-row panel and 32-column block, 384 bytes (24 per row, as GGUF): the 16 rows' f16 d, their f16 m, then 8 longs of
+ * block_q5_1 panels: per 16-row panel and 32-column block, 384 bytes (24 per row, as GGUF): the 16 rows' f16 d, their f16 m, then a plane of
  * fifth bits and the 8 pair slices of the low four bits ({@link PanelRepack#halvesFifthBitsAndPairSlices}).
  * <p>
  * The dots take x as int8 per block ({@link #needsInt8}). A value q = n + 16 h (n the nibble, h the fifth bit): Σ n·qx
  * is formed in 16-bit lanes as {@link Q4_0Panels} forms it, and 16 Σ qx over the values whose h is set with a masked
- * add of the broadcast x pair (the long is a 32-lane mask), as {@link Q5KPanels} does. A value is d * q + m, so a block's dot is d * x scale * Σq·qx + m * x scale * Σqx, the min term from the block's int8 total kept in its own sum, as {@link Q4_1Panels} does. {@link #dot} and
+ * add of the broadcast x pair (an and and a compare of the plane give each slice's 32-lane mask), as {@link Q5KPanels} does. A value is d * q + m, so a block's dot is d * x scale * Σq·qx + m * x scale * Σqx, the min term from the block's int8 total kept in its own sum, as {@link Q4_1Panels} does. {@link #dot} and
  * {@link #dot4} do the same arithmetic per token, so batching changes no bit; with no integer GEMM a prefill takes the
  * batched dots. The dots call no helper of ours with vectors (see {@link Q4_0Panels}).
  */
@@ -71,12 +71,12 @@ public final class Q5_1Panels extends BlockPanels {
         for (int xb = xOffset, end = xOffset + cols; xb < end; xb += BLOCK, o += PANEL_BLOCK_BYTES) {
             ShortVector s = ShortVector.zero(S32), h = s;
             int p = xb / 2;
+            ShortVector plane = ShortVector.fromMemorySegment(S32, w, o + BITS, LE);
             for (int j = 0; j < 8; j++) {
-                long fifth = w.get(I64, o + BITS + 8L * j);
                 ShortVector q = (ShortVector) ByteVector.fromMemorySegment(B32, w, o + QS + 32L * j, LE).convertShape(ZERO_EXTEND_B2S, S32, 0);
                 ShortVector xl = IntVector.broadcast(I512, pairs[p + j]).reinterpretAsShorts(), xh = IntVector.broadcast(I512, pairs[p + 8 + j]).reinterpretAsShorts();
                 s = s.add(q.and((short) 15).mul(xl)).add(q.lanewise(LSHR, 4).mul(xh));
-                h = h.add(xl, VectorMask.fromLong(S32, fifth)).add(xh, VectorMask.fromLong(S32, fifth >>> 32));
+                h = h.add(xl, plane.and((short) (1 << j)).compare(NE, 0)).add(xh, plane.and((short) (0x100 << j)).compare(NE, 0));
             }
             // Row i's lanes added (each sign-extended, as VectorLanes.rowSums), the fifth bits' sum times 16.
             IntVector i = s.reinterpretAsInts(), k = h.reinterpretAsInts();
@@ -109,9 +109,9 @@ public final class Q5_1Panels extends BlockPanels {
         int p0 = x0 / 2, p1 = x1 / 2, p2 = x2 / 2, p3 = x3 / 2, b0 = x0 / BLOCK, b1 = x1 / BLOCK, b2 = x2 / BLOCK, b3 = x3 / BLOCK;
         for (int kb = 0; kb < cols; kb += BLOCK, o += PANEL_BLOCK_BYTES, p0 += 16, p1 += 16, p2 += 16, p3 += 16, b0++, b1++, b2++, b3++) {
             ShortVector s0 = ShortVector.zero(S32), s1 = s0, s2 = s0, s3 = s0, h0 = s0, h1 = s0, h2 = s0, h3 = s0;
+            ShortVector plane = ShortVector.fromMemorySegment(S32, w, o + BITS, LE);
             for (int j = 0; j < 8; j++) {
-                long fifth = w.get(I64, o + BITS + 8L * j);
-                VectorMask<Short> low = VectorMask.fromLong(S32, fifth), high = VectorMask.fromLong(S32, fifth >>> 32);
+                VectorMask<Short> low = plane.and((short) (1 << j)).compare(NE, 0), high = plane.and((short) (0x100 << j)).compare(NE, 0);
                 ShortVector q = (ShortVector) ByteVector.fromMemorySegment(B32, w, o + QS + 32L * j, LE).convertShape(ZERO_EXTEND_B2S, S32, 0);
                 ShortVector lo = q.and((short) 15), hi = q.lanewise(LSHR, 4);
                 ShortVector xl0 = IntVector.broadcast(I512, pairs[p0 + j]).reinterpretAsShorts(), xh0 = IntVector.broadcast(I512, pairs[p0 + 8 + j]).reinterpretAsShorts();
@@ -176,8 +176,8 @@ public final class Q5_1Panels extends BlockPanels {
             float d = Float.float16ToFloat(w.get(I16, o + D + 2L * i)), m = Float.float16ToFloat(w.get(I16, o + M + 2L * i));
             for (int j = 0; j < 16; j++) {
                 int q = w.get(U8, o + QS + 32L * (j / 2) + 2 * i + (j & 1)) & 0xff;
-                long fifth = w.get(I64, o + BITS + 8L * (j / 2));
-                int lane = 2 * i + (j & 1), lo = (q & 15) | (int) (fifth >>> lane & 1) << 4, hi = (q >> 4) | (int) (fifth >>> (32 + lane) & 1) << 4;
+                int lane = 2 * i + (j & 1), plane = w.get(I16, o + BITS + 2L * lane);
+                int lo = (q & 15) | (plane >> j / 2 & 1) << 4, hi = (q >> 4) | (plane >> 8 + j / 2 & 1) << 4;
                 out[kb + j] = lo * d + m;
                 out[kb + 16 + j] = hi * d + m;
             }
