@@ -33,12 +33,14 @@ import static jdk.incubator.vector.VectorOperators.NE;
  * of x (at most 8 * 3 * 127 and 4 * 8 * 127 per lane), and its float tail is Q6_K's: sixteen-column groups with a
  * signed scale each and one d, two groups sharing an x block.
  * <p>
- * Many tokens go through {@link #dot4} (the same bits per token as {@link #dot}), prefill included.
+ * Two to SMALL_BATCH tokens go through {@link #dot4}, more through {@link Q3KGemm}, each token's row the same bits as
+ * {@link #dot}'s.
  */
 public final class Q3KPanels extends ValuePanels {
     static final PanelKernel INSTANCE = new Q3KPanels();
     private static final int GGUF_BLOCK_BYTES = Q3KRows.BLOCK_BYTES;
-    private static final int D = 0, SUB_BLOCKS = 4 * ROWS, SUB_BLOCK_BYTES = ROWS + 32 + 64;
+    /** Offsets: the rows' d, the first sub-block; in a sub-block, the slices after the scales and clear bytes. */
+    static final int D = 0, SUB_BLOCKS = 4 * ROWS, SUB_BLOCK_BYTES = ROWS + 32 + 64, SLICES = ROWS + 32;
     static final int PANEL_BLOCK_BYTES = SUB_BLOCKS + 16 * SUB_BLOCK_BYTES;
     private static final VectorSpecies<Byte> B16 = ByteVector.SPECIES_128, B32 = ByteVector.SPECIES_256;
     private static final VectorSpecies<Short> S32 = ShortVector.SPECIES_512;
@@ -75,13 +77,18 @@ public final class Q3KPanels extends ValuePanels {
                                     // Branch-free: a branch on the high bit mispredicts on half the values (repack 76 MB/s with it).
                                     clear |= (1 - Q3KRows.high(block, r, column)) << (4 * h + k);
                                 }
-                                dst.set(U8, sub + 48 + 32 * h + 2 * i + q, (byte) lows);
+                                dst.set(U8, sub + SLICES + 32 * h + 2 * i + q, (byte) lows);
                             }
                             dst.set(U8, sub + ROWS + 2 * i + q, (byte) clear);
                         }
                     }
                 }
             }
+    }
+
+    @Override
+    public IntegerGemm.Kernel integerGemm() {
+        return Q3KGemm.INSTANCE;
     }
 
     @Override
@@ -102,7 +109,7 @@ public final class Q3KPanels extends ValuePanels {
                     ShortVector clear = (ShortVector) ByteVector.fromMemorySegment(B32, w, sub + ROWS, LE)
                             .convertShape(VectorOperators.ZERO_EXTEND_B2S, S32, 0);
                     for (int h = 0; h < 2; h++) {
-                        ShortVector q = (ShortVector) ByteVector.fromMemorySegment(B32, w, sub + 48 + 32L * h, LE)
+                        ShortVector q = (ShortVector) ByteVector.fromMemorySegment(B32, w, sub + SLICES + 32L * h, LE)
                                 .convertShape(VectorOperators.ZERO_EXTEND_B2S, S32, 0);
                         int mq = m + 4 * h, f = 4 * h;
                         ShortVector x0 = IntVector.broadcast(I512, pairs[mq]).reinterpretAsShorts();
@@ -151,7 +158,7 @@ public final class Q3KPanels extends ValuePanels {
                 ShortVector clears = (ShortVector) ByteVector.fromMemorySegment(B32, w, sub + ROWS, LE)
                         .convertShape(VectorOperators.ZERO_EXTEND_B2S, S32, 0);
                 for (int h = 0; h < 2; h++) {
-                    ShortVector q = (ShortVector) ByteVector.fromMemorySegment(B32, w, sub + 48 + 32L * h, LE)
+                    ShortVector q = (ShortVector) ByteVector.fromMemorySegment(B32, w, sub + SLICES + 32L * h, LE)
                             .convertShape(VectorOperators.ZERO_EXTEND_B2S, S32, 0);
                     for (int k = 0; k < 4; k++) {
                         // Field k: the shift is a constant after C2 unrolls this loop of four.
@@ -206,7 +213,7 @@ public final class Q3KPanels extends ValuePanels {
         long o = panelOffset + (long) (k / BLOCK) * PANEL_BLOCK_BYTES;
         int col = k % BLOCK, g = col / 16, h = col % 16 / 8, kk = col % 8 / 2, lane = 2 * i + col % 2;
         long sub = o + SUB_BLOCKS + (long) g * SUB_BLOCK_BYTES;
-        int low = (w.get(U8, sub + 48 + 32L * h + lane) & 0xff) >> 2 * kk & 3;
+        int low = (w.get(U8, sub + SLICES + 32L * h + lane) & 0xff) >> 2 * kk & 3;
         int clear = (w.get(U8, sub + ROWS + lane) & 0xff) >> (4 * h + kk) & 1;
         return w.get(F32, o + D + 4L * i) * w.get(U8, sub + i) * (low - 4 * clear);
     }

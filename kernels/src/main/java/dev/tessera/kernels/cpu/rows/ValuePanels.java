@@ -5,9 +5,9 @@ import java.lang.foreign.MemorySegment;
 import static dev.tessera.kernels.cpu.rows.VectorLanes.F32;
 
 /**
- * A K-quant panel kernel whose many-token matmuls go through its batched dots, so {@link #unpack} is off the matmul's path:
- * unpacking and row dequantizing (embedding lookups) read one value at a time through {@link #value}, exactly as the
- * row kernel computes it.
+ * A K-quant panel kernel whose many-token matmuls go through its batched dots or its own integer GEMM, so {@link #unpack}
+ * is off the matmul's path: unpacking and row dequantizing (embedding lookups) read one value at a time through
+ * {@link #value}, exactly as the row kernel computes it.
  */
 abstract class ValuePanels extends SuperBlockPanels {
     ValuePanels(int panelBlockBytes) {
