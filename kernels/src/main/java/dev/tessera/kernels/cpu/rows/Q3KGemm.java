@@ -36,7 +36,7 @@ final class Q3KGemm extends GroupGemm {
             long sub = o + Q3KPanels.SUB_BLOCKS + (long) g * Q3KPanels.SUB_BLOCK_BYTES;
             d.mul((FloatVector) ByteVector.fromMemorySegment(B16, w, sub, LE).convertShape(VectorOperators.B2F, F, 0))
                     .intoMemorySegment(pack, SCALES + 64L * (VECTORS * g + v), NATIVE);
-            ShortVector clear = (ShortVector) ByteVector.fromMemorySegment(B32, w, sub + PanelKernel.ROWS, LE)
+            ShortVector clear = (ShortVector) ByteVector.fromMemorySegment(B32, w, sub + Q3KPanels.CLEARS, LE)
                     .convertShape(VectorOperators.ZERO_EXTEND_B2S, S32, 0);
             for (int h = 0; h < 2; h++) {
                 ShortVector q = (ShortVector) ByteVector.fromMemorySegment(B32, w, sub + Q3KPanels.SLICES + 32L * h, LE)

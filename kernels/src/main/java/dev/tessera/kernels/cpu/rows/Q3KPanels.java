@@ -39,8 +39,8 @@ import static jdk.incubator.vector.VectorOperators.NE;
 public final class Q3KPanels extends ValuePanels {
     static final PanelKernel INSTANCE = new Q3KPanels();
     private static final int GGUF_BLOCK_BYTES = Q3KRows.BLOCK_BYTES;
-    /** Offsets: the rows' d, the first sub-block; in a sub-block, the slices after the scales and clear bytes. */
-    static final int D = 0, SUB_BLOCKS = 4 * ROWS, SUB_BLOCK_BYTES = ROWS + 32 + 64, SLICES = ROWS + 32;
+    /** Offsets: the rows' d, the first sub-block; in a sub-block, the clear bytes after the scales, then the slices. */
+    static final int D = 0, SUB_BLOCKS = 4 * ROWS, SUB_BLOCK_BYTES = ROWS + 32 + 64, CLEARS = ROWS, SLICES = CLEARS + 32;
     static final int PANEL_BLOCK_BYTES = SUB_BLOCKS + 16 * SUB_BLOCK_BYTES;
     private static final VectorSpecies<Byte> B16 = ByteVector.SPECIES_128, B32 = ByteVector.SPECIES_256;
     private static final VectorSpecies<Short> S32 = ShortVector.SPECIES_512;
@@ -79,7 +79,7 @@ public final class Q3KPanels extends ValuePanels {
                                 }
                                 dst.set(U8, sub + SLICES + 32 * h + 2 * i + q, (byte) lows);
                             }
-                            dst.set(U8, sub + ROWS + 2 * i + q, (byte) clear);
+                            dst.set(U8, sub + CLEARS + 2 * i + q, (byte) clear);
                         }
                     }
                 }
@@ -106,7 +106,7 @@ public final class Q3KPanels extends ValuePanels {
                     int g = g2 + half, m = (xb + 16 * g) / 2;
                     long sub = o + SUB_BLOCKS + (long) g * SUB_BLOCK_BYTES;
                     ShortVector s = ShortVector.zero(S32), t = s;
-                    ShortVector clear = (ShortVector) ByteVector.fromMemorySegment(B32, w, sub + ROWS, LE)
+                    ShortVector clear = (ShortVector) ByteVector.fromMemorySegment(B32, w, sub + CLEARS, LE)
                             .convertShape(VectorOperators.ZERO_EXTEND_B2S, S32, 0);
                     for (int h = 0; h < 2; h++) {
                         ShortVector q = (ShortVector) ByteVector.fromMemorySegment(B32, w, sub + SLICES + 32L * h, LE)
@@ -155,7 +155,7 @@ public final class Q3KPanels extends ValuePanels {
                 long sub = o + SUB_BLOCKS + (long) g * SUB_BLOCK_BYTES;
                 int kg = kb + 16 * g, m0 = (x0 + kg) / 2, m1 = (x1 + kg) / 2, m2 = (x2 + kg) / 2, m3 = (x3 + kg) / 2;
                 ShortVector s0 = ShortVector.zero(S32), s1 = s0, s2 = s0, s3 = s0, t0 = s0, t1 = s0, t2 = s0, t3 = s0;
-                ShortVector clears = (ShortVector) ByteVector.fromMemorySegment(B32, w, sub + ROWS, LE)
+                ShortVector clears = (ShortVector) ByteVector.fromMemorySegment(B32, w, sub + CLEARS, LE)
                         .convertShape(VectorOperators.ZERO_EXTEND_B2S, S32, 0);
                 for (int h = 0; h < 2; h++) {
                     ShortVector q = (ShortVector) ByteVector.fromMemorySegment(B32, w, sub + SLICES + 32L * h, LE)
@@ -214,7 +214,7 @@ public final class Q3KPanels extends ValuePanels {
         int col = k % BLOCK, g = col / 16, h = col % 16 / 8, kk = col % 8 / 2, lane = 2 * i + col % 2;
         long sub = o + SUB_BLOCKS + (long) g * SUB_BLOCK_BYTES;
         int low = (w.get(U8, sub + SLICES + 32L * h + lane) & 0xff) >> 2 * kk & 3;
-        int clear = (w.get(U8, sub + ROWS + lane) & 0xff) >> (4 * h + kk) & 1;
+        int clear = (w.get(U8, sub + CLEARS + lane) & 0xff) >> (4 * h + kk) & 1;
         return w.get(F32, o + D + 4L * i) * w.get(U8, sub + i) * (low - 4 * clear);
     }
 }

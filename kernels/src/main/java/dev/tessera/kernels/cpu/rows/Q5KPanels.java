@@ -47,8 +47,8 @@ public final class Q5KPanels extends ValuePanels {
     static final PanelKernel INSTANCE = new Q5KPanels();
     static final int BLOCK_BYTES = 176;  // in the GGUF file: d, dmin, scales[12], qh[32], qs[128]
     private static final int GGUF_QH = 16, GGUF_QS = 48;
-    /** The first group of slices, after the header; a group is a plane of fifth bits (64 bytes), then 8 pair slices. */
-    static final int GROUPS = Q4KPanels.QS, GROUP_BYTES = 8 * 8 + 8 * 32;
+    /** The first group of slices, after the header; a group is a plane of fifth bits (a short per lane), then 8 pair slices. */
+    static final int GROUPS = Q4KPanels.QS, PLANE_BYTES = 2 * 2 * ROWS, GROUP_BYTES = PLANE_BYTES + 8 * 32;
     static final int PANEL_BLOCK_BYTES = GROUPS + 8 * GROUP_BYTES;
     private static final VectorSpecies<Byte> B32 = ByteVector.SPECIES_256;
     private static final VectorSpecies<Short> S32 = ShortVector.SPECIES_512;
@@ -252,7 +252,7 @@ public final class Q5KPanels extends ValuePanels {
 
     /** Offset in a panel block of pair slice m (0..63). */
     private static long slice(long m) {
-        return GROUPS + GROUP_BYTES * (m >> 3) + 64 + 32 * (m & 7);
+        return GROUPS + GROUP_BYTES * (m >> 3) + PLANE_BYTES + 32 * (m & 7);
     }
 
     /** Offset in a panel block of the fifth-bit plane of slice group g (0..7). */
