@@ -451,11 +451,13 @@ class EdgeRequestsTest {
         // One at a time: each left completion must be cancelled (and its sequences freed) before the next arrives,
         // or a slow machine still holds the previous one's sequences and the next is refused with 429.
         for (int i = 1; i <= 4; i++) {
+            long deadline = System.nanoTime() + 10_000_000_000L;
             try (RawConnection c = new RawConnection(server.port())) {
                 c.send(post("/v1/completions", "{\"model\":\"stories260K\",\"prompt\":\"Once upon\",\"max_tokens\":500,\"n\":4}"));
-                Thread.sleep(200);
+                // Leave as soon as the engine runs it: 2,000 tokens take about 300 ms on a fast machine, so a fixed
+                // wait before leaving could outlast the whole completion, which then ends normally.
+                awaitRunningEngine(deadline);
             }
-            long deadline = System.nanoTime() + 10_000_000_000L;
             while (count(server.log(), cancelled) < before + i && System.nanoTime() < deadline) Thread.sleep(50);
             assertEquals(before + i, count(server.log(), cancelled), server.log());
             awaitIdleEngine(deadline);
@@ -463,13 +465,23 @@ class EdgeRequestsTest {
         assertFalse(server.log().contains("\tat "), server.log());
     }
 
+    private static void awaitRunningEngine(long deadline) throws Exception {
+        while (gauge(metrics(), "tessera_num_requests_running") == 0) {
+            assertTrue(System.nanoTime() < deadline, "the engine never ran the completion");
+            Thread.sleep(5);
+        }
+    }
+
+    private static String metrics() throws Exception {
+        try (RawConnection c = new RawConnection(server.port())) {
+            return c.exchange("GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n").text();
+        }
+    }
+
     /** Cancelling is noted when the handler ends; the engine lets the sequences go at its next step. */
     private static void awaitIdleEngine(long deadline) throws Exception {
         while (true) {
-            String metrics;
-            try (RawConnection c = new RawConnection(server.port())) {
-                metrics = c.exchange("GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n").text();
-            }
+            String metrics = metrics();
             if (gauge(metrics, "tessera_num_requests_running") == 0 && gauge(metrics, "tessera_num_requests_waiting") == 0) return;
             assertTrue(System.nanoTime() < deadline, "the engine still holds cancelled sequences:\n" + metrics);
             Thread.sleep(20);

@@ -37,7 +37,7 @@ class GracefulShutdownTest {
             for (int i = 0; i < 8; i++) {
                 RawConnection c = new RawConnection(server.port());
                 // Two short answers that finish within the grace period, six long ones (no end-of-text) that cannot.
-                int maxTokens = i < 2 ? 4 : 1500;
+                int maxTokens = i < 2 ? 4 : 2000;
                 c.send(EdgeRequestsTest.post(i % 2 == 0 ? "/v1/completions" : "/v1/chat/completions", i % 2 == 0
                         ? "{\"model\":\"stories260K\",\"prompt\":\"Once upon a time\",\"max_tokens\":" + maxTokens + ",\"stream\":true,\"logit_bias\":{\"2\":-100}}"
                         : "{\"model\":\"stories260K\",\"messages\":[{\"role\":\"user\",\"content\":\"Tell a story\"}],\"max_tokens\":" + maxTokens + ",\"stream\":true,\"logit_bias\":{\"2\":-100}}"));
