@@ -87,16 +87,16 @@ class CpuBackendMatmulTest {
     }
 
     /**
-     * The integer GEMMs of Q4_0, Q4_K, Q6_K, Q3_K, Q8_0, IQ4_NL and IQ4_XS (more than SMALL_BATCH tokens) give each token the bits of its one-token dot, for row blocks
+     * The integer GEMMs of Q4_0, Q4_K, Q5_K, Q6_K, Q3_K, Q8_0, IQ4_NL and IQ4_XS (more than SMALL_BATCH tokens) give each token the bits of its one-token dot, for row blocks
      * of three panels and the one- or two-panel remainder (208 = 4 * 48 + 16 rows, 224 = 4 * 48 + 32), over several K
-     * chunks (cols 768) and token groups with a short last one. Q5_K and Q2_K, without an integer GEMM, take their batched
-     * dots for any number of tokens, with the same result.
+     * chunks (cols 768) and token groups with a short last one. Q2_K, without an integer GEMM, takes its batched dots for
+     * any number of tokens, with the same result.
      */
     @ParameterizedTest
     @CsvSource({"Q4_0, 208, 512, 17", "Q4_0, 224, 768, 37", "Q4_0, 96, 256, 20", "Q4_K, 208, 512, 17", "Q4_K, 224, 768, 37", "Q4_K, 96, 256, 20",
             "Q6_K, 208, 512, 17", "Q6_K, 224, 768, 37", "Q6_K, 96, 256, 20",
             "Q8_0, 208, 512, 17", "Q8_0, 224, 768, 37", "Q8_0, 96, 256, 20", "Q8_0, 32, 192, 20", "Q8_0, 256, 384, 37", "Q8_0, 64, 128, 17", "IQ4_NL, 208, 512, 17", "IQ4_NL, 224, 768, 37", "IQ4_XS, 208, 512, 17", "IQ4_XS, 224, 768, 37",
-            "Q5_K, 208, 512, 3", "Q5_K, 224, 768, 37", "Q5_K, 96, 256, 20", "Q3_K, 208, 512, 3", "Q3_K, 96, 256, 20", "Q3_K, 208, 512, 17", "Q3_K, 224, 768, 37", "Q2_K, 96, 256, 20"})
+            "Q5_K, 208, 512, 3", "Q5_K, 208, 512, 17", "Q5_K, 224, 768, 37", "Q5_K, 96, 256, 20", "Q3_K, 208, 512, 3", "Q3_K, 96, 256, 20", "Q3_K, 208, 512, 17", "Q3_K, 224, 768, 37", "Q2_K, 96, 256, 20"})
     void integerPrefillRowsEqualTheirOneTokenDots(TensorType type, int rows, int cols, int numTokens) {
         assertBatchedRowsEqualAlone(type, rows, cols, numTokens, new Random(rows + numTokens));
     }

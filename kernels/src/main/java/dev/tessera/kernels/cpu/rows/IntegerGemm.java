@@ -3,7 +3,7 @@ package dev.tessera.kernels.cpu.rows;
 import java.lang.foreign.MemorySegment;
 
 /**
- * The loop the integer prefill GEMMs share ({@link Q4_0Gemm}, {@link Q4KGemm}, {@link Q6KGemm}, and in floats {@link Q8_0Gemm} and {@link IQ4Gemm}): per three panels (48
+ * The loop the integer prefill GEMMs share ({@link Q4_0Gemm}, {@link Q4KGemm} and {@link Q5KGemm}, {@link Q6KGemm} and {@link Q3KGemm}, and in floats {@link Q8_0Gemm} and {@link IQ4Gemm}): per three panels (48
  * rows) and K chunk, each panel's weights are unpacked once into 16-bit pair vectors in a per-thread pack, then every
  * four tokens run over them.
  */

@@ -40,8 +40,9 @@ import static jdk.incubator.vector.VectorOperators.NE;
  * mask register: on Zen 5 a one-token dot ran 27 against 33 GMAC/s in cache, and two threads streaming from memory 37
  * against 43.5 (a 64-bit vector load of the long instead was slower from memory, 8 GMAC/s on one thread).
  * <p>
- * Many tokens go through {@link #dot4} too, not a float GEMM on {@link #unpack}ed values: a prefill's rows are then the
- * bits its tokens get in a decode step, so a sequence's output does not depend on how its prompt was batched.
+ * Many tokens go through {@link Q5KGemm}, not a float GEMM on {@link #unpack}ed values: its integer sums are the dots',
+ * so a prefill's rows are the bits its tokens get in a decode step, and a sequence's output does not depend on how its
+ * prompt was batched.
  */
 public final class Q5KPanels extends ValuePanels {
     static final PanelKernel INSTANCE = new Q5KPanels();
@@ -248,6 +249,11 @@ public final class Q5KPanels extends ValuePanels {
         if (numTokens > 1) a1.intoArray(out, o0 + outWidth);
         if (numTokens > 2) a2.intoArray(out, o0 + 2 * outWidth);
         if (numTokens > 3) a3.intoArray(out, o0 + 3 * outWidth);
+    }
+
+    @Override
+    public IntegerGemm.Kernel integerGemm() {
+        return Q5KGemm.INSTANCE;
     }
 
     /** Offset in a panel block of pair slice m (0..63). */
