@@ -53,6 +53,7 @@ public final class ExpertParallelFeedForward implements FeedForward {
     private final int[] experts, slotOf;  // per row this device computes or dispatches: its expert, its slot t * k + s
     private final int[] sendCounts, recvCounts, backCounts;  // per device, for the baseline's all-to-alls
     private final float[] ones;
+    private final DenseFeedForward dense;  // DeepSeek's leading dense layers: every device holds them and runs its own rows
 
     /**
      * @param maxBatchTokens the most rows of a whole step (every device's together): a device may compute experts for
@@ -97,6 +98,7 @@ public final class ExpertParallelFeedForward implements FeedForward {
         backCounts = new int[group.size()];
         ones = new float[maxSlots];
         Arrays.fill(ones, 1f);
+        dense = m.leadingDenseLayers() > 0 ? new DenseFeedForward(config, config.hiddenDim(), backend, maxBatchTokens) : null;
     }
 
     public Mode mode() { return mode; }
@@ -108,6 +110,10 @@ public final class ExpertParallelFeedForward implements FeedForward {
     @Override
     public void forward(int layer, LlamaWeights.Layer w, Activations x, Activations xb, int n) {
         MoeWeights e = w.moe();
+        if (e == null) {
+            if (n > 0) dense.forward(layer, w, x, xb, n);
+            return;
+        }
         int[] owner = deviceOfExpert[layer];
         int me = group.rank();
         if (n > 0) {

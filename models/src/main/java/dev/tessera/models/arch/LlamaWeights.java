@@ -29,7 +29,7 @@ public record LlamaWeights(Weight tokenEmbedding, Weight outputNorm, Weight outp
 
     /**
      * One transformer block. Biases and q/k norms are null unless the architecture has them. A mixture-of-experts block
-     * has {@code moe} and no dense gate/up/down (null); a dense block has no {@code moe}.
+     * has {@code moe} and no dense gate/up/down (null); a dense block (DeepSeek's leading ones too) has no {@code moe}.
      */
     public record Layer(Weight attentionNorm, Weight wq, Weight wk, Weight wv, Weight wo,
                         Weight bq, Weight bk, Weight bv, Weight qNorm, Weight kNorm,
@@ -58,7 +58,7 @@ public record LlamaWeights(Weight tokenEmbedding, Weight outputNorm, Weight outp
         for (int i = 0; i < layers.length; i++) {
             String b = "blk." + i + ".";
             int layer = i;
-            boolean moe = c.isMoe();
+            boolean moe = c.isMoeLayer(i);
             layers[i] = new Layer(
                     l.vector(b + "attn_norm.weight", c.dim()),
                     l.matrix(b + "attn_q.weight", qDim, c.dim()),

@@ -14,9 +14,14 @@ public record ModelConfig(Architecture architecture, int dim, int hiddenDim, int
         this(architecture, dim, hiddenDim, numLayers, numHeads, numKvHeads, headDim, vocabSize, contextLength, rmsNormEps, rope, null);
     }
 
-    /** Whether the feed-forward blocks are mixtures of experts. */
+    /** Whether the feed-forward blocks are mixtures of experts (all, or all after DeepSeek's leading dense ones). */
     public boolean isMoe() {
         return moe != null;
+    }
+
+    /** Whether layer {@code layer}'s feed-forward block is a mixture of experts. */
+    public boolean isMoeLayer(int layer) {
+        return moe != null && moe.isMoeLayer(layer);
     }
 
     static final int MAX_DIM = 1 << 16;
@@ -72,7 +77,7 @@ public record ModelConfig(Architecture architecture, int dim, int hiddenDim, int
         if (!(positionScale > 0)) throw file.fail("absurd rope.scaling.factor " + positionScale);
         float[] factors = ropeFactors(file, p, (int) ropeDim, freqBase, scaling);
         RopeTable rope = RopeTable.of((int) ropeDim, freqBase, factors, positionScale, arch.neoxRope());
-        MoeConfig moe = MoeConfig.fromGguf(file, arch, hiddenDim);
+        MoeConfig moe = MoeConfig.fromGguf(file, arch, hiddenDim, numLayers);
         return new ModelConfig(arch, dim, hiddenDim, numLayers, numHeads, numKvHeads, headDim, vocabSize,
                 (int) contextLength, (float) eps, rope, moe);
     }

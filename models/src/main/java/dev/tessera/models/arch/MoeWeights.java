@@ -16,7 +16,8 @@ import java.util.function.IntPredicate;
  * expert-parallel worker loads only its own experts ({@link #load} with {@code owned}).
  * <p>
  * Qwen2-MoE adds a shared expert (plain [hidden][dim] matrices) and its gate {@code ffn_gate_inp_shexp} ([dim], one
- * logit per token); they are null for Mixtral-style models.
+ * logit per token); DeepSeek-MoE's shared experts have no gate ({@code sharedGateInput} null). They are null for
+ * Mixtral-style models.
  */
 public record MoeWeights(Weight router, Weight[] gate, Weight[] up, Weight[] down,
                          Weight sharedGateInput, Weight sharedGate, Weight sharedUp, Weight sharedDown) {
@@ -38,9 +39,10 @@ public record MoeWeights(Weight router, Weight[] gate, Weight[] up, Weight[] dow
         Weight[] gate = experts(file, backend, b + "ffn_gate_exps.weight", m.numExperts(), m.expertHiddenDim(), c.dim(), owned);
         Weight[] up = experts(file, backend, b + "ffn_up_exps.weight", m.numExperts(), m.expertHiddenDim(), c.dim(), owned);
         Weight[] down = experts(file, backend, b + "ffn_down_exps.weight", m.numExperts(), c.dim(), m.expertHiddenDim(), owned);
-        if (!c.architecture().experts().sharedExpert) return new MoeWeights(router, gate, up, down, null, null, null, null);
+        if (!c.architecture().experts().sharedExpert || m.sharedHiddenDim() == 0) return new MoeWeights(router, gate, up, down, null, null, null, null);
+        boolean gated = !c.architecture().experts().deepseek;
         return new MoeWeights(router, gate, up, down,
-                matrix(file, backend, b + "ffn_gate_inp_shexp.weight", 1, c.dim()),
+                gated ? matrix(file, backend, b + "ffn_gate_inp_shexp.weight", 1, c.dim()) : null,
                 matrix(file, backend, b + "ffn_gate_shexp.weight", m.sharedHiddenDim(), c.dim()),
                 matrix(file, backend, b + "ffn_up_shexp.weight", m.sharedHiddenDim(), c.dim()),
                 matrix(file, backend, b + "ffn_down_shexp.weight", c.dim(), m.sharedHiddenDim()));

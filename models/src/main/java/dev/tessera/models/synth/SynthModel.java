@@ -20,7 +20,9 @@ import java.util.stream.IntStream;
 /**
  * A Llama-shaped model with random weights and a real tokenizer, written as GGUF exactly as llama.cpp names and lays
  * out its tensors, for any architecture of the table ({@link Architecture}): llama by default; qwen2 and qwen2moe add
- * attention biases (qwen2moe also a gated shared expert as wide as an expert); qwen3, qwen3moe and olmoe add q/k norms. Weights are deterministic in {@code seed}: each row has its own generator seeded from
+ * attention biases (qwen2moe also a gated shared expert as wide as an expert); qwen3, qwen3moe and olmoe add q/k norms;
+ * deepseek keeps its first layer dense and adds two ungated shared experts. Weights are deterministic in {@code seed}:
+ * each row has its own generator seeded from
  * (seed, tensor, row), so the bytes do not depend on how rows are spread over threads.
  */
 public record SynthModel(String name, int dim, int numLayers, int numHeads, int numKvHeads, int hiddenDim,
@@ -46,6 +48,9 @@ public record SynthModel(String name, int dim, int numLayers, int numHeads, int 
      */
     static final float MOE_EMBED_STD = 1.0f;
     static final int CONTEXT_LENGTH = 4096;
+    /** DeepSeek-MoE's extras, as DeepSeek-MoE-16B has them but for the scale (1.0 there), which is not 1 so that it shows. */
+    static final int DEEPSEEK_LEADING_DENSE = 1, DEEPSEEK_SHARED_EXPERTS = 2;
+    static final float DEEPSEEK_WEIGHTS_SCALE = 1.5f;
     /** Elements generated per parallel task: large enough to amortise scheduling, small enough to balance 2 cores. */
     static final int CHUNK_ELEMENTS = 1 << 20;
 
@@ -132,6 +137,8 @@ public record SynthModel(String name, int dim, int numLayers, int numHeads, int 
             throw new IllegalArgumentException(architecture + " has no mixture-of-experts layers (MoE architectures: " + Architecture.moeNames() + ")");
         if (arch.experts().required && numExperts == 0)
             throw new IllegalArgumentException(architecture + " is a mixture-of-experts architecture: give experts");
+        if (arch.experts().deepseek && numLayers <= DEEPSEEK_LEADING_DENSE)
+            throw new IllegalArgumentException(architecture + " keeps its first " + DEEPSEEK_LEADING_DENSE + " layer dense: give more layers than that");
         if (arch.qkNorm() == Architecture.QkNorm.WHOLE && qDim() != dim)
             throw new IllegalArgumentException(architecture + "'s q norm is as wide as the model: heads x head dimension must be dim " + dim + ", got " + qDim());
         if (arch.qkNorm() == Architecture.QkNorm.WHOLE && numKvHeads != numHeads)
@@ -191,7 +198,13 @@ public record SynthModel(String name, int dim, int numLayers, int numHeads, int 
             w.metadata(p + "expert_count", GgufValue.ofUint32(numExperts));
             w.metadata(p + "expert_used_count", GgufValue.ofUint32(numExpertsUsed));
             if (arch.experts().expertWidthKey) w.metadata(p + "expert_feed_forward_length", GgufValue.ofUint32(hiddenDim));
-            if (arch.experts().sharedExpert) w.metadata(p + "expert_shared_feed_forward_length", GgufValue.ofUint32(hiddenDim));
+            if (arch.experts().deepseek) {
+                w.metadata(p + "leading_dense_block_count", GgufValue.ofUint32(DEEPSEEK_LEADING_DENSE));
+                w.metadata(p + "expert_shared_count", GgufValue.ofUint32(DEEPSEEK_SHARED_EXPERTS));
+                w.metadata(p + "expert_weights_scale", GgufValue.ofFloat32(DEEPSEEK_WEIGHTS_SCALE));
+            } else if (arch.experts().sharedExpert) {
+                w.metadata(p + "expert_shared_feed_forward_length", GgufValue.ofUint32(hiddenDim));
+            }
         }
         w.metadata(tokenizer);
 
@@ -216,17 +229,19 @@ public record SynthModel(String name, int dim, int numLayers, int numHeads, int 
             }
             weight(w, b + "attn_output.weight", i, qDim(), dim);
             w.tensor(b + "ffn_norm.weight", new long[] {dim}, TensorType.F32);
-            if (isMoe()) {
+            if (isMoe() && !(arch.experts().deepseek && i < DEEPSEEK_LEADING_DENSE)) {
                 // The router stays F32 (llama-quantize leaves ffn_gate_inp unquantized); experts are 3-D, expert last.
                 w.tensor(b + "ffn_gate_inp.weight", new long[] {dim, numExperts}, TensorType.F32);
                 weight(w, b + "ffn_gate_exps.weight", i, dim, hiddenDim, numExperts);
                 weight(w, b + "ffn_up_exps.weight", i, dim, hiddenDim, numExperts);
                 weight(w, b + "ffn_down_exps.weight", i, hiddenDim, dim, numExperts);
                 if (arch.experts().sharedExpert) {
-                    w.tensor(b + "ffn_gate_inp_shexp.weight", new long[] {dim}, TensorType.F32);
-                    weight(w, b + "ffn_gate_shexp.weight", i, dim, hiddenDim);
-                    weight(w, b + "ffn_up_shexp.weight", i, dim, hiddenDim);
-                    weight(w, b + "ffn_down_shexp.weight", i, hiddenDim, dim);
+                    // Qwen2-MoE's one gated shared expert; DeepSeek's shared experts, ungated, as one of their total width.
+                    int shared = arch.experts().deepseek ? DEEPSEEK_SHARED_EXPERTS * hiddenDim : hiddenDim;
+                    if (!arch.experts().deepseek) w.tensor(b + "ffn_gate_inp_shexp.weight", new long[] {dim}, TensorType.F32);
+                    weight(w, b + "ffn_gate_shexp.weight", i, dim, shared);
+                    weight(w, b + "ffn_up_shexp.weight", i, dim, shared);
+                    weight(w, b + "ffn_down_shexp.weight", i, shared, dim);
                 }
             } else {
                 weight(w, b + "ffn_gate.weight", i, dim, hiddenDim);

@@ -19,7 +19,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * A mixture-of-experts model (synthetic, Q8_0; Mixtral, Qwen2-MoE, Qwen3-MoE and OLMoE) under the batching engine: 16 concurrent greedy
+ * A mixture-of-experts model (synthetic, Q8_0; Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE and DeepSeek-MoE) under the batching engine: 16 concurrent greedy
  * requests over the paged KV cache, with prefix caching on and shared prompt prefixes, each give exactly the tokens
  * the request gives alone.
  */
@@ -28,7 +28,7 @@ class MoeBatchingEngineTest {
     Path tmp;
 
     @ParameterizedTest
-    @ValueSource(strings = {"llama", "qwen2moe", "qwen3moe", "olmoe"})
+    @ValueSource(strings = {"llama", "qwen2moe", "qwen3moe", "olmoe", "deepseek"})
     void sixteenConcurrentRequestsMatchTheirSoloRuns(String architecture) throws Exception {
         Path moe = tmp.resolve("moe-tiny-" + architecture + ".gguf");
         // OLMoE's k norm is as wide as the model, so its kv heads are all its heads.

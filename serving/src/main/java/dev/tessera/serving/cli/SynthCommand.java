@@ -63,8 +63,10 @@ public final class SynthCommand implements Command {
                                       with 8 experts)
                   --arch ARCH         general.architecture (default llama): %s; the same shape with that
                                       architecture's extra tensors: attention biases (qwen2, qwen2moe), a gated shared
-                                      expert as wide as an expert (qwen2moe), q/k norms (qwen3, qwen3moe, olmoe); the
-                                      MoE ones (%s) need experts, olmoe as many kv heads as heads
+                                      expert as wide as an expert (qwen2moe), q/k norms (qwen3, qwen3moe, olmoe), a
+                                      dense first layer and two ungated shared experts, expert_weights_scale 1.5
+                                      (deepseek); the MoE ones (%s) need experts, olmoe as many kv
+                                      heads as heads
                   --head-dim N        each head's width (default dim / heads; attention.key_length and value_length),
                                       as Qwen3's small models have (16 heads of 128 on a width of 1024)
                   --out FILE          output GGUF (replaced if it exists)
