@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Greedy output of Tessera against native llama.cpp on every architecture of the table (llama, qwen2, qwen3, qwen2moe,
-# qwen3moe, olmoe): `tessera synth --arch` writes each as F32 and Q8_0, llama-quantize makes Q4_K_M of the q/k-normed
-# ones, and scripts/greedy-parity.sh compares the first N tokens of each file (identical, or a measured near-tie).
+# qwen3moe, olmoe, deepseek): `tessera synth --arch` writes each as F32 and Q8_0, llama-quantize makes Q4_K_M of the
+# q/k-normed ones and of deepseek, and scripts/greedy-parity.sh compares the first N tokens of each file (identical, or a measured near-tie).
 #
 #   scripts/arch-parity.sh [--tokens 32] [--out DIR]     (files and logs in DIR, default bench-out/arch-parity)
 #
@@ -33,9 +33,11 @@ for type in f32 q8_0; do
   # OLMoE's q and k norms span the whole projection, so its kv heads are all its heads.
   synth --dim 256 --layers 4 --heads 8 --kv-heads 8 --ffn 256 --experts 8 --experts-used 2 --vocab-from "$vocab" \
     --arch olmoe --type "$type" --out "$out/olmoe-$type.gguf"
-  for a in llama qwen2 qwen3 qwen2moe qwen3moe olmoe; do files+=("$out/$a-$type.gguf"); done
+  # DeepSeek-MoE: a dense first layer, two ungated shared experts, expert_weights_scale 1.5.
+  synth --preset moe-tiny --type "$type" --arch deepseek --out "$out/deepseek-$type.gguf"
+  for a in llama qwen2 qwen3 qwen2moe qwen3moe olmoe deepseek; do files+=("$out/$a-$type.gguf"); done
 done
-for a in qwen3 qwen3moe olmoe; do
+for a in qwen3 qwen3moe olmoe deepseek; do
   "$bin/llama-quantize" "$out/$a-f32.gguf" "$out/$a-q4_k_m.gguf" Q4_K_M > "$out/quantize-$a.log" 2>&1 \
     || { echo "arch-parity: llama-quantize failed on $a, see $out/quantize-$a.log" >&2; exit 1; }
   files+=("$out/$a-q4_k_m.gguf")
