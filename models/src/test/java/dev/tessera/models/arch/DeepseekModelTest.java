@@ -1,7 +1,5 @@
 package dev.tessera.models.arch;
 
-import dev.tessera.kernels.AttentionBatch;
-import dev.tessera.kernels.KvCache;
 import dev.tessera.kernels.TensorType;
 import dev.tessera.kernels.cpu.CpuBackend;
 import dev.tessera.models.TestModels;
@@ -35,8 +33,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class DeepseekModelTest {
     @TempDir
     Path tmp;
-
-    static final int[] PROMPT = {1, 450, 4996, 17354, 1701, 432, 17204, 975, 278, 17366, 11203, 29889};
 
     private Path synth() {
         Path out = tmp.resolve("deepseek.gguf");
@@ -109,17 +105,7 @@ class DeepseekModelTest {
         }
     }
 
-    /** Logits after PROMPT, in one prefill. */
     private static float[] logits(Path path) {
-        try (GgufFile file = GgufFile.open(path)) {
-            ModelConfig c = ModelConfig.fromGguf(file);
-            CpuBackend backend = new CpuBackend(2);
-            try (LlamaModel model = new LlamaModel(c, LlamaWeights.load(file, c, backend), backend, 64, 1);
-                 KvCache cache = model.newKvCache(PROMPT.length)) {
-                float[] out = new float[c.vocabSize()];
-                model.forward(PROMPT, AttentionBatch.single(cache, 0, PROMPT.length), new int[] {PROMPT.length - 1}, out);
-                return out;
-            }
-        }
+        return QkNormModelTest.logits(path);
     }
 }

@@ -103,7 +103,7 @@ class QkNormModelTest {
     }
 
     /** Logits after PROMPT, in one prefill on two threads. */
-    private static float[] logits(Path path) {
+    static float[] logits(Path path) {
         try (GgufFile file = GgufFile.open(path)) {
             ModelConfig c = ModelConfig.fromGguf(file);
             CpuBackend backend = new CpuBackend(2);
