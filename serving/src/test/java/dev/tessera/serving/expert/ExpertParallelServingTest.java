@@ -68,11 +68,19 @@ class ExpertParallelServingTest {
     }
 
     static Process startWorker(int port) throws Exception {
+        return startWorker(model, port);
+    }
+
+    static Process startWorker(Path model, int port) throws Exception {
         return CliProcesses.start("expert-worker: listening on", "expert-worker", "--listen", "127.0.0.1:" + port, "--model", model.toString(), "--threads", "1");
     }
 
-    /** Device 0 in this process, devices 1.. the workers on {@code ports}, with a pool of {@code numKvBlocks} blocks. */
     static ServedModel expertParallel(List<Integer> ports, Placement placement, Mode mode, int numKvBlocks) {
+        return expertParallel(model, ports, placement, mode, numKvBlocks);
+    }
+
+    /** Device 0 in this process, devices 1.. the workers on {@code ports}, with a pool of {@code numKvBlocks} blocks. */
+    static ServedModel expertParallel(Path model, List<Integer> ports, Placement placement, Mode mode, int numKvBlocks) {
         ModelConfig c;
         try (GgufFile f = GgufFile.open(model)) {
             c = ModelConfig.fromGguf(f);
