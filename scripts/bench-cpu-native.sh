@@ -6,6 +6,8 @@
 #   scripts/bench-cpu-native.sh [--threads 2] [--prompt-tokens 128] [--gen-tokens 64] [--reps 3] [--rounds 1]
 #                               [--files "q4_k_m q4_0 q4_0-pure q8_0"] (also q4_k_s q5_k_m q6_k q3_k_m q2_k q5_0 q4_1 q5_1 iq4_nl iq4_xs) [--out-dir bench-native] [--no-rss]
 #                               [--preset llama-1b|moe-8x1b|...]   (any 'tessera synth' preset; moe-* are MoE models)
+#                               [--arch ARCH]   (the preset's shape as another architecture: 'tessera synth --arch';
+#                                                files are then named PRESET-ARCH-TYPE.gguf, e.g. moe-8x1b-deepseek)
 #
 # Results: a markdown table on stdout (prefill and decode tok/s and ratios, peak RSS of `tessera generate`
 # against the file size); raw outputs under OUT_DIR/raw/. `tessera bench` decodes after its prompt, so the decode
@@ -17,7 +19,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-usage() { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 log() { printf '[bench-cpu-native] %s\n' "$*" >&2; }
 fail() { printf 'bench-cpu-native: %s\n' "$*" >&2; exit 1; }
 
@@ -30,6 +32,7 @@ FILES="q4_k_m q4_0 q4_0-pure q8_0"
 OUT_DIR=bench-native
 RSS=1
 PRESET=llama-1b
+ARCH=
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --threads) THREADS=${2:?}; shift 2 ;;
@@ -41,6 +44,7 @@ while [[ $# -gt 0 ]]; do
         --out-dir) OUT_DIR=${2:?}; shift 2 ;;
         --no-rss) RSS=0; shift ;;
         --preset) PRESET=${2:?}; shift 2 ;;
+        --arch) ARCH=${2:?}; shift 2 ;;
         -h|--help) usage ;;
         *) echo "bench-cpu-native: unknown flag $1" >&2; usage ;;
     esac
@@ -72,10 +76,13 @@ OUT_DIR=$(cd "$OUT_DIR" && pwd)
 RAW="$OUT_DIR/raw"
 
 # (2) one F16 synthetic model, then each preset made from it by llama-quantize
+SYNTH_PRESET=$PRESET
+synth_arch=()
+if [[ -n "$ARCH" ]]; then PRESET="$PRESET-$ARCH"; synth_arch=(--arch "$ARCH"); fi
 F16="$OUT_DIR/$PRESET-f16.gguf"
 if [[ ! -s "$F16" ]]; then
     log "synthesizing $F16"
-    "$TESSERA" synth --preset "$PRESET" --type f16 --out "$F16.tmp" >&2 || { rm -f "$F16.tmp"; fail "tessera synth --type f16 failed"; }
+    "$TESSERA" synth --preset "$SYNTH_PRESET" "${synth_arch[@]}" --type f16 --out "$F16.tmp" >&2 || { rm -f "$F16.tmp"; fail "tessera synth --type f16 failed"; }
     mv "$F16.tmp" "$F16"
 fi
 for f in $FILES; do
