@@ -8,26 +8,34 @@ import java.util.List;
 
 /**
  * Collects a {@link RoutingTrace} from a running model: each step's routing arrives layer by layer
- * ({@link RoutingObserver}); {@link #endStep} files the step's tokens under their sequence and position.
+ * ({@link RoutingObserver}); {@link #endStep} files the step's tokens under their sequence and position. A model whose
+ * first layers are dense (DeepSeek-MoE) routes from layer {@code firstLayer} on, and the trace's layer 0 is that one.
  */
 public final class RoutingRecorder implements RoutingObserver {
     private final String model;
-    private final int numLayers, numExperts, topK;
+    private final int numLayers, numExperts, topK, firstLayer;
     private final List<int[]> rows = new ArrayList<>();
     private final List<int[]> ids = new ArrayList<>();
     private int[][] step = new int[0][];  // [token of the step][layer * topK + slot]
     private int stepTokens;
 
     public RoutingRecorder(String model, int numLayers, int numExperts, int topK) {
+        this(model, numLayers, numExperts, topK, 0);
+    }
+
+    /** @param numLayers the layers that route: the model's from {@code firstLayer} on */
+    public RoutingRecorder(String model, int numLayers, int numExperts, int topK, int firstLayer) {
         this.model = model;
         this.numLayers = numLayers;
         this.numExperts = numExperts;
         this.topK = topK;
+        this.firstLayer = firstLayer;
     }
 
     @Override
-    public void routed(int layer, ExpertRouting routing) {
-        int n = routing.numTokens();
+    public void routed(int modelLayer, ExpertRouting routing) {
+        int n = routing.numTokens(), layer = modelLayer - firstLayer;
+        if (layer < 0) return;
         if (layer == 0) {
             stepTokens = n;
             if (step.length < n) step = new int[n][];

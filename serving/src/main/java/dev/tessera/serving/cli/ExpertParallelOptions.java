@@ -94,11 +94,21 @@ final class ExpertParallelOptions {
         int fileDevices = root.path("num_devices").asInt(-1), nodes = root.path("num_nodes").asInt(1);
         if (fileDevices != devices)
             throw new CliArgs.UsageException(where + "places experts on " + fileDevices + " devices; this run has " + devices + " (this process and " + (devices - 1) + " workers)");
-        if (!table.isArray() || table.size() != layers)
-            throw new CliArgs.UsageException(where + "device_of_expert has " + (table.isArray() ? table.size() : 0) + " layers; the model has " + layers);
+        // A placement fitted on a trace covers the layers that route: DeepSeek's leading dense ones hold no experts, and
+        // get the contiguous rows the loader needs.
+        int lead = config.moe().leadingDenseLayers();
+        if (!table.isArray() || (table.size() != layers && table.size() != layers - lead))
+            throw new CliArgs.UsageException(where + "device_of_expert has " + (table.isArray() ? table.size() : 0) + " layers; the model has " + layers
+                    + (lead > 0 ? " (" + (layers - lead) + " after its " + lead + " dense ones)" : ""));
+        int first = layers - table.size();
         int[][] device = new int[layers][experts];
-        for (int l = 0; l < layers; l++) {
-            JsonNode row = table.get(l);
+        try {
+            for (int l = 0; l < first; l++) device[l] = Placement.contiguous(1, experts, devices, 1).device()[0];
+        } catch (IllegalArgumentException e) {
+            throw new CliArgs.UsageException(where + e.getMessage());
+        }
+        for (int l = first; l < layers; l++) {
+            JsonNode row = table.get(l - first);
             if (!row.isArray() || row.size() != experts)
                 throw new CliArgs.UsageException(where + "layer " + l + " places " + (row.isArray() ? row.size() : 0) + " experts; the model has " + experts);
             for (int e = 0; e < experts; e++) {

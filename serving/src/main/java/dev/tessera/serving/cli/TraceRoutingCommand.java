@@ -72,14 +72,11 @@ public final class TraceRoutingCommand implements Command {
                 System.err.println("tessera trace-routing: " + model + " is not a mixture-of-experts model (no expert_count)");
                 return 1;
             }
-            if (c.moe().leadingDenseLayers() > 0) {
-                // A trace holds every layer's experts, and placement pairs consecutive layers' experts.
-                System.err.println("tessera trace-routing: " + model + " has " + c.moe().leadingDenseLayers()
-                        + " leading dense layers (leading_dense_block_count); routing traces need every layer to be a mixture of experts");
-                return 1;
-            }
             String name = m.file().getString("general.name", model.getFileName().toString());
-            RoutingRecorder recorder = new RoutingRecorder(name, c.numLayers(), c.moe().numExperts(), c.moe().numExpertsUsed());
+            int lead = c.moe().leadingDenseLayers();
+            if (lead > 0)
+                System.err.println("tessera trace-routing: the first " + lead + " layer(s) are dense; the trace's layer 0 is model layer " + lead);
+            RoutingRecorder recorder = new RoutingRecorder(name, c.numLayers() - lead, c.moe().numExperts(), c.moe().numExpertsUsed(), lead);
             LlamaModel lm = m.model();
             lm.observeRouting(recorder);
             long start = System.nanoTime();

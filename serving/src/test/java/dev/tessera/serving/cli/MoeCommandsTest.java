@@ -2,6 +2,9 @@ package dev.tessera.serving.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.tessera.models.arch.ModelConfig;
+import dev.tessera.models.gguf.GgufFile;
+import dev.tessera.scheduler.placement.Placement;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -36,6 +39,34 @@ class MoeCommandsTest {
         assertEquals(4, j.get("device_of_expert").size());
         assertEquals(8, j.get("device_of_expert").get(0).size());
         assertEquals(2, j.get("num_devices").asInt());
+    }
+
+    /** DeepSeek-MoE's first layer is dense: the trace and the placement cover layers 1..3, and serving gets layer 0 a row. */
+    @Test
+    void leadingDenseLayersAreLeftOutOfTheTraceAndThePlacement(@TempDir Path dir) throws Exception {
+        Path model = dir.resolve("deepseek.gguf"), prompts = dir.resolve("prompts.txt"), trace = dir.resolve("ds.trace"), placement = dir.resolve("p.json");
+        CommandLineTest.Run synth = tessera("synth", "--preset", "moe-tiny", "--arch", "deepseek", "--type", "q8_0", "--affinity", "1", "--out", model.toString(),
+                "--vocab-from", models().resolve("llama.cpp-vocab/ggml-vocab-llama-spm.gguf").toString());
+        assertEquals(0, synth.exitCode(), synth.stderr());
+        Files.writeString(prompts, "Once upon a time\nA little dog ran\nExperts route tokens\nThe engine reads every weight\n");
+        CommandLineTest.Run traced = tessera("trace-routing", "--model", model.toString(), "--prompts", prompts.toString(),
+                "--out", trace.toString(), "--gen-tokens", "3", "--threads", "2");
+        assertEquals(0, traced.exitCode(), traced.stderr());
+        assertTrue(traced.stderr().contains("the first 1 layer(s) are dense"), traced.stderr());
+        assertTrue(Files.readString(trace).startsWith("tessera-routing-trace 1\nmodel synth-moe-tiny layers 3 experts 8 top_k 2\n"), Files.readString(trace));
+        CommandLineTest.Run placed = tessera("place", "--trace", trace.toString(), "--devices", "2", "--time-limit", "2", "--out", placement.toString());
+        assertEquals(0, placed.exitCode(), placed.stderr());
+        JsonNode table = new ObjectMapper().readTree(placement.toFile()).get("device_of_expert");
+        assertEquals(3, table.size());
+        try (GgufFile f = GgufFile.open(model)) {
+            Placement p = ExpertParallelOptions.placement(placement.toString(), ModelConfig.fromGguf(f), 2);
+            assertEquals(4, p.device().length, "a row per model layer");
+            for (int l = 1; l < 4; l++)
+                for (int e = 0; e < 8; e++) assertEquals(table.get(l - 1).get(e).asInt(), p.device()[l][e], "layer " + l + ", expert " + e);
+            CliArgs.UsageException e = org.junit.jupiter.api.Assertions.assertThrows(CliArgs.UsageException.class,
+                    () -> ExpertParallelOptions.placement(placement.toString(), ModelConfig.fromGguf(f), 4));
+            assertTrue(e.getMessage().contains("places experts on 2 devices"), e.getMessage());
+        }
     }
 
     @Test
