@@ -15,7 +15,7 @@ final class ExpertCombine {
 
     ExpertCombine(ModelConfig config, Backend backend, int maxBatchTokens) {
         this.backend = backend;
-        boolean shared = config.architecture().experts().sharedExpert && config.moe().sharedHiddenDim() > 0;
+        boolean shared = config.moe().sharedHiddenDim() > 0;
         sharedHb = shared ? backend.allocate(maxBatchTokens, config.moe().sharedHiddenDim()) : null;
         sharedHb2 = shared ? backend.allocate(maxBatchTokens, config.moe().sharedHiddenDim()) : null;
         sharedGate = shared ? backend.allocate(maxBatchTokens, 1) : null;

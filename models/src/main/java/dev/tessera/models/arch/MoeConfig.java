@@ -14,11 +14,6 @@ import dev.tessera.models.gguf.GgufFile;
 public record MoeConfig(int numExperts, int numExpertsUsed, int expertHiddenDim, int sharedHiddenDim,
                         boolean normalize, float weightsScale, int leadingDenseLayers) {
 
-    /** A configuration whose every layer is MoE. */
-    public MoeConfig(int numExperts, int numExpertsUsed, int expertHiddenDim, int sharedHiddenDim, boolean normalize, float weightsScale) {
-        this(numExperts, numExpertsUsed, expertHiddenDim, sharedHiddenDim, normalize, weightsScale, 0);
-    }
-
     /** Whether layer {@code layer} is a mixture of experts (the others, DeepSeek's leading ones, are dense). */
     public boolean isMoeLayer(int layer) {
         return layer >= leadingDenseLayers;
@@ -49,7 +44,7 @@ public record MoeConfig(int numExperts, int numExpertsUsed, int expertHiddenDim,
         long shared = arch.experts().sharedExpert ? file.getLong(p + "expert_shared_feed_forward_length", hiddenDim) : 0;
         if (expertHidden <= 0 || shared < 0) throw file.fail("absurd expert widths: expert " + expertHidden + ", shared " + shared);
         // llama.cpp reads expert_weights_scale only for architectures that declare it; none of ours does.
-        return new MoeConfig((int) numExperts, (int) used, (int) expertHidden, (int) shared, arch.experts().normalize, 0f);
+        return new MoeConfig((int) numExperts, (int) used, (int) expertHidden, (int) shared, arch.experts().normalize, 0f, 0);
     }
 
     /** DeepSeek-MoE's keys, as llama.cpp's deepseek loader reads them (the expert width and shared count are required). */

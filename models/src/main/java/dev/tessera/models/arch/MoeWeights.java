@@ -39,7 +39,7 @@ public record MoeWeights(Weight router, Weight[] gate, Weight[] up, Weight[] dow
         Weight[] gate = experts(file, backend, b + "ffn_gate_exps.weight", m.numExperts(), m.expertHiddenDim(), c.dim(), owned);
         Weight[] up = experts(file, backend, b + "ffn_up_exps.weight", m.numExperts(), m.expertHiddenDim(), c.dim(), owned);
         Weight[] down = experts(file, backend, b + "ffn_down_exps.weight", m.numExperts(), c.dim(), m.expertHiddenDim(), owned);
-        if (!c.architecture().experts().sharedExpert || m.sharedHiddenDim() == 0) return new MoeWeights(router, gate, up, down, null, null, null, null);
+        if (m.sharedHiddenDim() == 0) return new MoeWeights(router, gate, up, down, null, null, null, null);
         boolean gated = !c.architecture().experts().deepseek;
         return new MoeWeights(router, gate, up, down,
                 gated ? matrix(file, backend, b + "ffn_gate_inp_shexp.weight", 1, c.dim()) : null,

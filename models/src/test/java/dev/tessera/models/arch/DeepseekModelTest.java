@@ -71,7 +71,7 @@ class DeepseekModelTest {
         Path base = synth(), zero = tmp.resolve("zero.gguf"), one = tmp.resolve("one.gguf");
         withKeys(base, zero, Map.of("deepseek.expert_weights_scale", GgufValue.ofFloat32(0f)));
         withKeys(base, one, Map.of("deepseek.expert_weights_scale", GgufValue.ofFloat32(1f)));
-        float[] atZero = logits(zero), atOne = logits(one), atBase = logits(base);
+        float[] atZero = QkNormModelTest.logits(zero), atOne = QkNormModelTest.logits(one), atBase = QkNormModelTest.logits(base);
         assertArrayEquals(atOne, atZero, "llama.cpp scales only when the scale is neither 0 nor 1");
         double moved = 0;
         for (int i = 0; i < atOne.length; i++) moved = Math.max(moved, Math.abs(atOne[i] - atBase[i]));
@@ -103,9 +103,5 @@ class DeepseekModelTest {
             for (GgufTensorInfo t : src.tensors().values()) w.tensor(t.name(), t.dims(), t.type());
             w.write(out, (info, dst) -> dst.copyFrom(src.data(src.tensor(info.name()))));
         }
-    }
-
-    private static float[] logits(Path path) {
-        return QkNormModelTest.logits(path);
     }
 }

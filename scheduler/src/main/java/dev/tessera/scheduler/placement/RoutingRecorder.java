@@ -19,10 +19,6 @@ public final class RoutingRecorder implements RoutingObserver {
     private int[][] step = new int[0][];  // [token of the step][layer * topK + slot]
     private int stepTokens;
 
-    public RoutingRecorder(String model, int numLayers, int numExperts, int topK) {
-        this(model, numLayers, numExperts, topK, 0);
-    }
-
     /** @param numLayers the layers that route: the model's from {@code firstLayer} on */
     public RoutingRecorder(String model, int numLayers, int numExperts, int topK, int firstLayer) {
         this.model = model;

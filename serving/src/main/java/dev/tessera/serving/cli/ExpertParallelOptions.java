@@ -102,10 +102,12 @@ final class ExpertParallelOptions {
                     + (lead > 0 ? " (" + (layers - lead) + " after its " + lead + " dense ones)" : ""));
         int first = layers - table.size();
         int[][] device = new int[layers][experts];
-        try {
-            for (int l = 0; l < first; l++) device[l] = Placement.contiguous(1, experts, devices, 1).device()[0];
-        } catch (IllegalArgumentException e) {
-            throw new CliArgs.UsageException(where + e.getMessage());
+        if (first > 0) {
+            try {
+                System.arraycopy(Placement.contiguous(first, experts, devices, 1).device(), 0, device, 0, first);
+            } catch (IllegalArgumentException e) {
+                throw new CliArgs.UsageException(where + e.getMessage());
+            }
         }
         for (int l = first; l < layers; l++) {
             JsonNode row = table.get(l - first);
